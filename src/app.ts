@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from './config/schema.js';
+import { createApiServer, type ApiServer } from './api/server.js';
+import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
+import { Intake } from './intake/accept.js';
+import { allChecks, domainCheck, type RecipientCheck } from './intake/recipients.js';
+import { ParseWorker } from './mime/parse-worker.js';
+import { openBlobStore } from './store/open-blobs.js';
+import { migrate, openDb, type Db } from './store/db.js';
+import type { BlobStore } from './core/ports.js';
+import { createLogger, type Logger } from './telemetry/log.js';
+import { createMetrics, type Metrics } from './telemetry/metrics.js';
+
+/** A whole Postroom, built from a config; tests build one in-process on temp dirs and free ports. */
+export interface Postroom {
+  config: Config;
+  db: Db;
+  blobs: BlobStore;
+  intake: Intake;
+  log: Logger;
+  metrics: Metrics;
+  apiToken: string;
+  smtp?: SmtpIngress;
+  api?: ApiServer;
+  parser: ParseWorker;
+  /** Where the listeners are bound (ports resolved when 0 was asked for). */
+  addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
+  stop(): Promise<void>;
+}
+
+/** The API token: from config/env, else generated once into DATA_DIR/api-token (mode 0600). */
+export function resolveApiToken(config: Config): string {
+  if (config.http.apiToken) return config.http.apiToken;
+  const file = path.join(config.dataDir, 'api-token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const token = randomBytes(24).toString('base64url');
+    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    return token;
+  }
+}
+
+/** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
+export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
+  const log = opts.log ?? createLogger(config.log.level);
+  const metrics = createMetrics();
+  mkdirSync(config.dataDir, { recursive: true });
+  const db = openDb(config.store.database, config.dataDir);
+  await migrate(db);
+  const blobs = openBlobStore(config, db);
+  const hostname = config.smtp.hostname ?? os.hostname();
+  const intake = new Intake({
+    db,
+    blobs,
+    log,
+    metrics,
+    hostname,
+    headerLimit: config.parse.maxHeaderSize,
+    commitWindowMs: config.store.commitWindow,
+  });
+  const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse });
+  intake.on('stored', (m) => parser.enqueue(m.id));
+  await parser.start();
+
+  const apiToken = resolveApiToken(config);
+  const recipientCheck: RecipientCheck = allChecks(domainCheck(config.smtp.domains));
+  const app: Postroom = {
+    config,
+    db,
+    blobs,
+    intake,
+    log,
+    metrics,
+    apiToken,
+    parser,
+    addresses: {},
+    async stop() {
+      await app.smtp?.close();
+      await app.api?.close();
+      await intake.close();
+      await parser.stop();
+      await db.close();
+    },
+  };
+  try {
+    if (config.smtp.enabled) {
+      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics });
+      app.addresses.smtp = await app.smtp.listen();
+    }
+    if (config.http.enabled) {
+      app.api = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken });
+      app.addresses.http = await app.api.listen();
+    }
+  } catch (err) {
+    await app.stop().catch(() => {});
+    throw err;
+  }
+  return app;
+}

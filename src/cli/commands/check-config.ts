@@ -1,0 +1,29 @@
+import { ConfigError, loadConfig } from '../../config/load.js';
+import type { Command } from '../command.js';
+
+export const checkConfig: Command = {
+  name: 'check-config',
+  summary: 'validate a config file; each error names its key path',
+  usage: `usage: postroom check-config FILE
+
+Validates FILE against the config schema (environment overrides applied) and prints
+each problem as 'key.path: what is wrong'. Exit 0 when valid, 78 (EX_CONFIG) when not.`,
+  async run(argv) {
+    const file = argv[0];
+    if (!file || argv.length > 1) {
+      process.stderr.write(`${this.usage}\n`);
+      return 64;
+    }
+    try {
+      loadConfig(file);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`${e.message}\n`);
+        return 78;
+      }
+      throw e;
+    }
+    process.stdout.write(`${file}: ok\n`);
+    return 0;
+  },
+};

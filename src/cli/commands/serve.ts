@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import { startPostroom } from '../../app.js';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import type { Command } from '../command.js';
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'run the mail room: SMTP listener, HTTP API, parser and delivery workers',
+  usage: `usage: postroom serve [--config FILE]
+
+Runs Postroom. Without --config (or $POSTROOM_CONFIG) it runs on embedded defaults:
+SQLite and blobs under ./data, SMTP on 127.0.0.1:2525, HTTP on 127.0.0.1:8025.
+Environment variables win over the file: POSTROOM_DATA_DIR, POSTROOM_SMTP_LISTEN,
+POSTROOM_HTTP_LISTEN, POSTROOM_API_TOKEN, POSTROOM_DATABASE_URL, POSTROOM_CONFIG.`,
+  async run(argv) {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
+    let config;
+    try {
+      config = loadConfig(values.config);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`${e.message}\n`);
+        return 78; // EX_CONFIG
+      }
+      throw e;
+    }
+    const app = await startPostroom(config);
+    const { smtp, http } = app.addresses;
+    const lines = [
+      `Postroom is running (data in ${config.dataDir}, ${app.db.dialect} store)`,
+      smtp ? `  SMTP  ${smtp.host}:${smtp.port}` : '  SMTP  disabled',
+      http ? `  HTTP  http://${http.host}:${http.port}/api/v1/messages` : '  HTTP  disabled',
+      `  API token: ${app.apiToken}`,
+      '',
+    ];
+    process.stderr.write(lines.join('\n'));
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        app.log.info({ signal: sig }, 'stopping');
+        app.stop().finally(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    return 0;
+  },
+};

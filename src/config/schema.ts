@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { duration, listen, size } from './units.js';
+
+/**
+ * The one config schema. Every key is documented here (the descriptions feed the config
+ * reference) and in config/postroom.example.yaml. Unknown keys are errors: a typo must not
+ * silently become a default.
+ */
+
+const clientList = z
+  .array(z.string().min(1))
+  .describe('IPs, CIDRs (10.0.0.0/8), ranges (192.168.1.0-192.168.1.31) or host names');
+
+const smtpUser = z.strictObject({
+  username: z.string().min(1),
+  /** scrypt$N$r$p$saltB64$hashB64, made by `postroom hash-password`. */
+  password: z.string().regex(/^scrypt\$/, 'must be a scrypt hash made by `postroom hash-password`'),
+});
+
+export const smtpSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  listen: listen().default({ host: '127.0.0.1', port: 2525 }).describe('host:port of the SMTP listener'),
+  hostname: z.string().optional().describe('name in the banner and the Received: header; default: the OS host name'),
+  banner: z.string().default('Postroom ESMTP').describe('text after the host name in the 220 greeting'),
+  maxMessageSize: size().default(200 * 1024 * 1024).describe('advertised in EHLO SIZE and enforced (552 5.3.4)'),
+  maxRecipients: z.number().int().positive().default(100).describe('RCPT TO past this get 452 4.5.3'),
+  maxClients: z.number().int().positive().default(100).describe('connections past this get 421'),
+  socketTimeout: duration().default(60_000).describe('idle time before the connection is closed'),
+  greetingDelay: z
+    .strictObject({
+      allowlisted: duration().default(0),
+      others: duration().default(100),
+    })
+    .prefault({})
+    .describe('wait before the 220 greeting; pre-greeting talkers are dropped'),
+  clients: clientList.optional().describe('clients allowed to send without AUTH; unset: every client'),
+  auth: z
+    .strictObject({
+      users: z.array(smtpUser).default([]),
+      allowInsecure: z.boolean().default(false).describe('offer AUTH without TLS (not recommended)'),
+    })
+    .optional()
+    .describe('SMTP AUTH PLAIN/LOGIN; clients outside `clients` may send after authenticating'),
+  tls: z
+    .strictObject({ key: z.string(), cert: z.string() })
+    .optional()
+    .describe('PEM files for STARTTLS'),
+  domains: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('recipient domains accepted here; empty: every recipient (only safe on loopback)'),
+  requireMessageId: z.boolean().default(false).describe('refuse mail without Message-ID (550 5.6.0)'),
+  bareLineEndings: z
+    .enum(['reject', 'normalize'])
+    .default('reject')
+    .describe('bare LF / bare CR in DATA: reject with 550 5.5.2, or rewrite to CRLF'),
+  traceHeader: z.boolean().default(true).describe('prepend a Received: header to kept mail'),
+});
+
+export const httpSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  listen: listen().default({ host: '127.0.0.1', port: 8025 }).describe('host:port of the HTTP API'),
+  apiToken: z.string().min(16).optional().describe('bearer token; default: generated once into DATA_DIR/api-token'),
+  publicUrl: z.string().url().optional().describe('URL by which others reach the API (links in webhooks, List-Archive)'),
+  maxUploadSize: size().default(200 * 1024 * 1024),
+});
+
+export const storeSchema = z.strictObject({
+  database: z
+    .string()
+    .optional()
+    .describe('postgres://… for PostgreSQL; a file path for SQLite; default DATA_DIR/postroom.db'),
+  blobs: z.enum(['fs', 'db']).optional().describe('where raw bytes live; default fs on SQLite, db on PostgreSQL'),
+  commitWindow: duration()
+    .default(0)
+    .describe('extra wait to gather more messages into one fsync + commit (group commit)'),
+});
+
+export const parseSchema = z.strictObject({
+  maxDepth: z.number().int().positive().default(20).describe('deepest MIME nesting parsed before the message is kept as raw'),
+  maxHeaderSize: size().default(256 * 1024).describe('header block larger than this: kept as raw'),
+  maxFilenameLength: z.number().int().min(16).max(255).default(200),
+  workers: z.number().int().positive().default(2).describe('messages parsed at once'),
+});
+
+export const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().default('./data').describe('database, blobs and the generated API token'),
+  smtp: smtpSchema.prefault({}),
+  http: httpSchema.prefault({}),
+  store: storeSchema.prefault({}),
+  parse: parseSchema.prefault({}),
+  log: logSchema.prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type SmtpConfig = Config['smtp'];
+export type HttpConfig = Config['http'];

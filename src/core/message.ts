@@ -1,0 +1,73 @@
+/** The shapes a message takes on its way through Postroom. */
+
+/** How the message reached us, as the ingress saw it. Rules route on this, never only on To:. */
+export interface Envelope {
+  /** Envelope sender; '' for the null sender <>. */
+  mailFrom: string;
+  rcptTo: string[];
+  /** 'smtp' | 'pipe' | 'http' | 'imap' | 'pop3' */
+  ingress: string;
+  clientIp?: string;
+  clientHostname?: string;
+  helo?: string;
+  authUser?: string;
+  /** TLS protocol when the session was encrypted, for the trace header. */
+  tls?: string;
+  receivedAt: Date;
+}
+
+export type MessageStatus =
+  | 'received'
+  | 'routed'
+  | 'delivered'
+  | 'failed'
+  | 'raw'
+  | 'rejected'
+  | 'sending'
+  | 'sent'
+  | 'error';
+
+export type PartKind = 'text' | 'html' | 'attachment' | 'inline' | 'raw';
+
+/** A message row as kept in the store. */
+export interface StoredMessage {
+  id: string;
+  ingress: string;
+  mailFrom: string;
+  rcptTo: string[];
+  clientIp: string | null;
+  helo: string | null;
+  authUser: string | null;
+  receivedAt: string;
+  messageId: string | null;
+  subject: string | null;
+  from: string | null;
+  date: string | null;
+  size: number;
+  rawSha256: string;
+  /** Our Received: trace header (with CRLF), served before the raw bytes; null if disabled. */
+  trace: string | null;
+  status: MessageStatus;
+  error: string | null;
+  /** True when intake found this exact message already kept and returned the earlier row. */
+  duplicate?: boolean;
+}
+
+/** One part of a parsed message. */
+export interface StoredPart {
+  id: string;
+  messageId: string;
+  idx: number;
+  kind: PartKind;
+  /** Sanitised file name, safe for a file system and a Content-Disposition header. */
+  filename: string | null;
+  /** The name the sender gave, kept as metadata only. */
+  originalFilename: string | null;
+  contentType: string;
+  contentId: string | null;
+  size: number;
+  sha256: string;
+}
+
+/** A header line kept in order: [name as sent, unfolded value]. */
+export type HeaderLine = [string, string];

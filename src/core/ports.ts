@@ -1,0 +1,28 @@
+import type { Readable } from 'node:stream';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../store/schema.js';
+
+/** Bytes written to a temporary place, fsynced, hashed, not yet visible under their hash. */
+export interface StagedBlob {
+  sha256: string;
+  size: number;
+  /** Temporary file holding the bytes until commit. */
+  tempPath: string;
+}
+
+/** Content-addressed storage for raw messages and parts. */
+export interface BlobStore {
+  /** Write a stream to a temporary file, fsync it, and hash it. Throws MailError TOO_LARGE past maxSize. */
+  stage(src: AsyncIterable<Uint8Array>, opts?: { maxSize?: number; prefix?: Uint8Array }): Promise<StagedBlob>;
+  /**
+   * Make staged blobs durable under their hash. For the file store: rename and fsync each
+   * directory once for the whole batch; for the database store: insert chunks in `trx`.
+   */
+  commit(staged: StagedBlob[], trx: Transaction<Database> | Kysely<Database>): Promise<void>;
+  /** Drop a staged blob that will not be committed. */
+  discard(staged: StagedBlob): Promise<void>;
+  /** Stream a blob's bytes; throws NOT_FOUND if missing. */
+  open(sha256: string): Promise<Readable>;
+  /** Whether the blob exists. */
+  has(sha256: string): Promise<boolean>;
+}

@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { asMailError, mailError, MailError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Envelope, StoredMessage } from '../core/message.js';
+import type { BlobStore, StagedBlob } from '../core/ports.js';
+import { HeaderSniffer } from '../mime/header-sniff.js';
+import type { Db } from '../store/db.js';
+import { insertMessages, newMessageRow } from '../store/messages.js';
+import type { MessagesTable } from '../store/schema.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { receivedHeader } from './trace.js';
+
+/** Per-call choices an ingress makes. */
+export interface AcceptOptions {
+  /** Bytes; past it the message is refused with 5.3.4 and nothing is kept. */
+  maxSize?: number;
+  /** Refuse a message without Message-ID (5.6.0). */
+  requireMessageId?: boolean;
+  /** Record a Received: trace header for this message. */
+  trace?: boolean;
+}
+
+/** The one door into Postroom: every ingress hands its envelope and raw stream here. */
+export type Accept = (env: Envelope, raw: AsyncIterable<Uint8Array>, opts?: AcceptOptions) => Promise<StoredMessage>;
+
+interface Pending {
+  staged: StagedBlob;
+  row: MessagesTable;
+  resolve(m: StoredMessage): void;
+  reject(e: unknown): void;
+}
+
+export interface IntakeDeps {
+  db: Db;
+  blobs: BlobStore;
+  log: Logger;
+  metrics: Metrics;
+  /** Our host name for the trace header. */
+  hostname: string;
+  /** Largest header block read before intake; the parser enforces the same limit. */
+  headerLimit?: number;
+  /** Extra wait to gather a larger batch into one commit; 0 takes whatever is waiting. */
+  commitWindowMs?: number;
+}
+
+const MAX_BATCH = 256;
+
+/**
+ * Intake keeps a message and only then returns: the raw bytes are fsynced and renamed into
+ * the blob store, and the row committed. Concurrent accepts share one directory fsync and one
+ * database commit (group commit): while one batch commits, the next gathers.
+ */
+export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
+  private queue: Pending[] = [];
+  private running = false;
+  private closed = false;
+
+  constructor(private readonly deps: IntakeDeps) {
+    super();
+  }
+
+  /** Keep a message; resolves once it is durable. Throws MailError (transient when keeping failed). */
+  accept: Accept = async (env, raw, opts = {}) => {
+    const ingress = env.ingress;
+    if (this.closed) throw mailError('SHUTTING_DOWN');
+    const sniffer = new HeaderSniffer(this.deps.headerLimit);
+    const tapped = (async function* () {
+      for await (const chunk of raw) {
+        sniffer.push(chunk);
+        yield chunk;
+      }
+    })();
+    let staged: StagedBlob;
+    try {
+      staged = await this.deps.blobs.stage(tapped, { maxSize: opts.maxSize });
+    } catch (err) {
+      throw this.failed(ingress, err, 'stage');
+    }
+    try {
+      if (staged.size === 0) throw mailError('EMPTY_MESSAGE');
+      const head = sniffer.result();
+      if (opts.requireMessageId && !head.messageId) throw mailError('MESSAGE_ID_REQUIRED');
+      const id = newId();
+      const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname);
+      const row = newMessageRow(id, env, staged, head, trace);
+      const stored = await new Promise<StoredMessage>((resolve, reject) => {
+        this.queue.push({ staged, row, resolve, reject });
+        if (!this.running) void this.drain();
+      });
+      this.deps.metrics.messages.inc({ ingress, outcome: stored.duplicate ? 'duplicate' : 'accepted' });
+      if (!stored.duplicate) {
+        this.deps.metrics.bytes.inc({ ingress }, stored.size);
+        this.emit('stored', stored);
+      }
+      return stored;
+    } catch (err) {
+      await this.deps.blobs.discard(staged);
+      throw this.failed(ingress, err, 'commit');
+    }
+  };
+
+  private failed(ingress: string, err: unknown, stage: string): MailError {
+    const e = err instanceof MailError ? err : asMailError(err);
+    if (!(err instanceof MailError) && e.code === 'INTERNAL') {
+      // Anything unexpected while keeping is a failure to keep: transient, never a bounce.
+      const wrapped = mailError('STORE_FAILED', undefined, { cause: err });
+      this.deps.log.error({ err, stage }, 'intake could not keep a message');
+      this.deps.metrics.messages.inc({ ingress, outcome: 'failed' });
+      return wrapped;
+    }
+    this.deps.metrics.messages.inc({ ingress, outcome: e.transient ? 'failed' : 'rejected' });
+    if (e.code === 'STORE_FULL') this.deps.log.error({ err, stage }, 'storage full: refusing mail with 452 4.3.1');
+    return e;
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        if (this.deps.commitWindowMs) await new Promise((r) => setTimeout(r, this.deps.commitWindowMs));
+        const batch = this.queue.splice(0, MAX_BATCH);
+        try {
+          const stored = await this.deps.db.kysely.transaction().execute(async (trx) => {
+            // Blobs first: a committed row must never point at bytes that are not durable.
+            await this.deps.blobs.commit(
+              batch.map((p) => p.staged),
+              trx,
+            );
+            return insertMessages(
+              trx,
+              batch.map((p) => p.row),
+            );
+          });
+          this.deps.metrics.commitBatch.observe(batch.length);
+          batch.forEach((p, i) => p.resolve(stored[i]));
+        } catch (err) {
+          batch.forEach((p) => p.reject(err));
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Refuse new mail and wait for batches in flight to finish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.running || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,28 @@
+import type { Envelope } from '../core/message.js';
+
+/** RFC 5322 date-time, e.g. 'Sat, 21 Nov 2026 06:01:02 +0000'. */
+export function rfc5322Date(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]}, ${p(d.getUTCDate())} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(
+    d.getUTCHours(),
+  )}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+// Only characters that cannot break out of the header line or its comment.
+const clean = (s: string) => s.replace(/[^\x21-\x7e]/g, '').replace(/[()\\]/g, '').slice(0, 255);
+
+/** The Received: trace header we prepend (RFC 5321 §4.4), CRLF-terminated. */
+export function receivedHeader(env: Envelope, id: string, byHost: string): string {
+  const from = env.helo || env.clientHostname || env.clientIp;
+  const fromPart = from
+    ? `from ${clean(from)}${env.clientIp ? ` (${env.clientHostname ? `${clean(env.clientHostname)} ` : ''}[${clean(env.clientIp)}])` : ''}\r\n\t`
+    : '';
+  // RFC 3848 protocol names: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA.
+  let proto = env.ingress === 'smtp' ? 'ESMTP' : env.ingress.toUpperCase();
+  if (env.ingress === 'smtp' && (env.tls || env.authUser)) proto += `${env.tls ? 'S' : ''}${env.authUser ? 'A' : ''}`;
+  // "for" names the recipient only when there is one: listing all would reveal Bcc recipients.
+  const forPart = env.rcptTo.length === 1 ? `\r\n\tfor <${clean(env.rcptTo[0])}>` : '';
+  return `Received: ${fromPart}by ${clean(byHost)} (Postroom) with ${proto} id ${id}${forPart};\r\n\t${rfc5322Date(env.receivedAt)}\r\n`;
+}

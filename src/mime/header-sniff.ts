@@ -1,0 +1,112 @@
+import libmime from 'libmime';
+import type { HeaderLine } from '../core/message.js';
+
+/** The few header fields intake needs before the message is kept. */
+export interface SniffedHeaders {
+  messageId: string | null;
+  subject: string | null;
+  from: string | null;
+  date: string | null;
+  /** The header block was complete (blank line seen) within the limit. */
+  complete: boolean;
+  /** Header block size in bytes, up to the limit. */
+  size: number;
+}
+
+/**
+ * Collects the header block of a streaming message, up to `limit` bytes, without holding more
+ * of the message than that. Feed every chunk; read `result()` at the end.
+ */
+export class HeaderSniffer {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private done = false;
+  private complete = false;
+
+  constructor(private readonly limit = 256 * 1024) {}
+
+  /** Look at the next chunk of the message. */
+  push(chunk: Uint8Array): void {
+    if (this.done) return;
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.chunks.push(buf);
+    this.bytes += buf.length;
+    const all = this.chunks.length === 1 ? buf : Buffer.concat(this.chunks);
+    this.chunks = [all];
+    const end = headerEnd(all);
+    if (end >= 0) {
+      this.chunks = [all.subarray(0, end)];
+      this.bytes = end;
+      this.done = true;
+      this.complete = true;
+    } else if (this.bytes >= this.limit) {
+      this.chunks = [all.subarray(0, this.limit)];
+      this.bytes = this.limit;
+      this.done = true;
+    }
+  }
+
+  /** Decoded fields found so far. */
+  result(): SniffedHeaders {
+    const block = this.chunks.length ? Buffer.concat(this.chunks) : Buffer.alloc(0);
+    const lines = parseHeaderBlock(block);
+    const get = (name: string) => lines.find(([n]) => n.toLowerCase() === name)?.[1] ?? null;
+    const messageId = get('message-id');
+    const subject = get('subject');
+    const date = get('date');
+    const parsedDate = date ? new Date(date) : null;
+    return {
+      messageId: messageId ? normaliseMessageId(messageId) : null,
+      subject: subject === null ? null : decodeWords(subject),
+      from: get('from') === null ? null : decodeWords(get('from')!),
+      date: parsedDate && !Number.isNaN(parsedDate.getTime()) ? parsedDate.toISOString() : null,
+      complete: this.complete || (this.bytes < this.limit && this.bytes > 0),
+      size: this.bytes,
+    };
+  }
+}
+
+/** Index of the end of the header block (the first empty line), or -1. */
+function headerEnd(buf: Buffer): number {
+  const crlf = buf.indexOf('\r\n\r\n');
+  const lf = buf.indexOf('\n\n');
+  if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) return 0;
+  if (buf.length >= 1 && buf[0] === 0x0a) return 0;
+  if (crlf < 0) return lf;
+  if (lf < 0) return crlf;
+  return Math.min(crlf, lf);
+}
+
+/** Split a header block into [name, unfolded value] lines, in order. Malformed lines are skipped. */
+export function parseHeaderBlock(block: Buffer | string): HeaderLine[] {
+  const text = typeof block === 'string' ? block : block.toString('latin1');
+  const out: HeaderLine[] = [];
+  for (const raw of text.split(/\r?\n(?![ \t])/)) {
+    if (!raw) continue;
+    const colon = raw.indexOf(':');
+    if (colon <= 0) continue;
+    const name = raw.slice(0, colon).trim();
+    if (!/^[!-9;-~]+$/.test(name)) continue;
+    // Header bytes may be raw UTF-8 (RFC 6532); re-read them as such after splitting on latin1.
+    const value = Buffer.from(raw.slice(colon + 1), 'latin1').toString('utf8').replace(/\r?\n[ \t]+/g, ' ').trim();
+    out.push([name, value]);
+  }
+  return out;
+}
+
+/** '<abc@x>' from ' <abc@x> (comment)'; a bare id is bracketed. */
+export function normaliseMessageId(v: string): string | null {
+  const m = /<([^<>\s]+)>/.exec(v);
+  if (m) return `<${m[1]}>`;
+  const bare = v.trim().split(/\s+/)[0];
+  return bare ? `<${bare}>` : null;
+}
+
+/** Decode RFC 2047 encoded words; leaves undecodable text as it was. */
+export function decodeWords(v: string): string {
+  try {
+    return libmime.decodeWords(v);
+  } catch {
+    return v;
+  }
+}

@@ -1,0 +1,240 @@
+import type { Kysely, Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
+import type { Envelope, HeaderLine, MessageStatus, StoredMessage, StoredPart } from '../core/message.js';
+import type { Database, MessagesTable, PartsTable } from './schema.js';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+/** The key that makes a retransmission (same Message-ID, bytes and recipients) one message. */
+export function dedupKey(messageId: string | null, sha256: string, rcptTo: string[]): string | null {
+  if (!messageId) return null;
+  const rcpts = [...new Set(rcptTo.map((r) => r.toLowerCase()))].sort().join(',');
+  return createHash('sha256').update(`${messageId}\0${sha256}\0${rcpts}`).digest('hex');
+}
+
+/** A messages row for a newly kept message. */
+export function newMessageRow(
+  id: string,
+  env: Envelope,
+  blob: { sha256: string; size: number },
+  head: { messageId: string | null; subject: string | null; from: string | null; date: string | null },
+  trace: string | null,
+): MessagesTable {
+  const now = new Date().toISOString();
+  return {
+    id,
+    ingress: env.ingress,
+    mail_from: env.mailFrom,
+    rcpt_to: JSON.stringify(env.rcptTo),
+    client_ip: env.clientIp ?? null,
+    helo: env.helo ?? null,
+    auth_user: env.authUser ?? null,
+    received_at: env.receivedAt.toISOString(),
+    message_id: head.messageId,
+    subject: head.subject,
+    from_addr: head.from,
+    date: head.date,
+    size: blob.size,
+    raw_sha256: blob.sha256,
+    trace,
+    dedup_key: dedupKey(head.messageId, blob.sha256, env.rcptTo),
+    status: 'received',
+    error: null,
+    headers: null,
+    addresses: null,
+    parsed_at: null,
+    updated_at: now,
+  };
+}
+
+/** A row as the StoredMessage contract. */
+export function toStoredMessage(r: MessagesTable): StoredMessage {
+  return {
+    id: r.id,
+    ingress: r.ingress,
+    mailFrom: r.mail_from,
+    rcptTo: JSON.parse(r.rcpt_to) as string[],
+    clientIp: r.client_ip,
+    helo: r.helo,
+    authUser: r.auth_user,
+    receivedAt: r.received_at,
+    messageId: r.message_id,
+    subject: r.subject,
+    from: r.from_addr,
+    date: r.date,
+    size: Number(r.size),
+    rawSha256: r.raw_sha256,
+    trace: r.trace,
+    status: r.status as MessageStatus,
+    error: r.error,
+  };
+}
+
+/** A parts row as the StoredPart contract. */
+export function toStoredPart(r: PartsTable): StoredPart {
+  return {
+    id: r.id,
+    messageId: r.message,
+    idx: r.idx,
+    kind: r.kind as StoredPart['kind'],
+    filename: r.filename,
+    originalFilename: r.original_filename,
+    contentType: r.content_type,
+    contentId: r.content_id,
+    size: Number(r.size),
+    sha256: r.sha256,
+  };
+}
+
+/**
+ * Insert rows in one transaction. A row whose dedup key is already kept is not inserted; the
+ * earlier message is returned in its place, marked duplicate.
+ */
+export async function insertMessages(trx: Q, rows: MessagesTable[]): Promise<StoredMessage[]> {
+  if (!rows.length) return [];
+  const inserted = await trx
+    .insertInto('messages')
+    .values(rows)
+    .onConflict((oc) => oc.column('dedup_key').doNothing())
+    .returning('id')
+    .execute();
+  const ok = new Set(inserted.map((r) => r.id));
+  const out: StoredMessage[] = [];
+  for (const row of rows) {
+    if (ok.has(row.id)) {
+      out.push(toStoredMessage(row));
+      continue;
+    }
+    // Either an earlier transaction kept it, or an earlier row of this same batch did.
+    const prior =
+      rows.find((r) => r !== row && r.dedup_key === row.dedup_key && ok.has(r.id)) ??
+      (await trx.selectFrom('messages').selectAll().where('dedup_key', '=', row.dedup_key).executeTakeFirst());
+    if (!prior) throw new Error(`message ${row.id} was neither inserted nor found by dedup key`);
+    out.push({ ...toStoredMessage(prior), duplicate: true });
+  }
+  return out;
+}
+
+/** One message by id, or undefined. */
+export async function getMessage(db: Q, id: string): Promise<StoredMessage | undefined> {
+  const r = await db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+  return r ? toStoredMessage(r) : undefined;
+}
+
+/** Headers (in order) and addresses of a parsed message. */
+export async function getParsedDetail(
+  db: Q,
+  id: string,
+): Promise<{ headers: HeaderLine[]; addresses: Record<string, unknown> | null; parsedAt: string | null } | undefined> {
+  const r = await db
+    .selectFrom('messages')
+    .select(['headers', 'addresses', 'parsed_at'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!r) return undefined;
+  return {
+    headers: r.headers ? (JSON.parse(r.headers) as HeaderLine[]) : [],
+    addresses: r.addresses ? (JSON.parse(r.addresses) as Record<string, unknown>) : null,
+    parsedAt: r.parsed_at,
+  };
+}
+
+/** Parts of a message, in order. */
+export async function getParts(db: Q, messageId: string): Promise<StoredPart[]> {
+  const rows = await db.selectFrom('parts').selectAll().where('message', '=', messageId).orderBy('idx').execute();
+  return rows.map(toStoredPart);
+}
+
+export interface MessageFilter {
+  since?: string;
+  until?: string;
+  from?: string;
+  rcpt?: string;
+  subject?: string;
+  status?: string;
+  ingress?: string;
+  /** Return messages with id below this (newest first). */
+  before?: string;
+  limit: number;
+}
+
+/** Messages newest first, filtered; `before` is the cursor (an id). */
+export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessage[]> {
+  let q = db.selectFrom('messages').selectAll().orderBy('id', 'desc').limit(f.limit);
+  if (f.since) q = q.where('received_at', '>=', f.since);
+  if (f.until) q = q.where('received_at', '<', f.until);
+  if (f.status) q = q.where('status', '=', f.status);
+  if (f.ingress) q = q.where('ingress', '=', f.ingress);
+  if (f.before) q = q.where('id', '<', f.before);
+  // Substring filters: lower() + like works the same on SQLite and PostgreSQL.
+  const like = (s: string) => `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  if (f.subject) q = q.where((eb) => eb(eb.fn('lower', ['subject']), 'like', like(f.subject!)));
+  if (f.rcpt) q = q.where((eb) => eb(eb.fn('lower', ['rcpt_to']), 'like', like(f.rcpt!)));
+  if (f.from) {
+    q = q.where((eb) =>
+      eb.or([
+        eb(eb.fn('lower', ['from_addr']), 'like', like(f.from!)),
+        eb(eb.fn('lower', ['mail_from']), 'like', like(f.from!)),
+      ]),
+    );
+  }
+  return (await q.execute()).map(toStoredMessage);
+}
+
+/** Ids of kept messages not yet parsed, oldest first (the parse queue after a restart). */
+export async function listUnparsed(db: Q, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('messages')
+    .select('id')
+    .where('parsed_at', 'is', null)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Record the result of parsing: parts, ordered headers, addresses, decoded header fields. */
+export async function saveParsed(
+  db: Kysely<Database>,
+  id: string,
+  result: {
+    headers: HeaderLine[];
+    addresses: Record<string, unknown>;
+    subject: string | null;
+    from: string | null;
+    date: string | null;
+    parts: PartsTable[];
+    status?: MessageStatus;
+    error?: string | null;
+  },
+): Promise<void> {
+  const now = new Date().toISOString();
+  await db.transaction().execute(async (trx) => {
+    // Parsing again (after a crash mid-parse) replaces what the earlier attempt left.
+    await trx.deleteFrom('parts').where('message', '=', id).execute();
+    if (result.parts.length) await trx.insertInto('parts').values(result.parts).execute();
+    let u = trx
+      .updateTable('messages')
+      .set({
+        headers: JSON.stringify(result.headers),
+        addresses: JSON.stringify(result.addresses),
+        subject: result.subject,
+        from_addr: result.from,
+        date: result.date,
+        parsed_at: now,
+        updated_at: now,
+      })
+      .where('id', '=', id);
+    if (result.status) u = u.set({ status: result.status, error: result.error ?? null });
+    await u.execute();
+  });
+}
+
+/** Set a message's status (and error text). */
+export async function setStatus(db: Q, id: string, status: MessageStatus, error: string | null = null): Promise<void> {
+  await db
+    .updateTable('messages')
+    .set({ status, error, updated_at: new Date().toISOString() })
+    .where('id', '=', id)
+    .execute();
+}

@@ -1,0 +1,11 @@
+import type { Migration } from 'kysely';
+import { m0001Messages } from './0001-messages.js';
+
+/**
+ * Versioned migrations, applied in key order at start and by `postroom migrate`.
+ * Rules (docs/migrations.md): never edit a migration that has shipped; add a new one. Each
+ * must run on SQLite and PostgreSQL alike: schema-builder types only, no dialect SQL.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001-messages': m0001Messages,
+};

@@ -1,0 +1,52 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every Prometheus metric Postroom exports, on one registry (no global default registry). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'postroom_process_' });
+  const m = {
+    registry,
+    messages: new Counter({
+      name: 'postroom_messages_total',
+      help: 'Messages offered to intake, by ingress and outcome (accepted, duplicate, rejected, failed)',
+      labelNames: ['ingress', 'outcome'] as const,
+      registers: [registry],
+    }),
+    bytes: new Counter({
+      name: 'postroom_message_bytes_total',
+      help: 'Bytes of messages kept, by ingress',
+      labelNames: ['ingress'] as const,
+      registers: [registry],
+    }),
+    rejections: new Counter({
+      name: 'postroom_rejections_total',
+      help: 'Replies refusing mail, by ingress and RFC 3463 enhanced status code',
+      labelNames: ['ingress', 'status'] as const,
+      registers: [registry],
+    }),
+    parseFailures: new Counter({
+      name: 'postroom_parse_failures_total',
+      help: 'Messages kept as raw because they could not be parsed',
+      registers: [registry],
+    }),
+    parsed: new Counter({
+      name: 'postroom_messages_parsed_total',
+      help: 'Messages parsed into parts',
+      registers: [registry],
+    }),
+    commitBatch: new Histogram({
+      name: 'postroom_intake_commit_batch_size',
+      help: 'Messages made durable by one fsync + commit (group commit)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
+    smtpSessions: new Gauge({
+      name: 'postroom_smtp_sessions',
+      help: 'Open SMTP connections',
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
