@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { duration } from '../config/units.js';
+
+/**
+ * When to try a delivery again. Either an explicit schedule (delays between attempts) or
+ * exponential backoff; both with jitter, both bounded by attempts and age. The default,
+ * Postmark's 10 tries spread over about 10.5 hours, suits webhooks and relays alike.
+ */
+export const retrySchema = z
+  .strictObject({
+    maxAttempts: z.number().int().min(1).max(1000).default(10).describe('attempts before the delivery is dead'),
+    maxAge: duration().default(10.5 * 3_600_000).describe('time since the first attempt after which it is dead'),
+    schedule: z
+      .array(duration())
+      .min(1)
+      .optional()
+      .describe('delays before attempts 2, 3, …; the last repeats. Overrides initialDelay/factor'),
+    initialDelay: duration().default(60_000).describe('exponential backoff: delay before attempt 2'),
+    factor: z.number().min(1).max(10).default(2),
+    maxDelay: duration().default(6 * 3_600_000),
+    jitter: z.number().min(0).max(1).default(0.2).describe('± fraction of each delay, so retries do not stampede'),
+  })
+  .describe('retry policy for one route');
+
+export type RetryPolicy = z.output<typeof retrySchema>;
+
+/** The default policy: 1m, 5m, 10m, 10m, 10m, 15m, 30m, 1h, 2h, 6h ≈ 10.5 h over 10 attempts. */
+export const DEFAULT_RETRY: RetryPolicy = retrySchema.parse({
+  schedule: ['1m', '5m', '10m', '10m', '10m', '15m', '30m', '1h', '2h', '6h'],
+});
+
+/** Delay in ms before attempt number `nextAttempt` (2 = the first retry), jitter included. */
+export function retryDelay(policy: RetryPolicy, nextAttempt: number, random: () => number = Math.random): number {
+  const n = Math.max(1, nextAttempt - 1); // nth retry
+  let base: number;
+  if (policy.schedule?.length) base = policy.schedule[Math.min(n, policy.schedule.length) - 1];
+  else base = Math.min(policy.maxDelay, policy.initialDelay * policy.factor ** (n - 1));
+  const spread = base * policy.jitter;
+  return Math.max(0, Math.round(base - spread + random() * 2 * spread));
+}
+
+/**
+ * When attempt `nextAttempt` may run, or null when the policy says give up: attempts used
+ * up, or the retry would fall past maxAge. `retryAfterMs` (an upstream's Retry-After) is a floor.
+ */
+export function nextAttemptAt(
+  policy: RetryPolicy,
+  nextAttempt: number,
+  firstAttemptAt: Date,
+  now: Date = new Date(),
+  retryAfterMs = 0,
+  random: () => number = Math.random,
+): Date | null {
+  if (nextAttempt > policy.maxAttempts) return null;
+  const at = new Date(now.getTime() + Math.max(retryDelay(policy, nextAttempt, random), retryAfterMs));
+  if (at.getTime() - firstAttemptAt.getTime() > policy.maxAge) return null;
+  return at;
+}
