@@ -26,6 +26,13 @@ if (!files.length) {
   process.exit(1);
 }
 
+// Tests that run the real binary (bin/postroom.js → dist/) need a build of the current source.
+const build = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+if (build.status !== 0) process.exit(build.status ?? 1);
+
 const backends = ['sqlite'];
 if (process.env.POSTROOM_TEST_DATABASE_URL) backends.push('postgres');
 
