@@ -34,7 +34,7 @@ export class HeaderSniffer {
     const all = this.chunks.length === 1 ? buf : Buffer.concat(this.chunks);
     this.chunks = [all];
     const end = headerEnd(all);
-    if (end >= 0) {
+    if (end >= 0 && end <= this.limit) {
       this.chunks = [all.subarray(0, end)];
       this.bytes = end;
       this.done = true;
