@@ -1,0 +1,156 @@
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config/schema.js';
+import type { BlobStore } from '../core/ports.js';
+import type { Db } from '../store/db.js';
+import { getMessage, listUnparsed, saveParsed } from '../store/messages.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { parseStored } from './parse.js';
+
+export interface ParseWorkerDeps {
+  db: Db;
+  blobs: BlobStore;
+  log: Logger;
+  metrics: Metrics;
+  config: Config['parse'];
+}
+
+/** How many unparsed ids one sweep of the store reads at a time. */
+const SWEEP_BATCH = 500;
+
+/**
+ * Parses kept messages after the ack, from the stored blob, `config.workers` at a time.
+ * A message that cannot be parsed becomes status `raw` with the reason; nothing here throws
+ * back to intake, and nothing here can crash the process.
+ */
+export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private running = 0;
+  private stopped = false;
+  private sweeping: Promise<void> | undefined;
+  private waiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: ParseWorkerDeps) {
+    super();
+  }
+
+  /**
+   * Queue messages kept but not parsed (e.g. before a crash). The first batch is queued before
+   * this resolves; the rest follow in the background, batch by batch, as the queue drains.
+   */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const first = await listUnparsed(this.deps.db.kysely, SWEEP_BATCH);
+    const seen = new Set<string>();
+    for (const id of first) {
+      seen.add(id);
+      this.enqueue(id);
+    }
+    if (first.length < SWEEP_BATCH) return;
+    this.sweeping = this.sweep(seen)
+      .catch((err: unknown) => this.deps.log.error({ msg: 'parse sweep failed', err: String(err) }))
+      .finally(() => {
+        this.sweeping = undefined;
+        this.settle();
+      });
+  }
+
+  private async sweep(seen: Set<string>): Promise<void> {
+    for (;;) {
+      await this.drained();
+      if (this.stopped) return;
+      // Parsed rows drop out of listUnparsed; one that failed on a store error stays, so stop
+      // at a batch with nothing new rather than spin on it (the next start retries it).
+      const ids = await listUnparsed(this.deps.db.kysely, SWEEP_BATCH);
+      const fresh = ids.filter((id) => !seen.has(id));
+      if (!fresh.length) return;
+      for (const id of fresh) {
+        seen.add(id);
+        this.enqueue(id);
+      }
+    }
+  }
+
+  /** Resolves when the queue is empty and no parse is running (the sweep aside). */
+  private drained(): Promise<void> {
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Parse this message soon (called when intake has kept it). */
+  enqueue(id: string): void {
+    if (this.stopped || this.queued.has(id)) return;
+    this.queued.add(id);
+    this.queue.push(id);
+    this.pump();
+  }
+
+  /** Resolves when nothing is queued or being parsed. */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Stop taking work and wait for the messages being parsed now. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    // What's still queued is not lost: it is unparsed in the store and the next start sweeps it.
+    for (const id of this.queue.splice(0)) this.queued.delete(id);
+    await this.sweeping?.catch(() => {});
+    await this.idle();
+  }
+
+  private isIdle(): boolean {
+    return this.running === 0 && this.queue.length === 0 && !this.sweeping;
+  }
+
+  private settle(): void {
+    if (this.running === 0 && this.queue.length === 0) for (const w of this.drainWaiters.splice(0)) w();
+    if (!this.isIdle()) return;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.running < this.deps.config.workers && this.queue.length) {
+      const id = this.queue.shift()!;
+      this.running++;
+      void this.parseOne(id).finally(() => {
+        this.running--;
+        this.queued.delete(id);
+        this.pump();
+        this.settle();
+      });
+    }
+  }
+
+  private async parseOne(id: string): Promise<void> {
+    const { db, blobs, log, metrics, config } = this.deps;
+    try {
+      const msg = await getMessage(db.kysely, id);
+      if (!msg) return;
+      const result = await parseStored(msg, { blobs, config });
+      try {
+        await blobs.commit(result.staged, db.kysely);
+      } catch (err) {
+        await Promise.all(result.staged.map((s) => blobs.discard(s)));
+        throw err;
+      }
+      await saveParsed(db.kysely, id, result.save);
+      if (result.save.status === 'raw') {
+        metrics.parseFailures.inc();
+        log.warn({ msg: 'kept as raw', id, reason: result.save.error });
+      } else {
+        metrics.parsed.inc();
+        log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
+      }
+      this.emit('parsed', id);
+    } catch (err) {
+      // Store trouble (disk, database) rather than bad mail: leave the row unparsed so the next
+      // start retries it, and say so loudly. Bad mail never lands here: parseStored reports it.
+      const reason = (err as Error)?.message ?? String(err);
+      log.error({ msg: 'parse failed', id, err: reason });
+    }
+  }
+}

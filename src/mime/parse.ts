@@ -1,0 +1,263 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type MessageText } from 'mailparser';
+import type { Config } from '../config/schema.js';
+import { newId } from '../core/ids.js';
+import type { HeaderLine, MessageStatus, PartKind, StoredMessage } from '../core/message.js';
+import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { PartsTable } from '../store/schema.js';
+import { sanitiseFilename } from './filename.js';
+import { decodeWords, parseHeaderBlock } from './header-sniff.js';
+
+/** A message that is well-formed enough to store but breaks one of our parse limits. */
+export class ParseLimitError extends Error {
+  override name = 'ParseLimitError';
+}
+
+export interface Address {
+  name: string;
+  address: string;
+}
+
+/** What saveParsed records for one message. */
+export interface ParsedSave {
+  headers: HeaderLine[];
+  addresses: { from: Address[]; to: Address[]; cc: Address[]; replyTo: Address[] };
+  subject: string | null;
+  from: string | null;
+  date: string | null;
+  parts: PartsTable[];
+  status?: MessageStatus;
+  error?: string | null;
+}
+
+/** The result of parsing: blobs staged (not yet committed) and the rows to save. */
+export interface ParseResult {
+  staged: StagedBlob[];
+  save: ParsedSave;
+}
+
+interface PartDraft {
+  kind: PartKind;
+  staged: StagedBlob;
+  contentType: string;
+  filename: string | null;
+  originalFilename: string | null;
+  contentId: string | null;
+}
+
+/** A mailsplit node as mailparser's internal splitter hands it over (only what we read). */
+interface SplitNode {
+  parentNode?: SplitNode | null;
+}
+interface SplitChunk {
+  type: string;
+  parentNode?: SplitNode | null;
+}
+type ProcessChunk = (data: SplitChunk, done: (err?: Error | null) => void) => void;
+
+/** Every address of an address header, groups flattened (RFC 5322 §3.4 group syntax). */
+export function flattenAddresses(v: AddressObject | AddressObject[] | undefined): Address[] {
+  const out: Address[] = [];
+  const walk = (list: EmailAddress[]) => {
+    for (const a of list) {
+      if (a.group) walk(a.group);
+      else if (a.address || a.name) out.push({ name: a.name ?? '', address: a.address ?? '' });
+    }
+  };
+  for (const o of v === undefined ? [] : Array.isArray(v) ? v : [v]) walk(o.value);
+  return out;
+}
+
+/** How many MIME levels lie above a splitter node (the root message is depth 0). */
+function depthOf(data: SplitChunk): number {
+  let d = 0;
+  for (let n = data.parentNode; n; n = n.parentNode) d++;
+  return d;
+}
+
+/**
+ * Stream `raw` through mailparser's streaming MailParser (never simpleParser, which holds every
+ * attachment in memory): each attachment and inline part streams straight into the blob store.
+ * Text and HTML bodies are collected by mailparser itself.
+ */
+export async function parseStream(
+  raw: AsyncIterable<Uint8Array>,
+  deps: { blobs: BlobStore; config: Config['parse'] },
+  messageId: string,
+): Promise<ParseResult> {
+  const { blobs, config } = deps;
+  const staged: StagedBlob[] = [];
+  const drafts: PartDraft[] = [];
+  let headers: HeaderLine[] = [];
+  let text: MessageText | undefined;
+
+  const parser = new MailParser({
+    // Header size (per MIME node, root included) and node count are bounded inside the
+    // splitter: a 10 MB folded header or 100k empty parts are memory and CPU attacks.
+    maxHeadSize: config.maxHeaderSize,
+    maxChildNodes: 1000,
+    skipImageLinks: true,
+    skipTextToHtml: true,
+    checksumAlgo: false,
+  });
+  // Depth: mailparser walks its node tree recursively when it assembles the text, so a message
+  // nested 100k levels deep (a few bytes per level) would overflow the stack. mailsplit gives
+  // every node its parent; refuse the first node that is too deep, before it is built.
+  const internal = parser as unknown as { processChunk?: ProcessChunk };
+  const processChunk = internal.processChunk?.bind(parser);
+  if (!processChunk) throw new Error('mailparser changed: processChunk is gone; the depth limit needs it');
+  internal.processChunk = (data, done) => {
+    if (data.type === 'node' && depthOf(data) > config.maxDepth) {
+      done(new ParseLimitError(`MIME nesting deeper than ${config.maxDepth} levels`));
+      return;
+    }
+    processChunk(data, done);
+  };
+  parser.once('headerLines', (lines) => {
+    // mailparser's header Map merges duplicates and loses order; the raw lines keep both.
+    headers = parseHeaderBlock(lines.map((l) => l.line).join('\r\n'));
+  });
+
+  const feed = pipeline(Readable.from(raw, { objectMode: false }), parser);
+  const consume = (async () => {
+    for await (const item of parser as AsyncIterable<AttachmentStream | MessageText>) {
+      if (item.type === 'text') {
+        text = item;
+        continue;
+      }
+      try {
+        const blob = await blobs.stage(item.content);
+        staged.push(blob);
+        drafts.push(attachmentDraft(item, blob));
+      } finally {
+        item.release?.();
+      }
+    }
+  })();
+  try {
+    await Promise.all([feed, consume]);
+  } catch (err) {
+    parser.destroy();
+    await Promise.allSettled([feed, consume]);
+    await Promise.all(staged.map((s) => blobs.discard(s)));
+    throw err;
+  }
+
+  const bodies: PartDraft[] = [];
+  for (const [kind, body, type] of [
+    ['text', text?.text, 'text/plain; charset=utf-8'],
+    ['html', text?.html, 'text/html; charset=utf-8'],
+  ] as const) {
+    if (typeof body !== 'string') continue;
+    const blob = await blobs.stage(Readable.from([Buffer.from(body, 'utf8')]));
+    staged.push(blob);
+    bodies.push({ kind, staged: blob, contentType: type, filename: null, originalFilename: null, contentId: null });
+  }
+
+  const parts = [...bodies, ...drafts].map((d, idx): PartsTable => {
+    const named = d.kind === 'attachment' || d.kind === 'inline';
+    return {
+      id: newId(),
+      message: messageId,
+      idx,
+      kind: d.kind,
+      filename: named ? sanitiseFilename(d.originalFilename, { maxLength: config.maxFilenameLength, index: idx, contentType: d.contentType }) : null,
+      original_filename: d.originalFilename,
+      content_type: d.contentType,
+      content_id: d.contentId,
+      size: d.staged.size,
+      sha256: d.staged.sha256,
+    };
+  });
+
+  const get = (name: string) => headers.find(([n]) => n.toLowerCase() === name)?.[1] ?? null;
+  const subject = get('subject');
+  const from = get('from');
+  const date = parser.date && !Number.isNaN(parser.date.getTime()) ? parser.date.toISOString() : null;
+  return {
+    staged,
+    save: {
+      headers,
+      addresses: {
+        from: flattenAddresses(parser.from),
+        to: flattenAddresses(parser.to),
+        cc: flattenAddresses(parser.cc),
+        replyTo: flattenAddresses(parser.replyTo),
+      },
+      subject: subject === null ? null : decodeWords(subject),
+      from: from === null ? null : decodeWords(from),
+      date,
+      parts,
+    },
+  };
+}
+
+/** An attachment or inline part as a draft row: inline when it has a Content-ID a body can cite. */
+function attachmentDraft(a: AttachmentStream, staged: StagedBlob): PartDraft {
+  const cid = a.cid ? a.cid : null;
+  // RFC 2392 cid: references point into multipart/related (RFC 2387); a Content-ID on a part
+  // marked inline is also referenced that way by common clients.
+  const inline = !!cid && (a.related === true || a.contentDisposition !== 'attachment');
+  return {
+    kind: inline ? 'inline' : 'attachment',
+    staged,
+    contentType: a.contentType,
+    filename: null,
+    originalFilename: a.filename ?? null,
+    contentId: cid,
+  };
+}
+
+/**
+ * Parse a kept message from its blob. Bad mail never throws: it comes back with status `raw`
+ * and the reason, its one part the raw message. Store failures (disk, database) do throw.
+ */
+export async function parseStored(
+  msg: StoredMessage,
+  deps: { blobs: BlobStore; config: Config['parse'] },
+): Promise<ParseResult> {
+  const raw = await deps.blobs.open(msg.rawSha256);
+  try {
+    return await parseStream(raw, deps, msg.id);
+  } catch (err) {
+    if (isStoreError(err)) throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    return { staged: [], save: rawResult(msg, reason) };
+  } finally {
+    raw.destroy();
+  }
+}
+
+/** Errors from the blob store (ENOSPC, EIO…) are ours, not the message's: they must be retried. */
+function isStoreError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && code !== 'EMAXLEN';
+}
+
+/** The save for a message kept as raw: what intake sniffed, and the raw bytes as its only part. */
+function rawResult(msg: StoredMessage, reason: string): ParsedSave {
+  return {
+    headers: [],
+    addresses: { from: [], to: [], cc: [], replyTo: [] },
+    subject: msg.subject,
+    from: msg.from,
+    date: msg.date,
+    parts: [
+      {
+        id: newId(),
+        message: msg.id,
+        idx: 0,
+        kind: 'raw',
+        filename: null,
+        original_filename: null,
+        content_type: 'message/rfc822',
+        content_id: null,
+        size: msg.size,
+        sha256: msg.rawSha256,
+      },
+    ],
+    status: 'raw',
+    error: reason.slice(0, 1000),
+  };
+}
