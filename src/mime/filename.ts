@@ -73,7 +73,8 @@ export function sanitiseFilename(
 ): string {
   const fallback = fallbackFilename(opts.index, opts.contentType);
   if (!name) return fallback;
-  let s = name.normalize('NFC').replace(STRIP, '');
+  // Line breaks and tabs separate words: keep the gap, drop the character.
+  let s = name.normalize('NFC').replace(/[\t\r\n]+/g, ' ').replace(STRIP, '');
   // Keep only the last path component: "C:\\Users\\x\\evil.exe" and "../../etc/passwd" both
   // become their base name rather than a mangled path.
   s = s.split(/[/\\]/).filter((c) => c.length > 0).pop() ?? '';

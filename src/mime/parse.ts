@@ -196,13 +196,18 @@ export async function parseStream(
 /** An attachment or inline part as a draft row: inline when it has a Content-ID a body can cite. */
 function attachmentDraft(a: AttachmentStream, staged: StagedBlob): PartDraft {
   const cid = a.cid ? a.cid : null;
-  // RFC 2392 cid: references point into multipart/related (RFC 2387); a Content-ID on a part
-  // marked inline is also referenced that way by common clients.
-  const inline = !!cid && (a.related === true || a.contentDisposition !== 'attachment');
+  // RFC 2392 cid: URLs cite a part by Content-ID (RFC 2387 multipart/related); a sender who
+  // marks such a part `attachment` (RFC 2183) still means it as a file, so it stays one and
+  // keeps its content_id.
+  const inline = !!cid && a.contentDisposition !== 'attachment';
+  // mailparser guesses a type from the file name for application/octet-stream; we keep what the
+  // sender declared, since the guess is not in the message and the name is hostile input.
+  const declared = a.headers.get('content-type') as { value?: unknown } | string | undefined;
+  const type = typeof declared === 'string' ? declared : typeof declared?.value === 'string' ? declared.value : a.contentType;
   return {
     kind: inline ? 'inline' : 'attachment',
     staged,
-    contentType: a.contentType,
+    contentType: type.toLowerCase() || 'application/octet-stream',
     filename: null,
     originalFilename: a.filename ?? null,
     contentId: cid,
