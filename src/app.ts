@@ -50,7 +50,11 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = createMetrics();
   mkdirSync(config.dataDir, { recursive: true });
-  const db = openDb(config.store.database, config.dataDir);
+  const db = openDb(config.store.database, config.dataDir, {
+    poolSize: config.store.poolSize,
+    statementTimeout: config.store.statementTimeout,
+    onError: (err) => log.warn({ err }, 'database connection lost; the pool reconnects'),
+  });
   await migrate(db);
   const blobs = openBlobStore(config, db);
   const hostname = config.smtp.hostname ?? os.hostname();

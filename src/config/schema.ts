@@ -74,6 +74,15 @@ export const storeSchema = z.strictObject({
   commitWindow: duration()
     .default(0)
     .describe('extra wait to gather more messages into one fsync + commit (group commit)'),
+  poolSize: z
+    .number()
+    .int()
+    .positive()
+    .default(10)
+    .describe('PostgreSQL connections per node; keep nodes × poolSize under the server\'s max_connections'),
+  statementTimeout: duration()
+    .default(30_000)
+    .describe('PostgreSQL: a statement running longer is cancelled (0 = never)'),
 });
 
 export const parseSchema = z.strictObject({

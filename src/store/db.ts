@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database, Dialect } from './schema.js';
@@ -10,7 +10,28 @@ import type { Database, Dialect } from './schema.js';
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL: the connection settings (leases open a dedicated connection with them). */
+  pg?: PgTarget;
   close(): Promise<void>;
+}
+
+/** Where a PostgreSQL store lives: server URL (without ?schema) and the schema of our tables. */
+export interface PgTarget {
+  connectionString: string;
+  /** From `?schema=`; undefined means the server's default search_path (usually `public`). */
+  schema?: string;
+  /** Session settings sent at connect (`-c name=value …`). */
+  options?: string;
+}
+
+/** Tuning that only PostgreSQL uses; SQLite ignores it. */
+export interface DbOptions {
+  /** Connections per node (default 10). Several nodes: keep nodes × poolSize under max_connections. */
+  poolSize?: number;
+  /** Milliseconds a statement may run before the server cancels it (default 30 s; 0 = never). */
+  statementTimeout?: number;
+  /** Told about errors on idle pooled connections (e.g. the server restarted). */
+  onError?: (err: Error) => void;
 }
 
 /** True for postgres:// and postgresql:// URLs. */
@@ -21,20 +42,42 @@ export function isPostgresUrl(url: string | undefined): url is string {
 // int8 (bigint: sizes) and numeric come back as strings by default; our sizes fit a double.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/** Split a postgres:// URL into the server URL and the `?schema=` we keep our tables in. */
+export function pgTarget(database: string, statementTimeout = 30_000): PgTarget {
+  const url = new URL(database);
+  // ?schema=NAME puts every table in that schema (tests run each in their own, dropped after).
+  const schema = url.searchParams.get('schema') ?? undefined;
+  url.searchParams.delete('schema');
+  // The name goes into a startup option and, unquoted, into SQL: allow identifiers only.
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`?schema=${schema}: use lower-case letters, digits and _ only`);
+  }
+  const opts = [
+    ...(schema ? [`-c search_path=${schema}`] : []),
+    // A runaway query must not hold a pool connection (and its locks) for ever.
+    `-c statement_timeout=${statementTimeout}`,
+    // A transaction left open by a stuck client would block VACUUM and hold row locks.
+    '-c idle_in_transaction_session_timeout=60000',
+  ];
+  return { connectionString: url.toString(), schema, options: opts.join(' ') };
+}
+
 /** Open the database named by `database` (postgres URL or SQLite file); default DATA_DIR/postroom.db. */
-export function openDb(database: string | undefined, dataDir: string): Db {
+export function openDb(database: string | undefined, dataDir: string, opts: DbOptions = {}): Db {
   if (isPostgresUrl(database)) {
-    const url = new URL(database);
-    // ?schema=NAME puts every table in that schema (tests run each in their own, dropped after).
-    const schema = url.searchParams.get('schema');
-    url.searchParams.delete('schema');
+    const target = pgTarget(database, opts.statementTimeout);
     const pool = new pg.Pool({
-      connectionString: url.toString(),
-      max: 10,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      connectionString: target.connectionString,
+      options: target.options,
+      max: opts.poolSize ?? 10,
+      // Waiting for a connection longer than this means the server is gone: fail (→ 451), don't hang.
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
     });
+    // Without a listener an idle connection's error (server restart) would crash the process.
+    pool.on('error', (err) => opts.onError?.(err));
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { kysely, dialect: 'postgres', close: () => kysely.destroy() };
+    return { kysely, dialect: 'postgres', pg: target, close: () => kysely.destroy() };
   }
   const file = database ?? path.join(dataDir, 'postroom.db');
   mkdirSync(path.dirname(file), { recursive: true });
@@ -50,9 +93,30 @@ export function openDb(database: string | undefined, dataDir: string): Db {
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-/** Apply every pending migration; returns the names applied. Throws with the failing one named. */
+/**
+ * Apply every pending migration; returns the names applied. Throws with the failing one named.
+ * Several nodes may start together: Kysely's Migrator holds a lock while it migrates (on
+ * PostgreSQL a session advisory lock), so one migrates and the others then find nothing to do.
+ */
 export async function migrate(db: Db): Promise<string[]> {
-  const migrator = new Migrator({ db: db.kysely, provider });
+  if (db.dialect !== 'postgres') return runMigrator(db.kysely);
+  return db.kysely.connection().execute(async (conn) => {
+    // Waiting for another node's migration must not be cut short by the statement timeout.
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      // Kysely looks for its bookkeeping tables in every schema unless told which one: name ours,
+      // or a second schema in the same database would find the first one's and skip creating its own.
+      const schema =
+        db.pg?.schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(conn)).rows[0]?.s ?? 'public';
+      return await runMigrator(conn, schema);
+    } finally {
+      await sql`reset statement_timeout`.execute(conn);
+    }
+  });
+}
+
+async function runMigrator(kysely: Kysely<any>, schema?: string): Promise<string[]> {
+  const migrator = new Migrator({ db: kysely, provider, ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {

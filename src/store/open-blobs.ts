@@ -3,12 +3,14 @@ import type { Config } from '../config/schema.js';
 import type { BlobStore } from '../core/ports.js';
 import { FsBlobStore } from './blobs.js';
 import type { Db } from './db.js';
+import { DbBlobStore } from './pg-blobs.js';
 
-/** The blob store a config asks for: files under DATA_DIR/blobs by default. */
+/**
+ * The blob store a config asks for. Default: in the database on PostgreSQL (every node sees
+ * every message without a shared file system), files under DATA_DIR/blobs on SQLite.
+ */
 export function openBlobStore(config: Config, db: Db): BlobStore {
   const kind = config.store.blobs ?? (db.dialect === 'postgres' ? 'db' : 'fs');
-  if (kind === 'db') {
-    throw new Error('store.blobs: db is not available yet; use fs');
-  }
+  if (kind === 'db') return new DbBlobStore(db.kysely, path.join(config.dataDir, 'staging'));
   return new FsBlobStore(path.join(config.dataDir, 'blobs'));
 }

@@ -13,7 +13,7 @@ Applies every pending migration to the configured store (SQLite or PostgreSQL).
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } } });
     const config = loadConfig(values.config);
-    const db = openDb(config.store.database, config.dataDir);
+    const db = openDb(config.store.database, config.dataDir, { poolSize: 1 });
     try {
       const applied = await migrate(db);
       process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'up to date\n');

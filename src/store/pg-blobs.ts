@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Kysely, Transaction } from 'kysely';
+import { mailError } from '../core/errors.js';
+import type { BlobStore, StagedBlob } from '../core/ports.js';
+import { writeHashed } from './blobs.js';
+import type { Database } from './schema.js';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+/** Bytes per row of blob_chunks: small enough to stream, large enough to keep rows few. */
+export const CHUNK_SIZE = 1024 * 1024;
+/** Single-chunk blobs are inserted together, up to this many bytes per statement. */
+const BATCH_BYTES = 4 * CHUNK_SIZE;
+/** Rows per statement: PostgreSQL takes at most 65,535 bind parameters, SQLite 32,766. */
+const MAX_ROWS = 1000;
+
+/**
+ * Blobs kept in the database (tables `blobs` + `blob_chunks`), so that every node sharing a
+ * PostgreSQL database sees every message without a shared file system. Written with plain
+ * Kysely, so it runs on SQLite too (handy for one-file backups, and for testing both runs).
+ *
+ * Durability comes from the database commit, which is also the message row's commit: `commit`
+ * inserts into the caller's transaction, so a row never points at bytes that are not kept.
+ */
+export class DbBlobStore implements BlobStore {
+  private ready: Promise<void> | undefined;
+
+  /** `stagingDir` holds bytes while a message streams in (not fsynced: the commit is what counts). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly stagingDir: string,
+  ) {}
+
+  private init(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.stagingDir, { recursive: true });
+      // Leftovers from a crash were never acknowledged; only old ones, another process may be staging.
+      const cutoff = Date.now() - 3_600_000;
+      for (const name of await readdir(this.stagingDir)) {
+        const p = path.join(this.stagingDir, name);
+        const st = await stat(p).catch(() => undefined);
+        if (st && st.mtimeMs < cutoff) await rm(p, { force: true });
+      }
+    })();
+    return this.ready;
+  }
+
+  async stage(src: AsyncIterable<Uint8Array>, opts: { maxSize?: number; prefix?: Uint8Array } = {}): Promise<StagedBlob> {
+    await this.init();
+    const tempPath = path.join(this.stagingDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    // A temp file rather than memory: a 200 MiB message must not sit in the heap while it streams.
+    const fd = await open(tempPath, 'wx', 0o600);
+    try {
+      const { sha256, size } = await writeHashed(fd, src, opts);
+      await fd.close();
+      return { sha256, size, tempPath };
+    } catch (err) {
+      await fd.close().catch(() => {});
+      await unlink(tempPath).catch(() => {});
+      throw err;
+    }
+  }
+
+  async commit(staged: StagedBlob[], q: Transaction<Database> | Kysely<Database>): Promise<void> {
+    if (!staged.length) return;
+    if (q.isTransaction) await this.insert(staged, q);
+    else await q.transaction().execute((trx) => this.insert(staged, trx));
+    // The bytes are in the transaction now; if it rolls back the caller refuses the message anyway.
+    await Promise.all(staged.map((s) => unlink(s.tempPath).catch(() => {})));
+  }
+
+  private async insert(staged: StagedBlob[], trx: Q): Promise<void> {
+    // One row per hash, in hash order: two nodes committing the same blobs take the unique-index
+    // locks in the same order, so they wait for each other instead of deadlocking.
+    const byHash = new Map<string, StagedBlob>();
+    for (const s of staged) byHash.set(s.sha256, s);
+    const unique = [...byHash.values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1));
+    const now = new Date().toISOString();
+    // ON CONFLICT DO NOTHING: the same content kept before (or by another node right now: the
+    // insert waits for that transaction) is kept once. Only the hashes we inserted get chunks.
+    const fresh = new Set<string>();
+    for (let i = 0; i < unique.length; i += MAX_ROWS) {
+      const inserted = await trx
+        .insertInto('blobs')
+        .values(unique.slice(i, i + MAX_ROWS).map((s) => ({ sha256: s.sha256, size: s.size, created_at: now })))
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .returning('sha256')
+        .execute();
+      for (const r of inserted) fresh.add(r.sha256);
+    }
+    let rows: { sha256: string; seq: number; data: Uint8Array }[] = [];
+    let rowBytes = 0;
+    const flush = async () => {
+      if (rows.length) await trx.insertInto('blob_chunks').values(rows).execute();
+      rows = [];
+      rowBytes = 0;
+    };
+    for (const s of unique) {
+      if (!fresh.has(s.sha256)) continue;
+      if (s.size <= CHUNK_SIZE) {
+        rows.push({ sha256: s.sha256, seq: 0, data: await readChunk(s.tempPath, 0, s.size) });
+        rowBytes += s.size;
+        if (rowBytes >= BATCH_BYTES || rows.length >= MAX_ROWS) await flush();
+        continue;
+      }
+      for (let seq = 0; seq * CHUNK_SIZE < s.size; seq++) {
+        const len = Math.min(CHUNK_SIZE, s.size - seq * CHUNK_SIZE);
+        const data = await readChunk(s.tempPath, seq * CHUNK_SIZE, len);
+        await trx.insertInto('blob_chunks').values({ sha256: s.sha256, seq, data }).execute();
+      }
+    }
+    await flush();
+  }
+
+  async discard(staged: StagedBlob): Promise<void> {
+    await unlink(staged.tempPath).catch(() => {});
+  }
+
+  async open(sha256: string): Promise<Readable> {
+    const blob = await this.db.selectFrom('blobs').select('size').where('sha256', '=', sha256).executeTakeFirst();
+    if (!blob) throw mailError('NOT_FOUND', 'No such blob');
+    const db = this.db;
+    const size = Number(blob.size);
+    // One chunk per query, fetched as the reader asks: a large blob never sits whole in memory.
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let seen = 0;
+      for (let seq = 0; seen < size; seq++) {
+        const row = await db
+          .selectFrom('blob_chunks')
+          .select('data')
+          .where('sha256', '=', sha256)
+          .where('seq', '=', seq)
+          .executeTakeFirst();
+        if (!row) throw new Error(`blob ${sha256} is missing chunk ${seq}`);
+        const buf = Buffer.from(row.data.buffer, row.data.byteOffset, row.data.byteLength);
+        seen += buf.length;
+        yield buf;
+      }
+      if (seen !== size) throw new Error(`blob ${sha256} has ${seen} bytes, expected ${size}`);
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    const r = await this.db.selectFrom('blobs').select('sha256').where('sha256', '=', sha256).executeTakeFirst();
+    return !!r;
+  }
+}
+
+/** Read `len` bytes at `pos` of a file. */
+async function readChunk(file: string, pos: number, len: number): Promise<Buffer> {
+  const fd = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(len);
+    let off = 0;
+    while (off < len) {
+      const { bytesRead } = await fd.read(buf, off, len - off, pos + off);
+      if (!bytesRead) throw new Error(`staged blob ${file} is shorter than recorded`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fd.close();
+  }
+}
