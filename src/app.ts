@@ -24,7 +24,8 @@ export interface Postroom {
   metrics: Metrics;
   apiToken: string;
   smtp?: SmtpIngress;
-  api?: ApiServer;
+  /** The HTTP API server (tests use `.api(path)` on TestPostroom for requests). */
+  apiServer?: ApiServer;
   parser: ParseWorker;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
   addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
@@ -85,7 +86,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     addresses: {},
     async stop() {
       await app.smtp?.close();
-      await app.api?.close();
+      await app.apiServer?.close();
       await intake.close();
       await parser.stop();
       await db.close();
@@ -97,8 +98,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {
-      app.api = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken });
-      app.addresses.http = await app.api.listen();
+      app.apiServer = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken });
+      app.addresses.http = await app.apiServer.listen();
     }
   } catch (err) {
     await app.stop().catch(() => {});

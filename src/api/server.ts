@@ -1,9 +1,17 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import type { HttpConfig } from '../config/schema.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { installBearerAuth } from './auth.js';
+import { buildOpenApi } from './openapi.js';
+import { installProblemHandlers } from './problem.js';
+import { defineRoute, type RouteSpec } from './route.js';
+import { healthRoutes } from './routes/health.js';
+import { messageContentRoutes } from './routes/message-content.js';
+import { messageRoutes } from './routes/messages.js';
 
 /** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
 export interface ApiDeps {
@@ -22,10 +30,57 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Build the fastify server with every route module registered. */
-export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
-  const fastify = Fastify({ logger: false });
+/** A route module: registers its routes (through defineRoute) on the instance it is given. */
+export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
+
+/** Every route module, in order. A new capability adds its module here and nothing else. */
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes];
+
+/** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** Build the fastify server with every route module registered, auth and the one error handler. */
+export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes[] = ROUTE_MODULES): Promise<ApiServer> {
+  const fastify = Fastify({
+    logger: false,
+    // Bodies we accept (uploads, later) are bounded by config; everything else streams out.
+    bodyLimit: deps.config.maxUploadSize,
+    // Without this, a client that opens connections and never sends holds them forever.
+    requestTimeout: 60_000,
+    return503OnClosing: true,
+  });
+  installProblemHandlers(fastify, deps.log);
+  installBearerAuth(fastify, deps.token);
+
+  // Collect each route's spec as it is registered, for the OpenAPI document.
+  const specs: RouteSpec[] = [];
+  fastify.addHook('onRoute', (route) => {
+    const spec = (route.config as { spec?: RouteSpec } | undefined)?.spec;
+    if (spec && route.method !== 'HEAD') specs.push(spec);
+  });
+  for (const mod of modules) await fastify.register(async (scope) => mod(scope, deps));
+
+  const version = packageVersion();
+  let document: Record<string, unknown> | undefined;
+  defineRoute(
+    fastify,
+    {
+      method: 'GET',
+      url: '/api/v1/openapi.json',
+      summary: 'This API as an OpenAPI 3.1 document (generated from the same zod schemas that validate requests)',
+      tags: ['operations'],
+      responses: { 200: { description: 'the OpenAPI document', contentType: 'application/json' } },
+    },
+    async () => (document ??= buildOpenApi(specs, { version })),
+  );
   await fastify.ready();
+
   return {
     fastify,
     async listen() {
@@ -36,4 +91,11 @@ export async function createApiServer(deps: ApiDeps): Promise<ApiServer> {
     },
     close: () => fastify.close(),
   };
+}
+
+/** The OpenAPI document of a built server (for `npm run openapi`). */
+export async function openApiDocument(api: ApiServer, token: string): Promise<unknown> {
+  const res = await api.fastify.inject({ method: 'GET', url: '/api/v1/openapi.json', headers: { authorization: `Bearer ${token}` } });
+  if (res.statusCode !== 200) throw new Error(`openapi.json: HTTP ${res.statusCode}: ${res.body}`);
+  return res.json();
 }

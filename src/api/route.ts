@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { mailError } from '../core/errors.js';
+
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** One response of a route, as documented in OpenAPI. */
+export interface ResponseSpec {
+  description: string;
+  /** JSON body schema (application/json), or a media type for bytes. */
+  schema?: z.ZodType;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A route as data: the same zod schemas validate the request and produce the OpenAPI document,
+ * so the documentation cannot drift from what the server accepts (wildduck's rule).
+ */
+export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType = z.ZodType> {
+  method: HttpMethod;
+  /** fastify syntax: /api/v1/messages/:id */
+  url: string;
+  summary: string;
+  description?: string;
+  tags?: string[];
+  /** No bearer token needed (health checks). Everything else is denied without one. */
+  public?: boolean;
+  params?: P;
+  query?: Q;
+  responses: Record<number, ResponseSpec>;
+}
+
+/** What a handler receives: validated params and query, plus fastify's request and reply. */
+export interface RouteInput<P, Q> {
+  params: P;
+  query: Q;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+type Out<T> = T extends z.ZodType ? z.output<T> : Record<string, never>;
+
+/** Parse request input with a zod schema; a mismatch is INVALID_REQUEST naming the field. */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const r = schema.safeParse(value ?? {});
+  if (r.success) return r.data;
+  const at = (path: PropertyKey[]) => [where, ...path.map(String)].join('.');
+  // Unknown parameters are errors, not ignored: `?form=` (a typo for from) must not list everything.
+  const detail = r.error.issues
+    .map((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => `${at([...i.path, k])}: unknown parameter`).join('; ')
+        : `${at(i.path)}: ${i.message}`,
+    )
+    .join('; ');
+  throw mailError('INVALID_REQUEST', detail);
+}
+
+/** Register a route whose params and query are validated by its spec's zod schemas. */
+export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType | undefined>(
+  app: FastifyInstance,
+  spec: RouteSpec & { params?: P; query?: Q },
+  handler: (input: RouteInput<Out<P>, Out<Q>>) => Promise<unknown>,
+): void {
+  app.route({
+    method: spec.method,
+    url: spec.url,
+    config: { public: spec.public ?? false, spec },
+    handler: async (request, reply) => {
+      const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
+      const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;
+      return handler({ params, query, request, reply });
+    },
+  });
+}

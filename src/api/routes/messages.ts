@@ -1,0 +1,146 @@
+import type { FastifyInstance } from 'fastify';
+import type { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import type { StoredMessage, StoredPart } from '../../core/message.js';
+import { getMessage, getParsedDetail, getParts, listMessages } from '../../store/messages.js';
+import { defineRoute } from '../route.js';
+import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
+import type { ApiDeps } from '../server.js';
+
+export const MESSAGES = '/api/v1/messages';
+
+/**
+ * The cursor is opaque to clients so that its shape can change; today it is the last id seen
+ * (ids sort by arrival), which makes paging stable while new mail arrives (keyset, not offset).
+ */
+export function encodeCursor(lastId: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, before: lastId })).toString('base64url');
+}
+
+/** The id a cursor points below; INVALID_REQUEST if it is not one of ours. */
+export function decodeCursor(cursor: string): string {
+  try {
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { v?: number; before?: unknown };
+    if (c.v === 1 && typeof c.before === 'string' && /^[0-9a-z_-]{1,64}$/i.test(c.before)) return c.before;
+  } catch {
+    // fall through: a cursor that is not base64url JSON is as invalid as one with the wrong shape
+  }
+  throw mailError('INVALID_REQUEST', 'query.cursor: not a cursor returned by this API');
+}
+
+/** A message in list form. */
+export function summaryOf(m: StoredMessage): z.output<typeof MessageSummary> {
+  return {
+    id: m.id,
+    ingress: m.ingress,
+    mailFrom: m.mailFrom,
+    rcptTo: m.rcptTo,
+    receivedAt: m.receivedAt,
+    messageId: m.messageId,
+    subject: m.subject,
+    from: m.from,
+    date: m.date,
+    size: m.size,
+    sha256: m.rawSha256,
+    status: m.status,
+  };
+}
+
+/** Where a part's bytes are served. */
+export function partUrl(messageId: string, p: StoredPart): string {
+  const base = `${MESSAGES}/${messageId}`;
+  if (p.kind === 'text') return `${base}/text`;
+  if (p.kind === 'html') return `${base}/html`;
+  return `${base}/attachments/${p.id}`;
+}
+
+/** A part as the API shows it. */
+export function partOf(messageId: string, p: StoredPart): z.output<typeof Part> {
+  return {
+    id: p.id,
+    idx: p.idx,
+    kind: p.kind,
+    filename: p.filename,
+    originalFilename: p.originalFilename,
+    contentType: p.contentType,
+    contentId: p.contentId,
+    size: p.size,
+    sha256: p.sha256,
+    url: partUrl(messageId, p),
+  };
+}
+
+/** A kept message, or NOT_FOUND. */
+export async function requireMessage(deps: ApiDeps, id: string): Promise<StoredMessage> {
+  const m = await getMessage(deps.db.kysely, id);
+  if (!m) throw mailError('NOT_FOUND', `No message ${id}`);
+  return m;
+}
+
+/** GET /api/v1/messages and GET /api/v1/messages/:id. */
+export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: MESSAGES,
+      summary: 'List kept messages, newest first',
+      description:
+        'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` ' +
+        'with the same filters; mail arriving meanwhile does not shift pages.',
+      tags: ['messages'],
+      query: MessageListQuery,
+      responses: { 200: { description: 'one page of messages', schema: MessageList } },
+    },
+    async ({ query }) => {
+      const { cursor, limit, ...filters } = query;
+      const before = cursor ? decodeCursor(cursor) : undefined;
+      // One more than asked tells whether another page exists without a count query.
+      const rows = await listMessages(deps.db.kysely, { ...filters, before, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : null;
+      return { items: page.map(summaryOf), nextCursor };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${MESSAGES}/:id`,
+      summary: 'One message: envelope, headers in order, addresses, status and parts',
+      tags: ['messages'],
+      params: MessageParams,
+      responses: { 200: { description: 'the message', schema: MessageDetail } },
+    },
+    async ({ params }) => {
+      const m = await requireMessage(deps, params.id);
+      const [detail, parts] = await Promise.all([getParsedDetail(deps.db.kysely, m.id), getParts(deps.db.kysely, m.id)]);
+      const body: z.output<typeof MessageDetail> = {
+        id: m.id,
+        ingress: m.ingress,
+        envelope: {
+          mailFrom: m.mailFrom,
+          rcptTo: m.rcptTo,
+          clientIp: m.clientIp,
+          helo: m.helo,
+          authUser: m.authUser,
+          receivedAt: m.receivedAt,
+        },
+        messageId: m.messageId,
+        subject: m.subject,
+        from: m.from,
+        date: m.date,
+        size: m.size,
+        sha256: m.rawSha256,
+        status: m.status,
+        error: m.error,
+        parsedAt: detail?.parsedAt ?? null,
+        headers: detail?.headers ?? [],
+        addresses: detail?.addresses ?? null,
+        parts: parts.map((p) => partOf(m.id, p)),
+      };
+      return body;
+    },
+  );
+}

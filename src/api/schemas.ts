@@ -1,0 +1,135 @@
+import { z } from 'zod';
+
+/**
+ * Request and response shapes of the HTTP API. These zod schemas validate requests (route.ts)
+ * and generate docs/openapi.json (openapi.ts): one source for both.
+ */
+
+const STATUSES = ['received', 'routed', 'delivered', 'failed', 'raw', 'rejected', 'sending', 'sent', 'error'] as const;
+
+/** Our ids (and part ids): base32 plus an optional prefix; anything else cannot exist. */
+export const Id = z
+  .string()
+  .max(64)
+  .regex(/^[0-9a-z_-]+$/i, 'not an id');
+
+/** An instant given as ISO 8601 (or anything Date parses), normalised to the stored UTC form. */
+const Instant = z
+  .string()
+  .max(64)
+  .transform((s, ctx) => {
+    const d = new Date(s);
+    if (Number.isNaN(d.getTime())) {
+      ctx.addIssue({ code: 'custom', message: `not a date-time: '${s}' (use ISO 8601, e.g. 2026-01-31T12:00:00Z)` });
+      return z.NEVER;
+    }
+    return d.toISOString();
+  });
+
+/** RFC 5322 §2.1.1: no header line is longer than 998 characters, so neither is a useful search. */
+const Search = z.string().min(1).max(998);
+
+export const MessageListQuery = z.strictObject({
+  since: Instant.optional().describe('received at or after this instant (ISO 8601)'),
+  until: Instant.optional().describe('received before this instant (ISO 8601)'),
+  from: Search.optional().describe('substring of the envelope sender or the From: header, case-insensitive'),
+  rcpt: Search.optional().describe('substring of any envelope recipient, case-insensitive'),
+  subject: Search.optional().describe('substring of the decoded Subject:, case-insensitive'),
+  status: z.enum(STATUSES).optional().describe('message status'),
+  ingress: z.string().min(1).max(32).optional().describe('how the message arrived: smtp, pipe, http, imap, pop3'),
+  limit: z.coerce.number().int().min(1).max(500).default(50).describe('page size (1–500)'),
+  cursor: z.string().max(200).optional().describe('opaque: the nextCursor of the previous page'),
+});
+
+export const MessageParams = z.strictObject({ id: Id });
+export const PartParams = z.strictObject({
+  id: Id,
+  part: z.string().max(64).regex(/^[0-9a-z_-]+$/i).describe('part id, or its index within the message'),
+});
+export const CidParams = z.strictObject({
+  id: Id,
+  cid: z.string().min(1).max(998).describe('Content-ID, with or without angle brackets'),
+});
+
+export const RawQuery = z.strictObject({
+  trace: z
+    .enum(['0', '1', 'false', 'true'])
+    .default('1')
+    .transform((v) => v === '1' || v === 'true')
+    .describe('1 (default): our Received: trace header, then the bytes received; 0: exactly the bytes received'),
+});
+
+export const Envelope = z.object({
+  mailFrom: z.string().describe("envelope sender; '' for the null sender <>"),
+  rcptTo: z.array(z.string()),
+  clientIp: z.string().nullable(),
+  helo: z.string().nullable(),
+  authUser: z.string().nullable(),
+  receivedAt: z.string().describe('ISO 8601 UTC'),
+});
+
+export const MessageSummary = z.object({
+  id: z.string(),
+  ingress: z.string(),
+  mailFrom: z.string(),
+  rcptTo: z.array(z.string()),
+  receivedAt: z.string(),
+  messageId: z.string().nullable(),
+  subject: z.string().nullable(),
+  from: z.string().nullable(),
+  date: z.string().nullable(),
+  size: z.number().int().describe('bytes received (without our trace header)'),
+  sha256: z.string().describe('sha256 of the bytes received'),
+  status: z.enum(STATUSES),
+});
+
+export const MessageList = z.object({
+  items: z.array(MessageSummary),
+  nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page'),
+});
+
+export const Part = z.object({
+  id: z.string(),
+  idx: z.number().int(),
+  kind: z.enum(['text', 'html', 'attachment', 'inline', 'raw']),
+  filename: z.string().nullable().describe('sanitised name, safe for a file system'),
+  originalFilename: z.string().nullable().describe('the name the sender gave; never use it as a path'),
+  contentType: z.string(),
+  contentId: z.string().nullable(),
+  size: z.number().int(),
+  sha256: z.string(),
+  url: z.string().describe('where to fetch the bytes'),
+});
+
+export const MessageDetail = z.object({
+  id: z.string(),
+  ingress: z.string(),
+  envelope: Envelope,
+  messageId: z.string().nullable(),
+  subject: z.string().nullable(),
+  from: z.string().nullable(),
+  date: z.string().nullable(),
+  size: z.number().int(),
+  sha256: z.string(),
+  status: z.enum(STATUSES),
+  error: z.string().nullable(),
+  parsedAt: z.string().nullable().describe('null until the parser has run'),
+  headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
+  addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
+  parts: z.array(Part),
+});
+
+export const AttachmentList = z.object({ items: z.array(Part) });
+
+export const Health = z.object({ status: z.literal('ok'), db: z.literal('ok') });
+
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string().describe('stable error code, e.g. NOT_FOUND, UNAUTHORISED, INVALID_REQUEST'),
+  enhancedStatus: z.string().describe('RFC 3463 enhanced status code'),
+  disposition: z.enum(['transient', 'permanent']),
+  instance: z.string().optional(),
+});
