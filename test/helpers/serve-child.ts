@@ -1,0 +1,46 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './env.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A `postroom serve` child process (the built binary), for tests that kill and restart it. */
+export interface ServeChild {
+  child: ChildProcess;
+  /** The API token it printed. */
+  token: string;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code (or signal name) once it has exited. */
+  exited: Promise<number | string>;
+}
+
+/** The environment without any POSTROOM_* a developer may have exported, plus `extra`. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POSTROOM_')));
+  return { ...env, ...extra };
+}
+
+/** Start `node bin/postroom.js serve ARGS` and wait until it prints its API token (it listens then). */
+export async function startServeChild(args: string[], env: Record<string, string>, cwd: string): Promise<ServeChild> {
+  const child = spawn(process.execPath, [path.join(root, 'bin/postroom.js'), 'serve', ...args], {
+    cwd,
+    env: cleanEnv(env),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const token = (await waitFor(
+    () => {
+      if (gone) throw new Error(`postroom serve exited before it was ready:\n${stderr}`);
+      return /API token: (\S+)/.exec(stderr)?.[1];
+    },
+    'postroom serve to be ready',
+    20_000,
+  )) as string;
+  return { child, token, stderr: () => stderr, exited };
+}
