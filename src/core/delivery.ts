@@ -64,6 +64,11 @@ export interface DeliveryContext {
   signal: AbortSignal;
   /** Base URL of the API, for links in payloads. */
   publicUrl?: string;
+  /**
+   * Keep a new outbound message (a DSN, RFC 3464) with status `sending` for the outbound
+   * sender; resolves with its message id. Absent where nothing can keep one.
+   */
+  keepOutbound?(envelope: { mailFrom: string; rcptTo: string[] }, raw: Uint8Array): Promise<string>;
 }
 
 /** What a target reports on success, kept on the delivery row. */

@@ -57,11 +57,55 @@ export interface BlobsTable {
   created_at: string;
 }
 
+export interface DeliveriesTable {
+  /** Derived from message + route + target index: the idempotency key. */
+  id: string;
+  message: string;
+  route: string;
+  target_index: number;
+  kind: string;
+  /** JSON of the target params. */
+  params: string;
+  /** JSON array of envelope recipients. */
+  recipients: string;
+  /** JSON object of route captures. */
+  captures: string;
+  /** pending | done | failed | dead */
+  status: string;
+  /** Attempts started since the delivery was planned or last retried by hand. */
+  attempts: number;
+  first_attempt_at: string | null;
+  next_attempt_at: string;
+  lease_owner: string | null;
+  lease_until: string | null;
+  last_error: string | null;
+  /** JSON receipt of the successful attempt. */
+  receipt: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeliveryAttemptsTable {
+  id: string;
+  delivery: string;
+  n: number;
+  started_at: string;
+  finished_at: string | null;
+  /** done | transient | permanent | dead; null while running (or when the worker died). */
+  outcome: string | null;
+  error: string | null;
+  enhanced_status: string | null;
+  /** When the next attempt was scheduled, for a transient outcome. */
+  next_attempt_at: string | null;
+}
+
 export interface Database {
   messages: MessagesTable;
   parts: PartsTable;
   blobs: BlobsTable;
   blob_chunks: BlobChunksTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -45,6 +45,19 @@ export function createMetrics() {
       help: 'Open SMTP connections',
       registers: [registry],
     }),
+    deliveries: new Counter({
+      name: 'postroom_delivery_attempts_total',
+      help: 'Delivery attempts by target kind and outcome (done, transient, permanent, dead)',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    deliveryAttemptSeconds: new Histogram({
+      name: 'postroom_delivery_attempt_seconds',
+      help: 'Time one delivery attempt took, by target kind',
+      labelNames: ['kind'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { m0001Messages } from './0001-messages.js';
+import { m0002Deliveries } from './0002-deliveries.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -8,4 +9,5 @@ import { m0001Messages } from './0001-messages.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001-messages': m0001Messages,
+  '0002-deliveries': m0002Deliveries,
 };

@@ -1,0 +1,76 @@
+import { Readable } from 'node:stream';
+import type { AddressLike, ParsedMessage } from '../core/delivery.js';
+import { mailError } from '../core/errors.js';
+import type { StoredPart } from '../core/message.js';
+import type { BlobStore } from '../core/ports.js';
+import type { Db } from '../store/db.js';
+import { getMessage, getParsedDetail, getParts } from '../store/messages.js';
+
+/** Largest text or html body read into memory for a target (bodies past it are cut). */
+const MAX_BODY = 16 * 1024 * 1024;
+
+async function readUtf8(src: Readable, limit = MAX_BODY): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of src as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    size += c.length;
+    if (size >= limit) {
+      src.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+function addressList(v: unknown): AddressLike[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  return v
+    .filter((a): a is { name?: unknown; address?: unknown } => !!a && typeof a === 'object')
+    .map((a) => ({ name: typeof a.name === 'string' ? a.name : '', address: typeof a.address === 'string' ? a.address : '' }))
+    .filter((a) => a.address);
+}
+
+/**
+ * The ParsedMessage a target (or the router) sees, built from the store: the message row, its
+ * ordered headers, addresses and parts, and lazy readers for the bytes. Throws NOT_FOUND when
+ * the message is gone.
+ */
+export async function buildParsedView(deps: { db: Db; blobs: BlobStore }, messageId: string): Promise<ParsedMessage> {
+  const { db, blobs } = deps;
+  const message = await getMessage(db.kysely, messageId);
+  if (!message) throw mailError('NOT_FOUND', `message ${messageId} not found`);
+  const detail = await getParsedDetail(db.kysely, messageId);
+  const parts = await getParts(db.kysely, messageId);
+  const addr = detail?.addresses ?? {};
+  const body = (kind: 'text' | 'html') => async () => {
+    const part = parts.find((p) => p.kind === kind);
+    return part ? readUtf8(await blobs.open(part.sha256)) : null;
+  };
+  return {
+    message,
+    headers: detail?.headers ?? [],
+    addresses: {
+      from: addressList(addr.from),
+      to: addressList(addr.to),
+      cc: addressList(addr.cc),
+      replyTo: addressList(addr.replyTo),
+    },
+    parts,
+    openRaw: () => blobs.open(message.rawSha256),
+    async openRawWithTrace() {
+      const raw = await blobs.open(message.rawSha256);
+      if (!message.trace) return raw;
+      const trace = Buffer.from(message.trace, 'utf8');
+      return Readable.from(
+        (async function* () {
+          yield trace;
+          yield* raw as AsyncIterable<Buffer>;
+        })(),
+      );
+    },
+    openPart: (part: StoredPart) => blobs.open(part.sha256),
+    text: body('text'),
+    html: body('html'),
+  };
+}

@@ -1,0 +1,256 @@
+import os from 'node:os';
+import type { DeliveryContext, Receipt, Target } from '../core/delivery.js';
+import { asMailError, mailError, MailError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { BlobStore } from '../core/ports.js';
+import type { Db } from '../store/db.js';
+import {
+  finishAttempt,
+  leaseDue,
+  nextDue,
+  renewLease,
+  startAttempt,
+  type AttemptResult,
+  type DeliveryRecord,
+} from '../store/deliveries.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
+import { buildParsedView } from './parsed-view.js';
+
+export interface DeliveryWorkerConfig {
+  /** Deliveries run at once by this process. */
+  workers: number;
+  /** How long a lease lasts; renewed while the attempt runs, so only a dead worker's expires. */
+  leaseTime: number;
+  /** How often the store is polled for due deliveries (other nodes', retries, replays). */
+  pollInterval: number;
+  /** An attempt still running after this is aborted and counts as a transient failure. */
+  attemptTimeout: number;
+}
+
+export interface DeliveryWorkerDeps {
+  db: Db;
+  blobs: BlobStore;
+  log: Logger;
+  metrics: Metrics;
+  targets: ReadonlyMap<string, Target<any>>;
+  config: DeliveryWorkerConfig;
+  /** The retry policy of a route (routes carry `retry`); DEFAULT_RETRY when undefined. */
+  retryPolicy?: (route: string) => RetryPolicy | undefined;
+  publicUrl?: string;
+  /** Passed to targets: keeps an outbound message (a DSN). */
+  keepOutbound?: DeliveryContext['keepOutbound'];
+}
+
+/**
+ * Runs due deliveries: leases them from the store, calls `target.deliver` with an abort signal,
+ * and records the outcome. Transient ⇒ retried per the route's policy (an upstream's
+ * Retry-After is a floor), permanent ⇒ failed, out of attempts or age ⇒ dead with the reason.
+ * Every node runs one; the store's leases keep them from running the same delivery twice.
+ */
+export class DeliveryWorker {
+  /** Identifies this worker's leases; unique per start so a restarted process never matches an old lease. */
+  readonly owner = `${os.hostname()}:${process.pid}:${newId()}`;
+  private running = false;
+  private inFlight = new Map<string, AbortController>();
+  private ticking = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: DeliveryWorkerDeps) {}
+
+  /** Start polling; returns at once. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.wake();
+  }
+
+  /** Look for due deliveries now (the queue calls this after an enqueue). */
+  wake(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    void this.tick();
+  }
+
+  /**
+   * Stop leasing; give running attempts `graceMs` to finish, then abort them (they are
+   * rescheduled as transient failures, and their leases released).
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight.size && Date.now() < deadline) await sleep(10);
+    for (const c of this.inFlight.values()) c.abort(mailError('SHUTTING_DOWN'));
+    while (this.inFlight.size || this.ticking) await sleep(5);
+  }
+
+  /** Resolves when no attempt runs in this process (for tests and benchmarks). */
+  idle(): Promise<void> {
+    if (!this.inFlight.size && !this.ticking) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private settle(): void {
+    if (this.inFlight.size || this.ticking) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        const free = this.deps.config.workers - this.inFlight.size;
+        if (!this.running || free <= 0) break;
+        const leased = await leaseDue(this.deps.db, {
+          owner: this.owner,
+          leaseMs: this.deps.config.leaseTime,
+          limit: free,
+        });
+        for (const d of leased) this.launch(d);
+        if (leased.length === free) this.again = true; // there may be more due
+      } while (this.again && this.running);
+      await this.schedule();
+    } catch (err) {
+      this.deps.log.error({ err }, 'delivery worker could not lease; retrying after the poll interval');
+      this.arm(this.deps.config.pollInterval);
+    } finally {
+      this.ticking = false;
+      this.settle();
+    }
+  }
+
+  /** Sleep until the earliest due delivery or the poll interval, whichever comes first. */
+  private async schedule(): Promise<void> {
+    if (!this.running) return;
+    let wait = this.deps.config.pollInterval;
+    const due = await nextDue(this.deps.db.kysely);
+    if (due) wait = Math.min(wait, Math.max(0, due.getTime() - Date.now()));
+    this.arm(wait);
+  }
+
+  private arm(ms: number): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.tick();
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  private launch(d: DeliveryRecord): void {
+    const controller = new AbortController();
+    this.inFlight.set(d.id, controller);
+    void this.attempt(d, controller)
+      .catch((err) => this.deps.log.error({ err, delivery: d.id }, 'could not record a delivery attempt; its lease will expire and it runs again'))
+      .finally(() => {
+        this.inFlight.delete(d.id);
+        this.settle();
+        if (this.running) this.wake();
+      });
+  }
+
+  private async attempt(d: DeliveryRecord, stop: AbortController): Promise<void> {
+    const { db, log, metrics, config } = this.deps;
+    const policy = this.deps.retryPolicy?.(d.route) ?? DEFAULT_RETRY;
+    const n = d.attempts;
+    const firstAt = new Date(d.firstAttemptAt ?? Date.now());
+    const attemptId = await startAttempt(db.kysely, d.id, n);
+    const ids = { id: d.id, messageId: d.messageId, owner: this.owner, attemptId };
+
+    // Attempts are counted when leased, so a delivery that kills its worker every time still ends.
+    const exhausted =
+      n > policy.maxAttempts
+        ? `gave up after ${n - 1} attempts`
+        : Date.now() - firstAt.getTime() > policy.maxAge
+          ? `gave up: older than maxAge ${policy.maxAge} ms`
+          : undefined;
+    if (exhausted) {
+      const reason = d.lastError ? `${exhausted}; last error: ${d.lastError}` : exhausted;
+      await finishAttempt(db, ids, { outcome: 'dead', error: reason });
+      metrics.deliveries.inc({ kind: d.kind, outcome: 'dead' });
+      log.warn({ delivery: d.id, route: d.route, reason }, 'delivery dead');
+      return;
+    }
+
+    const started = Date.now();
+    const timeout = AbortSignal.timeout(config.attemptTimeout);
+    const signal = AbortSignal.any([stop.signal, timeout]);
+    // Keep the lease while the attempt runs; only a dead worker's lease should run out.
+    const heartbeat = setInterval(() => {
+      void renewLease(db.kysely, d.id, this.owner, new Date(Date.now() + config.leaseTime)).catch(() => {});
+    }, Math.max(50, Math.floor(config.leaseTime / 3)));
+    heartbeat.unref?.();
+
+    let result: AttemptResult;
+    try {
+      const receipt = await this.deliver(d, n, signal);
+      result = { outcome: 'done', receipt };
+    } catch (thrown) {
+      let err = asMailError(thrown);
+      if (!(thrown instanceof MailError) && timeout.aborted) err = mailError('TIMEOUT', `attempt timed out after ${config.attemptTimeout} ms`);
+      if (!(thrown instanceof MailError) && stop.signal.aborted) err = mailError('SHUTTING_DOWN');
+      result = this.judge(err, policy, n, firstAt, stop.signal.aborted);
+      if (err.code === 'INTERNAL') log.error({ err: thrown, delivery: d.id }, 'target threw an unexpected error');
+    } finally {
+      clearInterval(heartbeat);
+    }
+    metrics.deliveryAttemptSeconds.observe({ kind: d.kind }, (Date.now() - started) / 1000);
+    metrics.deliveries.inc({ kind: d.kind, outcome: result.outcome });
+    const kept = await finishAttempt(db, ids, result);
+    if (!kept) log.warn({ delivery: d.id }, 'lease lost during the attempt; another worker owns this delivery now');
+    const logLine = { delivery: d.id, route: d.route, kind: d.kind, attempt: n, outcome: result.outcome, error: result.error };
+    if (result.outcome === 'done') log.debug(logLine, 'delivered');
+    else log.info({ ...logLine, next: result.nextAttemptAt }, 'delivery attempt failed');
+  }
+
+  /** What a failure means for this delivery: retry at a time, failed, or dead. */
+  private judge(err: MailError, policy: RetryPolicy, n: number, firstAt: Date, stopping: boolean): AttemptResult {
+    const error = `${err.status} ${err.message}`;
+    const base = { error, enhancedStatus: err.status };
+    if (stopping) return { ...base, outcome: 'transient', nextAttemptAt: new Date() };
+    if (!err.transient) return { ...base, outcome: 'permanent' };
+    const at = nextAttemptAt(policy, n + 1, firstAt, new Date(), (err.retryAfter ?? 0) * 1000);
+    if (!at) {
+      const why = n + 1 > policy.maxAttempts ? `gave up after ${n} attempts` : `gave up: the next retry would pass maxAge ${policy.maxAge} ms`;
+      return { ...base, outcome: 'dead', error: `${why}; last error: ${error}` };
+    }
+    return { ...base, outcome: 'transient', nextAttemptAt: at };
+  }
+
+  private async deliver(d: DeliveryRecord, n: number, signal: AbortSignal): Promise<Receipt> {
+    const target = this.deps.targets.get(d.kind);
+    if (!target) throw mailError('CONFIG', `no target of kind '${d.kind}'`, { status: '5.3.5', smtpCode: 554 });
+    const parsed = target.params.safeParse(d.params);
+    if (!parsed.success) {
+      throw mailError('CONFIG', `params of ${d.kind} target invalid: ${parsed.error.message}`, { status: '5.3.5', smtpCode: 554 });
+    }
+    const msg = await buildParsedView(this.deps, d.messageId);
+    const ctx: DeliveryContext = {
+      deliveryId: d.id,
+      attempt: n,
+      route: d.route,
+      recipients: d.recipients,
+      captures: d.captures,
+      signal,
+      publicUrl: this.deps.publicUrl,
+      keepOutbound: this.deps.keepOutbound,
+    };
+    return target.deliver(msg, parsed.data, ctx);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

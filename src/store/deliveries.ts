@@ -1,0 +1,384 @@
+import { createHash } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { Receipt } from '../core/delivery.js';
+import { newId } from '../core/ids.js';
+import type { Db } from './db.js';
+import type { Database, DeliveriesTable, DeliveryAttemptsTable } from './schema.js';
+import type { Dialect } from './schema.js';
+
+type Q = Kysely<Database> | Transaction<Database>;
+
+export type DeliveryStatus = 'pending' | 'done' | 'failed' | 'dead';
+
+/** A delivery as the API, the CLI and the worker see it. */
+export interface DeliveryRecord {
+  id: string;
+  messageId: string;
+  route: string;
+  targetIndex: number;
+  kind: string;
+  params: unknown;
+  recipients: string[];
+  captures: Record<string, string>;
+  status: DeliveryStatus;
+  attempts: number;
+  firstAttemptAt: string | null;
+  nextAttemptAt: string;
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  lastError: string | null;
+  receipt: Receipt | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One attempt, kept so that backoff can be seen afterwards. */
+export interface AttemptRecord {
+  id: string;
+  n: number;
+  startedAt: string;
+  finishedAt: string | null;
+  /** done | transient | permanent | dead; null while running or when the worker died mid-attempt. */
+  outcome: string | null;
+  error: string | null;
+  enhancedStatus: string | null;
+  nextAttemptAt: string | null;
+}
+
+/**
+ * The delivery id: a hash of message id, route and target index. The same message planned
+ * again for the same route and target gets the same id, so the insert is a no-op (DESIGN
+ * promise 4), and the target gets the same idempotency key on every attempt.
+ */
+export function deliveryId(messageId: string, route: string, targetIndex: number): string {
+  const h = createHash('sha256').update(`${messageId}\0${route}\0${targetIndex}`).digest('hex');
+  return `dlv_${h.slice(0, 32)}`;
+}
+
+/** A row as the DeliveryRecord contract. */
+export function toDeliveryRecord(r: DeliveriesTable): DeliveryRecord {
+  return {
+    id: r.id,
+    messageId: r.message,
+    route: r.route,
+    targetIndex: r.target_index,
+    kind: r.kind,
+    params: JSON.parse(r.params) as unknown,
+    recipients: JSON.parse(r.recipients) as string[],
+    captures: JSON.parse(r.captures) as Record<string, string>,
+    status: r.status as DeliveryStatus,
+    attempts: r.attempts,
+    firstAttemptAt: r.first_attempt_at,
+    nextAttemptAt: r.next_attempt_at,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+    lastError: r.last_error,
+    receipt: r.receipt ? (JSON.parse(r.receipt) as Receipt) : null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toAttemptRecord(r: DeliveryAttemptsTable): AttemptRecord {
+  return {
+    id: r.id,
+    n: r.n,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    outcome: r.outcome,
+    error: r.error,
+    enhancedStatus: r.enhanced_status,
+    nextAttemptAt: r.next_attempt_at,
+  };
+}
+
+/** Insert delivery rows; rows whose id already exists are left alone. Returns the ids inserted. */
+export async function insertDeliveries(trx: Q, rows: DeliveriesTable[]): Promise<string[]> {
+  if (!rows.length) return [];
+  const inserted = await trx
+    .insertInto('deliveries')
+    .values(rows)
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .execute();
+  return inserted.map((r) => r.id);
+}
+
+/**
+ * Recompute a message's status from its deliveries: `failed` when any failed or died,
+ * `delivered` when all are done, else `routed`. Call inside the transaction that changed them.
+ */
+export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: string): Promise<void> {
+  // PostgreSQL: two workers finishing two deliveries of one message at once would each see the
+  // other's row still pending and both leave the message `routed`. Locking the message row first
+  // serialises them; under READ COMMITTED the second then reads the first's committed status.
+  // SQLite has one writer at a time already.
+  if (dialect === 'postgres') {
+    await trx.selectFrom('messages').select('id').where('id', '=', messageId).forUpdate().execute();
+  }
+  const rows = await trx.selectFrom('deliveries').select('status').where('message', '=', messageId).execute();
+  if (!rows.length) return;
+  const bad = rows.find((r) => r.status === 'failed' || r.status === 'dead');
+  const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
+  const error = bad ? `a delivery is ${bad.status}` : null;
+  await trx
+    .updateTable('messages')
+    .set({ status, error, updated_at: new Date().toISOString() })
+    .where('id', '=', messageId)
+    .execute();
+}
+
+/**
+ * Lease up to `limit` due deliveries for `owner` until `now + leaseMs`: pending, due, and not
+ * leased (or leased by someone whose lease ran out: a worker killed mid-delivery). Each leased
+ * row's attempt count goes up here, so a delivery that kills its worker every time still dies
+ * after maxAttempts instead of looping forever.
+ */
+export async function leaseDue(
+  db: Db,
+  opts: { owner: string; leaseMs: number; limit: number; now?: Date },
+): Promise<DeliveryRecord[]> {
+  if (opts.limit <= 0) return [];
+  const now = (opts.now ?? new Date()).toISOString();
+  const until = new Date(Date.parse(now) + opts.leaseMs).toISOString();
+  const set = {
+    lease_owner: opts.owner,
+    lease_until: until,
+    updated_at: now,
+  };
+  if (db.dialect === 'postgres') {
+    // SKIP LOCKED: workers on other nodes take other rows instead of queueing behind ours.
+    const rows = await db.kysely.transaction().execute(async (trx) => {
+      const ids = await trx
+        .selectFrom('deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+        .orderBy('next_attempt_at')
+        .limit(opts.limit)
+        .forUpdate()
+        .skipLocked()
+        .execute();
+      if (!ids.length) return [];
+      return trx
+        .updateTable('deliveries')
+        .set((eb) => ({
+          ...set,
+          attempts: eb('attempts', '+', 1),
+          first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
+        }))
+        .where(
+          'id',
+          'in',
+          ids.map((r) => r.id),
+        )
+        .returningAll()
+        .execute();
+    });
+    return rows.map(toDeliveryRecord);
+  }
+  // SQLite: one UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING is a single write
+  // transaction; a second process waits on the write lock and then sees the new leases.
+  const rows = await db.kysely
+    .updateTable('deliveries')
+    .set((eb) => ({
+      ...set,
+      attempts: eb('attempts', '+', 1),
+      first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
+    }))
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('deliveries')
+        .select('id')
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
+        .orderBy('next_attempt_at')
+        .limit(opts.limit),
+    )
+    .returningAll()
+    .execute();
+  return rows.map(toDeliveryRecord);
+}
+
+/** Extend a lease we still hold; false when it was lost (expired and taken by another worker). */
+export async function renewLease(db: Q, id: string, owner: string, until: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('deliveries')
+    .set({ lease_until: until.toISOString() })
+    .where('id', '=', id)
+    .where('lease_owner', '=', owner)
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** Record that attempt `n` of a delivery started; returns the attempt id. */
+export async function startAttempt(db: Q, delivery: string, n: number, at = new Date()): Promise<string> {
+  const id = newId();
+  await db
+    .insertInto('delivery_attempts')
+    .values({
+      id,
+      delivery,
+      n,
+      started_at: at.toISOString(),
+      finished_at: null,
+      outcome: null,
+      error: null,
+      enhanced_status: null,
+      next_attempt_at: null,
+    })
+    .execute();
+  return id;
+}
+
+/** How one attempt ended, and what the delivery becomes. */
+export interface AttemptResult {
+  outcome: 'done' | 'transient' | 'permanent' | 'dead';
+  /** done ⇒ done, transient ⇒ pending (nextAttemptAt), permanent ⇒ failed, dead ⇒ dead. */
+  nextAttemptAt?: Date;
+  error?: string;
+  enhancedStatus?: string;
+  receipt?: Receipt;
+}
+
+const STATUS_OF: Record<AttemptResult['outcome'], DeliveryStatus> = {
+  done: 'done',
+  transient: 'pending',
+  permanent: 'failed',
+  dead: 'dead',
+};
+
+/**
+ * Finish an attempt: record it, release the lease, set the delivery's status and refresh the
+ * message's. Fenced by the lease owner: a worker whose lease ran out and was retaken must not
+ * overwrite the newer attempt's result. Returns false when the lease was lost.
+ */
+export async function finishAttempt(
+  db: Db,
+  d: { id: string; messageId: string; owner: string; attemptId: string },
+  r: AttemptResult,
+): Promise<boolean> {
+  const now = new Date().toISOString();
+  const error = r.error?.slice(0, 2000) ?? null;
+  return db.kysely.transaction().execute(async (trx) => {
+    if (db.dialect === 'postgres') {
+      // Same lock order as refreshMessageStatus (message, then delivery): no deadlock.
+      await trx.selectFrom('messages').select('id').where('id', '=', d.messageId).forUpdate().execute();
+    }
+    await trx
+      .updateTable('delivery_attempts')
+      .set({
+        finished_at: now,
+        outcome: r.outcome,
+        error,
+        enhanced_status: r.enhancedStatus ?? null,
+        next_attempt_at: r.nextAttemptAt?.toISOString() ?? null,
+      })
+      .where('id', '=', d.attemptId)
+      .execute();
+    const u = await trx
+      .updateTable('deliveries')
+      .set({
+        status: STATUS_OF[r.outcome],
+        lease_owner: null,
+        lease_until: null,
+        updated_at: now,
+        ...(r.nextAttemptAt ? { next_attempt_at: r.nextAttemptAt.toISOString() } : {}),
+        ...(r.outcome === 'done' ? { receipt: JSON.stringify(r.receipt ?? { summary: 'done' }), last_error: null } : { last_error: error }),
+      })
+      .where('id', '=', d.id)
+      .where('lease_owner', '=', d.owner)
+      .executeTakeFirst();
+    if (Number(u.numUpdatedRows) === 0) return false;
+    await refreshMessageStatus(trx, db.dialect, d.messageId);
+    return true;
+  });
+}
+
+/** One delivery by id, or undefined. */
+export async function getDelivery(db: Q, id: string): Promise<DeliveryRecord | undefined> {
+  const r = await db.selectFrom('deliveries').selectAll().where('id', '=', id).executeTakeFirst();
+  return r ? toDeliveryRecord(r) : undefined;
+}
+
+/** A delivery's attempts, oldest first. */
+export async function getAttempts(db: Q, deliveryId: string): Promise<AttemptRecord[]> {
+  const rows = await db
+    .selectFrom('delivery_attempts')
+    .selectAll()
+    .where('delivery', '=', deliveryId)
+    .orderBy('id')
+    .execute();
+  return rows.map(toAttemptRecord);
+}
+
+export interface DeliveryFilter {
+  status?: string;
+  route?: string;
+  message?: string;
+  /** Cursor: ids below this (newest first is not meaningful for hashed ids, so id order). */
+  after?: string;
+  limit: number;
+}
+
+/** Deliveries filtered by status, route or message, in id order; `after` is the cursor. */
+export async function listDeliveries(db: Q, f: DeliveryFilter): Promise<DeliveryRecord[]> {
+  let q = db.selectFrom('deliveries').selectAll().orderBy('id').limit(f.limit);
+  if (f.status) q = q.where('status', '=', f.status);
+  if (f.route) q = q.where('route', '=', f.route);
+  if (f.message) q = q.where('message', '=', f.message);
+  if (f.after) q = q.where('id', '>', f.after);
+  return (await q.execute()).map(toDeliveryRecord);
+}
+
+/**
+ * Replay a delivery by hand: pending again, due now, with a fresh attempt budget (the earlier
+ * attempts stay in delivery_attempts). Returns the updated record, or undefined if unknown.
+ */
+export async function retryDelivery(db: Db, id: string, now = new Date()): Promise<DeliveryRecord | undefined> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const row = await trx.selectFrom('deliveries').select(['message', 'status']).where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    if (row.status === 'pending') {
+      // Still in the queue (maybe leased right now): make it due now, but leave the lease and
+      // the attempt count alone, or a second worker could run it beside the first.
+      await trx
+        .updateTable('deliveries')
+        .set({ next_attempt_at: now.toISOString(), updated_at: now.toISOString() })
+        .where('id', '=', id)
+        .execute();
+      return getDelivery(trx, id);
+    }
+    if (db.dialect === 'postgres') {
+      await trx.selectFrom('messages').select('id').where('id', '=', row.message).forUpdate().execute();
+    }
+    await trx
+      .updateTable('deliveries')
+      .set({
+        status: 'pending',
+        attempts: 0,
+        first_attempt_at: null,
+        next_attempt_at: now.toISOString(),
+        lease_owner: null,
+        lease_until: null,
+        updated_at: now.toISOString(),
+      })
+      .where('id', '=', id)
+      .execute();
+    await refreshMessageStatus(trx, db.dialect, row.message);
+    return getDelivery(trx, id);
+  });
+}
+
+/** The earliest next_attempt_at of pending deliveries, for a worker deciding how long to sleep. */
+export async function nextDue(db: Q): Promise<Date | undefined> {
+  const r = await db
+    .selectFrom('deliveries')
+    .select((eb) => eb.fn.min('next_attempt_at').as('at'))
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  return r?.at ? new Date(r.at as string) : undefined;
+}
