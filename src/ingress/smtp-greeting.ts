@@ -1,0 +1,76 @@
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { mailError, toSmtpReply } from '../core/errors.js';
+
+/** How a connection starts and what every reply passes through. */
+export interface ConnectionHooks {
+  /** Connections past this many get 421 4.7.0 instead of a greeting. */
+  maxClients: number;
+  /** Full text after `220 ` (host name and banner). */
+  greeting: string;
+  /** A connection opened; the returned function runs when its socket closes. */
+  opened(): () => void;
+  /** Every reply with code ≥ 400, with the enhanced status it carried. */
+  refused(code: number, status: string): void;
+}
+
+// A reply text that already starts with an RFC 3463 code (we wrote it through toSmtpReply).
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+/**
+ * smtp-server with our start of a connection. The library's SMTPConnection.init() waits a
+ * fixed 100 ms before the greeting (to catch early talkers); on short connections that wait is
+ * 90 % of the time per message. Here init() goes straight to connectionReady(); the configured
+ * greeting delay is applied in onConnect instead (0 for allowlisted clients), and the library
+ * still drops a client that talks before the greeting (`_ready` stays false until then).
+ *
+ * Every reply goes through one wrapper: a text that already carries an enhanced status code
+ * (ours, from toSmtpReply) is sent as it is, instead of the library prefixing a second, guessed
+ * one (it maps 550 to 5.1.1 whatever the reason); replies ≥ 400 are reported for metrics.
+ */
+export class PostroomSmtpServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    private readonly hooks: ConnectionHooks,
+  ) {
+    super(options);
+  }
+
+  // Same four steps as SMTPServer.connect(), with init() replaced on the new connection.
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    const conn = new SMTPConnection(this, socket, socketOptions);
+    this.connections.add(conn);
+    conn.on('error', (err: Error) => this.emit('error', err));
+    conn.on('connect', (data) => this._onClientConnect(data));
+    this.patch(conn, socket);
+    conn.init();
+  }
+
+  private patch(conn: SMTPConnection, socket: net.Socket | tls.TLSSocket): void {
+    const hooks = this.hooks;
+    const send = conn.send.bind(conn);
+    conn.send = (code, data, context) => {
+      const own = typeof data === 'string' && ENHANCED.test(data);
+      send(code, data, own ? false : context);
+      if (code >= 400) {
+        const status = own ? (data as string).slice(0, (data as string).indexOf(' ')) : conn._getEnhancedStatusCode(code, context);
+        hooks.refused(code, status || `${String(code)[0]}.0.0`);
+      }
+    };
+    // RFC 5321 §4.2: "220 <domain> <text>"; the banner text is ours entirely.
+    conn._sendGreeting = () => conn.send(220, hooks.greeting, false);
+    conn.init = () => {
+      const closed = hooks.opened();
+      socket.once('close', closed);
+      conn._setListeners(() => {
+        if (this.connections.size > hooks.maxClients) {
+          const r = toSmtpReply(mailError('TOO_MANY_CLIENTS'));
+          return conn.send(r.code, r.message, false); // a 421 closes the connection
+        }
+        conn.connectionReady();
+      });
+    };
+  }
+}

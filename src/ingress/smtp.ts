@@ -1,0 +1,241 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { asMailError, mailError, toSmtpReply } from '../core/errors.js';
+import type { Envelope } from '../core/message.js';
+import type { SmtpConfig } from '../config/schema.js';
+import type { Accept } from '../intake/accept.js';
+import type { RecipientCheck } from '../intake/recipients.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { clientList, normaliseIp } from './client-list.js';
+import { verifyPassword } from './smtp-auth.js';
+import { LineEndingGuard, messageBytes } from './smtp-data.js';
+import { PostroomSmtpServer } from './smtp-greeting.js';
+
+/** The SMTP listener. */
+export interface SmtpIngress {
+  listen(): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+}
+
+export interface SmtpIngressDeps {
+  config: SmtpConfig;
+  /** Our name in the banner and the trace header. */
+  hostname: string;
+  accept: Accept;
+  recipientCheck: RecipientCheck;
+  log: Logger;
+  metrics: Metrics;
+}
+
+/** What we know of one connection beyond smtp-server's session. */
+interface Conn {
+  ip: string;
+  /** Inside `smtp.clients` (or no list configured). */
+  listed: boolean;
+  /** The open transaction (MAIL FROM accepted, no final reply yet). */
+  tx?: { mailFrom: string; rejectedRcpts: number; lastStatus?: string; startedAt: number };
+}
+
+// Checked when the user name is unknown, so a failed login takes as long either way.
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+
+/** A MailError as the error smtp-server sends: our code and `x.y.z text` (see smtp-greeting.ts). */
+function replyError(err: unknown): Error & { responseCode: number } {
+  const r = toSmtpReply(err);
+  return Object.assign(new Error(r.message), { responseCode: r.code });
+}
+
+/** The SMTP ingress: smtp-server in front of intake.accept, with our limits and checks. */
+export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
+  const { config, hostname, accept, recipientCheck, log, metrics } = deps;
+  const allow = config.clients ? clientList(config.clients) : undefined;
+  const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
+  const authOn = users.size > 0;
+  const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
+  const conns = new Map<string, Conn>();
+
+  /** One log line per transaction (issue 2 item 8). */
+  function logTx(session: SMTPServerSession, c: Conn | undefined, fields: Record<string, unknown>): void {
+    log.info(
+      {
+        session: session.id,
+        client: c?.ip ?? normaliseIp(session.remoteAddress),
+        helo: session.hostNameAppearsAs || undefined,
+        authUser: session.user,
+        mailFrom: c?.tx?.mailFrom ?? (session.envelope?.mailFrom ? session.envelope.mailFrom.address : undefined),
+        rcptTo: session.envelope?.rcptTo.map((r) => r.address),
+        rejectedRcpts: c?.tx?.rejectedRcpts || undefined,
+        ms: c?.tx ? Date.now() - c.tx.startedAt : undefined,
+        ...fields,
+      },
+      'smtp transaction',
+    );
+    if (c) c.tx = undefined;
+  }
+
+  /** A transaction left without DATA (RSET, a new MAIL, QUIT, a dropped connection). */
+  function endAbandoned(session: SMTPServerSession, c: Conn | undefined): void {
+    if (c?.tx) logTx(session, c, { outcome: 'abandoned', status: c.tx.lastStatus });
+  }
+
+  async function onConnect(session: SMTPServerSession): Promise<number> {
+    const ip = normaliseIp(session.remoteAddress);
+    const listed = allow ? await allow.matches(ip) : true;
+    if (!listed && !authOn) {
+      log.info({ session: session.id, client: ip, outcome: 'refused', status: '5.7.1' }, 'smtp client refused');
+      throw mailError('CLIENT_REFUSED');
+    }
+    conns.set(session.id, { ip, listed });
+    return listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
+  }
+
+  async function onAuth(auth: SMTPServerAuthentication): Promise<string> {
+    const username = auth.username ?? '';
+    // RFC 4616: acting as another identity (authzid) is not something we grant.
+    const proxying = auth.method === 'PLAIN' && auth.authzid && auth.authzid !== username;
+    const stored = users.get(username);
+    const ok = await verifyPassword(auth.password ?? '', stored ?? DUMMY_HASH);
+    if (!ok || !stored || proxying || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) throw mailError('AUTH_FAILED');
+    return username;
+  }
+
+  async function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const c = conns.get(session.id);
+    endAbandoned(session, c);
+    if (!c) throw mailError('INTERNAL', 'no such connection');
+    if (!c.listed && !session.user) {
+      const e = mailError('AUTH_REQUIRED');
+      logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: e.status });
+      throw e;
+    }
+    c.tx = { mailFrom: address.address, rejectedRcpts: 0, startedAt: Date.now() };
+  }
+
+  async function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const c = conns.get(session.id);
+    const accepted = session.envelope.rcptTo.map((r) => r.address);
+    try {
+      if (accepted.length >= config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
+      await recipientCheck(address.address, {
+        ingress: 'smtp',
+        mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        accepted,
+        clientIp: c?.ip,
+        authUser: session.user,
+        trusted: !!c?.listed || !!session.user,
+      });
+    } catch (err) {
+      if (c?.tx) {
+        c.tx.rejectedRcpts++;
+        c.tx.lastStatus = asMailError(err).status;
+      }
+      throw err;
+    }
+  }
+
+  function onData(stream: SMTPServerDataStream, session: SMTPServerSession, done: (err?: Error | null, msg?: string) => void) {
+    const c = conns.get(session.id);
+    const env: Envelope = {
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+      ingress: 'smtp',
+      clientIp: c?.ip ?? normaliseIp(session.remoteAddress),
+      // Without reverse lookups smtp-server reports "[ip]": that is no host name.
+      clientHostname: session.clientHostname && !session.clientHostname.startsWith('[') ? session.clientHostname : undefined,
+      helo: session.hostNameAppearsAs || undefined,
+      authUser: session.user,
+      tls: session.secure ? session.tlsOptions ? session.tlsOptions.version : 'TLS' : undefined,
+      receivedAt: new Date(),
+    };
+    const guard = new LineEndingGuard(config.bareLineEndings);
+    const opts = { maxSize: config.maxMessageSize, requireMessageId: config.requireMessageId, trace: config.traceHeader };
+    accept(env, messageBytes(stream, guard), opts).then(
+      (stored) => {
+        logTx(session, c, { id: stored.id, size: stored.size, outcome: stored.duplicate ? 'duplicate' : 'accepted', status: '2.0.0' });
+        done(null, `2.0.0 Ok: kept as ${stored.id}`);
+      },
+      (err) => {
+        // Whatever is left of the message is read and dropped; smtp-server replies at its end.
+        stream.resume();
+        const e = asMailError(err);
+        logTx(session, c, { size: stream.byteLength, outcome: e.transient ? 'deferred' : 'rejected', status: e.status, code: e.code });
+        done(replyError(e));
+      },
+    );
+  }
+
+  const server = new PostroomSmtpServer(
+    {
+      name: hostname,
+      size: config.maxMessageSize,
+      socketTimeout: config.socketTimeout,
+      closeTimeout: 5_000,
+      hideENHANCEDSTATUSCODES: false,
+      authMethods: ['PLAIN', 'LOGIN'],
+      // We decide who must authenticate (clients outside the allowlist), in onMailFrom.
+      authOptional: true,
+      allowInsecureAuth: config.auth?.allowInsecure ?? false,
+      // No certificate configured: no STARTTLS (never the library's built-in test key).
+      disabledCommands: [...(authOn ? [] : ['AUTH']), ...(tls ? [] : ['STARTTLS'])],
+      ...(tls ?? {}),
+      // Reverse DNS on every connection costs a round trip (1.5 s when DNS is unreachable).
+      disableReverseLookup: true,
+      logger: false,
+      onConnect(session, cb) {
+        onConnect(session).then(
+          (delay) => (delay > 0 ? setTimeout(() => cb(), delay).unref() : cb()),
+          (err) => cb(replyError(err)),
+        );
+      },
+      onAuth(auth, _session, cb) {
+        onAuth(auth).then(
+          (user) => cb(null, { user }),
+          (err) => cb(replyError(err)),
+        );
+      },
+      onMailFrom(address, session, cb) {
+        onMailFrom(address, session).then(() => cb(), (err) => cb(replyError(err)));
+      },
+      onRcptTo(address, session, cb) {
+        onRcptTo(address, session).then(() => cb(), (err) => cb(replyError(err)));
+      },
+      onData,
+      onClose(session) {
+        const c = conns.get(session.id);
+        endAbandoned(session, c);
+        conns.delete(session.id);
+      },
+    },
+    {
+      maxClients: config.maxClients,
+      greeting: `${hostname} ${config.banner}`,
+      opened() {
+        metrics.smtpSessions.inc();
+        return () => metrics.smtpSessions.dec();
+      },
+      refused(_code, status) {
+        metrics.rejections.inc({ ingress: 'smtp', status });
+      },
+    },
+  );
+  server.on('error', (err) => log.warn({ err }, 'smtp connection error'));
+
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.server.once('error', reject);
+        server.listen(config.listen.port, config.listen.host, () => {
+          server.server.off('error', reject);
+          const a = server.server.address() as AddressInfo;
+          log.info({ host: a.address, port: a.port }, 'smtp listening');
+          resolve({ host: a.address, port: a.port });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
