@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, StoredMessage, StoredPart } from '../core/message.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
@@ -161,24 +161,28 @@ export interface MessageFilter {
 /** Messages newest first, filtered; `before` is the cursor (an id). */
 export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessage[]> {
   let q = db.selectFrom('messages').selectAll().orderBy('id', 'desc').limit(f.limit);
-  if (f.since) q = q.where('received_at', '>=', f.since);
-  if (f.until) q = q.where('received_at', '<', f.until);
+  // Timestamps are stored as toISOString() text and compared as text: '…T00:00:00Z' sorts after
+  // '…T00:00:00.000Z', so a bound must be written the same way before it is compared.
+  if (f.since) q = q.where('received_at', '>=', isoText(f.since));
+  if (f.until) q = q.where('received_at', '<', isoText(f.until));
   if (f.status) q = q.where('status', '=', f.status);
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
-  // Substring filters: lower() + like works the same on SQLite and PostgreSQL.
+  // Substring filters: lower() + like works the same on SQLite and PostgreSQL (PostgreSQL's LIKE
+  // is case-sensitive). SQLite has no default LIKE escape character, so name it for both.
   const like = (s: string) => `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-  if (f.subject) q = q.where((eb) => eb(eb.fn('lower', ['subject']), 'like', like(f.subject!)));
-  if (f.rcpt) q = q.where((eb) => eb(eb.fn('lower', ['rcpt_to']), 'like', like(f.rcpt!)));
-  if (f.from) {
-    q = q.where((eb) =>
-      eb.or([
-        eb(eb.fn('lower', ['from_addr']), 'like', like(f.from!)),
-        eb(eb.fn('lower', ['mail_from']), 'like', like(f.from!)),
-      ]),
-    );
-  }
+  const contains = (col: 'subject' | 'rcpt_to' | 'from_addr' | 'mail_from', s: string) =>
+    sql<SqlBool>`lower(${sql.ref(col)}) like ${like(s)} escape '\\'`;
+  if (f.subject) q = q.where(contains('subject', f.subject));
+  if (f.rcpt) q = q.where(contains('rcpt_to', f.rcpt));
+  if (f.from) q = q.where((eb) => eb.or([contains('from_addr', f.from!), contains('mail_from', f.from!)]));
   return (await q.execute()).map(toStoredMessage);
+}
+
+/** A time bound as stored text (toISOString); left as given if it is not a date. */
+function isoText(v: string): string {
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? v : d.toISOString();
 }
 
 /** Ids of kept messages not yet parsed, oldest first (the parse queue after a restart). */
