@@ -41,7 +41,7 @@ export const CATALOGUE = {
   // -- content --
   TOO_LARGE: { status: '5.3.4', smtp: 552, text: 'Message size exceeds fixed maximum message size' },
   EMPTY_MESSAGE: { status: '5.3.0', smtp: 554, text: 'Message is empty' },
-  BARE_LINE_ENDING: { status: '5.5.2', smtp: 550, text: 'Bare LF or bare CR in message data is not allowed (RFC 5321 §2.3.8)' },
+  BARE_LINE_ENDING: { status: '5.5.2', smtp: 550, text: 'Bare LF or bare CR in message data is not allowed (RFC 5321 section 2.3.8)' },
   PROTOCOL: { status: '5.5.0', smtp: 500, text: 'Protocol error' },
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },

@@ -12,6 +12,12 @@ export interface ConnectionHooks {
   greeting: string;
   /** A connection opened; the returned function runs when its socket closes. */
   opened(): () => void;
+  /**
+   * Offer AUTH in EHLO before STARTTLS. When false, the AUTH line is left out of a cleartext
+   * EHLO reply (Postfix's smtpd_tls_auth_only), so clients never think of sending a password
+   * in the clear; one that tries anyway gets smtp-server's 538 5.7.0.
+   */
+  authBeforeTls: boolean;
   /** Every reply with code ≥ 400, with the enhanced status it carried. */
   refused(code: number, status: string): void;
 }
@@ -52,6 +58,9 @@ export class PostroomSmtpServer extends SMTPServer {
     const hooks = this.hooks;
     const send = conn.send.bind(conn);
     conn.send = (code, data, context) => {
+      if (code === 250 && Array.isArray(data) && !hooks.authBeforeTls && !conn.secure) {
+        data = data.filter((line) => !/^AUTH /i.test(line));
+      }
       const own = typeof data === 'string' && ENHANCED.test(data);
       send(code, data, own ? false : context);
       if (code >= 400) {

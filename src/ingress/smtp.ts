@@ -52,8 +52,12 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   const { config, hostname, accept, recipientCheck, log, metrics } = deps;
   const allow = config.clients ? clientList(config.clients) : undefined;
   const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
-  const authOn = users.size > 0;
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
+  const insecureAuth = config.auth?.allowInsecure ?? false;
+  // smtp-server refuses cleartext AUTH only when STARTTLS is on offer: without a certificate it
+  // would take passwords in the clear. So no TLS and no allowInsecure means no AUTH at all.
+  const authOn = users.size > 0 && (!!tls || insecureAuth);
+  if (users.size > 0 && !authOn) log.warn('smtp.auth.users configured but no smtp.tls: AUTH is off (set auth.allowInsecure to allow it in cleartext)');
   const conns = new Map<string, Conn>();
 
   /** One log line per transaction (issue 2 item 8). */
@@ -176,7 +180,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       authMethods: ['PLAIN', 'LOGIN'],
       // We decide who must authenticate (clients outside the allowlist), in onMailFrom.
       authOptional: true,
-      allowInsecureAuth: config.auth?.allowInsecure ?? false,
+      allowInsecureAuth: insecureAuth,
       // No certificate configured: no STARTTLS (never the library's built-in test key).
       disabledCommands: [...(authOn ? [] : ['AUTH']), ...(tls ? [] : ['STARTTLS'])],
       ...(tls ?? {}),
@@ -211,6 +215,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     {
       maxClients: config.maxClients,
       greeting: `${hostname} ${config.banner}`,
+      authBeforeTls: insecureAuth,
       opened() {
         metrics.smtpSessions.inc();
         return () => metrics.smtpSessions.dec();
