@@ -239,6 +239,26 @@ describe('HTTP API: messages', () => {
     }
   });
 
+  test('streams a large /raw byte-exact, and a client hanging up midway leaves the server serving', async () => {
+    const line = 'y'.repeat(998) + '\r\n';
+    const big = `From: a@example.org\r\nSubject: big\r\nMessage-ID: <big@example.org>\r\n\r\n${line.repeat(6000)}`;
+    const id = await keep('big', big, { rcptTo: ['big@postroom.test'] });
+    const res = await pr.api(`/api/v1/messages/${id}/raw?trace=0`);
+    assert.equal(Number(res.headers.get('content-length')), raws.big.length);
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(raws.big));
+
+    const ac = new AbortController();
+    const partial = await pr.api(`/api/v1/messages/${id}/raw`, { signal: ac.signal });
+    const reader = partial.body!.getReader();
+    await reader.read();
+    ac.abort();
+    await assert.rejects(async () => {
+      for (;;) if ((await reader.read()).done) break;
+    });
+    const again = await pr.api(`/api/v1/messages/${id}/raw?trace=0`);
+    assert.equal(sha256(Buffer.from(await again.arrayBuffer())), sha256(raws.big));
+  });
+
   test('serves /text as UTF-8 plain text', async () => {
     const res = await pr.api(`/api/v1/messages/${ids.rich}/text`);
     assert.equal(res.status, 200);
