@@ -259,6 +259,14 @@ describe('HTTP API: messages', () => {
     assert.equal(sha256(Buffer.from(await again.arrayBuffer())), sha256(raws.big));
   });
 
+  test('answers HEAD on /raw with the length and type, without a body', async () => {
+    const res = await pr.api(`/api/v1/messages/${ids.jan}/raw?trace=0`, { method: 'HEAD' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'message/rfc822');
+    assert.equal(Number(res.headers.get('content-length')), raws.jan.length);
+    assert.equal((await res.arrayBuffer()).byteLength, 0);
+  });
+
   test('serves /text as UTF-8 plain text', async () => {
     const res = await pr.api(`/api/v1/messages/${ids.rich}/text`);
     assert.equal(res.status, 200);

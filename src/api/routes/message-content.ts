@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { mailError } from '../../core/errors.js';
 import type { StoredPart } from '../../core/message.js';
@@ -19,14 +19,23 @@ function prefixed(prefix: Buffer, body: Readable): Readable {
   return Readable.from(chain(), { objectMode: false });
 }
 
+/**
+ * The blob's bytes, or for HEAD an empty stream: fastify would otherwise read a 200 MiB blob to
+ * the end only to discard it, and an empty stream (unlike no body) keeps our Content-Length.
+ */
+async function blobBody(deps: ApiDeps, request: FastifyRequest, sha256: string): Promise<Readable> {
+  return request.method === 'HEAD' ? Readable.from([]) : deps.blobs.open(sha256);
+}
+
 /** Stream a blob with a length, a media type and headers that keep a browser from running it. */
 async function sendBlob(
   deps: ApiDeps,
+  request: FastifyRequest,
   reply: FastifyReply,
   part: { sha256: string; size: number },
   headers: { type: string; csp?: string; disposition?: string },
 ): Promise<FastifyReply> {
-  const body = await deps.blobs.open(part.sha256);
+  const body = await blobBody(deps, request, part.sha256);
   reply
     .header('content-type', headers.type)
     .header('content-length', String(part.size))
@@ -69,10 +78,10 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
         },
       },
     },
-    async ({ params, query, reply }) => {
+    async ({ params, query, request, reply }) => {
       const m = await requireMessage(deps, params.id);
       const trace = query.trace && m.trace ? Buffer.from(m.trace, 'utf8') : Buffer.alloc(0);
-      const blob = await deps.blobs.open(m.rawSha256);
+      const blob = await blobBody(deps, request, m.rawSha256);
       reply
         .header('content-type', 'message/rfc822')
         .header('content-length', String(trace.length + m.size))
@@ -102,11 +111,11 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
         params: MessageParams,
         responses: { 200: { description: `the ${kind} body`, contentType: kind === 'text' ? 'text/plain' : 'text/html' } },
       },
-      async ({ params, reply }) => {
+      async ({ params, request, reply }) => {
         const m = await requireMessage(deps, params.id);
         const part = (await getParts(deps.db.kysely, m.id)).find((p) => p.kind === kind);
         if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no ${kind} body`);
-        return sendBlob(deps, reply, part, {
+        return sendBlob(deps, request, reply, part, {
           type: safeMediaType(part.contentType),
           csp: kind === 'html' ? HTML_CSP : BYTES_CSP,
         });
@@ -142,13 +151,13 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
       params: PartParams,
       responses: { 200: { description: 'the part', contentType: 'application/octet-stream' } },
     },
-    async ({ params, reply }) => {
+    async ({ params, request, reply }) => {
       const m = await requireMessage(deps, params.id);
       const parts = await getParts(deps.db.kysely, m.id);
       const byIndex = /^\d+$/.test(params.part) ? Number(params.part) : undefined;
       const part = parts.find((p) => p.id === params.part || p.idx === byIndex);
       if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no part ${params.part}`);
-      return sendBlob(deps, reply, part, {
+      return sendBlob(deps, request, reply, part, {
         type: safeMediaType(part.contentType),
         disposition: contentDisposition('attachment', cleanFilename(part.filename, fallbackName(part))),
       });
@@ -165,12 +174,12 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
       params: CidParams,
       responses: { 200: { description: 'the inline part', contentType: 'application/octet-stream' } },
     },
-    async ({ params, reply }) => {
+    async ({ params, request, reply }) => {
       const m = await requireMessage(deps, params.id);
       const want = bareCid(params.cid);
       const part = (await getParts(deps.db.kysely, m.id)).find((p) => p.contentId && bareCid(p.contentId) === want);
       if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no part with Content-ID <${want}>`);
-      return sendBlob(deps, reply, part, {
+      return sendBlob(deps, request, reply, part, {
         type: safeMediaType(part.contentType),
         disposition: contentDisposition('inline', cleanFilename(part.filename, fallbackName(part))),
       });
