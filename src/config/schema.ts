@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { routesSchema } from '../routing/schema.js';
 import { duration, listen, size } from './units.js';
 
 /**
@@ -103,6 +104,7 @@ export const configSchema = z.strictObject({
   store: storeSchema.prefault({}),
   parse: parseSchema.prefault({}),
   log: logSchema.prefault({}),
+  routes: routesSchema.default([]),
 });
 
 export type Config = z.output<typeof configSchema>;

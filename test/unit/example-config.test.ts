@@ -54,6 +54,7 @@ function schemaKeyPaths(schema: z.ZodType, prefix = '', out = new Set<string>(),
       walk(def.right);
       break;
     case 'record':
+      out.add(`${prefix}.*`); // free keys (INI sections of a spool control file) are keys too
       walk(def.valueType, `${prefix}.*`);
       break;
     case 'lazy':

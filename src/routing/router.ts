@@ -1,0 +1,169 @@
+import type { lookup } from 'node:dns/promises';
+import type { ParsedMessage, PlannedDelivery, Target } from '../core/delivery.js';
+import { asMailError, mailError, type MailError } from '../core/errors.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../delivery/backoff.js';
+import type { RecipientCheck } from '../intake/recipients.js';
+import { compileRoute, type CompiledRoute, type ContentFacts, type EnvelopeFacts } from './rules.js';
+import type { Route } from './schema.js';
+
+/**
+ * Routes in priority order, evaluated per envelope recipient (never on To:, so Bcc and
+ * forwarded mail route). For one recipient: each route whose recipient pattern matches and
+ * whose conditions hold delivers it; `continue: false` (the default) stops there, `continue:
+ * true` lets later routes deliver too (fan-out). Catch-all routes take only recipients no
+ * other route took or refused. A route that refuses the sender or client does not stop the
+ * search (a later route may take that sender), but if none takes the recipient the first
+ * refusal is the answer (550 5.7.1); no route at all is 550 5.1.1.
+ */
+
+/** A recipient's routes, or why it has none. */
+export interface RecipientDecision {
+  recipient: string;
+  matches: { route: CompiledRoute; captures: Record<string, string> }[];
+  refusal?: MailError;
+}
+
+export interface Router {
+  readonly routes: readonly CompiledRoute[];
+  /** The RCPT-time hook: resolves to accept, throws MailError 550 5.1.1 / 550 5.7.1 / a reject target's reply. */
+  recipientCheck(): RecipientCheck;
+  /** Decide one recipient; without `content` the content conditions count as passed (RCPT time). */
+  decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision>;
+  /** Planned deliveries for a parsed message, plus the recipients nothing routes (and why). */
+  evaluate(parsed: ParsedMessage): Promise<{ deliveries: PlannedDelivery[]; unrouted: { recipient: string; error: MailError }[] }>;
+  /** Planned deliveries for a parsed message: one per route + target, recipients merged. */
+  plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
+  /** The retry policy of a route (its own, else the default). */
+  retryPolicy(route: string): RetryPolicy;
+}
+
+/** Build the router from validated routes and the target registry (for RCPT-time target checks). */
+export function createRouter(
+  routes: readonly Route[],
+  targets: ReadonlyMap<string, Target<any>>,
+  opts: { resolve?: typeof lookup } = {},
+): Router {
+  // Stable sort: equal priorities keep file order.
+  const compiled = routes
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => a.r.priority - b.r.priority || a.i - b.i)
+    .map(({ r }) => compileRoute(r, opts.resolve));
+  const normal = compiled.filter((c) => !c.route.catchAll);
+  const catchAll = compiled.filter((c) => c.route.catchAll);
+  const byName = new Map(routes.map((r) => [r.name, r]));
+
+  /** RCPT time only: the targets' own checks (a reject target refuses here). */
+  async function targetRefusal(c: CompiledRoute, rcpt: string, captures: Record<string, string>, env: EnvelopeFacts) {
+    for (const d of c.route.deliver) {
+      const t = targets.get(d.kind);
+      if (!t?.check) continue;
+      try {
+        await t.check(rcpt, d.params, { captures, authUser: env.authUser ?? undefined });
+      } catch (err) {
+        return asMailError(err);
+      }
+    }
+    return null;
+  }
+
+  async function walk(list: CompiledRoute[], rcpt: string, env: EnvelopeFacts, content: ContentFacts | undefined) {
+    const matches: RecipientDecision['matches'] = [];
+    let refusal: MailError | undefined;
+    for (const c of list) {
+      const captures = c.matchRecipient(rcpt);
+      if (!captures) continue;
+      const denied = await c.checkEnvelope(env);
+      if (denied) {
+        refusal ??= denied;
+        continue;
+      }
+      if (content) {
+        if (c.checkContent(content) !== null) continue;
+      } else if (!c.waitsForData) {
+        // The route's verdict is final here, so its target may refuse (reject) now.
+        const refused = await targetRefusal(c, rcpt, captures, env);
+        if (refused) {
+          refusal ??= refused;
+          if (!c.route.continue) break;
+          continue;
+        }
+      }
+      matches.push({ route: c, captures });
+      if (!c.route.continue) break;
+    }
+    return { matches, refusal };
+  }
+
+  async function decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision> {
+    const first = await walk(normal, rcpt, env, content);
+    if (first.matches.length || first.refusal) return { recipient: rcpt, ...first };
+    return { recipient: rcpt, ...(await walk(catchAll, rcpt, env, content)) };
+  }
+
+  async function evaluate(parsed: ParsedMessage) {
+    const msg = parsed.message;
+    const env: EnvelopeFacts = { mailFrom: msg.mailFrom, clientIp: msg.clientIp, authUser: msg.authUser };
+    const content: ContentFacts = {
+      headers: parsed.headers,
+      size: msg.size,
+      parts: parsed.parts,
+      from: parsed.addresses.from ?? [],
+    };
+    const merged = new Map<string, PlannedDelivery & { order: number }>();
+    const unrouted: { recipient: string; error: MailError }[] = [];
+    // The same recipient twice in the envelope is one recipient.
+    const seen = new Set<string>();
+    for (const rcpt of msg.rcptTo) {
+      if (seen.has(rcpt.toLowerCase())) continue;
+      seen.add(rcpt.toLowerCase());
+      const d = await decide(rcpt, env, content);
+      if (!d.matches.length) {
+        unrouted.push({ recipient: rcpt, error: d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No route for <${rcpt}>`) });
+        continue;
+      }
+      for (const { route, captures } of d.matches) {
+        route.route.deliver.forEach((target, targetIndex) => {
+          // One delivery per route + target: two recipients reaching the same route are one
+          // delivery (the first recipient's captures), as the delivery id is message+route+target.
+          const key = `${route.name}\0${targetIndex}`;
+          const have = merged.get(key);
+          if (have) have.recipients.push(rcpt);
+          else {
+            merged.set(key, {
+              route: route.name,
+              targetIndex,
+              kind: target.kind,
+              params: target.params,
+              recipients: [rcpt],
+              captures,
+              order: compiled.indexOf(route) * 1000 + targetIndex,
+            });
+          }
+        });
+      }
+    }
+    const deliveries = [...merged.values()].sort((a, b) => a.order - b.order).map(({ order: _o, ...p }) => p);
+    return { deliveries, unrouted };
+  }
+
+  return {
+    routes: compiled,
+    decide,
+    evaluate,
+    async plan(parsed) {
+      return (await evaluate(parsed)).deliveries;
+    },
+    recipientCheck() {
+      return async (rcpt, ctx) => {
+        // No routes configured: mail is kept in the store and routed nowhere; refuse nothing.
+        if (!compiled.length) return;
+        const d = await decide(rcpt, { mailFrom: ctx.mailFrom, clientIp: ctx.clientIp, authUser: ctx.authUser });
+        if (d.matches.length) return;
+        throw d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No such recipient here: <${rcpt}>`);
+      };
+    },
+    retryPolicy(name) {
+      return byName.get(name)?.retry ?? DEFAULT_RETRY;
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { z } from 'zod';
+import { size } from '../config/units.js';
+import type { Target } from '../core/delivery.js';
+import { retrySchema } from '../delivery/backoff.js';
+import { checkClientEntries } from '../ingress/client-list.js';
+import { targets as registeredTargets } from '../targets/index.js';
+import { compileRecipientPattern, parseSlashRegex } from './address.js';
+import { compileTemplate, TemplateError } from './template.js';
+
+/**
+ * The schema of a route (`routes:` in the config). Routes are data: this one schema validates
+ * them at config load (every bad key reported with its path, e.g.
+ * `routes[0].deliver[0].spool.dir`) and documents them. Output stays plain JSON so that
+ * planned deliveries can be stored with their params.
+ */
+
+/** A regex written plainly (`.*@gsm$`, searched case-insensitively) or as `/source/flags`. */
+const regexString = z.string().min(1).superRefine((v, ctx) => {
+  try {
+    parseSlashRegex(v) ?? new RegExp(v, 'i');
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `not a valid regex: ${(e as Error).message}` });
+  }
+});
+
+const recipientPattern = z.string().min(1).superRefine((v, ctx) => {
+  try {
+    compileRecipientPattern(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+const mimePattern = z
+  .string()
+  .regex(/^(\*|[a-z0-9!#$&^_.+-]+)\/(\*|[a-z0-9!#$&^_.+-]+)$/i, 'a MIME type like application/pdf or image/*');
+
+const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]);
+
+const headerCondition = z.strictObject({
+  name: z.string().regex(/^[!-9;-~]+$/, 'a header field name (RFC 5322 §2.2)').describe('header field name, any case'),
+  match: regexString.describe('regex on the decoded value; any one field of that name matching is enough'),
+});
+
+export const matchSchema = z
+  .strictObject({
+    recipient: oneOrMany(recipientPattern)
+      .optional()
+      .describe("envelope recipient: exact address, '*' glob, '/regex/' with named groups, or 'ogo+{objectId}@host'; unset: every recipient"),
+    sender: z
+      .strictObject({
+        allow: z.array(regexString).optional().describe('the sender must match one of these; unset: every sender'),
+        deny: z.array(regexString).default([]).describe('a sender matching any of these is refused (550 5.7.1)'),
+        from: z.boolean().default(false).describe("also apply allow/deny to the From: header's addresses (checked after DATA)"),
+      })
+      .optional(),
+    clients: z
+      .array(z.string().min(1))
+      .superRefine((v, ctx) => {
+        const bad = checkClientEntries(v);
+        if (bad) ctx.addIssue({ code: 'custom', message: bad });
+      })
+      .optional()
+      .describe('client IPs, CIDRs, ranges or host names allowed to use this route; unset: every client'),
+    users: z.array(z.string().min(1)).optional().describe('SMTP AUTH user names allowed to use this route'),
+    authenticated: z.boolean().optional().describe('true: only authenticated sessions; false: only unauthenticated'),
+    header: z.array(headerCondition).optional().describe('header conditions, all must hold (checked after DATA)'),
+    size: z
+      .strictObject({ min: size().optional(), max: size().optional() })
+      .optional()
+      .describe('message size bounds in bytes (checked after DATA)'),
+    attachment: oneOrMany(mimePattern)
+      .optional()
+      .describe('the message has an attachment of one of these MIME types (image/* allowed; checked after DATA)'),
+    anonymous: z
+      .enum(['accept', 'reject'])
+      .optional()
+      .describe('null sender <> (bounces, delivery reports); default reject for spool and webhook routes, else accept'),
+  })
+  .describe('conditions, all of which must hold');
+
+export type RouteMatch = z.output<typeof matchSchema>;
+
+/** Walk params for strings holding `<%`, compile each as a template, report failures at its path. */
+function checkTemplates(value: unknown, path: (string | number)[], known: string[], ctx: z.RefinementCtx): void {
+  if (typeof value === 'string') {
+    if (!value.includes('<%')) return;
+    try {
+      compileTemplate(value, known);
+    } catch (e) {
+      const at = e instanceof TemplateError ? ` (at character ${e.offset})` : '';
+      ctx.addIssue({ code: 'custom', message: `template: ${(e as Error).message}${at}`, path });
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => checkTemplates(v, [...path, i], known, ctx));
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) checkTemplates(v, [...path, k], known, ctx);
+  }
+}
+
+/**
+ * One `deliver` item, `{ <kind>: params }`, validated by that kind's own schema so a bad param
+ * is reported under its kind (`deliver[0].spool.format[1]`). Output: `{ kind, params }`.
+ */
+export function deliverItemSchema(targets: ReadonlyMap<string, Target<any>>) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [kind, t] of targets) shape[kind] = (t.params as z.ZodType).optional();
+  return z
+    .preprocess(
+      // `- discard:` in YAML is { discard: null }: a kind without params.
+      (v) =>
+        v && typeof v === 'object' && !Array.isArray(v)
+          ? Object.fromEntries(Object.entries(v).map(([k, p]) => [k, p === null ? {} : p]))
+          : v,
+      z.strictObject(shape),
+    )
+    .superRefine((v, ctx) => {
+      const kinds = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+      if (kinds.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `name exactly one target kind (one of: ${[...targets.keys()].join(', ')}); got ${kinds.length ? kinds.join(', ') : 'none'}`,
+        });
+      }
+    })
+    .transform((v) => {
+      const [kind, params] = Object.entries(v).find(([, p]) => p !== undefined)!;
+      return { kind, params: params as unknown };
+    });
+}
+
+/** The schema of one route, with `deliver` items checked against the given target registry. */
+export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
+  return z
+    .strictObject({
+      name: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (up to 64)')
+        .describe('unique; part of every delivery id, so renaming a route re-delivers'),
+      priority: z
+        .number()
+        .int()
+        .default(100)
+        .describe('lower runs first (like MX preference); equal priorities keep file order'),
+      catchAll: z
+        .boolean()
+        .default(false)
+        .describe('only takes recipients no other route matched (forward or reject what is left)'),
+      match: matchSchema.prefault({}),
+      deliver: z.array(deliverItemSchema(targets)).min(1).describe('targets, each { kind: params }'),
+      continue: z
+        .boolean()
+        .default(false)
+        .describe('true: later routes may deliver this recipient too (fan-out); false: stop here'),
+      retry: retrySchema.optional().describe('retry policy of this route; default: 10 tries over about 10.5 h'),
+    })
+    .superRefine((route, ctx) => {
+      const recipients = route.match.recipient === undefined ? [] : [route.match.recipient].flat();
+      const captures = recipients.flatMap((r) => {
+        try {
+          return compileRecipientPattern(r).captures;
+        } catch {
+          return []; // already reported at match.recipient
+        }
+      });
+      route.deliver.forEach((d, i) => checkTemplates(d.params, ['deliver', i, d.kind], captures, ctx));
+    });
+}
+
+/** Routes with unique names. */
+export function makeRoutesSchema(targets: ReadonlyMap<string, Target<any>>) {
+  return z
+    .array(makeRouteSchema(targets))
+    .superRefine((routes, ctx) => {
+      const seen = new Set<string>();
+      routes.forEach((r, i) => {
+        if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `route name '${r.name}' used twice`, path: [i, 'name'] });
+        seen.add(r.name);
+      });
+    })
+    .describe('routing rules, evaluated on the envelope recipients');
+}
+
+/** A route as configured with the registered targets. */
+export const routeSchema = makeRouteSchema(registeredTargets);
+/** `routes:` as configured with the registered targets. */
+export const routesSchema = makeRoutesSchema(registeredTargets);
+
+export type Route = z.output<typeof routeSchema>;
+export type RouteInput = z.input<typeof routeSchema>;

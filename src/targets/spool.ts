@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import iconv from 'iconv-lite';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { z } from 'zod';
+import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
+import { asMailError, mailError } from '../core/errors.js';
+import { compileTemplate, type Template } from '../routing/template.js';
+import { fsyncDir } from '../store/blobs.js';
+import { renderIni, writeAtomic, type IniData } from './spool-files.js';
+import { attachedSource, outerSource, type SpoolSource } from './spool-source.js';
+
+/**
+ * Files in an output directory for software that picks them up (a fax or SMS daemon): the
+ * message in the first format it can give, optionally its attachments, and last a control
+ * file whose values come from templates. Every file appears atomically; the control file
+ * appears after the files it describes.
+ */
+
+const FORMATS = ['txt', 'eml', 'htm', 'mht'] as const;
+type Format = (typeof FORMATS)[number];
+
+const iniName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . -');
+// YAML turns `user_app_id: 4711` into a number; control values are text.
+const iniScalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+/** Compile-check a template (syntax only: route captures are checked by the route schema). */
+const template = z.string().superRefine((v, ctx) => {
+  try {
+    compileTemplate(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `template: ${(e as Error).message}` });
+  }
+});
+
+export const spoolParams = z.strictObject({
+  dir: z.string().min(1).describe('output directory (relative: to the working directory); created if missing'),
+  format: z
+    .union([z.enum(FORMATS), z.array(z.enum(FORMATS)).min(1)])
+    .transform((v) => [v].flat())
+    .default(['eml'])
+    .describe('preference list of txt, eml, htm, mht: the first one the message can give is written'),
+  attachments: z.boolean().default(false).describe('also write each attachment as a file of its own'),
+  attachedMessage: z
+    .boolean()
+    .default(false)
+    .describe('process the first attached message/rfc822 instead of the outer message (when there is one)'),
+  control: z
+    .record(iniName, z.union([iniScalar.pipe(template), z.record(iniName, iniScalar.pipe(template))]))
+    .optional()
+    .describe('control file: top-level keys and [sections] of keys; values are templates'),
+  controlExtension: iniName.default('ctl').describe('extension of the control file'),
+  encoding: z
+    .string()
+    .default('utf-8')
+    .refine((e) => iconv.encodingExists(e), 'unknown code page (e.g. utf-8, windows-1250, iso-8859-2, cp852)')
+    .describe('code page of txt, htm and control files'),
+  newline: z.enum(['lf', 'crlf']).default('lf').describe('line ending of txt and control files'),
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, 'letters, digits, _ -')
+    .default('')
+    .describe('prepended to every file name'),
+});
+
+export type SpoolParams = z.output<typeof spoolParams>;
+
+/** 'high' | 'normal' | 'low' from X-Priority (1–5), Priority or Importance. */
+export function priorityOf(headers: SpoolSource['headers']): string {
+  for (const [name, value] of headers) {
+    const n = name.toLowerCase();
+    const v = value.trim().toLowerCase();
+    if (n === 'x-priority') {
+      const d = Number.parseInt(v, 10);
+      if (d <= 2) return 'high';
+      if (d >= 4) return 'low';
+      return 'normal';
+    }
+    if (n === 'importance' || n === 'priority') {
+      if (v === 'high' || v === 'urgent') return 'high';
+      if (v === 'low' || v === 'non-urgent') return 'low';
+      return 'normal';
+    }
+  }
+  return 'normal';
+}
+
+/** A text body in the configured code page and line ending. */
+function encodeText(s: string, p: SpoolParams): Buffer {
+  const lines = s.replace(/\r\n?/g, '\n');
+  return iconv.encode(p.newline === 'crlf' ? lines.replace(/\n/g, '\r\n') : lines, p.encoding);
+}
+
+async function buildMht(html: string, src: SpoolSource): Promise<Buffer> {
+  const related = src.files.filter((f) => f.contentId);
+  const composer = new MailComposer({
+    subject: src.subject,
+    html,
+    attachments: await Promise.all(
+      related.map(async (f) => ({ content: await f.read(), contentType: f.contentType, cid: f.contentId!.replace(/^<|>$/g, ''), filename: f.filename })),
+    ),
+    // Content from mail must never make us read a local file or fetch a URL.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+  return composer.compile().build();
+}
+
+/** The first format of the preference list the source can give, with its bytes. */
+async function render(src: SpoolSource, p: SpoolParams): Promise<{ format: Format; data: Buffer | import('node:stream').Readable } | null> {
+  for (const format of p.format as Format[]) {
+    if (format === 'eml') return { format, data: await src.raw() };
+    if (format === 'txt') {
+      const text = await src.text();
+      if (text !== null) return { format, data: encodeText(text, p) };
+    } else {
+      const html = await src.html();
+      if (html === null) continue;
+      return { format, data: format === 'htm' ? iconv.encode(html, p.encoding) : await buildMht(html, src) };
+    }
+  }
+  return null;
+}
+
+/** The `spool` target; `opts.now` fixes the clock for tests. */
+export function createSpoolTarget(opts: { now?: () => Date } = {}): Target<SpoolParams> {
+  // Templates compile once per distinct source, not per message.
+  const compiled = new Map<string, Template>();
+  const tpl = (s: string) => {
+    let t = compiled.get(s);
+    if (!t) compiled.set(s, (t = compileTemplate(s)));
+    return t;
+  };
+  return {
+    kind: 'spool',
+    params: spoolParams,
+    async deliver(msg: ParsedMessage, p: SpoolParams, ctx: DeliveryContext): Promise<Receipt> {
+      try {
+        return await spool(msg, p, ctx, tpl, opts.now?.() ?? new Date());
+      } catch (err) {
+        const e = asMailError(err);
+        throw e.code === 'INTERNAL' ? mailError('TARGET_TEMPFAIL', `spool: ${(err as Error).message}`, { cause: err }) : e;
+      }
+    },
+  };
+}
+
+async function spool(
+  msg: ParsedMessage,
+  p: SpoolParams,
+  ctx: DeliveryContext,
+  tpl: (s: string) => Template,
+  now: Date,
+): Promise<Receipt> {
+  const src = (p.attachedMessage ? await attachedSource(msg) : null) ?? outerSource(msg);
+  const out = await render(src, p);
+  if (!out) throw mailError('BAD_CONTENT', `spool: the message has none of the formats ${p.format.join(', ')}`);
+  const dir = path.resolve(p.dir);
+  await mkdir(dir, { recursive: true });
+  // Sortable (message ids sort by arrival) and stable per delivery: a retry rewrites its own
+  // files instead of producing a second fax.
+  const base = `${p.prefix}${msg.message.id}-${createHash('sha256').update(ctx.deliveryId).digest('hex').slice(0, 8)}`;
+  const msgFileName = `${base}.${out.format}`;
+  const written: string[] = [];
+  await writeAtomic(dir, msgFileName, out.data);
+  written.push(msgFileName);
+  if (p.attachments) {
+    // mht carries its inline parts inside; eml carries everything but was asked for anyway.
+    const files = src.files.filter((f) => !(out.format === 'mht' && f.inline && f.contentId));
+    for (const [i, f] of files.entries()) {
+      const name = `${base}.${i + 1}.${f.filename}`;
+      await writeAtomic(dir, name, await f.read());
+      written.push(name);
+    }
+  }
+  if (p.control) {
+    await fsyncDir(dir); // the data files are durable before the control file announces them
+    const from = src.from[0];
+    const replyTo = src.replyTo[0];
+    const vars: Record<string, string> = {
+      address: ctx.recipients[0] ?? '',
+      app: ctx.route,
+      format: out.format,
+      msgFileName,
+      attachmentFiles: written.slice(1).join(','),
+      pri: priorityOf(src.headers),
+      subject: src.subject,
+      msg: (await src.text()) ?? '',
+      messageFromAddress: from?.address ?? '',
+      messageFromName: from?.name ?? '',
+      messageReplyToAddress: replyTo?.address ?? '',
+      messageReplyToName: replyTo?.name ?? '',
+      sender: msg.message.mailFrom,
+      messageId: msg.message.messageId ?? '',
+      id: msg.message.id,
+      ...ctx.captures,
+    };
+    const data: IniData = {};
+    for (const [k, v] of Object.entries(p.control)) {
+      data[k] =
+        typeof v === 'string'
+          ? tpl(v).render({ vars, now })
+          : Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, tpl(vv).render({ vars, now })]));
+    }
+    const ctl = `${base}.${p.controlExtension}`;
+    await writeAtomic(dir, ctl, iconv.encode(renderIni(data, p.newline === 'crlf' ? '\r\n' : '\n'), p.encoding));
+    written.push(ctl);
+  }
+  await fsyncDir(dir);
+  return { summary: `wrote ${path.join(p.dir, msgFileName)}${written.length > 1 ? ` + ${written.length - 1} more` : ''}`, files: written, dir };
+}
+
+/** The spool target with the real clock. */
+export const spoolTarget = createSpoolTarget();
