@@ -5,7 +5,7 @@ import type { Db } from '../store/db.js';
 import { getMessage, listUnparsed, saveParsed } from '../store/messages.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { parseStored } from './parse.js';
+import { parseStored, rawResult } from './parse.js';
 
 export interface ParseWorkerDeps {
   db: Db;
@@ -137,7 +137,16 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
         await Promise.all(result.staged.map((s) => blobs.discard(s)));
         throw err;
       }
-      await saveParsed(db.kysely, id, result.save);
+      try {
+        await saveParsed(db.kysely, id, result.save);
+      } catch (err) {
+        // The database refused what we parsed (a value it cannot hold): keep the message as raw
+        // with the reason rather than retry the same refusal on every start.
+        if (result.save.status === 'raw') throw err;
+        log.warn({ msg: 'parse result not storable; keeping as raw', id, err: String(err) });
+        result.save = rawResult(msg, `parse result could not be stored: ${(err as Error)?.message ?? err}`);
+        await saveParsed(db.kysely, id, result.save);
+      }
       if (result.save.status === 'raw') {
         metrics.parseFailures.inc();
         log.warn({ msg: 'kept as raw', id, reason: result.save.error });

@@ -9,6 +9,15 @@ import type { PartsTable } from '../store/schema.js';
 import { sanitiseFilename } from './filename.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
 
+/**
+ * Text bound for the database: PostgreSQL refuses NUL in text columns (SQLite would keep it and
+ * truncate it in C callers), and an RFC 2047 word or RFC 2231 parameter can carry one (`%00`).
+ * It becomes U+FFFD, so the kept original still shows where something was.
+ */
+export function dbText<T extends string | null>(s: T): T {
+  return (s === null ? s : s.replace(/\u0000/g, '\ufffd')) as T;
+}
+
 /** A message that is well-formed enough to store but breaks one of our parse limits. */
 export class ParseLimitError extends Error {
   override name = 'ParseLimitError';
@@ -163,9 +172,9 @@ export async function parseStream(
       idx,
       kind: d.kind,
       filename: named ? sanitiseFilename(d.originalFilename, { maxLength: config.maxFilenameLength, index: idx, contentType: d.contentType }) : null,
-      original_filename: d.originalFilename,
-      content_type: d.contentType,
-      content_id: d.contentId,
+      original_filename: dbText(d.originalFilename),
+      content_type: dbText(d.contentType),
+      content_id: dbText(d.contentId),
       size: d.staged.size,
       sha256: d.staged.sha256,
     };
@@ -185,8 +194,8 @@ export async function parseStream(
         cc: flattenAddresses(parser.cc),
         replyTo: flattenAddresses(parser.replyTo),
       },
-      subject: subject === null ? null : decodeWords(subject),
-      from: from === null ? null : decodeWords(from),
+      subject: subject === null ? null : dbText(decodeWords(subject)),
+      from: from === null ? null : dbText(decodeWords(from)),
       date,
       parts,
     },
@@ -241,7 +250,7 @@ function isStoreError(err: unknown): boolean {
 }
 
 /** The save for a message kept as raw: what intake sniffed, and the raw bytes as its only part. */
-function rawResult(msg: StoredMessage, reason: string): ParsedSave {
+export function rawResult(msg: StoredMessage, reason: string): ParsedSave {
   return {
     headers: [],
     addresses: { from: [], to: [], cc: [], replyTo: [] },

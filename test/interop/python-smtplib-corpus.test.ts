@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { dbText } from '../../src/mime/parse.js';
 import { requirePeer } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { PYTHON, pythonParts } from '../helpers/python-email.js';
@@ -101,7 +102,7 @@ describe('Python smtplib sends the hard-MIME corpus; the API gives back the same
       assert.equal(list.items.length, ref.length, 'as many attachments as Python finds');
       for (const [i, py] of ref.entries()) {
         const item = list.items[i];
-        assert.equal(item.originalFilename?.trim() ?? null, py.filename, `part ${i}: original name`);
+        assert.equal(item.originalFilename?.trim() ?? null, dbText(py.filename), `part ${i}: original name`);
         assert.equal(item.contentId, py.contentId, `part ${i}: content id`);
         const res = await app.api(`/api/v1/messages/${id}/attachments/${item.id}`);
         assert.equal(res.status, 200);
