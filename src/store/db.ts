@@ -95,11 +95,26 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /**
  * Apply every pending migration; returns the names applied. Throws with the failing one named.
- * Several nodes may start together: Kysely's Migrator holds a lock while it migrates (on
- * PostgreSQL a session advisory lock), so one migrates and the others then find nothing to do.
+ * Several nodes may start together: one migrates while holding a lock (PostgreSQL: Kysely's
+ * session advisory lock; SQLite: the write lock), the others then find nothing to do.
  */
 export async function migrate(db: Db): Promise<string[]> {
-  if (db.dialect !== 'postgres') return runMigrator(db.kysely);
+  if (db.dialect !== 'postgres') {
+    return db.kysely.connection().execute(async (conn) => {
+      // Kysely takes no lock on SQLite (it assumes one process), yet `serve`, `migrate` and the
+      // pipe command may start together on one file. BEGIN IMMEDIATE takes the write lock before
+      // anything is read (others wait busy_timeout), and makes the whole migration atomic.
+      await sql`begin immediate`.execute(conn);
+      try {
+        const applied = await runMigrator(conn);
+        await sql`commit`.execute(conn);
+        return applied;
+      } catch (err) {
+        await sql`rollback`.execute(conn).catch(() => {});
+        throw err;
+      }
+    });
+  }
   return db.kysely.connection().execute(async (conn) => {
     // Waiting for another node's migration must not be cut short by the statement timeout.
     await sql`set statement_timeout = 0`.execute(conn);

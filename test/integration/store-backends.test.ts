@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import type { Envelope } from '../../src/core/message.js';
@@ -7,6 +10,7 @@ import { newId } from '../../src/core/ids.js';
 import { Intake } from '../../src/intake/accept.js';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import { openDb } from '../../src/store/db.js';
+import { migrations } from '../../src/store/migrations/index.js';
 import {
   getMessage,
   getParsedDetail,
@@ -19,8 +23,11 @@ import {
 import { openBlobStore } from '../../src/store/open-blobs.js';
 import { DbBlobStore } from '../../src/store/pg-blobs.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
-import { testBackend } from '../helpers/env.js';
-import { openTestDb, type TestDb } from '../helpers/test-db.js';
+import { tempDir, testBackend } from '../helpers/env.js';
+import { cleanEnv } from '../helpers/serve-child.js';
+import { openTestDb, pgTestSchema, type TestDb } from '../helpers/test-db.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const log = pino({ level: 'silent' });
 const env = (rcptTo: string[], at = '2026-11-21T06:00:00Z'): Envelope => ({
@@ -139,6 +146,27 @@ describe(`messages on ${testBackend()}`, () => {
       await Promise.all(nodes.map((n) => n.close()));
     } finally {
       await other.close();
+    }
+  });
+
+  test('three `postroom migrate` processes on a fresh store apply each migration exactly once', async () => {
+    const tmp = tempDir();
+    const pgs = testBackend() === 'postgres' ? await pgTestSchema() : undefined;
+    const url = pgs?.url ?? path.join(tmp.dir, 'fresh.db');
+    const run = () =>
+      new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [path.join(root, 'bin/postroom.js'), 'migrate'], {
+          env: cleanEnv({ POSTROOM_DATA_DIR: tmp.dir, POSTROOM_DATABASE_URL: url }),
+        }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+      );
+    try {
+      const outputs = await Promise.all([run(), run(), run()]);
+      const applied = outputs.flatMap((o) => /^applied: (.*)$/m.exec(o)?.[1].split(', ') ?? []);
+      assert.deepEqual(applied.sort(), Object.keys(migrations).sort());
+      assert.equal(outputs.filter((o) => o.trim() === 'up to date').length, 2);
+    } finally {
+      await pgs?.drop();
+      tmp.cleanup();
     }
   });
 });
