@@ -53,6 +53,8 @@ export const CATALOGUE = {
   TARGET_REJECTED: { status: '5.0.0', smtp: 550, text: 'Target rejected the message' },
   BAD_ANSWER: { status: '4.5.0', smtp: 451, text: 'Undecodable answer from server' },
   BAD_URL: { status: '4.5.2', smtp: 451, text: 'URL has no host' },
+  TARGET_PRIVATE: { status: '5.7.1', smtp: 550, text: 'Target address is loopback, link-local or private' },
+  TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
   // -- API --
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },

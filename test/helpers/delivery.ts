@@ -7,9 +7,11 @@ import type { BlobStore } from '../../src/core/ports.js';
 import { retrySchema, type RetryPolicy } from '../../src/delivery/backoff.js';
 import { DeliveryQueue } from '../../src/delivery/queue.js';
 import { DeliveryWorker, type DeliveryWorkerConfig } from '../../src/delivery/worker.js';
+import { parseSchema } from '../../src/config/schema.js';
+import { parseStored } from '../../src/mime/parse.js';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import type { Db } from '../../src/store/db.js';
-import { insertMessages, newMessageRow } from '../../src/store/messages.js';
+import { insertMessages, newMessageRow, saveParsed } from '../../src/store/messages.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { openTestDb, type TestDb } from './test-db.js';
@@ -19,8 +21,8 @@ export interface DeliveryRig {
   db: TestDb;
   blobs: BlobStore;
   queue: DeliveryQueue;
-  /** Keep a message as intake would (no parsing): raw bytes and a row with status received. */
-  keep(raw: string | Buffer, env?: Partial<Envelope>): Promise<StoredMessage>;
+  /** Keep a message as intake would, then parse it as the parse worker would (status stays received). */
+  keep(raw: string | Buffer, env?: Partial<Envelope>, opts?: { parse?: boolean }): Promise<StoredMessage>;
   /** A worker over the given targets; stopped by cleanup. */
   worker(targets: Map<string, Target<any>>, opts?: Partial<DeliveryWorkerConfig> & { retry?: RetryPolicy; publicUrl?: string }): DeliveryWorker;
   cleanup(): Promise<void>;
@@ -43,7 +45,7 @@ export async function deliveryRig(): Promise<DeliveryRig> {
     db,
     blobs,
     queue,
-    async keep(raw, env = {}) {
+    async keep(raw, env = {}, opts = {}) {
       const staged = await blobs.stage(Readable.from([Buffer.from(raw)]));
       const envelope: Envelope = {
         mailFrom: 'sender@example.org',
@@ -59,6 +61,11 @@ export async function deliveryRig(): Promise<DeliveryRig> {
         await blobs.commit([staged], trx);
         return insertMessages(trx, [row]);
       });
+      if (opts.parse !== false) {
+        const result = await parseStored(m, { blobs, config: parseSchema.parse({}) });
+        await blobs.commit(result.staged, db.kysely);
+        await saveParsed(db.kysely, m.id, result.save);
+      }
       return m;
     },
     worker(targets, opts = {}) {

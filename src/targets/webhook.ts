@@ -1,0 +1,198 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { duration, size } from '../config/units.js';
+import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
+import { mailError, MailError } from '../core/errors.js';
+import { guardedLookup, isPrivateAddress, privateAddressError } from './address-guard.js';
+import { multipartBody, webhookDocument } from './webhook-payload.js';
+
+export const webhookParams = z
+  .strictObject({
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:$/.test(new URL(u).protocol), 'only http:// and https:// URLs')
+      .describe('where to POST'),
+    format: z
+      .enum(['json', 'multipart', 'raw'])
+      .default('json')
+      .describe('json document, multipart/form-data (payload + files), or the raw message/rfc822'),
+    secret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/]+=*$/, 'a Standard Webhooks secret: whsec_ followed by base64')
+      .optional()
+      .describe('signs each request (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)'),
+    token: z.string().min(1).optional().describe('sent as Authorization: Bearer <token>'),
+    timeout: duration().default(30_000).describe('per request'),
+    attachments: z
+      .enum(['auto', 'inline', 'url', 'none'])
+      .default('auto')
+      .describe('auto/inline: bytes inside the request while under inlineLimit, URLs beyond; url: URLs only'),
+    inlineLimit: size().default(10 * 1024 * 1024).describe('attachment bytes carried inside one request, in total'),
+    allowPrivate: z
+      .boolean()
+      .default(false)
+      .describe('allow hosts on loopback, link-local or private addresses (refused by default: SSRF)'),
+  })
+  .describe('POST the message to an HTTP endpoint');
+
+export type WebhookParams = z.output<typeof webhookParams>;
+
+/**
+ * Standard Webhooks signature: base64 HMAC-SHA256 over `id.timestamp.body` with the secret's
+ * base64-decoded bytes as key (standardwebhooks.com, "Signature scheme"). Streams the body.
+ */
+export async function signStandardWebhook(secret: string, id: string, timestamp: number, body: Buffer | AsyncIterable<Buffer>): Promise<string> {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const h = createHmac('sha256', key).update(`${id}.${timestamp}.`);
+  if (Buffer.isBuffer(body)) h.update(body);
+  else for await (const c of body) h.update(c);
+  return `v1,${h.digest('base64')}`;
+}
+
+/** Seconds from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** What an HTTP status means for the delivery. 2xx is success and never reaches here. */
+export function httpStatusError(status: number, detail: string, retryAfter?: number): MailError {
+  const text = `HTTP ${status}${detail ? `: ${detail}` : ''}`;
+  // 408 Request Timeout, 425 Too Early, 429 Too Many Requests: the receiver asks us to come back.
+  if (status === 408 || status === 425) return mailError('TARGET_TEMPFAIL', text);
+  if (status === 429) return mailError('TARGET_BUSY', text, { retryAfter });
+  if (status >= 300 && status < 400) return mailError('TARGET_REDIRECT', `${text} (redirects are not followed: point the route at the final URL)`);
+  // 410 Gone and every other 4xx: the request itself is wrong; repeating it will not help.
+  if (status >= 400 && status < 500) return mailError('TARGET_REJECTED', text);
+  return mailError('TARGET_TEMPFAIL', text, { retryAfter: status === 503 ? retryAfter : undefined });
+}
+
+const TRANSIENT_NET = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_SOCKET|ERR_STREAM_PREMATURE_CLOSE)$/;
+
+/** A network-level failure as MailError: our own refusals pass through, the rest are transient. */
+function networkError(err: unknown, ctx: DeliveryContext, timeout: AbortSignal, ms: number): MailError {
+  if (err instanceof MailError) return err;
+  const cause = (err as { cause?: unknown })?.cause;
+  if (cause instanceof MailError) return cause;
+  if (timeout.aborted && !ctx.signal.aborted) return mailError('TIMEOUT', `no answer within ${ms} ms`, { status: '4.4.7' });
+  if (ctx.signal.aborted) return ctx.signal.reason instanceof MailError ? ctx.signal.reason : mailError('TIMEOUT', 'attempt aborted');
+  const code = (err as NodeJS.ErrnoException)?.code ?? '';
+  const text = `${code || 'error'}: ${(err as Error)?.message ?? String(err)}`;
+  return mailError(TRANSIENT_NET.test(code) ? 'TARGET_CONNECT' : 'TARGET_TEMPFAIL', text, { cause: err });
+}
+
+/** The request body and its headers for one attempt; `stream()` may be called twice (sign, send). */
+interface Body {
+  contentType: string;
+  length: number;
+  stream(): Promise<AsyncIterable<Buffer>>;
+  buffer?: Buffer;
+}
+
+async function buildBody(msg: ParsedMessage, p: WebhookParams, ctx: DeliveryContext): Promise<Body> {
+  const o = { attachments: p.attachments, inlineLimit: p.inlineLimit };
+  if (p.format === 'raw') {
+    // The raw message can be large: stream it twice (once to sign, once to send) rather than hold it.
+    return {
+      contentType: 'message/rfc822',
+      length: msg.message.size,
+      stream: async () => (await msg.openRaw()) as AsyncIterable<Buffer>,
+    };
+  }
+  const { body, contentType } =
+    p.format === 'multipart'
+      ? await multipartBody(msg, ctx, o)
+      : { body: Buffer.from(JSON.stringify((await webhookDocument(msg, ctx, o)).doc)), contentType: 'application/json' };
+  return { contentType, length: body.length, buffer: body, stream: async () => Readable.from([body]) };
+}
+
+/** Envelope as an ASCII-only JSON header value (HTTP header values must be visible ASCII). */
+function asciiJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** POST the message; resolves with status and the first bytes of the answer. Redirects are not followed. */
+async function post(p: WebhookParams, headers: Record<string, string>, body: Body, signal: AbortSignal): Promise<{ status: number; retryAfter?: number; text: string }> {
+  const url = new URL(p.url);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // Literal addresses skip the lookup hook in Node: check them here.
+  if (net.isIP(host) && !p.allowPrivate && isPrivateAddress(host)) throw privateAddressError(host, host);
+  const mod = url.protocol === 'https:' ? https : http;
+  const src = await body.stream();
+  return new Promise((resolve, reject) => {
+    const req = mod.request(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': body.contentType, 'content-length': String(body.length) },
+      // A fresh connection each time: a pooled socket opened for a route with allowPrivate must
+      // never carry a request for a route without it.
+      agent: false,
+      lookup: guardedLookup(p.allowPrivate) as unknown as net.LookupFunction,
+      signal,
+    });
+    req.on('socket', (socket) => {
+      // Belt and braces: whatever path led here, the connected peer must be allowed.
+      socket.once('connect', () => {
+        const ip = socket.remoteAddress ?? '';
+        if (!p.allowPrivate && isPrivateAddress(ip)) req.destroy(privateAddressError(host, ip));
+      });
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        if (size < 1024) chunks.push(c);
+        size += c.length;
+        if (size > 64 * 1024) res.destroy(); // we only want the status; don't read a huge answer
+      });
+      const done = () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          retryAfter: parseRetryAfter(res.headers['retry-after'] as string | undefined),
+          text: Buffer.concat(chunks).toString('utf8').slice(0, 300).replace(/\s+/g, ' ').trim(),
+        });
+      res.on('end', done);
+      res.on('close', done);
+      res.on('error', done);
+    });
+    Readable.from(src).on('error', (e) => req.destroy(e)).pipe(req);
+  });
+}
+
+export const webhookTarget: Target<WebhookParams> = {
+  kind: 'webhook',
+  params: webhookParams,
+  async deliver(msg, p, ctx): Promise<Receipt> {
+    const body = await buildBody(msg, p, ctx);
+    const headers: Record<string, string> = {
+      'user-agent': 'Postroom-Webhook/1',
+      // Standard Webhooks: webhook-id is the idempotency key, the same on every attempt.
+      'webhook-id': ctx.deliveryId,
+    };
+    if (p.format === 'raw') {
+      headers['x-postroom-envelope'] = asciiJson({ mailFrom: msg.message.mailFrom, rcptTo: ctx.recipients, messageId: msg.message.id });
+    }
+    if (p.secret) {
+      const ts = Math.floor(Date.now() / 1000);
+      headers['webhook-timestamp'] = String(ts);
+      headers['webhook-signature'] = await signStandardWebhook(p.secret, ctx.deliveryId, ts, body.buffer ?? (await body.stream()));
+    }
+    if (p.token) headers.authorization = `Bearer ${p.token}`;
+    const timeout = AbortSignal.timeout(p.timeout);
+    let res: Awaited<ReturnType<typeof post>>;
+    try {
+      res = await post(p, headers, body, AbortSignal.any([ctx.signal, timeout]));
+    } catch (err) {
+      throw networkError(err, ctx, timeout, p.timeout);
+    }
+    if (res.status >= 200 && res.status < 300) return { summary: `HTTP ${res.status}`, status: res.status };
+    throw httpStatusError(res.status, res.text, res.retryAfter);
+  },
+};
