@@ -7,7 +7,8 @@ import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { installBearerAuth } from './auth.js';
 import { buildOpenApi } from './openapi.js';
-import { installProblemHandlers } from './problem.js';
+import { mailError } from '../core/errors.js';
+import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { healthRoutes } from './routes/health.js';
 import { messageContentRoutes } from './routes/message-content.js';
@@ -54,9 +55,17 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
     // Without this, a client that opens connections and never sends holds them forever.
     requestTimeout: 60_000,
     return503OnClosing: true,
+    // Malformed URLs (bad percent-encoding) fail before routing; answer them as problem JSON too.
+    frameworkErrors: (err, request, reply) => {
+      sendProblem(reply, mailError('INVALID_REQUEST', err.message), request.url);
+    },
   });
   installProblemHandlers(fastify, deps.log);
   installBearerAuth(fastify, deps.token);
+  // One line per request, at debug: method, path, status, time. Never headers (the token).
+  fastify.addHook('onResponse', async (request, reply) => {
+    deps.log.debug({ msg: 'api', method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
+  });
 
   // Collect each route's spec as it is registered, for the OpenAPI document.
   const specs: RouteSpec[] = [];

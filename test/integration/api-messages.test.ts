@@ -362,10 +362,13 @@ describe('HTTP API: messages', () => {
     }
   });
 
-  test('answers 400 for an id that cannot be one of ours', async () => {
-    const res = await pr.api('/api/v1/messages/..%2f..%2fetc');
-    assert.equal(res.status, 400);
-    assert.equal(((await res.json()) as { code: string }).code, 'INVALID_REQUEST');
+  test('answers 400 problem JSON for an id that cannot be one of ours and for a malformed URL', async () => {
+    for (const path of ['/api/v1/messages/..%2f..%2fetc', `/api/v1/messages/${'a'.repeat(65)}`, '/api/v1/messages/%E0%A4%A']) {
+      const res = await pr.api(path);
+      assert.equal(res.status, 400, path);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json', path);
+      assert.equal(((await res.json()) as { code: string }).code, 'INVALID_REQUEST', path);
+    }
   });
 
   test('healthz answers without a token when the database answers', async () => {
