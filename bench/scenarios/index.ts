@@ -1,0 +1,6 @@
+import type { Scenario } from '../lib/types.js';
+import { largeMessageRss } from './large-message-rss.js';
+import { smtpThroughput } from './smtp-throughput.js';
+
+/** Every bench scenario, in the order they run. Add one: a module beside this file, one entry here. */
+export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss];
