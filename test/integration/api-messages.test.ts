@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Envelope } from '../../src/core/message.js';
 import { setStatus } from '../../src/store/messages.js';
@@ -408,5 +409,11 @@ describe('HTTP API: messages', () => {
     const listParams = doc.paths['/api/v1/messages'].get.parameters.map((x: { name: string }) => x.name);
     assert.deepEqual(listParams, ['since', 'until', 'from', 'rcpt', 'subject', 'status', 'ingress', 'limit', 'cursor']);
     assert.deepEqual(doc.paths['/healthz'].get.security, []);
+  });
+
+  test('docs/openapi.json is what the server serves (run `npm run openapi` after changing a route)', async () => {
+    const served = await (await pr.api('/api/v1/openapi.json')).json();
+    const file = JSON.parse(readFileSync(new URL('../../docs/openapi.json', import.meta.url), 'utf8'));
+    assert.deepEqual(file, served, 'docs/openapi.json is stale: run `npm run openapi`');
   });
 });
