@@ -13,7 +13,10 @@ export interface StagedBlob {
 /** Content-addressed storage for raw messages and parts. */
 export interface BlobStore {
   /** Write a stream to a temporary file, fsync it, and hash it. Throws MailError TOO_LARGE past maxSize. */
-  stage(src: AsyncIterable<Uint8Array>, opts?: { maxSize?: number; prefix?: Uint8Array }): Promise<StagedBlob>;
+  stage(
+    src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    opts?: { maxSize?: number; prefix?: Uint8Array },
+  ): Promise<StagedBlob>;
   /**
    * Make staged blobs durable under their hash. For the file store: rename and fsync each
    * directory once for the whole batch; for the database store: insert chunks in `trx`.

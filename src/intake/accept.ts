@@ -22,7 +22,11 @@ export interface AcceptOptions {
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
-export type Accept = (env: Envelope, raw: AsyncIterable<Uint8Array>, opts?: AcceptOptions) => Promise<StoredMessage>;
+export type Accept = (
+  env: Envelope,
+  raw: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts?: AcceptOptions,
+) => Promise<StoredMessage>;
 
 interface Pending {
   staged: StagedBlob;

@@ -9,7 +9,7 @@ import { mailError } from '../core/errors.js';
 /** Write every chunk of `src` to an open file while hashing it; enforce maxSize as we go. */
 export async function writeHashed(
   fd: import('node:fs/promises').FileHandle,
-  src: AsyncIterable<Uint8Array>,
+  src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   opts: { maxSize?: number; prefix?: Uint8Array },
 ): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
@@ -82,7 +82,7 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.dir, sha256.slice(0, 2), sha256);
   }
 
-  async stage(src: AsyncIterable<Uint8Array>, opts: { maxSize?: number; prefix?: Uint8Array } = {}): Promise<StagedBlob> {
+  async stage(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts: { maxSize?: number; prefix?: Uint8Array } = {}): Promise<StagedBlob> {
     await this.init();
     const tempPath = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const fd = await open(tempPath, 'wx', 0o640);
