@@ -71,6 +71,37 @@ describe('SMTP AUTH, STARTTLS and the client allowlist, with swaks', () => {
     });
   });
 
+  test('with auth.allowInsecure, offers and accepts AUTH without TLS', async (t) => {
+    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    await withPostroom({ clients: ['10.0.0.0/8'], auth: { users, allowInsecure: true } }, async (app) => {
+      const r = await swaks(app.smtpPort, [...send, '--auth', 'LOGIN', ...alice]);
+      assert.equal(r.code, 0, r.out);
+      assert.ok(r.replies.includes('250-AUTH PLAIN LOGIN'), r.out);
+      assert.ok(r.replies.includes('235 2.7.0 Authentication successful'), r.out);
+      assert.equal((await rows(app))[0]?.auth_user, 'alice');
+    });
+  });
+
+  test('never takes a password in the clear: users without TLS or allowInsecure turn AUTH off', async (t) => {
+    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    await withPostroom({ clients: ['10.0.0.0/8'], auth: { users } }, async (app) => {
+      // AUTH is off, so a client outside the allowlist has no way in.
+      const r = await swaks(app.smtpPort, [...send, '--auth', 'PLAIN', ...alice]);
+      assert.deepEqual(r.replies, ['554 5.7.1 Client host rejected: access denied']);
+    });
+    await withPostroom({ auth: { users } }, async (app) => {
+      const c = await RawSmtp.connect(app.smtpPort);
+      try {
+        await c.reply();
+        assert.doesNotMatch(await c.cmd('EHLO client.example.org'), /AUTH/);
+        assert.match(await c.cmd(`AUTH PLAIN ${Buffer.from('\0alice\0s3cret').toString('base64')}`), /^5\d\d /);
+      } finally {
+        c.close();
+      }
+      assert.equal((await rows(app)).length, 0);
+    });
+  });
+
   test('refuses a wrong password with 535 5.7.8', async (t) => {
     if (!requirePeer(t, 'swaks', 'swaks')) return;
     await withPostroom({ tls, auth: { users } }, async (app) => {
