@@ -26,7 +26,8 @@ export interface SpoolFile {
   contentType: string;
   contentId: string | null;
   inline: boolean;
-  read(): Promise<Buffer>;
+  /** The bytes, streamed from the store where they live there (attachments can be large). */
+  open(): Promise<Buffer | Readable>;
 }
 
 /** Largest attached message parsed in memory (the outer message's limit bounds it anyway). */
@@ -63,7 +64,7 @@ export function outerSource(msg: ParsedMessage): SpoolSource {
         contentType: p.contentType,
         contentId: p.contentId,
         inline: p.kind === 'inline',
-        read: async () => readAll(await msg.openPart(p), Number.MAX_SAFE_INTEGER),
+        open: () => msg.openPart(p),
       })),
   };
 }
@@ -103,7 +104,7 @@ export async function attachedSource(msg: ParsedMessage): Promise<SpoolSource | 
       contentType: a.contentType,
       contentId: a.cid ?? null,
       inline: a.contentDisposition === 'inline' || (!!a.cid && a.related === true),
-      read: async () => a.content,
+      open: async () => a.content,
     })),
   };
 }

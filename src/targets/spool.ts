@@ -98,7 +98,7 @@ async function buildMht(html: string, src: SpoolSource): Promise<Buffer> {
     subject: src.subject,
     html,
     attachments: await Promise.all(
-      related.map(async (f) => ({ content: await f.read(), contentType: f.contentType, cid: f.contentId!.replace(/^<|>$/g, ''), filename: f.filename })),
+      related.map(async (f) => ({ content: await f.open(), contentType: f.contentType, cid: f.contentId!.replace(/^<|>$/g, ''), filename: f.filename })),
     ),
     // Content from mail must never make us read a local file or fetch a URL.
     disableFileAccess: true,
@@ -170,7 +170,7 @@ async function spool(
     const files = src.files.filter((f) => !(out.format === 'mht' && f.inline && f.contentId));
     for (const [i, f] of files.entries()) {
       const name = `${base}.${i + 1}.${f.filename}`;
-      await writeAtomic(dir, name, await f.read());
+      await writeAtomic(dir, name, await f.open());
       written.push(name);
     }
   }
