@@ -1,5 +1,6 @@
 import type { Target } from '../core/delivery.js';
 import { discardTarget } from './discard.js';
+import { forwardTarget } from './forward.js';
 import { rejectTarget } from './reject.js';
 import { spoolTarget } from './spool.js';
 import { webhookTarget } from './webhook.js';
@@ -10,4 +11,5 @@ export const targets = new Map<string, Target<any>>([
   [discardTarget.kind, discardTarget],
   [spoolTarget.kind, spoolTarget],
   [webhookTarget.kind, webhookTarget],
+  [forwardTarget.kind, forwardTarget],
 ]);

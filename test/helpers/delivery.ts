@@ -5,6 +5,7 @@ import { newId } from '../../src/core/ids.js';
 import type { Envelope, StoredMessage } from '../../src/core/message.js';
 import type { BlobStore } from '../../src/core/ports.js';
 import { retrySchema, type RetryPolicy } from '../../src/delivery/backoff.js';
+import { keepOutbound } from '../../src/delivery/keep-outbound.js';
 import { DeliveryQueue } from '../../src/delivery/queue.js';
 import { DeliveryWorker, type DeliveryWorkerConfig } from '../../src/delivery/worker.js';
 import { parseSchema } from '../../src/config/schema.js';
@@ -22,7 +23,7 @@ export interface DeliveryRig {
   blobs: BlobStore;
   queue: DeliveryQueue;
   /** Keep a message as intake would, then parse it as the parse worker would (status stays received). */
-  keep(raw: string | Buffer, env?: Partial<Envelope>, opts?: { parse?: boolean }): Promise<StoredMessage>;
+  keep(raw: string | Buffer, env?: Partial<Envelope>, opts?: { parse?: boolean; trace?: string }): Promise<StoredMessage>;
   /** A worker over the given targets; stopped by cleanup. */
   worker(targets: Map<string, Target<any>>, opts?: Partial<DeliveryWorkerConfig> & { retry?: RetryPolicy; publicUrl?: string }): DeliveryWorker;
   cleanup(): Promise<void>;
@@ -56,7 +57,7 @@ export async function deliveryRig(): Promise<DeliveryRig> {
         receivedAt: new Date(),
         ...env,
       };
-      const row = newMessageRow(newId(), envelope, staged, { messageId: null, subject: 'test', from: null, date: null }, null);
+      const row = newMessageRow(newId(), envelope, staged, { messageId: null, subject: 'test', from: null, date: null }, opts.trace ?? null);
       const [m] = await db.kysely.transaction().execute(async (trx) => {
         await blobs.commit([staged], trx);
         return insertMessages(trx, [row]);
@@ -79,6 +80,7 @@ export async function deliveryRig(): Promise<DeliveryRig> {
         config: { workers: 4, leaseTime: 5_000, pollInterval: 25, attemptTimeout: 5_000, ...config },
         retryPolicy: () => retry ?? fastRetry(),
         publicUrl,
+        keepOutbound: keepOutbound({ db, blobs }),
       });
       workers.push(w);
       return w;

@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { freePort, tempDir } from './env.js';
+
+/**
+ * An SMTP sink we control, on Debian's Python with aiosmtpd (python3-aiosmtpd): answers each
+ * DATA with the next of `replies` (the last repeats) and keeps what it got byte for byte
+ * (aiosmtpd's original_content: after dot-unstuffing, CRLF kept).
+ */
+const SCRIPT = String.raw`
+import json, os, sys
+from aiosmtpd.controller import Controller
+port, outdir, replies = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(',')
+TEXT = {'250': '250 2.0.0 Ok: queued', '450': '450 4.3.0 Try again later', '550': '550 5.7.1 Refused by policy'}
+class Handler:
+    n = 0
+    async def handle_DATA(self, server, session, envelope):
+        i = Handler.n
+        Handler.n += 1
+        reply = replies[min(i, len(replies) - 1)]
+        with open(os.path.join(outdir, '%04d.eml' % i), 'wb') as f:
+            f.write(envelope.original_content)
+        with open(os.path.join(outdir, '%04d.json' % i), 'w') as f:
+            json.dump({'mailFrom': envelope.mail_from, 'rcptTo': envelope.rcpt_tos, 'reply': reply}, f)
+        return TEXT[reply]
+c = Controller(Handler(), hostname='127.0.0.1', port=port, decode_data=False)
+c.start()
+print('READY', flush=True)
+sys.stdin.read()
+c.stop()
+`;
+
+export interface SunkMessage {
+  raw: Buffer;
+  mailFrom: string;
+  rcptTo: string[];
+  reply: string;
+}
+
+/** Start the sink; `replies` like ['450', '250']. */
+export async function pySmtpSink(replies: string[]) {
+  const tmp = tempDir('py-sink-');
+  const port = await freePort();
+  const child = spawn('/usr/bin/python3', ['-u', '-c', SCRIPT, String(port), tmp.dir, replies.join(',')], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => c.toString().includes('READY') && resolve());
+    child.on('exit', (code) => reject(new Error(`aiosmtpd sink exited ${code}: ${err}`)));
+  });
+  return {
+    port,
+    messages(): SunkMessage[] {
+      return readdirSync(tmp.dir)
+        .filter((f) => f.endsWith('.eml'))
+        .sort()
+        .map((f) => ({
+          raw: readFileSync(path.join(tmp.dir, f)),
+          ...(JSON.parse(readFileSync(path.join(tmp.dir, f.replace(/\.eml$/, '.json')), 'utf8')) as Omit<SunkMessage, 'raw'>),
+        }));
+    },
+    async close() {
+      child.stdin.end();
+      await new Promise((r) => {
+        if (child.exitCode !== null) return r(undefined);
+        child.once('exit', r);
+        setTimeout(() => child.kill(), 2000).unref();
+      });
+      tmp.cleanup();
+    },
+  };
+}
