@@ -106,7 +106,8 @@ export function mailError(
   });
 }
 
-const DISK_FULL = new Set(['ENOSPC', 'EDQUOT']);
+// 53100: PostgreSQL's disk_full SQLSTATE (the database's disk, when blobs and rows live there).
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', '53100']);
 
 /**
  * Any thrown value as a MailError. Unknown errors are transient: a sender that retries loses

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { validateConfig } from '../../src/config/load.js';
+import { toSmtpReply } from '../../src/core/errors.js';
 import type { Envelope } from '../../src/core/message.js';
 import { newId } from '../../src/core/ids.js';
 import { Intake } from '../../src/intake/accept.js';
@@ -168,5 +169,12 @@ describe(`messages on ${testBackend()}`, () => {
       await pgs?.drop();
       tmp.cleanup();
     }
+  });
+
+  test("the database's disk full (SQLSTATE 53100) is answered 452 4.3.1, like a full file system", () => {
+    const err = Object.assign(new Error('could not extend file: No space left on device'), { code: '53100' });
+    const reply = toSmtpReply(err);
+    assert.equal(reply.code, 452);
+    assert.match(reply.message, /^4\.3\.1 /);
   });
 });
