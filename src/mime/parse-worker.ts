@@ -153,6 +153,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
       } else {
         metrics.parsed.inc();
         log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
+        if (result.truncated) log.warn({ msg: 'text body cut at the in-memory limit; raw is whole', id });
       }
       this.emit('parsed', id);
     } catch (err) {

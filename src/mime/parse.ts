@@ -44,6 +44,8 @@ export interface ParsedSave {
 export interface ParseResult {
   staged: StagedBlob[];
   save: ParsedSave;
+  /** The text/HTML bodies were cut at MAX_TEXT_BYTES (the raw message is whole). */
+  truncated?: boolean;
 }
 
 interface PartDraft {
@@ -58,10 +60,14 @@ interface PartDraft {
 /** A mailsplit node as mailparser's internal splitter hands it over (only what we read). */
 interface SplitNode {
   parentNode?: SplitNode | null;
+  contentType?: string | false;
+  disposition?: string | false;
 }
-interface SplitChunk {
+interface SplitChunk extends SplitNode {
   type: string;
-  parentNode?: SplitNode | null;
+  /** For 'body' chunks: the node the bytes belong to, and the bytes. */
+  node?: SplitNode;
+  value?: Buffer;
 }
 type ProcessChunk = (data: SplitChunk, done: (err?: Error | null) => void) => void;
 
@@ -76,6 +82,23 @@ export function flattenAddresses(v: AddressObject | AddressObject[] | undefined)
   };
   for (const o of v === undefined ? [] : Array.isArray(v) ? v : [v]) walk(o.value);
   return out;
+}
+
+/**
+ * Encoded bytes of text and HTML body kept per message. mailparser collects text/plain and
+ * text/html in memory (about five times their size at the peak: chunks, the joined buffer, the
+ * string, the line-ending rewrite), so a 200 MiB text body would cost a gigabyte. Past this the
+ * rest of the body is not decoded; the raw message keeps every byte.
+ */
+export const MAX_TEXT_BYTES = 8 * 1024 * 1024;
+
+/** Types mailparser collects in memory as the message text unless marked attachment. */
+const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
+
+/** Whether mailparser will gather this node's body in memory (its rule, RFC 2183 defaults). */
+function collectedInMemory(node: SplitNode): boolean {
+  const type = node.contentType || 'text/plain';
+  return TEXT_TYPES.has(type) && (!node.disposition || node.disposition === 'inline');
 }
 
 /** How many MIME levels lie above a splitter node (the root message is depth 0). */
@@ -116,10 +139,25 @@ export async function parseStream(
   const internal = parser as unknown as { processChunk?: ProcessChunk };
   const processChunk = internal.processChunk?.bind(parser);
   if (!processChunk) throw new Error('mailparser changed: processChunk is gone; the depth limit needs it');
+  let textBytes = 0;
+  let truncated = false;
   internal.processChunk = (data, done) => {
     if (data.type === 'node' && depthOf(data) > config.maxDepth) {
       done(new ParseLimitError(`MIME nesting deeper than ${config.maxDepth} levels`));
       return;
+    }
+    if (data.type === 'body' && data.node && data.value && collectedInMemory(data.node)) {
+      const room = MAX_TEXT_BYTES - textBytes;
+      textBytes += data.value.length;
+      if (textBytes > MAX_TEXT_BYTES) {
+        truncated = true;
+        if (room <= 0) {
+          setImmediate(done);
+          return;
+        }
+        processChunk({ ...data, value: data.value.subarray(0, room) }, done);
+        return;
+      }
     }
     processChunk(data, done);
   };
@@ -199,6 +237,7 @@ export async function parseStream(
       date,
       parts,
     },
+    truncated,
   };
 }
 

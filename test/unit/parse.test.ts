@@ -9,7 +9,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Envelope } from '../../src/core/message.js';
 import { Intake } from '../../src/intake/accept.js';
 import { sanitiseFilename } from '../../src/mime/filename.js';
-import { dbText, parseStream, type ParseResult } from '../../src/mime/parse.js';
+import { dbText, MAX_TEXT_BYTES, parseStream, type ParseResult } from '../../src/mime/parse.js';
 import { ParseWorker } from '../../src/mime/parse-worker.js';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import { migrate, openDb, type Db } from '../../src/store/db.js';
@@ -185,6 +185,53 @@ describe('parse: every corpus message against Python email as the reference pars
       await assert.rejects(parseStream(createReadStream(path.join(FIXTURES, f)), { blobs, config }, 'm1'), why);
     });
   }
+
+  test('a huge text body is cut at the in-memory limit, not held whole', async () => {
+    const line = Buffer.from(`${'x'.repeat(76)}\r\n`);
+    const body = Buffer.concat(Array(Math.ceil((MAX_TEXT_BYTES * 2) / line.length)).fill(line));
+    const head = Buffer.from('Subject: big text\r\nContent-Type: text/plain\r\n\r\n');
+    const r = await parseStream(Readable.from([head, body]), { blobs, config }, 'm1');
+    assert.equal(r.truncated, true);
+    assert.deepEqual(r.save.parts.map((p) => p.kind), ['text']);
+    assert.ok(r.save.parts[0].size <= MAX_TEXT_BYTES && r.save.parts[0].size > MAX_TEXT_BYTES / 2, `size ${r.save.parts[0].size}`);
+    const small = await parse('nested-multipart.eml');
+    assert.ok(!small.truncated);
+  });
+
+  test('mangled corpus messages (cut, bytes flipped, boundaries spliced in) always settle', async () => {
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (const f of fixtures.filter((f) => f !== 'huge-header.eml')) {
+      const orig = readFileSync(path.join(FIXTURES, f));
+      for (let i = 0; i < 9; i++) {
+        const b = Buffer.from(orig);
+        let m: Buffer;
+        if (i % 3 === 0) m = b.subarray(0, rnd(b.length));
+        else if (i % 3 === 1) {
+          for (let k = 0; k < 10; k++) b[rnd(b.length)] = rnd(256);
+          m = b;
+        } else {
+          const at = rnd(b.length);
+          const splice = '\r\n--outer\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n';
+          m = Buffer.concat([b.subarray(0, at), Buffer.from(splice), b.subarray(at)]);
+        }
+        const chunks: Buffer[] = [];
+        for (let o = 0; o < m.length; ) {
+          const n = 1 + rnd(300);
+          chunks.push(m.subarray(o, o + n));
+          o += n;
+        }
+        // Resolves or rejects with a reason: both are fine; hanging or crashing is not.
+        await parseStream(Readable.from(chunks), { blobs, config }, 'm1').then(
+          (r) => Promise.all(r.staged.map((s) => blobs.discard(s))),
+          (e: unknown) => assert.ok(e instanceof Error),
+        );
+      }
+    }
+  });
 
   test('a deep message within the limit parses', async () => {
     const { save } = await parse('deep-nesting-ok.eml');
