@@ -35,7 +35,7 @@ interface Conn {
   /** Inside `smtp.clients` (or no list configured). */
   listed: boolean;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
-  tx?: { mailFrom: string; rejectedRcpts: number; lastStatus?: string; startedAt: number };
+  tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number };
 }
 
 // Checked when the user name is unknown, so a failed login takes as long either way.
@@ -69,7 +69,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         helo: session.hostNameAppearsAs || undefined,
         authUser: session.user,
         mailFrom: c?.tx?.mailFrom ?? (session.envelope?.mailFrom ? session.envelope.mailFrom.address : undefined),
-        rcptTo: session.envelope?.rcptTo.map((r) => r.address),
+        // The transaction's own list: by a later MAIL (after RSET) the session envelope is reset.
+        rcptTo: c?.tx?.rcptTo ?? session.envelope?.rcptTo.map((r) => r.address),
         rejectedRcpts: c?.tx?.rejectedRcpts || undefined,
         ms: c?.tx ? Date.now() - c.tx.startedAt : undefined,
         ...fields,
@@ -114,7 +115,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: e.status });
       throw e;
     }
-    c.tx = { mailFrom: address.address, rejectedRcpts: 0, startedAt: Date.now() };
+    c.tx = { mailFrom: address.address, rcptTo: [], rejectedRcpts: 0, startedAt: Date.now() };
   }
 
   async function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -130,6 +131,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         authUser: session.user,
         trusted: !!c?.listed || !!session.user,
       });
+      if (c?.tx && !c.tx.rcptTo.includes(address.address)) c.tx.rcptTo.push(address.address);
     } catch (err) {
       if (c?.tx) {
         c.tx.rejectedRcpts++;
