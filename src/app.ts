@@ -8,6 +8,12 @@ import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
 import { Intake } from './intake/accept.js';
 import { allChecks, domainCheck, type RecipientCheck } from './intake/recipients.js';
 import { ParseWorker } from './mime/parse-worker.js';
+import { keepOutbound } from './delivery/keep-outbound.js';
+import { Planner } from './delivery/planner.js';
+import { DeliveryQueue } from './delivery/queue.js';
+import { DeliveryWorker } from './delivery/worker.js';
+import { createRouter, type Router } from './routing/router.js';
+import { targets } from './targets/index.js';
 import { openBlobStore } from './store/open-blobs.js';
 import { migrate, openDb, type Db } from './store/db.js';
 import type { BlobStore } from './core/ports.js';
@@ -27,6 +33,9 @@ export interface Postroom {
   /** The HTTP API server (tests use `.api(path)` on TestPostroom for requests). */
   apiServer?: ApiServer;
   parser: ParseWorker;
+  router: Router;
+  queue: DeliveryQueue;
+  deliveryWorker: DeliveryWorker;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
   addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
   stop(): Promise<void>;
@@ -70,10 +79,30 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   });
   const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse });
   intake.on('stored', (m) => parser.enqueue(m.id));
+
+  // parsed → router.plan → stored deliveries → worker → target.deliver
+  const router = createRouter(config.routes, targets);
+  const queue = new DeliveryQueue(db);
+  const deliveryWorker = new DeliveryWorker({
+    db,
+    blobs,
+    log,
+    metrics,
+    targets,
+    config: config.delivery,
+    retryPolicy: (route) => router.retryPolicy(route),
+    publicUrl: config.http.publicUrl,
+    keepOutbound: keepOutbound({ db, blobs }),
+  });
+  const planner = new Planner({ db, blobs, router, queue, log });
+  parser.on('parsed', (id) => void planner.plan(id));
+  queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();
+  await planner.sweep();
+  deliveryWorker.start();
 
   const apiToken = resolveApiToken(config);
-  const recipientCheck: RecipientCheck = allChecks(domainCheck(config.smtp.domains));
+  const recipientCheck: RecipientCheck = allChecks(domainCheck(config.smtp.domains), router.recipientCheck());
   const app: Postroom = {
     config,
     db,
@@ -83,12 +112,16 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     metrics,
     apiToken,
     parser,
+    router,
+    queue,
+    deliveryWorker,
     addresses: {},
     async stop() {
       await app.smtp?.close();
       await app.apiServer?.close();
       await intake.close();
       await parser.stop();
+      await deliveryWorker.stop();
       await db.close();
     },
   };
@@ -98,7 +131,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {
-      app.apiServer = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken });
+      app.apiServer = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken, onDeliveryRetry: () => deliveryWorker.wake() });
       app.addresses.http = await app.apiServer.listen();
     }
   } catch (err) {

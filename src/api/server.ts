@@ -10,6 +10,7 @@ import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { healthRoutes } from './routes/health.js';
 import { messageContentRoutes } from './routes/message-content.js';
 import { messageRoutes } from './routes/messages.js';
@@ -22,6 +23,8 @@ export interface ApiDeps {
   log: Logger;
   metrics: Metrics;
   token: string;
+  /** Told when a delivery was replayed by hand, so a worker in this process runs it at once. */
+  onDeliveryRetry?: (deliveryId: string) => void;
 }
 
 /** A built API server, not yet listening. */
@@ -35,7 +38,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

@@ -97,6 +97,15 @@ export const logSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
+export const deliverySchema = z.strictObject({
+  workers: z.number().int().positive().default(4).describe('deliveries run at once by this node'),
+  leaseTime: duration()
+    .default(60_000)
+    .describe('a delivery leased by a node that died is taken again after this (renewed while an attempt runs)'),
+  pollInterval: duration().default(1_000).describe('how often the queue is checked for due retries and other nodes\' work'),
+  attemptTimeout: duration().default(10 * 60_000).describe('an attempt running longer is aborted and retried'),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().default('./data').describe('database, blobs and the generated API token'),
   smtp: smtpSchema.prefault({}),
@@ -105,6 +114,7 @@ export const configSchema = z.strictObject({
   parse: parseSchema.prefault({}),
   log: logSchema.prefault({}),
   routes: routesSchema.default([]),
+  delivery: deliverySchema.prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

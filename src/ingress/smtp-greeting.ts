@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { mailError, toSmtpReply } from '../core/errors.js';
+import { hideQuotedSpaces } from './smtp-address.js';
 
 /** How a connection starts and what every reply passes through. */
 export interface ConnectionHooks {
@@ -35,6 +36,7 @@ const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
  * Every reply goes through one wrapper: a text that already carries an enhanced status code
  * (ours, from toSmtpReply) is sent as it is, instead of the library prefixing a second, guessed
  * one (it maps 550 to 5.1.1 whatever the reason); replies ≥ 400 are reported for metrics.
+ * MAIL/RCPT addresses may have a quoted local part with spaces (see smtp-address.ts).
  */
 export class PostroomSmtpServer extends SMTPServer {
   constructor(
@@ -67,6 +69,13 @@ export class PostroomSmtpServer extends SMTPServer {
         const status = own ? (data as string).slice(0, (data as string).indexOf(' ')) : conn._getEnhancedStatusCode(code, context);
         hooks.refused(code, status || `${String(code)[0]}.0.0`);
       }
+    };
+    const parseAddress = conn._parseAddressCommand.bind(conn);
+    conn._parseAddressCommand = (name, command) => {
+      const { text, restore } = hideQuotedSpaces(command.toString());
+      const parsed = parseAddress(name, text);
+      if (parsed && parsed.address) parsed.address = restore(parsed.address);
+      return parsed;
     };
     // RFC 5321 §4.2: "220 <domain> <text>"; the banner text is ours entirely.
     conn._sendGreeting = () => conn.send(220, hooks.greeting, false);

@@ -120,10 +120,13 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
   if (!rows.length) return;
   const bad = rows.find((r) => r.status === 'failed' || r.status === 'dead');
   const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
-  const error = bad ? `a delivery is ${bad.status}` : null;
+  const prior = await trx.selectFrom('messages').select('status').where('id', '=', messageId).executeTakeFirst();
+  // The error column says why a message failed; other errors (a parse failure of a message kept
+  // as raw) stay, and a failure's text goes once a replay leaves nothing failed.
+  const error = bad ? { error: `a delivery is ${bad.status}` } : prior?.status === 'failed' ? { error: null } : {};
   await trx
     .updateTable('messages')
-    .set({ status, error, updated_at: new Date().toISOString() })
+    .set({ status, ...error, updated_at: new Date().toISOString() })
     .where('id', '=', messageId)
     .execute();
 }

@@ -1,0 +1,134 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import { redact } from '../../delivery/redact.js';
+import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
+import { defineRoute } from '../route.js';
+import { Id } from '../schemas.js';
+import type { ApiDeps } from '../server.js';
+
+export const DELIVERIES = '/api/v1/deliveries';
+
+const DeliveryStatus = z.enum(['pending', 'done', 'failed', 'dead']);
+
+export const DeliveryListQuery = z.strictObject({
+  status: DeliveryStatus.optional().describe('pending, done, failed or dead'),
+  route: z.string().min(1).max(200).optional().describe('route name'),
+  message: Id.optional().describe('deliveries of one message'),
+  limit: z.coerce.number().int().min(1).max(500).default(50).describe('page size (1–500)'),
+  cursor: z.string().max(200).optional().describe('opaque: the nextCursor of the previous page'),
+});
+
+const DeliveryParams = z.strictObject({ id: Id });
+
+const Delivery = z.object({
+  id: z.string().describe('stable: message + route + target; the idempotency key (webhook-id) sent to the target'),
+  messageId: z.string(),
+  route: z.string(),
+  targetIndex: z.number().int(),
+  kind: z.string(),
+  params: z.unknown().describe('target params as routed, secrets replaced by "***"'),
+  recipients: z.array(z.string()),
+  captures: z.record(z.string(), z.string()),
+  status: DeliveryStatus,
+  attempts: z.number().int().describe('attempts since planned or last replayed'),
+  firstAttemptAt: z.string().nullable(),
+  nextAttemptAt: z.string(),
+  leaseOwner: z.string().nullable(),
+  leaseUntil: z.string().nullable(),
+  lastError: z.string().nullable(),
+  receipt: z.record(z.string(), z.unknown()).nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+const Attempt = z.object({
+  n: z.number().int(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  outcome: z.string().nullable().describe('done, transient, permanent or dead; null: the worker died mid-attempt'),
+  error: z.string().nullable(),
+  enhancedStatus: z.string().nullable(),
+  nextAttemptAt: z.string().nullable().describe('when the retry was scheduled, after a transient failure'),
+});
+
+const DeliveryList = z.object({ items: z.array(Delivery), nextCursor: z.string().nullable() });
+const DeliveryDetail = Delivery.extend({ history: z.array(Attempt).describe('every attempt, oldest first') });
+
+/** A delivery as the API shows it. */
+export function deliveryOf(d: DeliveryRecord): z.output<typeof Delivery> {
+  return { ...d, params: redact(d.params), receipt: d.receipt as Record<string, unknown> | null };
+}
+
+function encodeCursor(lastId: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, after: lastId })).toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { v?: number; after?: unknown };
+    if (c.v === 1 && typeof c.after === 'string' && /^[0-9a-z_-]{1,64}$/i.test(c.after)) return c.after;
+  } catch {
+    // not base64url JSON: as invalid as the wrong shape
+  }
+  throw mailError('INVALID_REQUEST', 'query.cursor: not a cursor returned by this API');
+}
+
+/** GET /api/v1/deliveries, GET /api/v1/deliveries/:id, POST /api/v1/deliveries/:id/retry. */
+export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: DELIVERIES,
+      summary: 'List deliveries, filtered by status, route or message',
+      description: 'Pages in delivery-id order; pass `nextCursor` back as `cursor` with the same filters.',
+      tags: ['deliveries'],
+      query: DeliveryListQuery,
+      responses: { 200: { description: 'one page of deliveries', schema: DeliveryList } },
+    },
+    async ({ query }) => {
+      const { cursor, limit, ...filters } = query;
+      const rows = await listDeliveries(deps.db.kysely, { ...filters, after: cursor ? decodeCursor(cursor) : undefined, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { items: page.map(deliveryOf), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${DELIVERIES}/:id`,
+      summary: 'One delivery with every attempt (when it ran, how it ended, when the retry was due)',
+      tags: ['deliveries'],
+      params: DeliveryParams,
+      responses: { 200: { description: 'the delivery; attempts in `history`', schema: DeliveryDetail } },
+    },
+    async ({ params }) => {
+      const d = await getDelivery(deps.db.kysely, params.id);
+      if (!d) throw mailError('NOT_FOUND', `No delivery ${params.id}`);
+      const attempts = await getAttempts(deps.db.kysely, d.id);
+      return { ...deliveryOf(d), history: attempts.map(({ id: _id, ...a }) => a) };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: `${DELIVERIES}/:id/retry`,
+      summary: 'Replay a delivery now: pending again with a fresh attempt budget (history kept)',
+      description: 'A pending delivery is only made due now; its lease and attempt count are left alone.',
+      tags: ['deliveries'],
+      params: DeliveryParams,
+      responses: { 200: { description: 'the delivery, pending', schema: Delivery } },
+    },
+    async ({ params }) => {
+      const d = await retryDelivery(deps.db, params.id);
+      if (!d) throw mailError('NOT_FOUND', `No delivery ${params.id}`);
+      deps.onDeliveryRetry?.(d.id);
+      return deliveryOf(d);
+    },
+  );
+}

@@ -1,0 +1,74 @@
+import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
+import type { BlobStore } from '../core/ports.js';
+import type { Db } from '../store/db.js';
+import type { Logger } from '../telemetry/log.js';
+import { buildParsedView } from './parsed-view.js';
+import type { DeliveryQueue } from './queue.js';
+
+/** Marks a message no route took, so the start-up sweep does not plan it again and again. */
+export const NO_ROUTE = 'no route took any recipient';
+
+/** The part of the router the planner needs. */
+export interface Planning {
+  plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
+}
+
+/**
+ * The step between parsing and delivery: when a message is parsed, ask the router for its
+ * deliveries and store them. Only mail that arrived is routed (status `received`, or `raw`
+ * when it could not be parsed: routing looks at the envelope); our own outbound messages
+ * (DSNs, status `sending`) never are. A crash between parse and plan is healed by `sweep()`.
+ */
+export class Planner {
+  constructor(private readonly deps: { db: Db; blobs: BlobStore; router: Planning; queue: DeliveryQueue; log: Logger }) {}
+
+  /** Plan one parsed message; errors are logged (the sweep at the next start retries). */
+  async plan(messageId: string): Promise<void> {
+    const { db, router, queue, log } = this.deps;
+    try {
+      const view = await buildParsedView(this.deps, messageId);
+      if (view.message.status !== 'received' && view.message.status !== 'raw') return;
+      const planned = await router.plan(view);
+      if (!planned.length) {
+        if (view.message.status === 'received') {
+          await db.kysely.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute();
+        }
+        log.info({ id: messageId }, NO_ROUTE);
+        return;
+      }
+      await queue.enqueue(messageId, planned);
+    } catch (err) {
+      log.error({ err, id: messageId }, 'could not plan deliveries; retried at the next start');
+    }
+  }
+
+  /** Plan every parsed message that arrived but has no deliveries yet (e.g. after a crash). */
+  async sweep(batch = 500): Promise<number> {
+    const { db } = this.deps;
+    let after = '';
+    let planned = 0;
+    for (;;) {
+      const rows = await db.kysely
+        .selectFrom('messages')
+        .select('id')
+        .where('id', '>', after)
+        .where('parsed_at', 'is not', null)
+        .where((eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'received'), eb.or([eb('error', 'is', null), eb('error', '!=', NO_ROUTE)])]),
+            eb('status', '=', 'raw'),
+          ]),
+        )
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('deliveries').select('deliveries.id').whereRef('deliveries.message', '=', 'messages.id'))),
+        )
+        .orderBy('id')
+        .limit(batch)
+        .execute();
+      for (const r of rows) await this.plan(r.id);
+      planned += rows.length;
+      if (rows.length < batch) return planned;
+      after = rows[rows.length - 1].id;
+    }
+  }
+}
