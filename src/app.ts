@@ -13,7 +13,7 @@ import { Planner } from './delivery/planner.js';
 import { DeliveryQueue } from './delivery/queue.js';
 import { DeliveryWorker } from './delivery/worker.js';
 import { createRouter, type Router } from './routing/router.js';
-import { targets } from './targets/index.js';
+import { bindTargets } from './targets/index.js';
 import { openBlobStore } from './store/open-blobs.js';
 import { migrate, openDb, type Db } from './store/db.js';
 import type { BlobStore } from './core/ports.js';
@@ -81,6 +81,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   intake.on('stored', (m) => parser.enqueue(m.id));
 
   // parsed → router.plan → stored deliveries → worker → target.deliver
+  // folder and workflow targets reach the object store through their bound deps.
+  const targets = bindTargets({ db, blobs, headers: config.objects.headers });
   const router = createRouter(config.routes, targets);
   const queue = new DeliveryQueue(db);
   const deliveryWorker = new DeliveryWorker({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
 import { routesSchema } from '../routing/schema.js';
 import { duration, listen, size } from './units.js';
 
@@ -115,6 +116,16 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}),
   routes: routesSchema.default([]),
   delivery: deliverySchema.prefault({}),
+  objects: objectsSchema.prefault({}).describe('addresses of built-in objects: PREFIX+<id>@DOMAIN, PREFIX+wf+<name>@DOMAIN'),
+}).transform((cfg, ctx) => {
+  // `objects:` adds its two routes after the configured ones; their names are then taken.
+  const added = objectRoutes(cfg.objects);
+  cfg.routes.forEach((r, i) => {
+    if (added.length && (OBJECT_ROUTE_NAMES as readonly string[]).includes(r.name)) {
+      ctx.addIssue({ code: 'custom', message: `route name '${r.name}' is taken by the objects: section`, path: ['routes', i, 'name'] });
+    }
+  });
+  return { ...cfg, routes: [...cfg.routes, ...added] };
 });
 
 export type Config = z.output<typeof configSchema>;

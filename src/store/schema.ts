@@ -99,6 +99,152 @@ export interface DeliveryAttemptsTable {
   next_attempt_at: string | null;
 }
 
+/** A built-in object (folder, document, workflow, process): one numeric id sequence for all. */
+export interface ObjectsTable {
+  id: Generated<number>;
+  /** folder | document | workflow | process */
+  kind: string;
+  name: string;
+  parent: number | null;
+  /** JSON object of the object's own settings (a folder's collectMIMEType, …). */
+  properties: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AclTable {
+  object: number;
+  /** 'network' (unauthenticated intake) or an SMTP AUTH user name. */
+  principal: string;
+  /** Letters: r read, w write, d delete, a administer. */
+  permissions: string;
+}
+
+export interface ObjectPropertiesTable {
+  object: number;
+  namespace: string;
+  name: string;
+  value: string;
+}
+
+export interface DocumentsTable {
+  id: number;
+  sha256: string;
+  size: number;
+  content_type: string;
+  /** The kept message it came from, if any. */
+  message: string | null;
+  /** The delivery that filed it (a retried delivery files nothing twice). */
+  delivery: string | null;
+}
+
+export interface WorkflowsTable {
+  id: number;
+  name: string;
+  /** JSON: { type: 'text/plain' } or { type: 'application/pdf' } (first attachment of that type). */
+  input: string;
+  /** JSON: { command: string[], timeout, maxOutput, env } or { url, timeout, maxOutput, allowPrivate }. */
+  action: string;
+}
+
+export interface ProcessesTable {
+  id: number;
+  workflow: number;
+  message: string | null;
+  delivery: string | null;
+  /** queued | running | completed | failed */
+  state: string;
+  /** For failed: transient (the delivery retries it) or permanent. */
+  disposition: string | null;
+  input_type: string | null;
+  input_sha256: string | null;
+  input_size: number | null;
+  /** Document id holding stdout / the response body. */
+  output: number | null;
+  exit_code: number | null;
+  /** Short human text: 'exit 0', 'HTTP 200', 'killed after 30000 ms'. */
+  status: string | null;
+  error: string | null;
+  attempts: number;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** Server settings shared by mail accounts: where to fetch (IMAP or POP3) and where to send (SMTP). */
+export interface MailProfilesTable {
+  id: string;
+  name: string;
+  /** imap | pop3 */
+  protocol: string;
+  host: string;
+  port: number;
+  /** none | starttls | tls */
+  tls: string;
+  smtp_host: string | null;
+  smtp_port: number | null;
+  smtp_tls: string | null;
+  /** JSON object of options (after_read_timeout, tls_verify, …). */
+  options: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MailAccountsTable {
+  id: string;
+  profile: string;
+  name: string;
+  /** The account's mail address: the default routing recipient and sender. */
+  address: string | null;
+  username: string;
+  /** AES-256-GCM ciphertext (fetch/secret-box.ts), bound to the account id. */
+  password_enc: string;
+  options: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MailFoldersTable {
+  id: string;
+  account: string;
+  path: string;
+  special_use: string | null;
+  enabled: number;
+  delete_on_server: number;
+  move_on_success: string | null;
+  move_on_failure: string | null;
+  route: string | null;
+  recipient: string | null;
+  options: string;
+  uidvalidity: string | null;
+  last_uid: number;
+  fetched: number;
+  last_ok_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  consecutive_failures: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MailLinksTable {
+  message: string;
+  account: string;
+  folder: string | null;
+  /** fetched | outbound */
+  kind: string;
+  uid: number | null;
+  created_at: string;
+}
+
+export interface Pop3SeenTable {
+  folder: string;
+  uidl: string;
+  message: string | null;
+  /** kept | failed */
+  outcome: string;
+  seen_at: string;
+}
+
 export interface Database {
   messages: MessagesTable;
   parts: PartsTable;
@@ -106,6 +252,17 @@ export interface Database {
   blob_chunks: BlobChunksTable;
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
+  objects: ObjectsTable;
+  acl: AclTable;
+  object_properties: ObjectPropertiesTable;
+  documents: DocumentsTable;
+  workflows: WorkflowsTable;
+  processes: ProcessesTable;
+  mail_profiles: MailProfilesTable;
+  mail_accounts: MailAccountsTable;
+  mail_folders: MailFoldersTable;
+  mail_links: MailLinksTable;
+  pop3_seen: Pop3SeenTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';
