@@ -13,11 +13,12 @@ export function formatTable(ms: Measurement[]): string {
       m.baseline && m.baseline.value ? `${((m.value / m.baseline.value) * 100).toFixed(1)} %` : '',
       m.target ? `${m.target.op} ${fmt(m.target.value)} ${m.unit}` : '',
       ok === undefined ? '' : ok ? 'met' : 'MISSED',
+      m.note ?? '',
     ];
   });
-  const head = ['measurement', 'postroom', 'smtp-sink', 'ratio', 'target', ''];
+  const head = ['measurement', 'postroom', 'smtp-sink', 'ratio', 'target', '', 'note'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) =>
-    r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+    r.map((c, i) => (i === 0 || i >= r.length - 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

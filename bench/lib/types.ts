@@ -30,6 +30,8 @@ export interface Measurement {
   /** The same run against a reference (Postfix's smtp-sink discards every message). */
   baseline?: { name: string; value: number };
   target?: Target;
+  /** A short remark printed at the end of the row (CPU per message, backlog). */
+  note?: string;
   /** Counts, seconds, anything that explains the number. */
   details?: Record<string, unknown>;
 }

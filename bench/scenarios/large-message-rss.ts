@@ -38,8 +38,10 @@ export const largeMessageRss: Scenario = {
           unit: 'MiB',
           value: Math.round(peak / MiB),
           target: { op: '<=', value: 128 },
+          note: `idle ${Math.round(idle / MiB)} MiB, at the 250 ${Math.round(atAck / MiB)} MiB, +${Math.round((peak - idle) / MiB)} MiB over idle, parsed in ${parseSeconds.toFixed(1)} s`,
           details: {
             idleHwmMiB: Math.round(idle / MiB),
+            growthOverIdleMiB: Math.round((peak - idle) / MiB),
             hwmAtAckMiB: Math.round(atAck / MiB),
             receiveSeconds: Number(r.seconds.toFixed(2)),
             receiveMiBps: Math.round(size / MiB / r.seconds),

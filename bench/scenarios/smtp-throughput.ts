@@ -1,6 +1,7 @@
+import { procCpuMs } from '../lib/proc.js';
 import { runSmtpSource } from '../lib/smtp-source.js';
 import { startPostroom, startSmtpSink } from '../lib/servers.js';
-import { keptMessages } from '../lib/store.js';
+import { keptMessages, unparsedMessages } from '../lib/store.js';
 import type { BenchContext, Measurement, Scenario, Target } from '../lib/types.js';
 
 const KiB = 1024;
@@ -49,8 +50,12 @@ async function runCase(ctx: BenchContext, c: Case): Promise<Measurement> {
 
   const postroom = await startPostroom(ctx);
   try {
+    const cpuBefore = procCpuMs(postroom.pid);
     const r = await runSmtpSource({ ...run, port: postroom.port });
+    const cpuMs = procCpuMs(postroom.pid) - cpuBefore;
     const kept = keptMessages(postroom.dataDir!);
+    // Parsing runs after the ack; what is left shows whether it kept up or was left behind.
+    const unparsed = unparsedMessages(postroom.dataDir!);
     // smtp-source gives each message its own Message-ID, so every one must be a row.
     if (kept !== messages) throw new Error(`${label}: ${messages} sent, ${kept} kept`);
     return {
@@ -60,7 +65,15 @@ async function runCase(ctx: BenchContext, c: Case): Promise<Measurement> {
       value: Math.round(r.msgsPerSec),
       baseline: { name: 'smtp-sink', value: Math.round(sinkRate) },
       target: c.target,
-      details: { messages, seconds: Number(r.seconds.toFixed(3)), kept },
+      note: `${(cpuMs / messages).toFixed(2)} ms CPU/msg, ${(cpuMs / 1000 / r.seconds).toFixed(1)} cores${unparsed ? `, ${unparsed} not yet parsed` : ''}`,
+      details: {
+        messages,
+        seconds: Number(r.seconds.toFixed(3)),
+        kept,
+        unparsedAtEnd: unparsed,
+        cpuMsPerMessage: Number((cpuMs / messages).toFixed(3)),
+        cpuCoresBusy: Number((cpuMs / 1000 / r.seconds).toFixed(2)),
+      },
     };
   } finally {
     await postroom.stop();
