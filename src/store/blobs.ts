@@ -100,12 +100,16 @@ export class FsBlobStore implements BlobStore {
 
   async commit(staged: StagedBlob[]): Promise<void> {
     const dirs = new Set<string>();
-    for (const s of staged) {
-      const final = this.pathOf(s.sha256);
-      // Same content already kept: renaming over it is harmless and atomic.
-      await rename(s.tempPath, final);
-      dirs.add(path.dirname(final));
-    }
+    // All renames at once: one after another, each waits a thread-pool round trip and an event
+    // loop turn, and the whole batch of senders waits with it (bench: 4 KiB, 20 sessions).
+    await Promise.all(
+      staged.map((s) => {
+        const final = this.pathOf(s.sha256);
+        dirs.add(path.dirname(final));
+        // Same content already kept (or twice in this batch): renaming over it is harmless and atomic.
+        return rename(s.tempPath, final);
+      }),
+    );
     // One fsync per directory for the whole batch makes every rename in it durable.
     await Promise.all([...dirs].map((d) => fsyncDir(d)));
   }
