@@ -77,7 +77,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     headerLimit: config.parse.maxHeaderSize,
     commitWindowMs: config.store.commitWindow,
   });
-  const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse });
+  const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
   intake.on('stored', (m) => parser.enqueue(m.id));
 
   // parsed → router.plan → stored deliveries → worker → target.deliver
@@ -133,7 +133,17 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {
-      app.apiServer = await createApiServer({ config: config.http, db, blobs, log, metrics, token: apiToken, onDeliveryRetry: () => deliveryWorker.wake() });
+      app.apiServer = await createApiServer({
+        config: config.http,
+        db,
+        blobs,
+        log,
+        metrics,
+        token: apiToken,
+        onDeliveryRetry: () => deliveryWorker.wake(),
+        // POST /api/v1/inbound: the same door and the same RCPT-time checks as SMTP.
+        intake: { accept: intake.accept, recipientCheck, requireMessageId: config.smtp.requireMessageId, trace: config.smtp.traceHeader },
+      });
       app.addresses.http = await app.apiServer.listen();
     }
   } catch (err) {

@@ -42,6 +42,15 @@ function response(r: ResponseSpec): Json {
   return { description: r.description, ...(headers ? { headers } : {}), ...(content ? { content } : {}) };
 }
 
+function requestBody(body: NonNullable<RouteSpec['body']>): Json {
+  if (body instanceof z.ZodType) return { required: true, content: { 'application/json': { schema: jsonSchema(body, 'input') } } };
+  return {
+    required: true,
+    description: body.description,
+    content: { [body.contentType]: { schema: { type: 'string', contentMediaType: body.contentType } } },
+  };
+}
+
 const problem = (description: string): Json => ({
   description,
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
@@ -50,7 +59,7 @@ const problem = (description: string): Json => ({
 /** The error responses every route can give, added so each route need not repeat them. */
 function errorResponses(spec: RouteSpec): Record<string, Json> {
   const out: Record<string, Json> = {};
-  if (spec.params || spec.query) out['400'] = problem('Invalid request (code INVALID_REQUEST)');
+  if (spec.params || spec.query || spec.body) out['400'] = problem('Invalid request (code INVALID_REQUEST)');
   if (!spec.public) out['401'] = problem('Missing or invalid bearer token (code UNAUTHORISED)');
   if (spec.params) out['404'] = problem('No such resource (code NOT_FOUND)');
   out.default = problem('Any other error, as RFC 9457 problem JSON with a stable code');
@@ -70,6 +79,7 @@ export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version
       ...(spec.tags ? { tags: spec.tags } : {}),
       ...(spec.public ? { security: [] } : {}),
       parameters: [...parameters(spec.params, 'path'), ...parameters(spec.query, 'query')],
+      ...(spec.body ? { requestBody: requestBody(spec.body) } : {}),
       responses: { ...responses, ...errorResponses(spec) },
     };
   }

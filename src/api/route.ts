@@ -28,13 +28,17 @@ export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType 
   public?: boolean;
   params?: P;
   query?: Q;
+  /** Request body: a zod schema (JSON, validated before the handler runs), or bytes of a media type the handler reads as a stream. */
+  body?: z.ZodType | { contentType: string; description: string };
   responses: Record<number, ResponseSpec>;
 }
 
 /** What a handler receives: validated params and query, plus fastify's request and reply. */
-export interface RouteInput<P, Q> {
+export interface RouteInput<P, Q, B = unknown> {
   params: P;
   query: Q;
+  /** The validated JSON body (a spec with a zod `body`), else what fastify parsed (a stream for raw media types). */
+  body: B;
   request: FastifyRequest;
   reply: FastifyReply;
 }
@@ -58,10 +62,10 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where
 }
 
 /** Register a route whose params and query are validated by its spec's zod schemas. */
-export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType | undefined>(
+export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType | undefined, B extends RouteSpec['body'] = undefined>(
   app: FastifyInstance,
-  spec: RouteSpec & { params?: P; query?: Q },
-  handler: (input: RouteInput<Out<P>, Out<Q>>) => Promise<unknown>,
+  spec: RouteSpec & { params?: P; query?: Q; body?: B },
+  handler: (input: RouteInput<Out<P>, Out<Q>, B extends z.ZodType ? z.output<B> : unknown>) => Promise<unknown>,
 ): void {
   app.route({
     method: spec.method,
@@ -70,7 +74,8 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
     handler: async (request, reply) => {
       const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
       const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;
-      return handler({ params, query, request, reply });
+      const body = spec.body && 'safeParse' in spec.body ? parseInput(spec.body, request.body, 'body') : request.body;
+      return handler({ params, query, body: body as never, request, reply });
     },
   });
 }

@@ -12,6 +12,7 @@ import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { healthRoutes } from './routes/health.js';
+import { inboundRoutes, type InboundDeps } from './routes/inbound.js';
 import { messageContentRoutes } from './routes/message-content.js';
 import { messageRoutes } from './routes/messages.js';
 
@@ -25,6 +26,8 @@ export interface ApiDeps {
   token: string;
   /** Told when a delivery was replayed by hand, so a worker in this process runs it at once. */
   onDeliveryRetry?: (deliveryId: string) => void;
+  /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
+  intake?: InboundDeps;
 }
 
 /** A built API server, not yet listening. */
@@ -38,7 +41,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

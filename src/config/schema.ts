@@ -92,6 +92,9 @@ export const parseSchema = z.strictObject({
   maxHeaderSize: size().default(256 * 1024).describe('header block larger than this: kept as raw'),
   maxFilenameLength: z.number().int().min(16).max(255).default(200),
   workers: z.number().int().positive().default(2).describe('messages parsed at once'),
+  pollInterval: duration()
+    .default(2_000)
+    .describe('how often to look for messages `postroom deliver` kept in this store from another process (0 = only at start)'),
 });
 
 export const logSchema = z.strictObject({

@@ -53,6 +53,7 @@ export const CATALOGUE = {
   TARGET_REJECTED: { status: '5.0.0', smtp: 550, text: 'Target rejected the message' },
   BAD_ANSWER: { status: '4.5.0', smtp: 451, text: 'Undecodable answer from server' },
   BAD_URL: { status: '4.5.2', smtp: 451, text: 'URL has no host' },
+  DEADLINE: { status: '4.4.7', smtp: 451, text: 'Gave up within the time limit; try again later' },
   TARGET_PRIVATE: { status: '5.7.1', smtp: 550, text: 'Target address is loopback, link-local or private' },
   TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
   // -- API --

@@ -45,3 +45,8 @@ export function newId(prefix = ''): string {
   }
   return prefix + encodeTime(now) + rand;
 }
+
+/** The smallest id made at `ms` or later (a bound for range queries on ids: `id >= idFloor(t)`). */
+export function idFloor(ms: number): string {
+  return encodeTime(Math.max(0, Math.floor(ms)));
+}

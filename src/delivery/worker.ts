@@ -134,6 +134,8 @@ export class DeliveryWorker {
   private async schedule(): Promise<void> {
     if (!this.running) return;
     let wait = this.deps.config.pollInterval;
+    // Every slot busy: the next finished attempt wakes us; polling sooner would only spin.
+    if (this.inFlight.size >= this.deps.config.workers) return this.arm(wait);
     const due = await nextDue(this.deps.db.kysely);
     if (due) wait = Math.min(wait, Math.max(0, due.getTime() - Date.now()));
     this.arm(wait);

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
+import { idFloor } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
 import { getMessage, listUnparsed, saveParsed } from '../store/messages.js';
@@ -13,7 +14,16 @@ export interface ParseWorkerDeps {
   log: Logger;
   metrics: Metrics;
   config: Config['parse'];
+  /**
+   * Every so often, look for messages another process kept (`postroom deliver` writing to this
+   * store): they never pass through this process's intake, so nothing enqueues them. 0: never.
+   */
+  pollInterval?: number;
 }
+
+// A pipe process stamps the id when its bytes are staged and commits moments later; ten
+// minutes of look-back covers any commit that lands before `postroom deliver` gives up.
+const POLL_WINDOW = 10 * 60_000;
 
 /** How many unparsed ids one sweep of the store reads at a time. */
 const SWEEP_BATCH = 500;
@@ -31,6 +41,12 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
   private sweeping: Promise<void> | undefined;
   private waiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  private polling = false;
+  /** Parsed while a poll's query ran: its answer may be older than the parse. */
+  private parsedDuringPoll: Set<string> | undefined;
+  /** Failed on a store error: retried at the next start, not at every poll. */
+  private readonly failed = new Set<string>();
 
   constructor(private readonly deps: ParseWorkerDeps) {
     super();
@@ -42,6 +58,10 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
    */
   async start(): Promise<void> {
     this.stopped = false;
+    if (this.deps.pollInterval) {
+      this.pollTimer = setInterval(() => void this.poll(), this.deps.pollInterval);
+      this.pollTimer.unref();
+    }
     const first = await listUnparsed(this.deps.db.kysely, SWEEP_BATCH);
     const seen = new Set<string>();
     for (const id of first) {
@@ -73,6 +93,35 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
     }
   }
 
+  /**
+   * Queue unparsed messages kept by other processes in the last few minutes. Only ingress
+   * `pipe`: SMTP and HTTP messages are parsed by the node that took them (its intake enqueues
+   * them), and other nodes must not parse them a second time. The id range keeps the query to
+   * the recent end of the primary key however large the table grows.
+   */
+  async poll(): Promise<void> {
+    if (this.polling || this.stopped) return;
+    this.polling = true;
+    this.parsedDuringPoll = new Set();
+    try {
+      const rows = await this.deps.db.kysely
+        .selectFrom('messages')
+        .select('id')
+        .where('id', '>=', idFloor(Date.now() - POLL_WINDOW))
+        .where('ingress', '=', 'pipe')
+        .where('parsed_at', 'is', null)
+        .orderBy('id')
+        .limit(SWEEP_BATCH)
+        .execute();
+      for (const { id } of rows) if (!this.parsedDuringPoll.has(id) && !this.failed.has(id)) this.enqueue(id);
+    } catch (err) {
+      this.deps.log.warn({ msg: 'parse poll failed', err: String(err) });
+    } finally {
+      this.parsedDuringPoll = undefined;
+      this.polling = false;
+    }
+  }
+
   /** Resolves when the queue is empty and no parse is running (the sweep aside). */
   private drained(): Promise<void> {
     if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
@@ -96,6 +145,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
   /** Stop taking work and wait for the messages being parsed now. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.pollTimer);
     // What's still queued is not lost: it is unparsed in the store and the next start sweeps it.
     for (const id of this.queue.splice(0)) this.queued.delete(id);
     await this.sweeping?.catch(() => {});
@@ -117,6 +167,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
       const id = this.queue.shift()!;
       this.running++;
       void this.parseOne(id).finally(() => {
+        this.parsedDuringPoll?.add(id);
         this.running--;
         this.queued.delete(id);
         this.pump();
@@ -160,6 +211,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
       // Store trouble (disk, database) rather than bad mail: leave the row unparsed so the next
       // start retries it, and say so loudly. Bad mail never lands here: parseStored reports it.
       const reason = (err as Error)?.message ?? String(err);
+      this.failed.add(id);
       log.error({ msg: 'parse failed', id, err: reason });
     }
   }

@@ -104,6 +104,9 @@ export async function insertDeliveries(trx: Q, rows: DeliveriesTable[]): Promise
   return inserted.map((r) => r.id);
 }
 
+/** Statuses of messages we send ourselves; their deliveries decide between them. */
+const OUTBOUND_STATUSES = new Set(['sending', 'sent', 'error']);
+
 /**
  * Recompute a message's status from its deliveries: `failed` when any failed or died,
  * `delivered` when all are done, else `routed`. Call inside the transaction that changed them.
@@ -116,11 +119,19 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
   if (dialect === 'postgres') {
     await trx.selectFrom('messages').select('id').where('id', '=', messageId).forUpdate().execute();
   }
-  const rows = await trx.selectFrom('deliveries').select('status').where('message', '=', messageId).execute();
+  const rows = await trx.selectFrom('deliveries').select(['status', 'last_error']).where('message', '=', messageId).execute();
   if (!rows.length) return;
   const bad = rows.find((r) => r.status === 'failed' || r.status === 'dead');
-  const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
   const prior = await trx.selectFrom('messages').select('status').where('id', '=', messageId).executeTakeFirst();
+  if (prior && OUTBOUND_STATUSES.has(prior.status)) {
+    // A message we send (outbound/send.ts) reads sending → sent | error, with the reason kept.
+    const pending = rows.find((r) => r.status === 'pending');
+    const out = bad ? 'error' : rows.every((r) => r.status === 'done') ? 'sent' : 'sending';
+    const why = bad ? bad.last_error : out === 'sending' ? (pending?.last_error ?? null) : null;
+    await trx.updateTable('messages').set({ status: out, error: why, updated_at: new Date().toISOString() }).where('id', '=', messageId).execute();
+    return;
+  }
+  const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
   // The error column says why a message failed; other errors (a parse failure of a message kept
   // as raw) stay, and a failure's text goes once a replay leaves nothing failed.
   const error = bad ? { error: `a delivery is ${bad.status}` } : prior?.status === 'failed' ? { error: null } : {};
@@ -376,12 +387,18 @@ export async function retryDelivery(db: Db, id: string, now = new Date()): Promi
   });
 }
 
-/** The earliest next_attempt_at of pending deliveries, for a worker deciding how long to sleep. */
-export async function nextDue(db: Q): Promise<Date | undefined> {
+/**
+ * The earliest next_attempt_at of pending deliveries nobody holds a lease on, for a worker
+ * deciding how long to sleep. Leased rows are left out: a row being attempted right now is
+ * "due" in the past, and counting it would make an idle worker spin on the store.
+ */
+export async function nextDue(db: Q, now = new Date()): Promise<Date | undefined> {
+  const at = now.toISOString();
   const r = await db
     .selectFrom('deliveries')
     .select((eb) => eb.fn.min('next_attempt_at').as('at'))
     .where('status', '=', 'pending')
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
     .executeTakeFirst();
   return r?.at ? new Date(r.at as string) : undefined;
 }

@@ -280,6 +280,34 @@ describe('delivery queue', () => {
     await w.stop();
   });
 
+  it('does not spin on the store while its own attempt runs', async () => {
+    const m = await rig.keep(RAW);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow: Target<{ tag?: string }> = {
+      kind: 'slow-gate',
+      params: z.strictObject({ tag: z.string().optional() }),
+      async deliver() {
+        await gate;
+        return { summary: 'released' };
+      },
+    };
+    const w = rig.worker(new Map([['slow-gate', slow]]), { pollInterval: 25 });
+    let ticks = 0;
+    const tick = (w as unknown as { tick(): Promise<void> }).tick.bind(w);
+    (w as unknown as { tick(): Promise<void> }).tick = () => (ticks++, tick());
+    w.start();
+    const [id] = await rig.queue.enqueue(m.id, [plan('gate', 'slow-gate')]);
+    await waitFor(async () => (await getDelivery(rig.db.kysely, id))?.leaseOwner === w.owner, 'leased');
+    ticks = 0;
+    await new Promise((r) => setTimeout(r, 500));
+    // A row being attempted is "due" in the past; counting it as due made the worker re-poll at once, forever.
+    assert.ok(ticks <= 40, `${ticks} polls in 500 ms at a 25 ms poll interval`);
+    release();
+    await waitFor(async () => (await getDelivery(rig.db.kysely, id))?.status === 'done', 'done');
+    await w.stop();
+  });
+
   it('fans out across deliveries: the message is delivered only when all are done', async () => {
     const m = await rig.keep(RAW);
     let release!: () => void;

@@ -1,0 +1,99 @@
+import type { FastifyInstance } from 'fastify';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import type { Envelope } from '../../core/message.js';
+import type { Accept } from '../../intake/accept.js';
+import type { RecipientCheck } from '../../intake/recipients.js';
+import { defineRoute } from '../route.js';
+import type { ApiDeps } from '../server.js';
+
+export const INBOUND = '/api/v1/inbound';
+
+/** What the HTTP intake needs from a running Postroom. */
+export interface InboundDeps {
+  accept: Accept;
+  /** The same RCPT-time checks the SMTP listener runs (domains, routes, targets). */
+  recipientCheck: RecipientCheck;
+  requireMessageId: boolean;
+  trace: boolean;
+  /** The address of a group named by id (`list=12345`); NOT_FOUND-like 5.1.1 when there is none. */
+  resolveList?: (list: string) => Promise<string>;
+}
+
+// One address per parameter; RFC 5321 §4.5.3.1.3: a path is at most 256 octets.
+const Address = z.string().min(1).max(256);
+
+export const InboundQuery = z.strictObject({
+  recipient: z
+    .union([Address, z.array(Address).max(100)])
+    .optional()
+    .describe('envelope recipient; repeat for several (each is checked as at SMTP RCPT time)'),
+  list: z.string().min(1).max(256).optional().describe('a group, by address or numeric id (postroom deliver -l)'),
+  sender: z.string().max(256).default('').describe("envelope sender; '' (the default) for the null sender <>"),
+  time: z.enum(['server', 'message']).default('server').describe("post time: arrival ('server') or the Date: header ('message')"),
+});
+
+const Accepted = z.object({
+  id: z.string().describe('the kept message'),
+  duplicate: z.boolean().describe('this exact message was already kept for these recipients; nothing new was stored'),
+});
+
+/**
+ * POST /api/v1/inbound: a raw message (message/rfc822) streamed straight into the intake door,
+ * never buffered: the body is handed to intake as the request stream, and fastify's body limit
+ * does not apply (intake counts the bytes against http.maxUploadSize and answers 413 5.3.4).
+ * The recipients are checked first, as SMTP does at RCPT, so a refusal costs no upload.
+ */
+export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  // Hand the request stream on as it is (this scope only): no parser reads it into memory.
+  app.addContentTypeParser('message/rfc822', (_request, payload, done) => done(null, payload));
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: INBOUND,
+      summary: 'Keep a raw message (the HTTP door for MTAs and `postroom deliver URL`)',
+      description:
+        'The body is the message exactly as it should be kept (message/rfc822), streamed. Recipients are checked as at SMTP RCPT ' +
+        'time first (5.1.1 unknown, 5.7.1 not allowed: the whole request is refused if any is). 202 only once the bytes are ' +
+        'fsynced and the row committed. Errors are problem JSON whose enhancedStatus is the RFC 3463 code an MTA would bounce or defer with.',
+      tags: ['intake'],
+      query: InboundQuery,
+      body: { contentType: 'message/rfc822', description: 'the raw message, byte for byte' },
+      responses: {
+        202: { description: 'kept (fsynced and committed)', schema: Accepted },
+        413: { description: 'larger than http.maxUploadSize (5.3.4)' },
+        422: { description: 'a recipient is unknown (5.1.1) or missing (5.1.3), or the message is empty (5.3.0)' },
+      },
+    },
+    async ({ query, body, request, reply }) => {
+      const stream = body as Readable | undefined;
+      const intake = deps.intake;
+      if (!intake) throw mailError('CONFIG', 'This server has no intake');
+      const max = deps.config.maxUploadSize;
+      const declared = Number(request.headers['content-length']);
+      if (Number.isFinite(declared) && declared > max) throw mailError('TOO_LARGE', `Message size exceeds the maximum of ${max} bytes`);
+      if (!stream || typeof (stream as Readable).pipe !== 'function') throw mailError('INVALID_REQUEST', 'body: send the message as message/rfc822');
+
+      const rcptTo = typeof query.recipient === 'string' ? [query.recipient] : [...(query.recipient ?? [])];
+      if (query.list) rcptTo.push(query.list.includes('@') || !intake.resolveList ? query.list : await intake.resolveList(query.list));
+      if (!rcptTo.length) throw mailError('NO_RECIPIENT', 'No recipient: give ?recipient= or ?list=');
+      const accepted: string[] = [];
+      for (const rcpt of rcptTo) {
+        await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
+        accepted.push(rcpt);
+      }
+      const env: Envelope = {
+        mailFrom: query.sender,
+        rcptTo,
+        ingress: 'http',
+        clientIp: request.ip,
+        receivedAt: new Date(),
+      };
+      const stored = await intake.accept(env, stream, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
+      return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
+    },
+  );
+}

@@ -1,0 +1,119 @@
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../../config/load.js';
+import { mailError, toStderrLine, toSysexit, type MailError } from '../../core/errors.js';
+import { readDeliverIni } from '../../ingress/deliver-ini.js';
+import { deliver, type DeliverTo } from '../../ingress/pipe.js';
+import { openLocalIntake } from '../../ingress/pipe-local.js';
+import type { Command } from '../command.js';
+
+const USAGE = `usage: postroom deliver [-m MAXSIZE] [-l LIST] [-f FILE|-] [-t server|message] [-c INI] [-i INSTANCE]
+                        [--recipient ADDR] [--sender ADDR] [--config FILE] [--deadline SECONDS] [URL]
+
+For MTAs (Postfix pipe(8), Exim pipe transport): reads one message from FILE or standard
+input (default -), always to its end, and keeps it.
+  URL given   POST it to that Postroom server's HTTP intake (URL/api/v1/inbound) with the
+              instance's token from the INI file -c (default ./postroom-deliver.ini):
+                [config-INSTANCE]   webservice = NAME     (-i, default 'default')
+                [webservice-NAME]   token = ...           (the server's API or intake token)
+  no URL      write to the store on this host through the same intake door, with the config
+              from --config, $POSTROOM_CONFIG or the defaults (a running server may share it).
+
+  -m MIB        largest message in MiB (default 200); larger: 5.3.4
+  -l LIST       the group: its address or numeric id (wins over --recipient)
+  --recipient   the envelope recipient (Postfix \${original_recipient}); else X-Original-To
+  --sender      the envelope sender (Postfix \${sender}); else Return-Path, else <>
+  -t server     post time is the arrival time (default); 'message': the Date: header
+  --deadline S  give up with 4.4.7 after S seconds (default 900, under Postfix's
+                command_time_limit of 1000 s)
+
+Exit status (sysexits) and one line on stderr starting with the RFC 3463 code:
+  0 kept | 75 transient, the MTA retries: 4.3.5 config, 4.4.4 cannot connect, 4.4.5 busy,
+  4.5.0 undecodable answer or bad token, 4.5.2 URL without host, 4.3.x could not keep, 4.3.0
+  unexpected | 67 5.1.1 no such recipient | 65 5.1.3 no recipient, 5.3.4 too large |
+  66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not allowed (e.g. not a member).
+It never exits 1.`;
+
+/** Parse the arguments; a usage mistake is a configuration error (4.3.5): the MTA keeps the mail. */
+function options(argv: string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        m: { type: 'string', short: 'm', default: '200' },
+        l: { type: 'string', short: 'l' },
+        f: { type: 'string', short: 'f', default: '-' },
+        t: { type: 'string', short: 't', default: 'server' },
+        c: { type: 'string', short: 'c', default: './postroom-deliver.ini' },
+        i: { type: 'string', short: 'i', default: 'default' },
+        recipient: { type: 'string' },
+        sender: { type: 'string' },
+        config: { type: 'string' },
+        deadline: { type: 'string', default: '900' },
+      },
+    });
+  } catch (e) {
+    throw mailError('CONFIG', `usage: ${(e as Error).message}`);
+  }
+  const { values: v, positionals } = parsed;
+  if (positionals.length > 1) throw mailError('CONFIG', `usage: one URL at most (got ${positionals.length} arguments)`);
+  const mib = Number(v.m);
+  if (!(mib > 0)) throw mailError('CONFIG', `usage: -m takes a size in MiB, not '${v.m}'`);
+  const deadline = Number(v.deadline);
+  if (!(deadline > 0)) throw mailError('CONFIG', `usage: --deadline takes seconds, not '${v.deadline}'`);
+  if (v.t !== 'server' && v.t !== 'message') throw mailError('CONFIG', `usage: -t takes 'server' or 'message', not '${v.t}'`);
+  return { v, url: positionals[0], maxSize: Math.floor(mib * 1024 * 1024), deadlineMs: deadline * 1000, timeSource: v.t as 'server' | 'message' };
+}
+
+/** The exit code, after writing the status line to stderr. */
+function finish(code: number, line: string): number {
+  process.stderr.write(`${line}\n`);
+  // Whatever a failed store or socket left open must not keep an MTA's pipe process alive.
+  setTimeout(() => process.exit(code), 10_000).unref();
+  return code;
+}
+
+export const deliverCmd: Command = {
+  name: 'deliver',
+  summary: 'MTA pipe command: keep one message from stdin (locally or via a server URL); sysexits + RFC 3463',
+  usage: USAGE,
+  async run(argv) {
+    let o;
+    let to: DeliverTo;
+    try {
+      o = options(argv);
+      const iniFile = path.resolve(o.v.c);
+      const instance = o.v.i;
+      if (o.url) to = { kind: 'http', url: o.url, token: () => readDeliverIni(iniFile, instance).token };
+      else {
+        const config = loadConfig(o.v.config);
+        to = { kind: 'local', open: () => openLocalIntake(config) };
+      }
+    } catch (err) {
+      const e: MailError | unknown = err instanceof ConfigError ? mailError('CONFIG', err.message.replace(/\n\s*/g, '; ')) : err;
+      // Read the message to its end even so: the MTA is writing it to us.
+      process.stdin.resume();
+      return finish(toSysexit(e), toStderrLine(e));
+    }
+    let input;
+    try {
+      input = o.v.f === '-' ? process.stdin : createReadStream(o.v.f);
+    } catch (err) {
+      const e = mailError('CONFIG', `cannot read ${o.v.f}: ${(err as Error).message}`);
+      return finish(toSysexit(e), toStderrLine(e));
+    }
+    const r = await deliver(
+      input,
+      { maxSize: o.maxSize, list: o.v.l, recipient: o.v.recipient, sender: o.v.sender, timeSource: o.timeSource, deadlineMs: o.deadlineMs },
+      to,
+    );
+    if (r.code === 0) {
+      process.stdout.write(`${r.line}\n`);
+      return 0;
+    }
+    return finish(r.code, r.line);
+  },
+};

@@ -1,0 +1,58 @@
+import os from 'node:os';
+import type { Config } from '../config/schema.js';
+import { Intake } from '../intake/accept.js';
+import { allChecks, domainCheck, type RecipientCheck } from '../intake/recipients.js';
+import { createRouter } from '../routing/router.js';
+import { migrate, openDb, type Db } from '../store/db.js';
+import { openBlobStore } from '../store/open-blobs.js';
+import { bindTargets } from '../targets/index.js';
+import { createLogger } from '../telemetry/log.js';
+import { createMetrics } from '../telemetry/metrics.js';
+
+/** The intake door of a store on this host, opened for one `postroom deliver` run. */
+export interface LocalIntake {
+  intake: Intake;
+  recipientCheck: RecipientCheck;
+  config: Config;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/**
+ * Open the configured store (SQLite or PostgreSQL) and its intake, with the same RCPT-time
+ * checks the SMTP listener runs. A `postroom serve` may be running on the same store at the
+ * same time: SQLite's WAL and busy_timeout serialise the writes, blobs are staged under unique
+ * names, and the server's parse worker finds the new row at its next sweep.
+ */
+export async function openLocalIntake(config: Config): Promise<LocalIntake> {
+  // No log lines: pipe(8) takes everything we print as the bounce text; the status line is ours.
+  const log = createLogger('silent');
+  const db = openDb(config.store.database, config.dataDir, { poolSize: 2, statementTimeout: config.store.statementTimeout });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+  const blobs = openBlobStore(config, db);
+  const intake = new Intake({
+    db,
+    blobs,
+    log,
+    metrics: createMetrics(),
+    hostname: config.smtp.hostname ?? os.hostname(),
+    headerLimit: config.parse.maxHeaderSize,
+  });
+  // The targets' RCPT-time checks (a folder exists, `network` may write to it) need the store.
+  const router = createRouter(config.routes, bindTargets({ db, blobs, headers: config.objects.headers }));
+  return {
+    intake,
+    config,
+    db,
+    recipientCheck: allChecks(domainCheck(config.smtp.domains), router.recipientCheck()),
+    async close() {
+      await intake.close();
+      await db.close();
+    },
+  };
+}

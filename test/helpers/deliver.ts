@@ -1,0 +1,52 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cleanEnv } from './serve-child.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The built binary (scripts/run-tests.mjs builds dist/ first). */
+export const BIN = path.join(root, 'bin/postroom.js');
+
+export interface DeliverRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Every byte of the input went into the pipe (the command read it to its end, no EPIPE). */
+  inputWhole: boolean;
+}
+
+/** Run `node bin/postroom.js deliver ARGS` with `input` on stdin, as an MTA's pipe would. */
+export function runDeliver(args: string[], input: Buffer | string, opts: { env?: Record<string, string>; cwd?: string } = {}): Promise<DeliverRun> {
+  const child = spawn(process.execPath, [BIN, 'deliver', ...args], {
+    cwd: opts.cwd ?? root,
+    env: cleanEnv(opts.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  let inputWhole = true;
+  child.stdin.on('error', () => (inputWhole = false));
+  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input);
+  // In 1 MiB writes, so a command that stops reading early shows up as EPIPE here.
+  void (async () => {
+    for (let off = 0; off < buf.length; off += 1 << 20) {
+      if (!child.stdin.write(buf.subarray(off, off + (1 << 20)))) {
+        await new Promise((r) => {
+          child.stdin.once('drain', r);
+          child.stdin.once('error', r);
+          child.stdin.once('close', r);
+        });
+      }
+      if (!child.stdin.writable) {
+        inputWhole = false;
+        return;
+      }
+    }
+    child.stdin.end();
+  })();
+  return new Promise((resolve) => {
+    child.on('close', (code) => resolve({ code, stdout, stderr, inputWhole }));
+  });
+}
