@@ -140,6 +140,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         log,
         metrics,
         token: apiToken,
+        objects: config.objects,
         onDeliveryRetry: () => deliveryWorker.wake(),
         // POST /api/v1/inbound: the same door and the same RCPT-time checks as SMTP.
         intake: { accept: intake.accept, recipientCheck, requireMessageId: config.smtp.requireMessageId, trace: config.smtp.traceHeader },

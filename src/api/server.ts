@@ -6,6 +6,7 @@ import type { Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { installBearerAuth } from './auth.js';
+import type { ObjectsConfig } from '../domain/objects/config.js';
 import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
@@ -15,6 +16,13 @@ import { healthRoutes } from './routes/health.js';
 import { inboundRoutes, type InboundDeps } from './routes/inbound.js';
 import { messageContentRoutes } from './routes/message-content.js';
 import { messageRoutes } from './routes/messages.js';
+import { aclRoutes } from './routes/acl.js';
+import { documentRoutes } from './routes/documents.js';
+import { folderRoutes } from './routes/folders.js';
+import { objectRoutes } from './routes/objects.js';
+import { processRoutes } from './routes/processes.js';
+import { webdavRoutes } from './routes/webdav.js';
+import { workflowRoutes } from './routes/workflows.js';
 
 /** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
 export interface ApiDeps {
@@ -24,6 +32,8 @@ export interface ApiDeps {
   log: Logger;
   metrics: Metrics;
   token: string;
+  /** `objects:` config, for the addresses shown with folders and workflows (absent: none shown). */
+  objects?: ObjectsConfig;
   /** Told when a delivery was replayed by hand, so a worker in this process runs it at once. */
   onDeliveryRetry?: (deliveryId: string) => void;
   /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
@@ -41,7 +51,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

@@ -1,0 +1,184 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { mailError, toProblem } from '../../core/errors.js';
+import { safeEqual } from '../../ingress/smtp-auth.js';
+import { documentByName, searchDocuments, type DocumentRecord } from '../../domain/folders/documents.js';
+import { listObjects, requireObject, type ObjectRecord } from '../../domain/objects/store.js';
+import { bearerToken } from '../auth.js';
+import { BYTES_CSP, safeMediaType } from '../content-headers.js';
+import { PROBLEM_TYPE } from '../problem.js';
+import type { ApiDeps } from '../server.js';
+
+/**
+ * Read-only WebDAV (RFC 4918, class 1) over folders and documents, so a file manager, davfs2
+ * or `curl -X PROPFIND` can browse what mail filed. `/dav/` lists every top-level folder as
+ * `/dav/<id>/`; below a folder, subfolders and documents go by name. PROPFIND takes Depth 0
+ * or 1; Depth infinity (also implied by a missing Depth header, §9.1) is refused with
+ * 403 propfind-finite-depth (§9.1, a whole tree in one answer is a denial of service).
+ * Credentials: the API bearer token, or HTTP Basic with the token as the password (any user
+ * name), which is what file managers can send.
+ */
+
+const DAV = '/dav';
+const ALLOW = 'OPTIONS, GET, HEAD, PROPFIND';
+
+/** XML 1.0 text: escape markup, drop characters XML cannot carry at all. */
+function xml(s: string): string {
+  return s
+    .replace(/[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/gu, '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
+}
+
+/** An href from path segments, each percent-encoded (RFC 4918 §8.3). */
+function href(segments: (string | number)[], collection: boolean): string {
+  const p = segments.map((s) => encodeURIComponent(String(s))).join('/');
+  return `${DAV}/${p}${p && collection ? '/' : ''}`;
+}
+
+function httpDate(iso: string): string {
+  return new Date(iso).toUTCString();
+}
+
+function collectionResponse(h: string, name: string, o?: ObjectRecord): string {
+  return (
+    `<D:response><D:href>${xml(h)}</D:href><D:propstat><D:prop>` +
+    `<D:displayname>${xml(name)}</D:displayname><D:resourcetype><D:collection/></D:resourcetype>` +
+    (o ? `<D:creationdate>${xml(o.createdAt)}</D:creationdate><D:getlastmodified>${httpDate(o.updatedAt)}</D:getlastmodified>` : '') +
+    `</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>`
+  );
+}
+
+function documentResponse(h: string, d: DocumentRecord): string {
+  // Dead properties in their own namespaces: {urn:postroom:mail-header}subject → <p:subject xmlns:p="…">.
+  const props = d.properties
+    .filter((p) => /^[A-Za-z_][A-Za-z0-9._-]*$/.test(p.name))
+    .map((p) => `<p:${p.name} xmlns:p="${xml(p.namespace)}">${xml(p.value)}</p:${p.name}>`)
+    .join('');
+  return (
+    `<D:response><D:href>${xml(h)}</D:href><D:propstat><D:prop>` +
+    `<D:displayname>${xml(d.name)}</D:displayname><D:resourcetype/>` +
+    `<D:getcontentlength>${d.size}</D:getcontentlength><D:getcontenttype>${xml(safeMediaType(d.contentType))}</D:getcontenttype>` +
+    `<D:getetag>"${d.sha256}"</D:getetag><D:creationdate>${xml(d.createdAt)}</D:creationdate>` +
+    `<D:getlastmodified>${httpDate(d.updatedAt)}</D:getlastmodified>${props}` +
+    `</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>`
+  );
+}
+
+type Resolved = { kind: 'root' } | { kind: 'folder'; folder: ObjectRecord; path: string[] } | { kind: 'document'; doc: DocumentRecord; path: string[] };
+
+/** Bearer token, or Basic with the token as password; constant-time compare. */
+function authorised(request: FastifyRequest, token: string): boolean {
+  const bearer = bearerToken(request);
+  if (bearer !== undefined) return safeEqual(bearer, token);
+  const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(request.headers.authorization ?? '');
+  if (!m) return false;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 && safeEqual(decoded.slice(colon + 1), token);
+}
+
+/** The WebDAV routes. */
+export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const db = deps.db.kysely;
+  if (!app.supportedMethods.includes('PROPFIND')) app.addHttpMethod('PROPFIND', { hasBody: true });
+  // PROPFIND bodies are XML; we answer every property we have (allprop), so read and drop them.
+  for (const type of ['application/xml', 'text/xml']) {
+    app.addContentTypeParser(type, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, undefined));
+  }
+
+  async function resolve(segments: string[]): Promise<Resolved> {
+    if (!segments.length) return { kind: 'root' };
+    const [first, ...rest] = segments;
+    if (!/^\d{1,15}$/.test(first)) throw mailError('NOT_FOUND', `No folder ${first}`);
+    let folder = await requireObject(db, Number(first), 'folder');
+    const path = [first];
+    for (let i = 0; i < rest.length; i++) {
+      const name = rest[i];
+      const sub = (await listObjects(db, { kind: 'folder', parent: folder.id, limit: 10_000 })).find((o) => o.name === name);
+      if (sub) {
+        folder = sub;
+        path.push(name);
+        continue;
+      }
+      const doc = i === rest.length - 1 ? await documentByName(db, folder.id, name) : undefined;
+      if (!doc) throw mailError('NOT_FOUND', `No ${name} in folder ${folder.id}`);
+      return { kind: 'document', doc, path: [...path, name] };
+    }
+    return { kind: 'folder', folder, path };
+  }
+
+  function segmentsOf(request: FastifyRequest): string[] {
+    const raw = (request.params as { '*'?: string })['*'] ?? '';
+    return raw.split('/').filter(Boolean);
+  }
+
+  async function propfind(request: FastifyRequest, reply: FastifyReply) {
+    const depth = String(request.headers.depth ?? 'infinity').trim().toLowerCase();
+    if (depth !== '0' && depth !== '1') {
+      return reply
+        .code(403)
+        .type('application/xml; charset=utf-8')
+        .send('<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>\n');
+    }
+    const r = await resolve(segmentsOf(request));
+    const out: string[] = [];
+    if (r.kind === 'document') out.push(documentResponse(href(r.path, false), r.doc));
+    else if (r.kind === 'root') {
+      out.push(collectionResponse(`${DAV}/`, 'postroom'));
+      if (depth === '1') {
+        for (const f of await listObjects(db, { kind: 'folder', parent: null, limit: 10_000 })) out.push(collectionResponse(href([f.id], true), f.name, f));
+      }
+    } else {
+      out.push(collectionResponse(href(r.path, true), r.folder.name, r.folder));
+      if (depth === '1') {
+        for (const f of await listObjects(db, { kind: 'folder', parent: r.folder.id, limit: 10_000 })) out.push(collectionResponse(href([...r.path, f.name], true), f.name, f));
+        for (const d of await searchDocuments(db, { folder: r.folder.id, limit: 10_000 })) out.push(documentResponse(href([...r.path, d.name], false), d));
+      }
+    }
+    const body = `<?xml version="1.0" encoding="utf-8"?>\n<D:multistatus xmlns:D="DAV:">${out.join('')}</D:multistatus>\n`;
+    return reply.code(207).type('application/xml; charset=utf-8').header('cache-control', 'no-store').send(body);
+  }
+
+  async function get(request: FastifyRequest, reply: FastifyReply) {
+    const r = await resolve(segmentsOf(request));
+    if (r.kind !== 'document') {
+      // A collection has no body of its own; say what can be done with it.
+      return reply.code(405).header('allow', 'OPTIONS, PROPFIND').send();
+    }
+    const body = request.method === 'HEAD' ? Readable.from([]) : await deps.blobs.open(r.doc.sha256);
+    return reply
+      .header('content-type', safeMediaType(r.doc.contentType))
+      .header('content-length', String(r.doc.size))
+      .header('etag', `"${r.doc.sha256}"`)
+      .header('last-modified', httpDate(r.doc.updatedAt))
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', BYTES_CSP)
+      .send(body);
+  }
+
+  const handler = (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.method === 'OPTIONS') return reply.code(200).header('dav', '1').header('allow', ALLOW).header('ms-author-via', 'DAV').send();
+    if (!authorised(request, deps.token)) {
+      // Basic, not Bearer: the challenge a file manager answers by asking for a password.
+      const problem = toProblem(mailError('UNAUTHORISED', 'WebDAV needs the API token: Authorization: Bearer <token>, or Basic with the token as password'), request.url);
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Basic realm="postroom", charset="UTF-8"')
+        .header('cache-control', 'no-store')
+        .type(PROBLEM_TYPE)
+        .send(Buffer.from(JSON.stringify(problem)));
+    }
+    return fn(request, reply);
+  };
+
+  // `public`: the bearer hook steps aside; these routes check Bearer or Basic themselves.
+  for (const url of [DAV, `${DAV}/*`]) {
+    app.route({ method: 'PROPFIND', url, config: { public: true }, handler: handler(propfind) });
+    // GET routes answer HEAD too (fastify's exposeHeadRoutes); get() sends no body for HEAD.
+    app.route({ method: 'GET', url, config: { public: true }, handler: handler(get) });
+    app.route({ method: 'OPTIONS', url, config: { public: true }, handler: handler(async () => undefined) });
+  }
+}
