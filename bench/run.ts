@@ -77,11 +77,19 @@ const ctx: BenchContext = {
 };
 
 const measurements: Measurement[] = [];
+const failures: { scenario: string; error: string }[] = [];
 for (const s of chosen) {
   ctx.log(`scenario ${s.name}: ${s.description}`);
-  measurements.push(...(await s.run(ctx)));
+  try {
+    measurements.push(...(await s.run(ctx)));
+  } catch (err) {
+    // One broken scenario must not throw away the numbers the others took minutes to get.
+    const error = err instanceof Error ? err.message : String(err);
+    failures.push({ scenario: s.name, error });
+    ctx.log(`scenario ${s.name} FAILED: ${error}`);
+  }
 }
-if (!measurements.length) {
+if (!measurements.length && !failures.length) {
   console.error(`bench: nothing matched --only ${only.join(' ')} (scenarios: ${scenarios.map((s) => s.name).join(', ')})`);
   process.exit(64);
 }
@@ -102,6 +110,7 @@ const result = {
   },
   scenarios: chosen.map((s) => s.name),
   measurements,
+  failures,
 };
 const dir = path.join(root, 'bench/results');
 mkdirSync(dir, { recursive: true });
@@ -114,3 +123,7 @@ console.log(
 );
 console.log(formatTable(measurements));
 console.log(`\nresults: bench/results/${stamp}.json (and latest.json)${profileDir ? `\nprofiles: ${path.relative(root, profileDir)}` : ''}`);
+if (failures.length) {
+  console.log(`\nFAILED: ${failures.map((f) => `${f.scenario}: ${f.error.split('\n')[0]}`).join('\n        ')}`);
+  process.exitCode = 1;
+}
