@@ -1,6 +1,7 @@
 import type { Scenario } from '../lib/types.js';
 import { largeMessageRss } from './large-message-rss.js';
 import { smtpThroughput } from './smtp-throughput.js';
+import { storeBackends } from './store-backends.js';
 
 /** Every bench scenario, in the order they run. Add one: a module beside this file, one entry here. */
-export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss];
+export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss, storeBackends];
