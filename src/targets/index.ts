@@ -7,6 +7,7 @@ import { rejectTarget } from './reject.js';
 import { spoolTarget } from './spool.js';
 import { webhookTarget } from './webhook.js';
 import { createWorkflowTarget, workflowTarget } from './workflow.js';
+import { createWorkpackageTarget, workpackageTarget } from './workpackage.js';
 
 /** Every kind of target, by kind (`deliver: [{ webhook: {...} }]` in a route names one). Add a target: one file, one line. */
 export const targets = new Map<string, Target<any>>([
@@ -17,6 +18,7 @@ export const targets = new Map<string, Target<any>>([
   [forwardTarget.kind, forwardTarget],
   [folderTarget.kind, folderTarget],
   [workflowTarget.kind, workflowTarget],
+  [workpackageTarget.kind, workpackageTarget],
 ]);
 
 /**
@@ -28,5 +30,6 @@ export function bindTargets(deps: ObjectTargetDeps, base: ReadonlyMap<string, Ta
   const bound = new Map(base);
   bound.set('folder', createFolderTarget(deps));
   bound.set('workflow', createWorkflowTarget(deps));
+  bound.set('workpackage', createWorkpackageTarget(deps));
   return bound;
 }

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import { m0001Messages } from './0001-messages.js';
 import { m0002Deliveries } from './0002-deliveries.js';
 import { m0003Objects } from './0003-objects.js';
+import { m0005Tracker } from './0005-tracker.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0001-messages': m0001Messages,
   '0002-deliveries': m0002Deliveries,
   '0003-objects': m0003Objects,
+  '0005-tracker': m0005Tracker,
 };

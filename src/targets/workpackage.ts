@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import type { ParsedMessage, Target } from '../core/delivery.js';
+import { DEFAULTABLE, type HandlerRules } from '../domain/tracker/attributes.js';
+import { handleMail, type IncomingMail } from '../domain/tracker/mail-handler.js';
+import { sanitiseFilename } from '../mime/filename.js';
+import { normaliseMessageId } from '../mime/header-sniff.js';
+import { htmlToPlain } from '../mime/reply.js';
+import { renderParam, unbound, type ObjectTargetDeps } from './object-deps.js';
+
+/** Names allow_override takes: the five defaults (tracker = type, as the original calls it), the other attributes, or all. */
+const OVERRIDABLE = new Set([...DEFAULTABLE, 'tracker', 'all', 'assignee', 'version', 'start_date', 'due_date', 'done_ratio']);
+
+const nameList = z
+  .union([z.string(), z.array(z.string().min(1))])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim().toLowerCase().replace(/\s+/g, '_')).filter(Boolean))
+  .superRefine((names, ctx) => {
+    for (const n of names) {
+      if (!OVERRIDABLE.has(n)) ctx.addIssue({ code: 'custom', message: `'${n}' is not an attribute (use ${[...OVERRIDABLE].join(', ')})` });
+    }
+  })
+  .transform((names) => [...new Set(names.map((n) => (n === 'tracker' ? 'type' : n)))]);
+
+const defaultName = (what: string) => z.string().min(1).max(255).optional().describe(what);
+
+export const workpackageParams = z
+  .strictObject({
+    project: defaultName("project identifier (or a template over the captures, '<%project%>'); the mail may name another only with allow_override: project"),
+    type: defaultName('type (the original calls it tracker) of new work packages; default: the tracker\'s default type'),
+    category: defaultName('category of new work packages, by name within the project'),
+    priority: defaultName("priority of new work packages; default: the tracker's default priority"),
+    status: defaultName("status of new work packages; default: the tracker's default status"),
+    allow_override: nameList
+      .default([])
+      .describe("attributes the mail may set although a default above fixes them: comma list or array of project, type (tracker), category, priority, status, or 'all'"),
+    no_permission_check: z
+      .boolean()
+      .default(false)
+      .describe('take mail from senders who are no tracker user (the author is Anonymous) or not a member of the project'),
+    truncate: z
+      .union([z.string().min(1), z.array(z.string().min(1))])
+      .transform((v) => (Array.isArray(v) ? v : [v]))
+      .default([])
+      .describe("delimiter lines after which the body is ignored, e.g. '--Truncate here--'"),
+  })
+  .describe('make a work package of the mail in the built-in tracker, or update the one it answers');
+
+export type WorkpackageParams = z.output<typeof workpackageParams>;
+
+/** Message-IDs in an In-Reply-To or References value, in order. */
+function messageIds(v: string | undefined): string[] {
+  return v ? (v.match(/<[^<>\s]+>/g) ?? []) : [];
+}
+
+/** What the handler needs, read from the parsed message. */
+export async function incomingMail(msg: ParsedMessage, maxFilename = 255): Promise<IncomingMail> {
+  const header = (name: string) => msg.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v).join(' ');
+  const text = (await msg.text()) ?? htmlToPlain((await msg.html()) ?? '');
+  const others = [...(msg.addresses.to ?? []), ...(msg.addresses.cc ?? [])].map((a) => a.address);
+  return {
+    subject: msg.message.subject ?? '',
+    text,
+    from: msg.addresses.from?.[0]?.address || msg.message.mailFrom || null,
+    recipients: [...others, ...msg.message.rcptTo],
+    messageId: (header('message-id') && normaliseMessageId(header('message-id'))) || msg.message.messageId,
+    answers: [...messageIds(header('in-reply-to')), ...messageIds(header('references')).reverse()],
+    attachments: msg.parts
+      .filter((p) => p.kind === 'attachment' || p.kind === 'inline')
+      .map((p) => ({
+        filename: sanitiseFilename(p.filename ?? p.originalFilename, { maxLength: maxFilename, index: p.idx, contentType: p.contentType }),
+        contentType: p.contentType,
+        size: p.size,
+        sha256: p.sha256,
+      })),
+  };
+}
+
+/** The route's rules, with templated defaults rendered over the captures. */
+function rulesOf(p: WorkpackageParams, captures: Record<string, string>): HandlerRules {
+  const defaults: HandlerRules['defaults'] = {};
+  for (const k of DEFAULTABLE) {
+    const v = renderParam(p[k], captures, []);
+    if (v) defaults[k] = v;
+  }
+  return { defaults, allowOverride: new Set(p.allow_override), noPermissionCheck: p.no_permission_check, truncate: p.truncate };
+}
+
+/**
+ * The `workpackage` target. A mail becomes a work package in the built-in tracker, or a
+ * journal entry of the one it answers (In-Reply-To/References naming our notification or the
+ * mail that made it, or `[#N]` in the subject). A sender who is no tracker user fails the
+ * delivery permanently (5.7.1, the reason on the delivery and the message) unless the route
+ * sets no_permission_check. Retried deliveries do nothing twice.
+ */
+export function createWorkpackageTarget(deps?: ObjectTargetDeps): Target<WorkpackageParams> {
+  return {
+    kind: 'workpackage',
+    params: workpackageParams,
+    async deliver(msg, p, ctx) {
+      if (!deps) throw unbound('workpackage');
+      const mail = await incomingMail(msg);
+      const r = await handleMail(deps.db, mail, rulesOf(p, ctx.captures), { message: msg.message.id, delivery: ctx.deliveryId });
+      return { summary: r.summary, workPackage: r.workPackage, created: r.created, journal: r.journal };
+    },
+  };
+}
+
+/** The unbound `workpackage` target of the registry (config validation reads its params). */
+export const workpackageTarget = createWorkpackageTarget();
