@@ -107,6 +107,15 @@ describe('objects through the HTTP API and WebDAV', () => {
     assert.equal(got.status, 200);
     assert.ok(Buffer.from(await got.arrayBuffer()).equals(PDF));
     assert.equal((await propfind('/dav/', undefined)).status, 403, 'no Depth means infinity: refused');
+    const allprop = await fetch(`${pr.baseUrl}/dav/${folderId}/`, {
+      method: 'PROPFIND',
+      headers: { authorization: basic, depth: '1', 'content-type': 'application/xml; charset=utf-8' },
+      body: '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>',
+    });
+    assert.equal(allprop.status, 207, 'an XML request body is read and answered with every property');
+    const options = await fetch(`${pr.baseUrl}/dav/`, { method: 'OPTIONS' });
+    assert.equal(options.headers.get('dav'), '1');
+    assert.match(options.headers.get('allow') ?? '', /PROPFIND/);
     const anon = await propfind('/dav/', '1', null);
     assert.equal(anon.status, 401);
     assert.match(anon.headers.get('www-authenticate') ?? '', /^Basic /);
