@@ -63,8 +63,7 @@ describe('postroom deliver (the built binary)', { concurrency: 4 }, () => {
     );
   });
   after(async () => {
-    for (const f of fakes) { await f.close(); console.error("fake closed"); }
-    console.error("closing pr");
+    for (const f of fakes) await f.close();
     await pr?.close();
     tmp.cleanup();
   });

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
@@ -68,32 +68,37 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         422: { description: 'a recipient is unknown (5.1.1) or missing (5.1.3), or the message is empty (5.3.0)' },
       },
     },
-    async ({ query, body, request, reply }) => {
-      const stream = body as Readable | undefined;
-      const intake = deps.intake;
-      if (!intake) throw mailError('CONFIG', 'This server has no intake');
-      const max = deps.config.maxUploadSize;
-      const declared = Number(request.headers['content-length']);
-      if (Number.isFinite(declared) && declared > max) throw mailError('TOO_LARGE', `Message size exceeds the maximum of ${max} bytes`);
-      if (!stream || typeof (stream as Readable).pipe !== 'function') throw mailError('INVALID_REQUEST', 'body: send the message as message/rfc822');
-
-      const rcptTo = typeof query.recipient === 'string' ? [query.recipient] : [...(query.recipient ?? [])];
-      if (query.list) rcptTo.push(query.list.includes('@') || !intake.resolveList ? query.list : await intake.resolveList(query.list));
-      if (!rcptTo.length) throw mailError('NO_RECIPIENT', 'No recipient: give ?recipient= or ?list=');
-      const accepted: string[] = [];
-      for (const rcpt of rcptTo) {
-        await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
-        accepted.push(rcpt);
+    async (input) => {
+      try {
+        return await inbound(input.query, input.body as Readable | undefined, input.request, input.reply);
+      } catch (err) {
+        // Part of the body was never read: close the connection after the answer, or the socket
+        // stays paused on the client's unread bytes and its end is never seen (server.close hangs).
+        const stream = input.body as Readable | undefined;
+        if (stream && !stream.readableEnded) input.reply.header('connection', 'close');
+        throw err;
       }
-      const env: Envelope = {
-        mailFrom: query.sender,
-        rcptTo,
-        ingress: 'http',
-        clientIp: request.ip,
-        receivedAt: new Date(),
-      };
-      const stored = await intake.accept(env, stream, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
-      return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
     },
   );
+
+  async function inbound(query: z.output<typeof InboundQuery>, stream: Readable | undefined, request: FastifyRequest, reply: FastifyReply) {
+    const intake = deps.intake;
+    if (!intake) throw mailError('CONFIG', 'This server has no intake');
+    const max = deps.config.maxUploadSize;
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > max) throw mailError('TOO_LARGE', `Message size exceeds the maximum of ${max} bytes`);
+    if (!stream || typeof stream.pipe !== 'function') throw mailError('INVALID_REQUEST', 'body: send the message as message/rfc822');
+
+    const rcptTo = typeof query.recipient === 'string' ? [query.recipient] : [...(query.recipient ?? [])];
+    if (query.list) rcptTo.push(query.list.includes('@') || !intake.resolveList ? query.list : await intake.resolveList(query.list));
+    if (!rcptTo.length) throw mailError('NO_RECIPIENT', 'No recipient: give ?recipient= or ?list=');
+    const accepted: string[] = [];
+    for (const rcpt of rcptTo) {
+      await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
+      accepted.push(rcpt);
+    }
+    const env: Envelope = { mailFrom: query.sender, rcptTo, ingress: 'http', clientIp: request.ip, receivedAt: new Date() };
+    const stored = await intake.accept(env, stream, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
+    return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
+  }
 }

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
+
+const MSG = 'From: jan@example.org\r\nTo: list@in.test\r\nSubject: over http\r\nMessage-ID: <h1@example.org>\r\n\r\nhello\r\n';
+
+/** POST a body streamed in chunks (no Content-Length), as `postroom deliver URL` does. */
+function postChunked(pr: TestPostroom, query: string, chunks: Iterable<Buffer>): Promise<{ status: number; body: any; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${pr.baseUrl}/api/v1/inbound?${query}`, {
+      method: 'POST',
+      headers: { 'content-type': 'message/rfc822', authorization: `Bearer ${pr.apiToken}` },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), headers: res.headers });
+      });
+    });
+    req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+    void (async () => {
+      for (const c of chunks) {
+        if (req.destroyed) return;
+        if (!req.write(c)) await new Promise((r) => req.once('drain', r));
+      }
+      req.end();
+    })().catch(() => {});
+  });
+}
+
+describe('POST /api/v1/inbound', () => {
+  let pr: TestPostroom;
+  before(async () => {
+    pr = await startTestPostroom({
+      smtp: { domains: ['in.test'] },
+      http: { maxUploadSize: '64MiB' },
+      routes: [{ name: 'list', match: { recipient: 'list@in.test' }, deliver: [{ discard: {} }] }],
+    });
+  });
+  after(async () => {
+    await pr?.close();
+  });
+
+  const post = (query: string, body: string, headers: Record<string, string> = {}) =>
+    pr.api(`/api/v1/inbound?${query}`, { method: 'POST', headers: { 'content-type': 'message/rfc822', ...headers }, body });
+
+  it('keeps the bytes exactly and answers 202 with the id', async () => {
+    const res = await post('recipient=list@in.test&sender=jan@example.org', MSG);
+    assert.equal(res.status, 202);
+    const { id, duplicate } = (await res.json()) as { id: string; duplicate: boolean };
+    assert.equal(duplicate, false);
+    const raw = await pr.api(`/api/v1/messages/${id}/raw?trace=0`);
+    assert.equal(await raw.text(), MSG);
+    const d = (await (await pr.api(`/api/v1/messages/${id}`)).json()) as { ingress: string; envelope: { mailFrom: string; rcptTo: string[] } };
+    assert.equal(d.ingress, 'http');
+    assert.deepEqual(d.envelope, { ...d.envelope, mailFrom: 'jan@example.org', rcptTo: ['list@in.test'] });
+  });
+
+  it('answers 401 without the token, and keeps nothing', async () => {
+    const res = await fetch(`${pr.baseUrl}/api/v1/inbound?recipient=list@in.test`, { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: MSG });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.7.0');
+  });
+
+  it('refuses an unknown recipient with 5.1.1 problem JSON before reading the body', async () => {
+    const res = await post('recipient=nobody@in.test', MSG);
+    assert.equal(res.status, 422);
+    assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/);
+    const p = (await res.json()) as { code: string; enhancedStatus: string; disposition: string };
+    assert.deepEqual([p.code, p.enhancedStatus, p.disposition], ['UNKNOWN_RECIPIENT', '5.1.1', 'permanent']);
+  });
+
+  it('refuses a recipient outside smtp.domains with 403 5.7.1, as SMTP would at RCPT', async () => {
+    const res = await post('recipient=list@elsewhere.test', MSG);
+    assert.equal(res.status, 403);
+    assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.7.1');
+  });
+
+  it('without a recipient: 5.1.3', async () => {
+    const res = await post('sender=jan@example.org', MSG);
+    assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.1.3');
+  });
+
+  it('answers 413 5.3.4 for a declared Content-Length over the limit and for a chunked body that grows past it', async () => {
+    const declared = await pr.api('/api/v1/inbound?recipient=list@in.test', {
+      method: 'POST',
+      headers: { 'content-type': 'message/rfc822' },
+      body: new Uint8Array(65 << 20),
+    });
+    assert.equal(declared.status, 413);
+    assert.equal(((await declared.json()) as { enhancedStatus: string }).enhancedStatus, '5.3.4');
+    const chunks = (function* () {
+      for (let i = 0; i < 80; i++) yield Buffer.alloc(1 << 20, 'b');
+    })();
+    const streamed = await postChunked(pr, 'recipient=list@in.test', chunks);
+    assert.equal(streamed.status, 413);
+    assert.equal(streamed.body.enhancedStatus, '5.3.4');
+    assert.equal(streamed.headers.connection, 'close');
+  });
+
+  it('streams a 48 MiB body into the store (sha256 identical, not held in memory)', async () => {
+    const hash = createHash('sha256');
+    const head = Buffer.from('Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\n');
+    const line = Buffer.from(`${'x'.repeat(1022)}\r\n`);
+    const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line));
+    const chunks = [head, ...Array.from({ length: 48 }, () => chunk)];
+    for (const c of chunks) hash.update(c);
+    const res = await postChunked(pr, 'recipient=list@in.test', chunks);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const d = (await (await pr.api(`/api/v1/messages/${res.body.id}`)).json()) as { size: number; sha256: string };
+    assert.equal(d.size, head.length + 48 * chunk.length);
+    assert.equal(d.sha256, hash.digest('hex'));
+  });
+
+  it('an empty body is 5.3.0', async () => {
+    const res = await post('recipient=list@in.test', '');
+    assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.3.0');
+  });
+
+  it('another media type is refused (415/400 problem), not parsed', async () => {
+    const res = await post('recipient=list@in.test', MSG, { 'content-type': 'text/plain' });
+    assert.ok(res.status === 415 || res.status === 400, String(res.status));
+  });
+});
