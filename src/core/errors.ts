@@ -108,7 +108,8 @@ export function mailError(
 }
 
 // 53100: PostgreSQL's disk_full SQLSTATE (the database's disk, when blobs and rows live there).
-const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', '53100']);
+// SQLITE_FULL: SQLite's, when small blobs and rows cannot be written to the database file.
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', '53100', 'SQLITE_FULL']);
 
 /**
  * Any thrown value as a MailError. Unknown errors are transient: a sender that retries loses

@@ -2,12 +2,18 @@ import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../store/schema.js';
 
-/** Bytes written to a temporary place, fsynced, hashed, not yet visible under their hash. */
+/**
+ * Bytes received and hashed, not yet visible under their hash. Small blobs are held in memory
+ * (`data`) and become durable with the database commit that also keeps their row; larger ones
+ * wait in a fsynced temporary file (`tempPath`).
+ */
 export interface StagedBlob {
   sha256: string;
   size: number;
-  /** Temporary file holding the bytes until commit. */
-  tempPath: string;
+  /** Temporary file holding the bytes until commit (large blobs). */
+  tempPath?: string;
+  /** The bytes themselves (small blobs). */
+  data?: Buffer;
 }
 
 /** Content-addressed storage for raw messages and parts. */

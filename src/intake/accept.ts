@@ -5,7 +5,7 @@ import { newId } from '../core/ids.js';
 import type { Envelope, StoredMessage } from '../core/message.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
-import type { Db } from '../store/db.js';
+import { transact, type Db } from '../store/db.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';
 import type { MessagesTable } from '../store/schema.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -125,7 +125,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
         if (this.deps.commitWindowMs) await new Promise((r) => setTimeout(r, this.deps.commitWindowMs));
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
-          const stored = await this.deps.db.kysely.transaction().execute(async (trx) => {
+          const stored = await transact(this.deps.db, async (trx) => {
             // Blobs first: a committed row must never point at bytes that are not durable.
             await this.deps.blobs.commit(
               batch.map((p) => p.staged),

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database, Dialect } from './schema.js';
@@ -138,4 +138,22 @@ async function runMigrator(kysely: Kysely<any>, schema?: string): Promise<string
     throw new Error(`migration ${failed?.migrationName ?? '?'} failed: ${(error as Error).message ?? error}`, { cause: error });
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * Run `fn` in a transaction; on failure throw the error that caused it. SQLite rolls a
+ * transaction back by itself on SQLITE_FULL and some I/O errors (also at COMMIT), after which
+ * a ROLLBACK fails with "no transaction is active"; Kysely's transaction() would throw that
+ * and hide the real cause (a full disk must answer 452 4.3.1, not 451 4.3.0).
+ */
+export async function transact<T>(db: Db, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  const trx = await db.kysely.startTransaction().execute();
+  try {
+    const result = await fn(trx);
+    await trx.commit().execute();
+    return result;
+  } catch (err) {
+    await trx.rollback().execute().catch(() => {});
+    throw err;
+  }
 }

@@ -1,11 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { open, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import { mailError } from '../core/errors.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
-import { writeHashed } from './blobs.js';
+import { prepareStagingDir, stageStream } from './stage.js';
 import type { Database } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -35,33 +33,18 @@ export class DbBlobStore implements BlobStore {
   ) {}
 
   private init(): Promise<void> {
-    this.ready ??= (async () => {
-      await mkdir(this.stagingDir, { recursive: true });
-      // Leftovers from a crash were never acknowledged; only old ones, another process may be staging.
-      const cutoff = Date.now() - 3_600_000;
-      for (const name of await readdir(this.stagingDir)) {
-        const p = path.join(this.stagingDir, name);
-        const st = await stat(p).catch(() => undefined);
-        if (st && st.mtimeMs < cutoff) await rm(p, { force: true });
-      }
-    })();
+    this.ready ??= prepareStagingDir(this.stagingDir);
     return this.ready;
   }
 
-  async stage(src: AsyncIterable<Uint8Array>, opts: { maxSize?: number; prefix?: Uint8Array } = {}): Promise<StagedBlob> {
+  async stage(
+    src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    opts: { maxSize?: number; prefix?: Uint8Array } = {},
+  ): Promise<StagedBlob> {
     await this.init();
-    const tempPath = path.join(this.stagingDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    // A temp file rather than memory: a 200 MiB message must not sit in the heap while it streams.
-    const fd = await open(tempPath, 'wx', 0o600);
-    try {
-      const { sha256, size } = await writeHashed(fd, src, opts);
-      await fd.close();
-      return { sha256, size, tempPath };
-    } catch (err) {
-      await fd.close().catch(() => {});
-      await unlink(tempPath).catch(() => {});
-      throw err;
-    }
+    // Up to one chunk in memory; larger in a temp file, so a 200 MiB message never sits in the
+    // heap while it streams. No fsync: the database commit is what makes the bytes durable.
+    return stageStream(this.stagingDir, src, { ...opts, inlineLimit: CHUNK_SIZE, fsync: false });
   }
 
   async commit(staged: StagedBlob[], q: Transaction<Database> | Kysely<Database>): Promise<void> {
@@ -69,7 +52,7 @@ export class DbBlobStore implements BlobStore {
     if (q.isTransaction) await this.insert(staged, q);
     else await q.transaction().execute((trx) => this.insert(staged, trx));
     // The bytes are in the transaction now; if it rolls back the caller refuses the message anyway.
-    await Promise.all(staged.map((s) => unlink(s.tempPath).catch(() => {})));
+    await Promise.all(staged.map((s) => (s.tempPath ? unlink(s.tempPath).catch(() => {}) : undefined)));
   }
 
   private async insert(staged: StagedBlob[], trx: Q): Promise<void> {
@@ -101,14 +84,16 @@ export class DbBlobStore implements BlobStore {
     for (const s of unique) {
       if (!fresh.has(s.sha256)) continue;
       if (s.size <= CHUNK_SIZE) {
-        rows.push({ sha256: s.sha256, seq: 0, data: await readChunk(s.tempPath, 0, s.size) });
+        rows.push({ sha256: s.sha256, seq: 0, data: s.data ?? (await readChunk(s.tempPath!, 0, s.size)) });
         rowBytes += s.size;
         if (rowBytes >= BATCH_BYTES || rows.length >= MAX_ROWS) await flush();
         continue;
       }
       for (let seq = 0; seq * CHUNK_SIZE < s.size; seq++) {
         const len = Math.min(CHUNK_SIZE, s.size - seq * CHUNK_SIZE);
-        const data = await readChunk(s.tempPath, seq * CHUNK_SIZE, len);
+        const data = s.data
+          ? s.data.subarray(seq * CHUNK_SIZE, seq * CHUNK_SIZE + len)
+          : await readChunk(s.tempPath!, seq * CHUNK_SIZE, len);
         await trx.insertInto('blob_chunks').values({ sha256: s.sha256, seq, data }).execute();
       }
     }
@@ -116,7 +101,7 @@ export class DbBlobStore implements BlobStore {
   }
 
   async discard(staged: StagedBlob): Promise<void> {
-    await unlink(staged.tempPath).catch(() => {});
+    if (staged.tempPath) await unlink(staged.tempPath).catch(() => {});
   }
 
   async open(sha256: string): Promise<Readable> {

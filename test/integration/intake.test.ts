@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -161,12 +161,64 @@ describe('intake on a full disk', { skip: testBackend() === 'postgres' ? 'file b
       assert.deepEqual(toSmtpReply(e), { code: 452, message: '4.3.1 Insufficient storage; try again later' });
       assert.equal((await db.kysely.selectFrom('messages').select('id').execute()).length, 0);
       assert.deepEqual(readdirSync(path.join(blobDir, 'tmp')), []);
-      // Space back: the next message is kept.
-      const ok = await intake.accept(env(), [message('after@x')]);
-      assert.equal(readFileSync(path.join(blobDir, ok.rawSha256.slice(0, 2), ok.rawSha256)).length, ok.size);
+      // Space back: the next large message is kept as a file.
+      const big = Buffer.concat([message('after@x'), Buffer.alloc(512 * 1024, 'y')]);
+      const ok = await intake.accept(env(), [big]);
+      assert.equal(readFileSync(path.join(blobDir, ok.rawSha256.slice(0, 2), ok.rawSha256)).length, big.length);
     } finally {
       await db.close();
       execFileSync('umount', [blobDir]);
+      tmp.cleanup();
+    }
+  });
+
+  test('answers 452 4.3.1 when the database disk is full (small messages live there), and recovers', async (t) => {
+    const tmp = tempDir();
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tmp.dir]);
+    } catch (err) {
+      if (process.env.CI === 'true') throw err;
+      t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message}`);
+      return;
+    }
+    const config = validateConfig({ dataDir: tmp.dir });
+    const db = openDb(undefined, tmp.dir);
+    try {
+      await migrate(db);
+      const intake = new Intake({
+        db,
+        blobs: openBlobStore(config, db),
+        log: pino({ level: 'silent' }),
+        metrics: createMetrics(),
+        hostname: 'mx.test',
+      });
+      const kept: string[] = [];
+      let refusal: MailError | undefined;
+      for (let i = 0; i < 100 && !refusal; i++) {
+        const raw = Buffer.concat([message(`small-${i}@x`), randomBytes(100 * 1024)]);
+        try {
+          kept.push((await intake.accept(env(), [raw])).id);
+        } catch (e) {
+          refusal = e as MailError;
+        }
+      }
+      assert.ok(refusal, 'a 2 MiB disk must fill up');
+      assert.deepEqual(toSmtpReply(refusal), { code: 452, message: '4.3.1 Insufficient storage; try again later' });
+      // What was acknowledged before the disk filled is still there, whole.
+      const rows = await db.kysely.selectFrom('messages').select(['id', 'raw_sha256', 'size']).execute();
+      assert.deepEqual(rows.map((r) => r.id).sort(), [...kept].sort());
+      for (const r of rows) {
+        const chunks: Buffer[] = [];
+        for await (const c of await intake['deps'].blobs.open(r.raw_sha256)) chunks.push(c as Buffer);
+        assert.equal(sha(Buffer.concat(chunks)), r.raw_sha256);
+      }
+      // Space back: the next message is kept (the refused commit left no connection behind).
+      execFileSync('mount', ['-o', 'remount,size=16m', tmp.dir]);
+      const after = await intake.accept(env(), [message('after-full@x')]);
+      assert.equal(after.duplicate, undefined);
+    } finally {
+      await db.close();
+      execFileSync('umount', [tmp.dir]);
       tmp.cleanup();
     }
   });

@@ -34,6 +34,7 @@ describe('blobs kept in the database (chunked)', () => {
     assert.equal(staged.sha256, sha(bytes));
     assert.equal(staged.size, bytes.length);
     await db.kysely.transaction().execute((trx) => blobs.commit([staged], trx));
+    assert.ok(staged.tempPath, 'a blob over one chunk is staged in a file');
     assert.equal(existsSync(staged.tempPath), false, 'staging file removed after commit');
     const chunks = await db.kysely.selectFrom('blob_chunks').select(['seq']).where('sha256', '=', staged.sha256).orderBy('seq').execute();
     assert.deepEqual(chunks.map((c) => c.seq), [0, 1, 2]);
@@ -97,7 +98,8 @@ describe('blobs kept in the database (chunked)', () => {
   });
 
   test('discard removes the staging file and keeps nothing', async () => {
-    const staged = await blobs.stage(pieces(randomBytes(100)));
+    const staged = await blobs.stage(pieces(randomBytes(CHUNK_SIZE + 100)));
+    assert.ok(staged.tempPath);
     await blobs.discard(staged);
     assert.equal(existsSync(staged.tempPath), false);
     assert.equal(await blobs.has(staged.sha256), false);
