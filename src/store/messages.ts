@@ -92,9 +92,12 @@ export function toStoredPart(r: PartsTable): StoredPart {
  */
 export async function insertMessages(trx: Q, rows: MessagesTable[]): Promise<StoredMessage[]> {
   if (!rows.length) return [];
+  // In dedup-key order: two nodes inserting the same retransmissions take the unique-index
+  // locks in the same order, so one waits for the other instead of both deadlocking (PostgreSQL).
+  const ordered = [...rows].sort((a, b) => ((a.dedup_key ?? '') < (b.dedup_key ?? '') ? -1 : 1));
   const inserted = await trx
     .insertInto('messages')
-    .values(rows)
+    .values(ordered)
     .onConflict((oc) => oc.column('dedup_key').doNothing())
     .returning('id')
     .execute();
