@@ -19,6 +19,12 @@ import { migrate, openDb, type Db } from './store/db.js';
 import type { BlobStore } from './core/ports.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
+import { forcedPlanner } from './fetch/forced-route.js';
+import { FetchScheduler } from './fetch/scheduler.js';
+import { OUTBOUND_ROUTE } from './outbound/compose.js';
+import { createOutboundTarget } from './outbound/send.js';
+import { openLeases } from './store/leases.js';
 
 /** A whole Postroom, built from a config; tests build one in-process on temp dirs and free ports. */
 export interface Postroom {
@@ -36,6 +42,10 @@ export interface Postroom {
   router: Router;
   queue: DeliveryQueue;
   deliveryWorker: DeliveryWorker;
+  /** Seals and opens mail-account passwords (secretKey). */
+  box: SecretBox;
+  /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
+  fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
   addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
   stop(): Promise<void>;
@@ -83,6 +93,10 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   // parsed → router.plan → stored deliveries → worker → target.deliver
   // folder and workflow targets reach the object store through their bound deps.
   const targets = bindTargets({ db, blobs, headers: config.objects.headers });
+  // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
+  // by the `outbound` target through their account's SMTP server.
+  const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
+  targets.set('outbound', createOutboundTarget({ db, box }));
   const router = createRouter(config.routes, targets);
   const queue = new DeliveryQueue(db);
   const deliveryWorker = new DeliveryWorker({
@@ -92,11 +106,11 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     metrics,
     targets,
     config: config.delivery,
-    retryPolicy: (route) => router.retryPolicy(route),
+    retryPolicy: (route) => (route === OUTBOUND_ROUTE && config.mail.outboundRetry) || router.retryPolicy(route),
     publicUrl: config.http.publicUrl,
     keepOutbound: keepOutbound({ db, blobs }),
   });
-  const planner = new Planner({ db, blobs, router, queue, log });
+  const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, log }) });
   parser.on('parsed', (id) => void planner.plan(id));
   queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();
@@ -117,8 +131,10 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     router,
     queue,
     deliveryWorker,
+    box,
     addresses: {},
     async stop() {
+      await app.fetcher?.stop();
       await app.smtp?.close();
       await app.apiServer?.close();
       await intake.close();
@@ -144,8 +160,14 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         onDeliveryRetry: () => deliveryWorker.wake(),
         // POST /api/v1/inbound: the same door and the same RCPT-time checks as SMTP.
         intake: { accept: intake.accept, recipientCheck, requireMessageId: config.smtp.requireMessageId, trace: config.smtp.traceHeader },
+        mail: { box, config: config.mail, hostname, refresh: () => void app.fetcher?.refresh(), wake: () => deliveryWorker.wake() },
       });
       app.addresses.http = await app.apiServer.listen();
+    }
+    if (config.mail.fetch) {
+      // Each enabled folder under its lease: one node polls a mailbox at a time.
+      app.fetcher = new FetchScheduler({ db, box, accept: intake.accept, log, metrics, config: config.mail, leases: openLeases(db) });
+      await app.fetcher.start();
     }
   } catch (err) {
     await app.stop().catch(() => {});

@@ -37,6 +37,8 @@ export const MessageListQuery = z.strictObject({
   subject: Search.optional().describe('substring of the decoded Subject:, case-insensitive'),
   status: z.enum(STATUSES).optional().describe('message status'),
   ingress: z.string().min(1).max(32).optional().describe('how the message arrived: smtp, pipe, http, imap, pop3'),
+  account: Id.optional().describe('fetched from, or sent through, this mail account (id)'),
+  folder: Id.optional().describe('fetched from this mail-account folder (id)'),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe('page size (1–500)'),
   cursor: z.string().max(200).optional().describe('opaque: the nextCursor of the previous page'),
 });

@@ -12,6 +12,7 @@ import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { deliveryRoutes } from './routes/deliveries.js';
+import { emailRoutes, type MailApiDeps } from './routes/email.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes, type InboundDeps } from './routes/inbound.js';
 import { messageContentRoutes } from './routes/message-content.js';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   onDeliveryRetry?: (deliveryId: string) => void;
   /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
   intake?: InboundDeps;
+  /** Mail accounts: the secret box, fetch settings, and how to tell the fetcher and worker about changes (absent: /api/v1/email answers 503). */
+  mail?: MailApiDeps;
 }
 
 /** A built API server, not yet listening. */
@@ -51,7 +54,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

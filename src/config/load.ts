@@ -41,6 +41,7 @@ function applyEnv(raw: Record<string, any>, env: NodeJS.ProcessEnv): Record<stri
   if (env.POSTROOM_HTTP_LISTEN) section('http').listen = env.POSTROOM_HTTP_LISTEN;
   if (env.POSTROOM_API_TOKEN) section('http').apiToken = env.POSTROOM_API_TOKEN;
   if (env.POSTROOM_DATABASE_URL) section('store').database = env.POSTROOM_DATABASE_URL;
+  if (env.POSTROOM_SECRET_KEY) out.secretKey = env.POSTROOM_SECRET_KEY;
   return out;
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mailSchema } from '../domain/accounts/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
 import { routesSchema } from '../routing/schema.js';
 import { duration, listen, size } from './units.js';
@@ -120,6 +121,12 @@ export const configSchema = z.strictObject({
   routes: routesSchema.default([]),
   delivery: deliverySchema.prefault({}),
   objects: objectsSchema.prefault({}).describe('addresses of built-in objects: PREFIX+<id>@DOMAIN, PREFIX+wf+<name>@DOMAIN'),
+  secretKey: z
+    .string()
+    .min(16)
+    .optional()
+    .describe('encrypts mail-account passwords at rest (AES-256-GCM); default: generated once into DATA_DIR/secret-key. Nodes sharing a store must share it'),
+  mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
   const added = objectRoutes(cfg.objects);

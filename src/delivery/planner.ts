@@ -20,7 +20,17 @@ export interface Planning {
  * (DSNs, status `sending`) never are. A crash between parse and plan is healed by `sweep()`.
  */
 export class Planner {
-  constructor(private readonly deps: { db: Db; blobs: BlobStore; router: Planning; queue: DeliveryQueue; log: Logger }) {}
+  constructor(
+    private readonly deps: {
+      db: Db;
+      blobs: BlobStore;
+      router: Planning;
+      queue: DeliveryQueue;
+      log: Logger;
+      /** A plan decided before routing (fetched mail whose folder names a route); undefined: route as usual. */
+      forced?: (parsed: ParsedMessage) => Promise<PlannedDelivery[] | undefined>;
+    },
+  ) {}
 
   /** Plan one parsed message; errors are logged (the sweep at the next start retries). */
   async plan(messageId: string): Promise<void> {
@@ -28,7 +38,7 @@ export class Planner {
     try {
       const view = await buildParsedView(this.deps, messageId);
       if (view.message.status !== 'received' && view.message.status !== 'raw') return;
-      const planned = await router.plan(view);
+      const planned = (await this.deps.forced?.(view)) ?? (await router.plan(view));
       if (!planned.length) {
         if (view.message.status === 'received') {
           await db.kysely.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute();

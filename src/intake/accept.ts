@@ -19,6 +19,8 @@ export interface AcceptOptions {
   requireMessageId?: boolean;
   /** Record a Received: trace header for this message. */
   trace?: boolean;
+  /** Where identical bytes without a Message-ID are one message (a fetched folder's id); see dedupKey. */
+  dedupScope?: string;
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
@@ -87,7 +89,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
       if (opts.requireMessageId && !head.messageId) throw mailError('MESSAGE_ID_REQUIRED');
       const id = newId();
       const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname);
-      const row = newMessageRow(id, env, staged, head, trace);
+      const row = newMessageRow(id, env, staged, head, trace, opts.dedupScope);
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
         this.queue.push({ staged, row, resolve, reject });
         if (!this.running) void this.drain();

@@ -5,11 +5,17 @@ import type { Database, MessagesTable, PartsTable } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
 
-/** The key that makes a retransmission (same Message-ID, bytes and recipients) one message. */
-export function dedupKey(messageId: string | null, sha256: string, rcptTo: string[]): string | null {
-  if (!messageId) return null;
+/**
+ * The key that makes a retransmission (same Message-ID, bytes and recipients) one message.
+ * Without a Message-ID there is no key, unless the ingress names a `scope` in which the same
+ * bytes are the same message (a fetched mailbox folder: a re-fetch after a crash or a
+ * UIDVALIDITY change must not keep the message twice).
+ */
+export function dedupKey(messageId: string | null, sha256: string, rcptTo: string[], scope?: string): string | null {
+  if (!messageId && !scope) return null;
   const rcpts = [...new Set(rcptTo.map((r) => r.toLowerCase()))].sort().join(',');
-  return createHash('sha256').update(`${messageId}\0${sha256}\0${rcpts}`).digest('hex');
+  const id = messageId ?? `\0scope:${scope}`;
+  return createHash('sha256').update(`${id}\0${sha256}\0${rcpts}`).digest('hex');
 }
 
 /** A messages row for a newly kept message. */
@@ -19,6 +25,7 @@ export function newMessageRow(
   blob: { sha256: string; size: number },
   head: { messageId: string | null; subject: string | null; from: string | null; date: string | null },
   trace: string | null,
+  dedupScope?: string,
 ): MessagesTable {
   const now = new Date().toISOString();
   return {
@@ -37,7 +44,7 @@ export function newMessageRow(
     size: blob.size,
     raw_sha256: blob.sha256,
     trace,
-    dedup_key: dedupKey(head.messageId, blob.sha256, env.rcptTo),
+    dedup_key: dedupKey(head.messageId, blob.sha256, env.rcptTo, dedupScope),
     status: 'received',
     error: null,
     headers: null,
@@ -156,6 +163,10 @@ export interface MessageFilter {
   subject?: string;
   status?: string;
   ingress?: string;
+  /** Fetched from (or sent through) this mail account. */
+  account?: string;
+  /** Fetched from this mail-account folder. */
+  folder?: string;
   /** Return messages with id below this (newest first). */
   before?: string;
   limit: number;
@@ -171,6 +182,14 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   if (f.status) q = q.where('status', '=', f.status);
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
+  if (f.account || f.folder) {
+    q = q.where('id', 'in', (eb) => {
+      let links = eb.selectFrom('mail_links').select('mail_links.message');
+      if (f.account) links = links.where('mail_links.account', '=', f.account);
+      if (f.folder) links = links.where('mail_links.folder', '=', f.folder);
+      return links;
+    });
+  }
   // Substring filters: lower() + like works the same on SQLite and PostgreSQL (PostgreSQL's LIKE
   // is case-sensitive). SQLite has no default LIKE escape character, so name it for both.
   const like = (s: string) => `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

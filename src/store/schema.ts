@@ -233,6 +233,8 @@ export interface MailLinksTable {
   /** fetched | outbound */
   kind: string;
   uid: number | null;
+  /** The route named by the folder (or `postroom fetch --route`), if any. */
+  route: string | null;
   created_at: string;
 }
 

@@ -58,6 +58,36 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    fetchMessages: new Counter({
+      name: 'postroom_fetch_messages_total',
+      help: 'Messages fetched from mail accounts, by protocol, account, folder and outcome (kept, duplicate, refused)',
+      labelNames: ['protocol', 'account', 'folder', 'outcome'] as const,
+      registers: [registry],
+    }),
+    fetchPolls: new Counter({
+      name: 'postroom_fetch_polls_total',
+      help: 'Polls (passes over a folder) by account, folder and outcome (ok, error)',
+      labelNames: ['account', 'folder', 'outcome'] as const,
+      registers: [registry],
+    }),
+    fetchFailures: new Gauge({
+      name: 'postroom_fetch_folder_consecutive_failures',
+      help: 'Failed polls of a folder since its last successful one (watched by this node)',
+      labelNames: ['account', 'folder'] as const,
+      registers: [registry],
+    }),
+    fetchLastSuccess: new Gauge({
+      name: 'postroom_fetch_folder_last_success_timestamp_seconds',
+      help: 'When a folder was last polled successfully by this node (Unix time)',
+      labelNames: ['account', 'folder'] as const,
+      registers: [registry],
+    }),
+    fetchStale: new Gauge({
+      name: 'postroom_fetch_folder_stale',
+      help: '1 when a folder watched by this node has had no successful poll for mail.staleAfter',
+      labelNames: ['account', 'folder'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

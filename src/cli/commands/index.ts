@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { checkConfig } from './check-config.js';
 import { deliveriesCmd } from './deliveries.js';
 import { deliverCmd } from './deliver.js';
+import { fetchCmd } from './fetch.js';
 import { hashPasswordCmd } from './hash-password.js';
 import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
@@ -9,5 +10,5 @@ import { serve } from './serve.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, deliverCmd, objectsCmd].map((c) => [c.name, c]),
+  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, deliverCmd, fetchCmd, objectsCmd].map((c) => [c.name, c]),
 );

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration, size } from '../../config/units.js';
+import { retrySchema } from '../../delivery/backoff.js';
 
 /** `mail:` in the config: how this node fetches from mail accounts (the accounts live in the store). */
 export const mailSchema = z.strictObject({
@@ -17,6 +18,9 @@ export const mailSchema = z.strictObject({
     .default(5 * 60_000)
     .describe('longest wait between reconnect attempts after a failure (the wait doubles from 1 s up to this)'),
   batch: z.number().int().min(1).max(1000).default(100).describe('messages fetched and kept per round (one group commit)'),
+  outboundRetry: retrySchema
+    .optional()
+    .describe('retry policy for messages sent through accounts (a 4xx or unreachable SMTP server); default: the delivery default'),
 });
 
 export type MailConfig = z.output<typeof mailSchema>;

@@ -172,6 +172,12 @@ export async function updateProfile(db: Db, id: string, p: Partial<ProfileInput>
   if (p.smtp !== undefined) Object.assign(set, { smtp_host: p.smtp?.host ?? null, smtp_port: p.smtp?.port ?? null, smtp_tls: p.smtp?.tls ?? null });
   if (p.options !== undefined) set.options = JSON.stringify(p.options);
   await db.kysely.updateTable('mail_profiles').set(set).where('id', '=', id).execute();
+  // Server settings changed: the folders' watchers restart (the scheduler compares updated_at).
+  await db.kysely
+    .updateTable('mail_folders')
+    .set({ updated_at: set.updated_at! })
+    .where('account', 'in', (eb) => eb.selectFrom('mail_accounts').select('id').where('profile', '=', id))
+    .execute();
   return getProfile(db, id);
 }
 

@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import { m0001Messages } from './0001-messages.js';
 import { m0002Deliveries } from './0002-deliveries.js';
 import { m0003Objects } from './0003-objects.js';
+import { m0004MailAccounts } from './0004-mail-accounts.js';
 import { m0005Tracker } from './0005-tracker.js';
 
 /**
@@ -13,5 +14,6 @@ export const migrations: Record<string, Migration> = {
   '0001-messages': m0001Messages,
   '0002-deliveries': m0002Deliveries,
   '0003-objects': m0003Objects,
+  '0004-mail-accounts': m0004MailAccounts,
   '0005-tracker': m0005Tracker,
 };

@@ -1,0 +1,120 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import { getAccount, getProfile } from '../../domain/accounts/store.js';
+import { compose, keepForSending, OutboundRequest } from '../../outbound/compose.js';
+import { getDelivery } from '../../store/deliveries.js';
+import { listMessages } from '../../store/messages.js';
+import { defineRoute } from '../route.js';
+import { MessageList, MessageListQuery, MessageSummary } from '../schemas.js';
+import type { ApiDeps } from '../server.js';
+import { mailDeps } from './email.js';
+import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
+
+const EMAIL_MESSAGES = '/api/v1/email/messages';
+
+const Send = z
+  .object({
+    delivery: z.string().describe('the outbound delivery (GET /api/v1/deliveries/{id} for every attempt)'),
+    status: z.string().describe('pending (retrying), done, failed or dead'),
+    attempts: z.number().int(),
+    reply: z.string().nullable().describe("the SMTP server's final reply, once sent"),
+    lastError: z.string().nullable(),
+  })
+  .nullable();
+
+const EmailMessage = MessageSummary.extend({
+  error: z.string().nullable().describe('why the message is `error` (or why a send is being retried)'),
+  account: z.string().nullable().describe('mail account it was fetched from or sent through'),
+  folder: z.string().nullable().describe('folder it was fetched from'),
+  send: Send.describe('outbound messages: how sending goes'),
+  url: z.string(),
+});
+
+const Created = z.object({
+  id: z.string(),
+  status: z.literal('sending'),
+  messageId: z.string().describe('the Message-ID header we wrote'),
+  delivery: z.string(),
+  url: z.string(),
+});
+
+/** GET/POST /api/v1/email/messages and GET /api/v1/email/messages/:id. */
+export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const db = deps.db;
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: EMAIL_MESSAGES,
+      summary: 'Messages of mail accounts (fetched or sent), newest first; the same filters as /api/v1/messages',
+      tags: ['email'],
+      query: MessageListQuery,
+      responses: { 200: { description: 'one page of messages', schema: MessageList } },
+    },
+    async ({ query }) => {
+      const { cursor, limit, ...filters } = query;
+      const rows = await listMessages(db.kysely, { ...filters, before: cursor ? decodeCursor(cursor) : undefined, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      return { items: page.map(summaryOf), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1].id) : null };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: EMAIL_MESSAGES,
+      summary: "Send a message through an account's SMTP server (status `sending` → `sent` | `error`)",
+      description:
+        'The message is composed (text and/or HTML, attachments, inline images by cid, In-Reply-To/References), kept, and ' +
+        'handed to the delivery worker; a 4xx or unreachable server is retried with backoff, a 5xx makes it `error`.',
+      tags: ['email'],
+      body: OutboundRequest,
+      responses: { 201: { description: 'kept and queued for sending', schema: Created } },
+    },
+    async ({ body, reply }) => {
+      const mail = mailDeps(deps);
+      const account = await getAccount(db, body.account);
+      if (!account) throw mailError('INVALID_REQUEST', `body.account: no account ${body.account}`);
+      const profile = await getProfile(db, account.profile);
+      if (!profile?.smtp) throw mailError('INVALID_REQUEST', `body.account: the profile of ${account.name} has no SMTP server`);
+      const from = body.from ?? account.address;
+      if (!from) throw mailError('INVALID_REQUEST', 'body.from: required when the account has no address');
+      if (!body.to && !body.cc && !body.bcc) throw mailError('INVALID_REQUEST', 'body: at least one of to, cc, bcc');
+      if (!body.text && !body.html) throw mailError('INVALID_REQUEST', 'body: text or html');
+      const built = await compose(body, from, mail.hostname);
+      const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built);
+      mail.wake();
+      reply.code(201);
+      return { id: kept.id, status: 'sending' as const, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${EMAIL_MESSAGES}/:id`,
+      summary: 'One message with its account, folder and (outbound) how sending went',
+      tags: ['email'],
+      params: z.strictObject({ id: z.string().max(64).regex(/^[0-9a-z_-]+$/i) }),
+      responses: { 200: { description: 'the message', schema: EmailMessage } },
+    },
+    async ({ params }) => {
+      const m = await requireMessage(deps, params.id);
+      const link = await db.kysely.selectFrom('mail_links').selectAll().where('message', '=', m.id).executeTakeFirst();
+      let send: z.output<typeof Send> = null;
+      if (link?.kind === 'outbound') {
+        const d = await db.kysely.selectFrom('deliveries').select('id').where('message', '=', m.id).where('kind', '=', 'outbound').executeTakeFirst();
+        const rec = d && (await getDelivery(db.kysely, d.id));
+        if (rec) {
+          const r = rec.receipt as { reply?: string | null } | null;
+          send = { delivery: rec.id, status: rec.status, attempts: rec.attempts, reply: r?.reply ?? null, lastError: rec.lastError };
+        }
+      }
+      return { ...summaryOf(m), error: m.error, account: link?.account ?? null, folder: link?.folder ?? null, send, url: `${MESSAGES}/${m.id}` };
+    },
+  );
+}

@@ -1,0 +1,218 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import type { MailConfig } from '../../domain/accounts/config.js';
+import type { SecretBox } from '../../domain/accounts/secret-box.js';
+import * as store from '../../domain/accounts/store.js';
+import { discoverFolders } from '../../fetch/discover.js';
+import { isStale } from '../../fetch/scheduler.js';
+import { defineRoute } from '../route.js';
+import type { ApiDeps } from '../server.js';
+import {
+  Account,
+  AccountCreate,
+  AccountCreated,
+  AccountPatch,
+  AccountQuery,
+  accountOut,
+  Folder,
+  FolderPatch,
+  FolderQuery,
+  folderOut,
+  IdParams,
+  Profile,
+  ProfileCreate,
+  ProfilePatch,
+  profileOut,
+  RefreshQuery,
+  RefreshResult,
+} from './email-schemas.js';
+import { emailMessageRoutes } from './email-messages.js';
+
+export const EMAIL = '/api/v1/email';
+
+/** What /api/v1/email needs beyond the common deps. */
+export interface MailApiDeps {
+  box: SecretBox;
+  config: MailConfig;
+  /** Our host name, for the Message-ID of outbound mail. */
+  hostname: string;
+  /** Folders changed: the fetcher in this process rescans now (others at their next rescan). */
+  refresh(): void;
+  /** An outbound message was queued: the delivery worker looks now. */
+  wake(): void;
+}
+
+/** The mail deps, or 503 when this server was built without them. */
+export function mailDeps(deps: ApiDeps): MailApiDeps {
+  if (!deps.mail) throw mailError('CONFIG', 'mail accounts are not available on this server');
+  return deps.mail;
+}
+
+const DEFAULT_PORT = { imap: { tls: 993, plain: 143 }, pop3: { tls: 995, plain: 110 } } as const;
+const tags = ['email'];
+const ok = (description: string, schema: z.ZodType) => ({ 200: { description, schema } });
+const Empty = z.object({});
+
+/** /api/v1/email/profiles, /accounts, /folders (+ refresh), /messages. */
+export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const db = deps.db;
+  const folderView = (f: store.MailFolder) => folderOut(f, isStale(f, mailDeps(deps).config.staleAfter));
+  const need = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw mailError('NOT_FOUND', `No ${what}`);
+    return v;
+  };
+
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles`, summary: 'List mail profiles (server settings)', tags, responses: ok('profiles', z.object({ items: z.array(Profile) })) }, async () => ({
+    items: (await store.listProfiles(db)).map(profileOut),
+  }));
+
+  defineRoute(
+    app,
+    { method: 'POST', url: `${EMAIL}/profiles`, summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile } } },
+    async ({ body, reply }) => {
+      if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('INVALID_REQUEST', `body.name: a profile named '${body.name}' exists`);
+      const port = body.port ?? DEFAULT_PORT[body.protocol][body.tls === 'tls' ? 'tls' : 'plain'];
+      const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null });
+      reply.code(201);
+      return profileOut(p);
+    },
+  );
+
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles/:id`, summary: 'One mail profile', tags, params: IdParams, responses: ok('the profile', Profile) }, async ({ params }) =>
+    profileOut(need(await store.getProfile(db, params.id), `profile ${params.id}`)),
+  );
+
+  defineRoute(
+    app,
+    { method: 'PATCH', url: `${EMAIL}/profiles/:id`, summary: 'Change a mail profile (watchers of its folders restart)', tags, params: IdParams, body: ProfilePatch, responses: ok('the profile', Profile) },
+    async ({ params, body }) => {
+      need(await store.getProfile(db, params.id), `profile ${params.id}`);
+      const p = need(await store.updateProfile(db, params.id, body), `profile ${params.id}`);
+      mailDeps(deps).refresh();
+      return profileOut(p);
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'DELETE', url: `${EMAIL}/profiles/:id`, summary: 'Delete a mail profile no account uses', tags, params: IdParams, responses: ok('deleted', Empty) },
+    async ({ params }) => {
+      need(await store.getProfile(db, params.id), `profile ${params.id}`);
+      if (!(await store.deleteProfile(db, params.id))) throw mailError('INVALID_REQUEST', `profile ${params.id} is used by accounts; delete them first`);
+      return {};
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'GET', url: `${EMAIL}/accounts`, summary: 'List mail accounts (passwords are never shown)', tags, query: AccountQuery, responses: ok('accounts', z.object({ items: z.array(Account) })) },
+    async ({ query }) => ({ items: (await store.listAccounts(db, query.profile)).map(accountOut) }),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: `${EMAIL}/accounts`,
+      summary: "Create a mail account; its folders are discovered from the profile's server",
+      description: 'Discovered folders start disabled. If the server cannot be asked, the account is still created and `discovery.error` says why; refresh later.',
+      tags,
+      body: AccountCreate,
+      responses: { 201: { description: 'the account, its folders and how discovery went', schema: AccountCreated } },
+    },
+    async ({ body, reply }) => {
+      const { box } = mailDeps(deps);
+      const profile = await store.getProfile(db, body.profile);
+      if (!profile) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
+      const name = body.name ?? body.username;
+      if ((await store.listAccounts(db)).some((a) => a.name === name)) throw mailError('INVALID_REQUEST', `body.name: an account named '${name}' exists; give this one a name`);
+      const account = await store.createAccount(db, box, { ...body, name });
+      const { folders, discovery } = await discoverFolders(db, box, profile, account);
+      reply.code(201);
+      return { ...accountOut(account), folders: folders.map(folderView), discovery };
+    },
+  );
+
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/accounts/:id`, summary: 'One mail account', tags, params: IdParams, responses: ok('the account', Account) }, async ({ params }) =>
+    accountOut(need(await store.getAccount(db, params.id), `account ${params.id}`)),
+  );
+
+  defineRoute(
+    app,
+    { method: 'PATCH', url: `${EMAIL}/accounts/:id`, summary: 'Change a mail account (a new password is encrypted again)', tags, params: IdParams, body: AccountPatch, responses: ok('the account', Account) },
+    async ({ params, body }) => {
+      need(await store.getAccount(db, params.id), `account ${params.id}`);
+      if (body.profile && !(await store.getProfile(db, body.profile))) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
+      const a = need(await store.updateAccount(db, mailDeps(deps).box, params.id, body), `account ${params.id}`);
+      mailDeps(deps).refresh();
+      return accountOut(a);
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'DELETE', url: `${EMAIL}/accounts/:id`, summary: 'Delete a mail account and its folders (kept messages stay)', tags, params: IdParams, responses: ok('deleted', Empty) },
+    async ({ params }) => {
+      need(await store.getAccount(db, params.id), `account ${params.id}`);
+      await store.deleteAccount(db, params.id);
+      mailDeps(deps).refresh();
+      return {};
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'GET', url: `${EMAIL}/folders`, summary: 'List folders with their settings and health', tags, query: FolderQuery, responses: ok('folders', z.object({ items: z.array(Folder) })) },
+    async ({ query }) => ({ items: (await store.listFolders(db, query)).map(folderView) }),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: `${EMAIL}/folders/refresh`,
+      summary: 'Discover folders again (new ones are added disabled; known ones keep their settings)',
+      tags,
+      query: RefreshQuery,
+      responses: ok('per account: how discovery went and its folders', RefreshResult),
+    },
+    async ({ query }) => {
+      const { box } = mailDeps(deps);
+      const accounts = query.account ? [need(await store.getAccount(db, query.account), `account ${query.account}`)] : await store.listAccounts(db);
+      const items = [];
+      for (const a of accounts) {
+        const profile = need(await store.getProfile(db, a.profile), `profile ${a.profile}`);
+        const { folders, discovery } = await discoverFolders(db, box, profile, a);
+        items.push({ account: a.id, discovery, folders: folders.map(folderView) });
+      }
+      return { items };
+    },
+  );
+
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/folders/:id`, summary: 'One folder: settings, cursor and health', tags, params: IdParams, responses: ok('the folder', Folder) }, async ({ params }) =>
+    folderView(need(await store.getFolder(db, params.id), `folder ${params.id}`)),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'PATCH',
+      url: `${EMAIL}/folders/:id`,
+      summary: 'Enable a folder, or change what happens to its mail once kept',
+      description: 'Mail is deleted or moved on the server only after it is kept (fsync + commit).',
+      tags,
+      params: IdParams,
+      body: FolderPatch,
+      responses: ok('the folder', Folder),
+    },
+    async ({ params, body }) => {
+      need(await store.getFolder(db, params.id), `folder ${params.id}`);
+      const f = need(await store.updateFolder(db, params.id, body), `folder ${params.id}`);
+      mailDeps(deps).refresh();
+      return folderView(f);
+    },
+  );
+
+  await emailMessageRoutes(app, deps);
+}

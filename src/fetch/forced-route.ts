@@ -1,0 +1,40 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
+import type { CompiledRoute } from '../routing/rules.js';
+import type { Db } from '../store/db.js';
+import type { Logger } from '../telemetry/log.js';
+
+/**
+ * Planning for fetched mail whose folder names a route (`route` on the folder, or `postroom
+ * fetch --route NAME`): that route's targets take the message for its envelope recipient,
+ * whatever the route's recipient pattern says (the Redmine/OpenProject handlers' "project"
+ * option). Anything else, or a route name no longer configured, is routed as usual.
+ */
+export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; log: Logger }) {
+  return async (view: ParsedMessage): Promise<PlannedDelivery[] | undefined> => {
+    const m = view.message;
+    if (m.ingress !== 'imap' && m.ingress !== 'pop3') return undefined;
+    const find = () => deps.db.kysely.selectFrom('mail_links').select('route').where('message', '=', m.id).execute();
+    let links = await find();
+    // The fetcher links a message right after intake kept it; the parser may, rarely, be faster.
+    if (!links.length) {
+      await sleep(250);
+      links = await find();
+    }
+    const name = links.find((l) => l.route)?.route;
+    if (!name) return undefined;
+    const route = deps.routes.find((r) => r.name === name);
+    if (!route) {
+      deps.log.warn({ id: m.id, route: name }, 'fetched mail names a route that is not configured; routing it by recipient');
+      return undefined;
+    }
+    return route.route.deliver.map((d, targetIndex) => ({
+      route: route.name,
+      targetIndex,
+      kind: d.kind,
+      params: d.params,
+      recipients: [...m.rcptTo],
+      captures: {},
+    }));
+  };
+}

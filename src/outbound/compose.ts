@@ -1,0 +1,135 @@
+import { Readable } from 'node:stream';
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import { z } from 'zod';
+import { newId } from '../core/ids.js';
+import type { BlobStore } from '../core/ports.js';
+import { HeaderSniffer } from '../mime/header-sniff.js';
+import type { Db } from '../store/db.js';
+import { deliveryId, insertDeliveries } from '../store/deliveries.js';
+import { insertMessages, newMessageRow } from '../store/messages.js';
+
+/** The delivery route name outbound messages are queued under (no configured route may take it). */
+export const OUTBOUND_ROUTE = 'outbound';
+
+const addressList = z.union([z.string().min(3).max(998), z.array(z.string().min(3).max(998)).max(500)]);
+
+/** What a client posts to send a message through an account. */
+export const OutboundRequest = z.strictObject({
+  account: z.string().min(1).max(64).describe('id of the mail account whose SMTP server sends it'),
+  status: z.literal('sending').default('sending').describe('`sending`: queue it for the delivery worker now'),
+  from: z.string().min(3).max(998).optional().describe("From: address; default: the account's address"),
+  to: addressList.optional(),
+  cc: addressList.optional(),
+  bcc: addressList.optional().describe('envelope recipients only; no Bcc: header is written'),
+  replyTo: z.string().min(3).max(998).optional(),
+  subject: z.string().max(998).default(''),
+  text: z.string().optional().describe('text/plain body'),
+  html: z.string().optional().describe('text/html body; inline images by cid:'),
+  inReplyTo: z.string().max(998).optional().describe('Message-ID this one answers (RFC 5322 §3.6.4)'),
+  references: z.union([z.string().max(998), z.array(z.string().max(998)).max(100)]).optional(),
+  attachments: z
+    .array(
+      z.strictObject({
+        filename: z.string().min(1).max(255),
+        contentType: z.string().max(255).optional(),
+        content: z.string().describe('base64'),
+        cid: z.string().max(255).optional().describe('Content-ID: the part is an inline image the HTML names as cid:VALUE'),
+      }),
+    )
+    .max(100)
+    .default([]),
+});
+
+export type OutboundRequest = z.output<typeof OutboundRequest>;
+
+const list = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** The bare address of 'Name <a@b>' or 'a@b'. */
+export function bareAddress(s: string): string {
+  const m = /<([^<>]*)>\s*$/.exec(s);
+  return (m ? m[1] : s).trim();
+}
+
+/** Build the RFC 5322 bytes of a request (nodemailer's composer: MIME structure, encodings, a Message-ID of ours). */
+export async function compose(req: OutboundRequest, from: string, hostname: string): Promise<{ raw: Buffer; messageId: string; envelope: { mailFrom: string; rcptTo: string[] } }> {
+  const messageId = `<${newId()}@${hostname}>`;
+  const composer = new MailComposer({
+    from,
+    to: list(req.to),
+    cc: list(req.cc),
+    bcc: list(req.bcc),
+    replyTo: req.replyTo,
+    subject: req.subject,
+    text: req.text,
+    html: req.html,
+    inReplyTo: req.inReplyTo,
+    references: req.references,
+    messageId,
+    attachments: req.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: Buffer.from(a.content, 'base64'),
+      cid: a.cid,
+      contentDisposition: a.cid ? ('inline' as const) : ('attachment' as const),
+    })),
+  });
+  const raw = await new Promise<Buffer>((resolve, reject) => composer.compile().build((err, out) => (err ? reject(err) : resolve(out))));
+  const rcptTo = [...new Set([...list(req.to), ...list(req.cc), ...list(req.bcc)].map(bareAddress))];
+  return { raw, messageId, envelope: { mailFrom: bareAddress(from), rcptTo } };
+}
+
+/**
+ * Keep a composed message (status `sending`, ingress `api`), its link to the account, and its
+ * outbound delivery, in one transaction: a crash cannot leave a message nobody will send.
+ */
+export async function keepForSending(
+  deps: { db: Db; blobs: BlobStore },
+  account: string,
+  built: { raw: Buffer; envelope: { mailFrom: string; rcptTo: string[] } },
+): Promise<{ id: string; deliveryId: string }> {
+  const sniffer = new HeaderSniffer();
+  sniffer.push(built.raw);
+  const staged = await deps.blobs.stage(Readable.from([built.raw]));
+  const id = newId();
+  const now = new Date().toISOString();
+  const row = {
+    ...newMessageRow(id, { ...built.envelope, ingress: 'api', receivedAt: new Date() }, staged, sniffer.result(), null),
+    // Our own message: its Message-ID is new, so no dedup key (a second identical request is a second message).
+    dedup_key: null,
+    status: 'sending',
+  };
+  const dlv = deliveryId(id, OUTBOUND_ROUTE, 0);
+  try {
+    await deps.db.kysely.transaction().execute(async (trx) => {
+      await deps.blobs.commit([staged], trx);
+      await insertMessages(trx, [row]);
+      await trx.insertInto('mail_links').values({ message: id, account, folder: null, kind: 'outbound', uid: null, route: null, created_at: now }).execute();
+      await insertDeliveries(trx, [
+        {
+          id: dlv,
+          message: id,
+          route: OUTBOUND_ROUTE,
+          target_index: 0,
+          kind: 'outbound',
+          params: JSON.stringify({ account }),
+          recipients: JSON.stringify(built.envelope.rcptTo),
+          captures: '{}',
+          status: 'pending',
+          attempts: 0,
+          first_attempt_at: null,
+          next_attempt_at: now,
+          lease_owner: null,
+          lease_until: null,
+          last_error: null,
+          receipt: null,
+          created_at: now,
+          updated_at: now,
+        },
+      ]);
+    });
+  } catch (err) {
+    await deps.blobs.discard(staged);
+    throw err;
+  }
+  return { id, deliveryId: dlv };
+}
