@@ -22,6 +22,7 @@ import { documentRoutes } from './routes/documents.js';
 import { folderRoutes } from './routes/folders.js';
 import { objectRoutes } from './routes/objects.js';
 import { processRoutes } from './routes/processes.js';
+import { trackerRoutes } from './routes/tracker.js';
 import { webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
 
@@ -54,7 +55,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

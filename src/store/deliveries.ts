@@ -134,7 +134,10 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
   const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
   // The error column says why a message failed; other errors (a parse failure of a message kept
   // as raw) stay, and a failure's text goes once a replay leaves nothing failed.
-  const error = bad ? { error: `a delivery is ${bad.status}` } : prior?.status === 'failed' ? { error: null } : {};
+  // The failing delivery's reason is carried onto the message (a refused sender, a 5xx), so the
+  // message list shows why without opening its deliveries.
+  const why = bad ? `a delivery is ${bad.status}${bad.last_error ? `: ${bad.last_error}` : ''}`.slice(0, 1000) : null;
+  const error = bad ? { error: why } : prior?.status === 'failed' ? { error: null } : {};
   await trx
     .updateTable('messages')
     .set({ status, ...error, updated_at: new Date().toISOString() })

@@ -7,8 +7,9 @@ import { hashPasswordCmd } from './hash-password.js';
 import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
 import { serve } from './serve.js';
+import { trackerCmd } from './tracker.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, deliverCmd, fetchCmd, objectsCmd].map((c) => [c.name, c]),
+  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, deliverCmd, fetchCmd, objectsCmd, trackerCmd].map((c) => [c.name, c]),
 );
