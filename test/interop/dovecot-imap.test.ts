@@ -54,8 +54,12 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
     assert.deepEqual(await dc.messageIds('INBOX'), []);
     const byAccount = await call(pr.api, 'GET', `/api/v1/email/messages?account=${account.id}`);
     assert.deepEqual(byAccount.items.map((m: any) => m.id), [kept.id]);
-    const folder = await call(pr.api, 'GET', `/api/v1/email/folders/${inbox.id}`);
-    assert.equal(folder.fetched, 1);
+    // The cursor moves after the server action (keep → move → advance).
+    const folder = await waitFor(async () => {
+      const f = await call(pr.api, 'GET', `/api/v1/email/folders/${inbox.id}`);
+      return f.fetched === 1 ? f : undefined;
+    }, 'the cursor to advance');
+    assert.equal(folder.lastUid, 1);
     assert.equal(folder.health.consecutiveFailures, 0);
     assert.equal(folder.health.stale, false);
     const metrics = await (await pr.api('/metrics')).text();
