@@ -117,10 +117,10 @@ async function receiver() {
 }
 
 it('three nodes on one PostgreSQL database: every 250 kept once across a SIGKILL, every delivery seen under one webhook-id', async (t) => {
-  if (!requirePeer(t, 'smtp-source', 'postfix')) return;
   if (testBackend() !== 'postgres') {
     return t.skip(`runs on the postgres backend only (this run is ${testBackend()}): three nodes share one PostgreSQL database`);
   }
+  if (!requirePeer(t, 'smtp-source', 'postfix')) return;
   const tmp = tempDir();
   t.after(tmp.cleanup);
   const pgs = await pgTestSchema();
