@@ -19,6 +19,8 @@ import { migrate, openDb, type Db } from './store/db.js';
 import type { BlobStore } from './core/ports.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { resolveList } from './domain/groups/store.js';
+import { createGroupTarget } from './targets/group.js';
 import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
 import { forcedPlanner } from './fetch/forced-route.js';
 import { FetchScheduler } from './fetch/scheduler.js';
@@ -93,6 +95,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   // parsed → router.plan → stored deliveries → worker → target.deliver
   // folder and workflow targets reach the object store through their bound deps.
   const targets = bindTargets({ db, blobs, headers: config.objects.headers });
+  targets.set('group', createGroupTarget({ db, config: config.groups, publicUrl: config.http.publicUrl }));
   // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
   // by the `outbound` target through their account's SMTP server.
   const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
@@ -159,7 +162,13 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         objects: config.objects,
         onDeliveryRetry: () => deliveryWorker.wake(),
         // POST /api/v1/inbound: the same door and the same RCPT-time checks as SMTP.
-        intake: { accept: intake.accept, recipientCheck, requireMessageId: config.smtp.requireMessageId, trace: config.smtp.traceHeader },
+        intake: {
+          accept: intake.accept,
+          recipientCheck,
+          requireMessageId: config.smtp.requireMessageId,
+          trace: config.smtp.traceHeader,
+          resolveList: (list) => resolveList(db.kysely, list),
+        },
         mail: { box, config: config.mail, hostname, refresh: () => void app.fetcher?.refresh(), wake: () => deliveryWorker.wake() },
       });
       app.addresses.http = await app.apiServer.listen();

@@ -13,6 +13,7 @@ import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { emailRoutes, type MailApiDeps } from './routes/email.js';
+import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
 import { inboundRoutes, type InboundDeps } from './routes/inbound.js';
 import { messageContentRoutes } from './routes/message-content.js';
@@ -55,7 +56,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

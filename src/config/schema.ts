@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { mailSchema } from '../domain/accounts/config.js';
+import { groupsSchema } from '../domain/groups/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
 import { routesSchema } from '../routing/schema.js';
 import { duration, listen, size } from './units.js';
@@ -120,6 +121,7 @@ export const configSchema = z.strictObject({
   log: logSchema.prefault({}),
   routes: routesSchema.default([]),
   delivery: deliverySchema.prefault({}),
+  groups: groupsSchema.prefault({}).describe('discussion groups: the SMTP relay posts go out through, the bounce limit'),
   objects: objectsSchema.prefault({}).describe('addresses of built-in objects: PREFIX+<id>@DOMAIN, PREFIX+wf+<name>@DOMAIN'),
   secretKey: z
     .string()

@@ -84,7 +84,7 @@ export interface Target<P = unknown> {
   /** Validates the route's params at config load. */
   params: ZodType<P>;
   /** RCPT-time check (the target object exists, the principal may write). Throws MailError. */
-  check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string }): Promise<void>;
+  check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string }): Promise<void>;
   /** Deliver; throws MailError (transient ⇒ retried, permanent ⇒ failed). */
   deliver(msg: ParsedMessage, params: P, ctx: DeliveryContext): Promise<Receipt>;
 }

@@ -14,6 +14,8 @@ export interface Envelope {
   /** TLS protocol when the session was encrypted, for the trace header. */
   tls?: string;
   receivedAt: Date;
+  /** Post time the ingress asked for: 'message' takes the Date: header (`postroom deliver -t message`). */
+  timeSource?: 'server' | 'message';
 }
 
 export type MessageStatus =

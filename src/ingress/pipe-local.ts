@@ -6,6 +6,8 @@ import { createRouter } from '../routing/router.js';
 import { migrate, openDb, type Db } from '../store/db.js';
 import { openBlobStore } from '../store/open-blobs.js';
 import { bindTargets } from '../targets/index.js';
+import { createGroupTarget } from '../targets/group.js';
+import { resolveList } from '../domain/groups/store.js';
 import { createLogger } from '../telemetry/log.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
@@ -13,6 +15,8 @@ import { createMetrics } from '../telemetry/metrics.js';
 export interface LocalIntake {
   intake: Intake;
   recipientCheck: RecipientCheck;
+  /** A group id (`-l 12345`) as its address. */
+  resolveList(list: string): Promise<string>;
   config: Config;
   db: Db;
   close(): Promise<void>;
@@ -44,12 +48,15 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
     headerLimit: config.parse.maxHeaderSize,
   });
   // The targets' RCPT-time checks (a folder exists, `network` may write to it) need the store.
-  const router = createRouter(config.routes, bindTargets({ db, blobs, headers: config.objects.headers }));
+  const targets = bindTargets({ db, blobs, headers: config.objects.headers });
+  targets.set('group', createGroupTarget({ db, config: config.groups }));
+  const router = createRouter(config.routes, targets);
   return {
     intake,
     config,
     db,
     recipientCheck: allChecks(domainCheck(config.smtp.domains), router.recipientCheck()),
+    resolveList: (list) => resolveList(db.kysely, list),
     async close() {
       await intake.close();
       await db.close();

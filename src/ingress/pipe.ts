@@ -54,7 +54,7 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
   let local: LocalIntake | undefined;
   const work = (async () => {
     const head = await readHead(src);
-    const rcpt = chooseRecipient(opts, head.headers);
+    let rcpt = chooseRecipient(opts, head.headers);
     const mailFrom = opts.sender ?? firstAddress(headerValue(head.headers, 'return-path')) ?? '';
     const body = messageChunks(src, head, opts.maxSize);
     if (to.kind === 'http') {
@@ -66,7 +66,8 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
     }
     local = await to.open();
     if (ac.signal.aborted) throw mailError('DEADLINE');
-    const env: Envelope = { mailFrom, rcptTo: [rcpt], ingress: 'pipe', receivedAt: new Date() };
+    if (rcpt === opts.list) rcpt = await local.resolveList(rcpt);
+    const env: Envelope = { mailFrom, rcptTo: [rcpt], ingress: 'pipe', receivedAt: new Date(), timeSource: opts.timeSource };
     await local.recipientCheck(rcpt, { ingress: 'pipe', mailFrom, accepted: [], trusted: true });
     const { smtp } = local.config;
     const stored = await local.intake.accept(env, body, {

@@ -58,7 +58,7 @@ export function createRouter(
       const t = targets.get(d.kind);
       if (!t?.check) continue;
       try {
-        await t.check(rcpt, d.params, { captures, authUser: env.authUser ?? undefined });
+        await t.check(rcpt, d.params, { captures, authUser: env.authUser ?? undefined, mailFrom: env.mailFrom });
       } catch (err) {
         return asMailError(err);
       }

@@ -51,6 +51,7 @@ export function newMessageRow(
     addresses: null,
     parsed_at: null,
     updated_at: now,
+    post_time: env.timeSource === 'message' ? head.date : null,
   };
 }
 

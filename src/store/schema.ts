@@ -30,6 +30,8 @@ export interface MessagesTable {
   /** When parsing finished (parts stored, or status raw); null until then. */
   parsed_at: string | null;
   updated_at: string;
+  /** Post time an ingress asked for (`postroom deliver -t message`: the Date: header), else null. */
+  post_time: string | null;
 }
 
 export interface PartsTable {
@@ -247,6 +249,59 @@ export interface Pop3SeenTable {
   seen_at: string;
 }
 
+/** A discussion group (an object): its list address and policies. */
+export interface GroupsTable {
+  id: number;
+  /** Lower-cased LOCAL@DOMAIN. */
+  address: string;
+  /** members | anyone | moderated */
+  posting: string;
+  /** group | sender */
+  reply_to: string;
+}
+
+export interface GroupMembersTable {
+  group_id: number;
+  /** Lower-cased address. */
+  email: string;
+  name: string | null;
+  /** 1: copies of posts are relayed to this member. */
+  delivery: number;
+  bounces: number;
+  /** 1: over the bounce limit; nothing is relayed until reset. */
+  suspended: number;
+  last_bounce_at: string | null;
+  created_at: string;
+}
+
+export interface GroupPostsTable {
+  /** The post's object id. */
+  id: number;
+  group_id: number;
+  message: string;
+  delivery: string;
+  message_id: string | null;
+  subject: string | null;
+  /** Subject without Re:/Fwd:/[list] prefixes, lower-cased: the fallback for threading. */
+  thread_subject: string | null;
+  author: string | null;
+  /** The first post of the thread (its own id for a new thread). */
+  thread: number;
+  parent: number | null;
+  /** held (moderation) | approved | relayed | rejected */
+  status: string;
+  posted_at: string;
+}
+
+export interface GroupRelaysTable {
+  post: number;
+  email: string;
+  /** sent | failed */
+  status: string;
+  response: string | null;
+  at: string;
+}
+
 export interface Database {
   messages: MessagesTable;
   parts: PartsTable;
@@ -255,6 +310,10 @@ export interface Database {
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
   objects: ObjectsTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  group_posts: GroupPostsTable;
+  group_relays: GroupRelaysTable;
   acl: AclTable;
   object_properties: ObjectPropertiesTable;
   documents: DocumentsTable;

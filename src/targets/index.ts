@@ -3,6 +3,7 @@ import { discardTarget } from './discard.js';
 import { createFolderTarget, folderTarget } from './folder.js';
 import type { ObjectTargetDeps } from './object-deps.js';
 import { forwardTarget } from './forward.js';
+import { groupTarget } from './group.js';
 import { rejectTarget } from './reject.js';
 import { spoolTarget } from './spool.js';
 import { webhookTarget } from './webhook.js';
@@ -18,6 +19,7 @@ export const targets = new Map<string, Target<any>>([
   [forwardTarget.kind, forwardTarget],
   [folderTarget.kind, folderTarget],
   [workflowTarget.kind, workflowTarget],
+  [groupTarget.kind, groupTarget],
   [workpackageTarget.kind, workpackageTarget],
 ]);
 

@@ -124,7 +124,7 @@ describe('postroom deliver (the built binary)', { concurrency: 4 }, () => {
     const detail = await waitFor(async () => {
       const d = (await (await pr.api(`/api/v1/messages/${id}`)).json()) as { status: string; ingress: string; envelope: { mailFrom: string; rcptTo: string[] }; sha256: string };
       return d.status === 'delivered' ? d : undefined;
-    }, 'the server to parse and route the piped message');
+    }, 'the server to parse and route the piped message', 30_000);
     assert.equal(detail.ingress, 'pipe');
     assert.deepEqual(detail.envelope.rcptTo, ['list@pipe.test']);
     assert.equal(detail.envelope.mailFrom, 'jan@example.org');

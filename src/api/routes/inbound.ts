@@ -97,7 +97,7 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
       accepted.push(rcpt);
     }
-    const env: Envelope = { mailFrom: query.sender, rcptTo, ingress: 'http', clientIp: request.ip, receivedAt: new Date() };
+    const env: Envelope = { mailFrom: query.sender, rcptTo, ingress: 'http', clientIp: request.ip, receivedAt: new Date(), timeSource: query.time };
     const stored = await intake.accept(env, stream, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
     return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
   }

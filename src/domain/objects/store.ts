@@ -10,7 +10,7 @@ import type { Database, ObjectsTable } from '../../store/schema.js';
 
 export type Q = Kysely<Database> | Transaction<Database>;
 
-export const OBJECT_KINDS = ['folder', 'document', 'workflow', 'process'] as const;
+export const OBJECT_KINDS = ['folder', 'document', 'workflow', 'process', 'group', 'post'] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
 
 export interface ObjectRecord {

@@ -1,0 +1,48 @@
+import os from 'node:os';
+import { Readable } from 'node:stream';
+import nodemailer from 'nodemailer';
+import type { GroupsConfig } from '../domain/groups/config.js';
+import { smtpFailure } from './forward.js';
+import type { MailError } from '../core/errors.js';
+
+/** Sends one copy of a post: one SMTP transaction per member, so each has its own return path. */
+export interface GroupRelay {
+  /** Resolves with the relay's reply; throws MailError (4xx transient, 5xx permanent). */
+  send(envelope: { from: string; to: string }, raw: AsyncIterable<Buffer>, signal: AbortSignal): Promise<string>;
+  close(): void;
+}
+
+/** The outbound SMTP relay of `groups.relay`, through a pooled nodemailer transport. */
+export function smtpGroupRelay(cfg: NonNullable<GroupsConfig['relay']>): GroupRelay {
+  const transport = nodemailer.createTransport({
+    pool: true,
+    maxConnections: 2,
+    host: cfg.host,
+    port: cfg.port,
+    secure: cfg.secure,
+    requireTLS: cfg.starttls === 'required',
+    ignoreTLS: cfg.starttls === 'never',
+    opportunisticTLS: cfg.starttls === 'opportunistic',
+    tls: { rejectUnauthorized: cfg.tlsVerify, servername: cfg.host },
+    auth: cfg.auth ? { user: cfg.auth.user, pass: cfg.auth.pass } : undefined,
+    name: cfg.helo ?? os.hostname(),
+    connectionTimeout: cfg.timeout,
+    greetingTimeout: cfg.timeout,
+    socketTimeout: cfg.timeout,
+  });
+  return {
+    async send(envelope, raw, signal) {
+      // `raw`: nodemailer sends the bytes as given (dot-stuffed on the wire, RFC 5321 §4.5.2).
+      const stream = Readable.from(raw);
+      try {
+        const info = (await transport.sendMail({ envelope, raw: stream, signal } as never)) as { response?: string; rejectedErrors?: unknown[] };
+        if (info.rejectedErrors?.length) throw smtpFailure(info.rejectedErrors[0] as never, cfg.host);
+        return String(info.response ?? 'accepted');
+      } catch (err) {
+        stream.destroy();
+        throw (err as MailError).status ? err : smtpFailure(err as never, cfg.host);
+      }
+    },
+    close: () => transport.close(),
+  };
+}
