@@ -6,6 +6,7 @@ import { sanitiseFilename } from '../mime/filename.js';
 import { normaliseMessageId } from '../mime/header-sniff.js';
 import { htmlToPlain } from '../mime/reply.js';
 import { renderParam, unbound, type ObjectTargetDeps } from './object-deps.js';
+import { checkNotifyAccount, notifyWorkPackage } from './workpackage-notify.js';
 
 /** Names allow_override takes: the five defaults (tracker = type, as the original calls it), the other attributes, or all. */
 const OVERRIDABLE = new Set([...DEFAULTABLE, 'tracker', 'all', 'assignee', 'version', 'start_date', 'due_date', 'done_ratio']);
@@ -41,6 +42,10 @@ export const workpackageParams = z
       .transform((v) => (Array.isArray(v) ? v : [v]))
       .default([])
       .describe("delimiter lines after which the body is ignored, e.g. '--Truncate here--'"),
+    notify: z
+      .strictObject({ account: z.string().min(1).describe('mail account (id or name) whose SMTP server sends them; its address is the From:') })
+      .optional()
+      .describe('mail the author, assignee and watchers (not the writer) about each new work package and update; replies to these find their way back'),
   })
   .describe('make a work package of the mail in the built-in tracker, or update the one it answers');
 
@@ -98,8 +103,19 @@ export function createWorkpackageTarget(deps?: ObjectTargetDeps): Target<Workpac
     async deliver(msg, p, ctx) {
       if (!deps) throw unbound('workpackage');
       const mail = await incomingMail(msg);
+      // An account that cannot send defers the mail (4.3.5) before anything is made of it.
+      if (p.notify) await checkNotifyAccount(deps.db, p.notify.account);
       const r = await handleMail(deps.db, mail, rulesOf(p, ctx.captures), { message: msg.message.id, delivery: ctx.deliveryId });
-      return { summary: r.summary, workPackage: r.workPackage, created: r.created, journal: r.journal };
+      const receipt = { summary: r.summary, workPackage: r.workPackage, created: r.created, journal: r.journal };
+      if (!p.notify || !r.fresh) return receipt;
+      // The work package is kept: a failure to queue the notification is reported, not retried
+      // (a retry would find the work done and make nothing, notification included).
+      try {
+        const id = await notifyWorkPackage(deps, p.notify.account, r.workPackage, r.journal, r.created, mail.from, mail.messageId);
+        return { ...receipt, notification: id ?? null };
+      } catch (err) {
+        return { ...receipt, summary: `${r.summary}; notification not sent: ${(err as Error).message}`, notification: null };
+      }
     },
   };
 }

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { requirePeer, waitFor } from '../helpers/env.js';
 import { PDF } from '../helpers/objects.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
+import { pySmtpSink } from '../helpers/py-smtp-sink.js';
 import { swaks } from '../helpers/swaks.js';
 
 /**
@@ -30,6 +31,7 @@ interface Wp {
 
 describe('swaks → workpackage route', () => {
   let pr: TestPostroom;
+  let sink: Awaited<ReturnType<typeof pySmtpSink>>;
 
   async function post(url: string, body: unknown, method = 'POST'): Promise<unknown> {
     const res = await pr.api(url, body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -61,8 +63,11 @@ describe('swaks → workpackage route', () => {
   }
 
   before(async () => {
+    sink = await pySmtpSink(['250']);
     pr = await startTestPostroom({
+      delivery: { pollInterval: 100 },
       routes: [
+        { name: 'notify', match: { recipient: 'notify@tracker.test' }, deliver: [{ workpackage: { project: 'test_project', notify: { account: 'tracker-out' } } }] },
         { name: 'support', match: { recipient: 'support@tracker.test' }, deliver: [{ workpackage: { project: 'test_project', allow_override: 'type', truncate: '--Truncate here--' } }] },
         { name: 'open', match: { recipient: 'open@tracker.test' }, deliver: [{ workpackage: { project: 'test_project', priority: 'High', no_permission_check: true } }] },
       ],
@@ -81,8 +86,14 @@ describe('swaks → workpackage route', () => {
       for (const [i, name] of names.entries()) await post(`/api/v1/tracker/${segment}`, { name, isDefault: i === 0 });
     }
     await post('/api/v1/tracker/custom-fields', { name: 'Customer ref', format: 'string' });
+    // Where notifications leave: a mail account whose SMTP server is the sink.
+    const profile = (await post('/api/v1/email/profiles', { name: 'out', protocol: 'imap', host: '127.0.0.1', port: 1, tls: 'none', smtp: { host: '127.0.0.1', port: sink.port, tls: 'none' } })) as { id: string };
+    await post('/api/v1/email/accounts', { profile: profile.id, name: 'tracker-out', username: 'tracker', password: 'unused', address: 'tracker@tracker.test' });
   });
-  after(() => pr?.close());
+  after(async () => {
+    await pr?.close();
+    await sink?.close();
+  });
 
   let created: number;
   let firstMessageId: string;
@@ -169,5 +180,36 @@ describe('swaks → workpackage route', () => {
     assert.equal(w.priority, 'High', 'the route fixes the priority');
     const full = await wp(w.id);
     assert.match(full.journals[0].notes, /Priority: 'Normal' ignored: this route fixes the priority/);
+  });
+
+  test('notify: a notification with our Message-ID goes to the watchers; a reply to it (no [#N]) updates the work package and tells the author', async (t) => {
+    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    const first = await send([
+      ...['--from', 'alice@example.org', '--to', 'notify@tracker.test', '--header', 'Cc: bob@example.org'],
+      ...['--header', 'Subject: Coffee machine', '--body', 'Priority: High\n\nIt makes tea.'],
+    ]);
+    assert.equal((await settled(first)).status, 'delivered');
+    const w = (await wps()).find((x) => x.subject === 'Coffee machine')!;
+    const [note] = await waitFor(() => (sink.messages().length >= 1 ? sink.messages() : undefined), 'the notification at the sink', 15_000);
+    assert.deepEqual(note.rcptTo, ['bob@example.org'], 'the watcher; not alice, who wrote the mail');
+    const raw = note.raw.toString('utf8');
+    assert.match(raw, new RegExp(`^Subject: \\[Test project - Bug #${w.id}\\] Coffee machine`, 'm'));
+    assert.match(raw, /^From: tracker@tracker\.test/m);
+    assert.match(raw, /It makes tea\./);
+    assert.match(raw, new RegExp(`^In-Reply-To: ${first.replace(/[.$]/g, '\\$&')}`, 'm'));
+    const ours = /^Message-ID: (<[^>]+@tracker\.test>)/im.exec(raw)?.[1];
+    assert.ok(ours, raw);
+
+    const reply = await send([
+      ...['--from', 'bob@example.org', '--to', 'notify@tracker.test', '--header', 'Subject: Re: that thing', '--header', `In-Reply-To: ${ours}`],
+      ...['--body', 'Priority: Normal\n\nTea is fine.\n\n> It makes tea.\n'],
+    ]);
+    assert.equal((await settled(reply)).status, 'delivered');
+    const after = await wp(w.id);
+    assert.equal(after.priority, 'Normal');
+    assert.equal(after.journals[after.journals.length - 1].notes, 'Tea is fine.');
+    const second = await waitFor(() => (sink.messages().length >= 2 ? sink.messages()[1] : undefined), 'the update notification', 15_000);
+    assert.deepEqual(second.rcptTo, ['alice@example.org'], 'the author; not bob, who wrote the reply');
+    assert.match(second.raw.toString('utf8'), /priority: High -> Normal/);
   });
 });

@@ -48,6 +48,8 @@ export interface HandlerResult {
   created: boolean;
   journal: string | null;
   summary: string;
+  /** False when an earlier attempt of this delivery did the work (nothing happened now). */
+  fresh: boolean;
 }
 
 /** `[#12]`, `[Support - Bug #12]`: the work package a subject names (the original's pattern). */
@@ -112,8 +114,8 @@ async function saveCustom(trx: TQ, wp: number, r: Resolved): Promise<void> {
 export async function handleMail(db: Db, mail: IncomingMail, rules: HandlerRules, source: { message: string; delivery: string }): Promise<HandlerResult> {
   const q = tq(db.kysely);
   const done = await doneByDelivery(q, source.delivery);
-  if (done.created) return { workPackage: done.created, created: true, journal: null, summary: `created work package #${done.created} (before)` };
-  if (done.journal) return { workPackage: done.journal.workPackage, created: false, journal: done.journal.id, summary: `updated work package #${done.journal.workPackage} (before)` };
+  if (done.created) return { workPackage: done.created, created: true, journal: null, summary: `created work package #${done.created} (before)`, fresh: false };
+  if (done.journal) return { workPackage: done.journal.workPackage, created: false, journal: done.journal.id, summary: `updated work package #${done.journal.workPackage} (before)`, fresh: false };
 
   const fields = new Map((await listCustomFields(q)).map((f): [string, CustomFieldRecord] => [f.id, f]));
   const customKeys = new Map([...fields.values()].map((f) => [f.name, `cf:${f.id}`]));
@@ -189,7 +191,7 @@ async function create(q: TQ, text: string, c: Ctx): Promise<HandlerResult> {
     await addAttachments(trx, id, journal, c.mail.attachments);
     if (c.mail.messageId) await recordMailId(trx, c.mail.messageId, id, 'incoming');
     const extra = r.ignored.length ? `; ${r.ignored.length} line(s) ignored` : '';
-    return { workPackage: id, created: true, journal, summary: `created work package #${id} in project ${project.identifier}${extra}` };
+    return { workPackage: id, created: true, journal, summary: `created work package #${id} in project ${project.identifier}${extra}`, fresh: true };
   });
 }
 
@@ -224,6 +226,6 @@ async function update(q: TQ, id: number, text: string, c: Ctx): Promise<HandlerR
     const what = [changes.length ? `${changes.length} change(s)` : '', rest ? 'a note' : '', c.mail.attachments.length ? `${c.mail.attachments.length} attachment(s)` : '']
       .filter(Boolean)
       .join(', ');
-    return { workPackage: id, created: false, journal, summary: `updated work package #${id}: ${what || 'nothing changed'}` };
+    return { workPackage: id, created: false, journal, summary: `updated work package #${id}: ${what || 'nothing changed'}`, fresh: true };
   });
 }
