@@ -1,7 +1,8 @@
 import type { Scenario } from '../lib/types.js';
 import { largeMessageRss } from './large-message-rss.js';
+import { mailFetch } from './mail-fetch.js';
 import { smtpThroughput } from './smtp-throughput.js';
 import { storeBackends } from './store-backends.js';
 
 /** Every bench scenario, in the order they run. Add one: a module beside this file, one entry here. */
-export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss, storeBackends];
+export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss, storeBackends, mailFetch];
