@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startPostroom } from '../../src/app.js';
+import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
+import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
+import { pySmtpSink } from '../helpers/py-smtp-sink.js';
+import { swaks } from '../helpers/swaks.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * The master.cf lines exactly as the README shows them, with this checkout's paths, this
+ * test's INI file and server, and -m 1 (so a 2 MiB message is too large).
+ */
+function readmeEntry(iniFile: string, url: string): string {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const block = /Postfix, `master\.cf`[^\n]*\n\n```\n([\s\S]*?)```/.exec(readme)?.[1];
+  if (!block?.includes('pipe')) throw new Error('the README shows no master.cf lines');
+  const entry = block
+    .replace('/usr/bin/node', process.execPath)
+    .replace('/opt/postroom/', `${root}/`)
+    .replace('/etc/postroom/deliver.ini', iniFile)
+    .replace('-m 200', '-m 1')
+    .replace('http://127.0.0.1:8025', url);
+  assert.ok(entry.includes(iniFile) && entry.includes(url) && entry.includes('-m 1'), entry);
+  return entry;
+}
+
+/**
+ * A real Postfix in front of `postroom deliver` (pipe transport, user nobody, the master.cf
+ * lines of the README), POSTing to a Postroom server's HTTP intake. Posts to a group come back
+ * through the same Postfix (groups.relay) to the members, captured by an aiosmtpd sink.
+ */
+describe('Postfix pipe transport → postroom deliver → groups', () => {
+  let postfix: PostfixInstance | undefined;
+  let pr: TestPostroom;
+  let sink: Awaited<ReturnType<typeof pySmtpSink>>;
+  let groupId: number;
+  const ini = tempDir('deliver-ini-');
+  let skip = false;
+
+  before(async (t) => {
+    if (!requirePeer(t as never, 'postfix', 'postfix') || !requirePeer(t as never, 'swaks', 'swaks')) {
+      skip = true;
+      return;
+    }
+    sink = await pySmtpSink(['250']);
+    const postfixPort = await freePort();
+    pr = await startTestPostroom({
+      smtp: { domains: ['pipe.test'] },
+      delivery: { pollInterval: '100ms' },
+      groups: { relay: { host: '127.0.0.1', port: postfixPort, starttls: 'never' }, bounceLimit: 5 },
+      routes: [{ name: 'groups', match: { recipient: '*@pipe.test' }, deliver: [{ group: {} }], retry: { schedule: ['200ms'], maxAttempts: 20, jitter: 0 } }],
+    });
+    // The pipe runs as nobody: it must read the INI file (and nothing else of ours).
+    chmodSync(ini.dir, 0o755);
+    const iniFile = path.join(ini.dir, 'postroom-deliver.ini');
+    writeFileSync(iniFile, `[config-default]\nwebservice = main\n\n[webservice-main]\ntoken = ${pr.apiToken}\n`, { mode: 0o644 });
+    postfix = await startPostfix({ port: postfixPort, pipeDomain: 'pipe.test', relayDomain: 'relay.test', relayPort: sink.port, pipeEntry: readmeEntry(iniFile, pr.baseUrl) });
+    const res = await pr.api('/api/v1/groups', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Talk', address: 'talk@pipe.test', members: ['ann', 'bob', 'cy'].map((n) => ({ email: `${n}@relay.test` })) }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    groupId = ((await res.json()) as { id: number }).id;
+  });
+  after(async () => {
+    await postfix?.stop();
+    await pr?.close();
+    await sink?.close();
+    ini.cleanup();
+  });
+
+  const send = (to: string, from: string, extra: string[] = []) => swaks(postfix!.port, ['--to', to, '--from', from, '--helo', 'client.test', ...extra]);
+  /** The maillog line for a recipient with the status we expect. */
+  const logLine = (rcpt: string, status: RegExp, what: string) =>
+    waitFor(() => postfix!.log().split('\n').find((l) => l.includes(`to=<${rcpt}>`) && status.test(l)), what, 30_000);
+  const copies = (subject: string) => sink.messages().filter((m) => m.raw.toString('latin1').includes(`Subject: ${subject}`));
+
+  it('a post sent with swaks is stored, posted, and relayed to the 3 members through Postfix with VERP return paths', async () => {
+    if (skip) return;
+    const r = await send('talk@pipe.test', 'ann@relay.test', ['--header', 'Subject: hello via postfix']);
+    assert.equal(r.code, 0, r.out);
+    await logLine('talk@pipe.test', /relay=postroom.*status=sent/, 'the pipe to deliver the post');
+    const got = await waitFor(() => (copies('hello via postfix').length === 3 ? copies('hello via postfix') : undefined), 'three copies at the sink', 30_000);
+    assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), ['ann@relay.test', 'bob@relay.test', 'cy@relay.test']);
+    for (const m of got) {
+      const [user] = m.rcptTo[0].split('@');
+      assert.equal(m.mailFrom, `talk+bounces-${user}=relay.test@pipe.test`);
+      assert.match(m.raw.toString('latin1'), /^List-Id: "Talk" <talk\.pipe\.test>\r?$/m);
+      assert.match(m.raw.toString('latin1'), /^Precedence: list\r?$/m);
+    }
+    const posts = ((await (await pr.api(`/api/v1/groups/${groupId}/posts`)).json()) as { items: { status: string; message: string }[] }).items;
+    assert.equal(posts.length, 1);
+    assert.equal(posts[0].status, 'relayed');
+    const msg = (await (await pr.api(`/api/v1/messages/${posts[0].message}`)).json()) as { ingress: string; envelope: { mailFrom: string } };
+    assert.equal(msg.ingress, 'http');
+    assert.equal(msg.envelope.mailFrom, 'ann@relay.test');
+  });
+
+  it('an oversize message (over -m 1) bounces with 5.3.4 in the maillog', async () => {
+    if (skip) return;
+    const file = path.join(ini.dir, 'big.eml');
+    writeFileSync(file, `From: ann@relay.test\r\nTo: talk@pipe.test\r\nSubject: too big\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(2100)}.\r\n`);
+    const r = await send('talk@pipe.test', 'ann@relay.test', ['--data', `@${file}`]);
+    assert.equal(r.code, 0, r.out);
+    const line = await logLine('talk@pipe.test', /dsn=5\.3\.4, status=bounced/, 'a 5.3.4 bounce');
+    assert.match(line, /Message size exceeds the maximum of 1048576 bytes/);
+  });
+
+  it('an unknown group bounces with 5.1.1', async () => {
+    if (skip) return;
+    await send('nosuch@pipe.test', 'ann@relay.test', ['--header', 'Subject: anyone there']);
+    const line = await logLine('nosuch@pipe.test', /dsn=5\.1\.1, status=bounced/, 'a 5.1.1 bounce');
+    assert.match(line, /No such group here/);
+  });
+
+  it('a bounce sent to a VERP address counts against that member', async () => {
+    if (skip) return;
+    const r = await send('talk+bounces-bob=relay.test@pipe.test', '<>', ['--header', 'Subject: Undelivered Mail Returned to Sender']);
+    assert.equal(r.code, 0, r.out);
+    await waitFor(async () => {
+      const m = (await (await pr.api(`/api/v1/groups/${groupId}/members/bob@relay.test`)).json()) as { bounces: number };
+      return m.bounces === 1;
+    }, "bob's bounce count", 30_000);
+  });
+
+  it('with the server down the message is deferred (4.4.4), and delivered after it starts and the queue is flushed', async () => {
+    if (skip) return;
+    const config = pr.config;
+    await pr.stop();
+    await send('talk@pipe.test', 'cy@relay.test', ['--header', 'Subject: while you were out']);
+    // pipe(8) moves the leading RFC 3463 code of our stderr line into dsn=.
+    const line = await logLine('talk@pipe.test', /status=deferred/, 'a deferral');
+    assert.match(line, /dsn=4\.4\.4, status=deferred \(Cannot connect/);
+    const restarted = await startPostroom(config, { log: pr.log });
+    pr.stop = () => restarted.stop();
+    postfix!.flush();
+    const got = await waitFor(() => (copies('while you were out').length === 3 ? copies('while you were out') : undefined), 'three copies after the restart', 60_000);
+    assert.equal(got.length, 3);
+  });
+});
