@@ -31,7 +31,7 @@ export const ItemName = z.string().trim().min(1).max(255).regex(/^[^\r\n]+$/, 'o
 export const FieldName = ItemName.regex(/^[^:]+$/, 'no colon (the name is the key of a `Key: value` line)');
 export const EnumInput = z.strictObject({ name: ItemName, isDefault: z.boolean().default(false) });
 export const CustomFieldInput = z
-  .strictObject({ name: ItemName, format: z.enum(FIELD_FORMATS), possibleValues: z.array(z.string().min(1).max(255)).max(1000).default([]) })
+  .strictObject({ name: FieldName, format: z.enum(FIELD_FORMATS), possibleValues: z.array(z.string().min(1).max(255)).max(1000).default([]) })
   .refine((f) => f.format !== 'list' || f.possibleValues.length > 0, { message: 'a list field needs possibleValues', path: ['possibleValues'] });
 
 export interface UserRecord {
