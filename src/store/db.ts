@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
+import { WalSync } from './wal-sync.js';
 import type { Database, Dialect } from './schema.js';
 
 /** An open store: the Kysely handle and which engine is behind it. */
@@ -12,6 +13,8 @@ export interface Db {
   dialect: Dialect;
   /** PostgreSQL: the connection settings (leases open a dedicated connection with them). */
   pg?: PgTarget;
+  /** SQLite: fsyncs the write-ahead log off the event loop (see WalSync). */
+  wal?: WalSync;
   close(): Promise<void>;
 }
 
@@ -83,12 +86,22 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
   mkdirSync(path.dirname(file), { recursive: true });
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
-  // FULL: in WAL mode NORMAL may lose the last commits on power loss; we acknowledge after commit.
+  // FULL: in WAL mode NORMAL may lose the last commits on power loss. Every write is durable by
+  // default; transact() commits NORMAL and syncs the WAL itself, off the event loop (WalSync).
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return { kysely, dialect: 'sqlite', close: () => kysely.destroy() };
+  const wal = new WalSync(`${file}-wal`);
+  return {
+    kysely,
+    dialect: 'sqlite',
+    wal,
+    async close() {
+      await kysely.destroy();
+      await wal.close();
+    },
+  };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -141,13 +154,32 @@ async function runMigrator(kysely: Kysely<any>, schema?: string): Promise<string
 }
 
 /**
- * Run `fn` in a transaction; on failure throw the error that caused it. SQLite rolls a
- * transaction back by itself on SQLITE_FULL and some I/O errors (also at COMMIT), after which
- * a ROLLBACK fails with "no transaction is active"; Kysely's transaction() would throw that
- * and hide the real cause (a full disk must answer 452 4.3.1, not 451 4.3.0).
+ * Run `fn` in a durable transaction; on failure throw the error that caused it.
+ *
+ * On SQLite the commit is written with synchronous=NORMAL and then made durable by an fsync of
+ * the WAL on the thread pool (WalSync), so the event loop keeps serving SMTP sessions while the
+ * disk works, and concurrent commits share fsyncs. SQLite also rolls a transaction back by
+ * itself on SQLITE_FULL and some I/O errors (also at COMMIT), after which a ROLLBACK fails with
+ * "no transaction is active"; Kysely's transaction() would throw that and hide the real cause
+ * (a full disk must answer 452 4.3.1, not 451 4.3.0), hence the controlled transaction.
  */
 export async function transact<T>(db: Db, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
-  const trx = await db.kysely.startTransaction().execute();
+  if (!db.wal) return controlled(db.kysely, fn);
+  const result = await db.kysely.connection().execute(async (conn) => {
+    // One connection (SQLite has exactly one here): nothing else commits while this is NORMAL.
+    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    try {
+      return await controlled(conn, fn);
+    } finally {
+      await sql`PRAGMA synchronous = FULL`.execute(conn);
+    }
+  });
+  await db.wal.after();
+  return result;
+}
+
+async function controlled<T>(db: Kysely<Database>, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  const trx = await db.startTransaction().execute();
   try {
     const result = await fn(trx);
     await trx.commit().execute();
@@ -156,4 +188,30 @@ export async function transact<T>(db: Db, fn: (trx: Transaction<Database>) => Pr
     await trx.rollback().execute().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * A transaction for rows derived from kept mail (parse results), which can be rebuilt from the
+ * raw bytes: it skips its own fsync. On SQLite the commit is written to the WAL without a sync
+ * (synchronous=NORMAL for this one transaction; better-sqlite3 would otherwise block the event
+ * loop on an fsync per parsed message), and becomes durable with the next durable commit or
+ * WAL sync, which covers the WAL up to its end. On PostgreSQL: synchronous_commit off for the transaction. A
+ * crash may lose such a commit; the parse sweep at start redoes it.
+ */
+export async function relaxedTransaction<T>(db: Kysely<Database>, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) {
+    return db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL synchronous_commit = off`.execute(trx);
+      return fn(trx);
+    });
+  }
+  // One connection (SQLite has exactly one here): no intake commit can slip in while relaxed.
+  return db.connection().execute(async (conn) => {
+    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    try {
+      return await conn.transaction().execute(fn);
+    } finally {
+      await sql`PRAGMA synchronous = FULL`.execute(conn);
+    }
+  });
 }

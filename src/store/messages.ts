@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, StoredMessage, StoredPart } from '../core/message.js';
+import { relaxedTransaction } from './db.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -236,7 +237,7 @@ export async function saveParsed(
   },
 ): Promise<void> {
   const now = new Date().toISOString();
-  await db.transaction().execute(async (trx) => {
+  await relaxedTransaction(db, async (trx) => {
     // Parsing again (after a crash mid-parse) replaces what the earlier attempt left.
     await trx.deleteFrom('parts').where('message', '=', id).execute();
     if (result.parts.length) await trx.insertInto('parts').values(result.parts).execute();
