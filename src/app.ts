@@ -142,6 +142,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       await app.apiServer?.close();
       await intake.close();
       await parser.stop();
+      await planner.stop();
       await deliveryWorker.stop();
       await db.close();
     },

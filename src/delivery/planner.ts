@@ -1,6 +1,6 @@
 import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
 import type { BlobStore } from '../core/ports.js';
-import type { Db } from '../store/db.js';
+import { relaxedTransaction, type Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
 import { buildParsedView } from './parsed-view.js';
 import type { DeliveryQueue } from './queue.js';
@@ -32,8 +32,24 @@ export class Planner {
     },
   ) {}
 
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopped = false;
+
   /** Plan one parsed message; errors are logged (the sweep at the next start retries). */
-  async plan(messageId: string): Promise<void> {
+  plan(messageId: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const p = this.planOne(messageId).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+    return p;
+  }
+
+  /** Take no new work and wait for plans in flight (before the database closes). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+  }
+
+  private async planOne(messageId: string): Promise<void> {
     const { db, router, queue, log } = this.deps;
     try {
       const view = await buildParsedView(this.deps, messageId);
@@ -41,7 +57,10 @@ export class Planner {
       const planned = (await this.deps.forced?.(view)) ?? (await router.plan(view));
       if (!planned.length) {
         if (view.message.status === 'received') {
-          await db.kysely.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute();
+          // Derived from the kept message: if a crash loses this mark, the sweep plans it again.
+          await relaxedTransaction(db.kysely, (trx) =>
+            trx.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute(),
+          );
         }
         log.info({ id: messageId }, NO_ROUTE);
         return;
@@ -75,7 +94,10 @@ export class Planner {
         .orderBy('id')
         .limit(batch)
         .execute();
-      for (const r of rows) await this.plan(r.id);
+      for (const r of rows) {
+        if (this.stopped) return planned;
+        await this.plan(r.id);
+      }
       planned += rows.length;
       if (rows.length < batch) return planned;
       after = rows[rows.length - 1].id;
