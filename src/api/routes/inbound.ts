@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import type { Envelope } from '../../core/message.js';
@@ -74,8 +74,14 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       } catch (err) {
         // Part of the body was never read: close the connection after the answer, or the socket
         // stays paused on the client's unread bytes and its end is never seen (server.close hangs).
+        // First read and discard what the client is still sending, for a bounded while (nginx's
+        // lingering close): a client still writing when we close gets EPIPE and never sees the
+        // answer, so `postroom deliver` would defer (4.4.4) what should bounce (5.3.4).
         const stream = input.body as Readable | undefined;
-        if (stream && !stream.readableEnded) input.reply.header('connection', 'close');
+        if (stream && typeof stream.pipe === 'function' && !stream.readableEnded) {
+          input.reply.header('connection', 'close');
+          await drainBriefly(stream, LINGER_BYTES, LINGER_MS);
+        }
         throw err;
       }
     },
@@ -98,7 +104,45 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       accepted.push(rcpt);
     }
     const env: Envelope = { mailFrom: query.sender, rcptTo, ingress: 'http', clientIp: request.ip, receivedAt: new Date(), timeSource: query.time };
-    const stored = await intake.accept(env, stream, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
-    return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
+    // Through a PassThrough: when intake stops reading (too large), it ends its iteration, which
+    // destroys what it iterates; that must not be the request, whose socket carries our answer.
+    const body = new PassThrough({ highWaterMark: 64 * 1024 });
+    stream.pipe(body);
+    try {
+      const stored = await intake.accept(env, body, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
+      return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
+    } finally {
+      stream.unpipe(body);
+    }
   }
+}
+
+// What a refused upload may still send before we answer and close (see the route's catch).
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 10_000;
+
+/** Read and discard the rest of `stream` until it ends, or `maxBytes` / `maxMs` pass. */
+function drainBriefly(stream: Readable, maxBytes: number, maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      stream.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    stream.on('data', onData);
+    stream.once('end', done);
+    stream.once('error', done);
+    stream.once('close', done);
+    stream.resume();
+  });
 }
