@@ -19,10 +19,14 @@ class Handler:
         i = Handler.n
         Handler.n += 1
         reply = replies[min(i, len(replies) - 1)]
-        with open(os.path.join(outdir, '%04d.eml' % i), 'wb') as f:
+        # Each file appears whole (temp name, then rename), the .json last: a reader that lists
+        # .json files never sees half a message.
+        with open(os.path.join(outdir, '.%04d.eml' % i), 'wb') as f:
             f.write(envelope.original_content)
-        with open(os.path.join(outdir, '%04d.json' % i), 'w') as f:
+        os.rename(os.path.join(outdir, '.%04d.eml' % i), os.path.join(outdir, '%04d.eml' % i))
+        with open(os.path.join(outdir, '.%04d.json' % i), 'w') as f:
             json.dump({'mailFrom': envelope.mail_from, 'rcptTo': envelope.rcpt_tos, 'reply': reply}, f)
+        os.rename(os.path.join(outdir, '.%04d.json' % i), os.path.join(outdir, '%04d.json' % i))
         return TEXT[reply]
 c = Controller(Handler(), hostname='127.0.0.1', port=port, decode_data=False)
 c.start()
@@ -55,11 +59,11 @@ export async function pySmtpSink(replies: string[]) {
     port,
     messages(): SunkMessage[] {
       return readdirSync(tmp.dir)
-        .filter((f) => f.endsWith('.eml'))
+        .filter((f) => /^\d+\.json$/.test(f))
         .sort()
         .map((f) => ({
-          raw: readFileSync(path.join(tmp.dir, f)),
-          ...(JSON.parse(readFileSync(path.join(tmp.dir, f.replace(/\.eml$/, '.json')), 'utf8')) as Omit<SunkMessage, 'raw'>),
+          raw: readFileSync(path.join(tmp.dir, f.replace(/\.json$/, '.eml'))),
+          ...(JSON.parse(readFileSync(path.join(tmp.dir, f), 'utf8')) as Omit<SunkMessage, 'raw'>),
         }));
     },
     async close() {
