@@ -25,6 +25,9 @@ export interface ParseWorkerDeps {
 // minutes of look-back covers any commit that lands before `postroom deliver` gives up.
 const POLL_WINDOW = 10 * 60_000;
 
+// Mail another ingress kept and nobody parsed after this long is taken by whoever polls.
+const FOREIGN_GRACE = 60_000;
+
 /** How many unparsed ids one sweep of the store reads at a time. */
 const SWEEP_BATCH = 500;
 
@@ -94,10 +97,13 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
   }
 
   /**
-   * Queue unparsed messages kept by other processes in the last few minutes. Only ingress
-   * `pipe`: SMTP and HTTP messages are parsed by the node that took them (its intake enqueues
-   * them), and other nodes must not parse them a second time. The id range keeps the query to
-   * the recent end of the primary key however large the table grows.
+   * Queue unparsed messages kept by other processes in the last few minutes: `postroom deliver`
+   * (ingress `pipe`) at once; any other ingress once it has waited FOREIGN_GRACE, which covers
+   * `postroom fetch` one-shots (ingress imap/pop3, no parser of their own) and a node that died
+   * before parsing what it kept. SMTP, HTTP and scheduled fetches are parsed by the node that
+   * took them (its intake enqueues them), so they are not touched while that is still likely;
+   * parsing one twice would be harmless (parts are replaced, deliveries are keyed). The id range
+   * keeps the query to the recent end of the primary key however large the table grows.
    */
   async poll(): Promise<void> {
     if (this.polling || this.stopped) return;
@@ -108,7 +114,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
         .selectFrom('messages')
         .select('id')
         .where('id', '>=', idFloor(Date.now() - POLL_WINDOW))
-        .where('ingress', '=', 'pipe')
+        .where((eb) => eb.or([eb('ingress', '=', 'pipe'), eb('id', '<', idFloor(Date.now() - FOREIGN_GRACE))]))
         .where('parsed_at', 'is', null)
         .orderBy('id')
         .limit(SWEEP_BATCH)
