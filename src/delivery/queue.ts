@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PlannedDelivery } from '../core/delivery.js';
-import type { Db } from '../store/db.js';
+import { transact, type Db } from '../store/db.js';
 import { deliveryId, insertDeliveries, refreshMessageStatus } from '../store/deliveries.js';
 import type { DeliveriesTable } from '../store/schema.js';
 
@@ -54,7 +54,7 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
         updated_at: now,
       });
     }
-    const inserted = await this.db.kysely.transaction().execute(async (trx) => {
+    const inserted = await transact(this.db, async (trx) => {
       const ids = await insertDeliveries(trx, [...rows.values()]);
       await refreshMessageStatus(trx, this.db.dialect, messageId);
       return ids;

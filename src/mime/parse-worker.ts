@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config/schema.js';
 import { idFloor } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
-import type { Db } from '../store/db.js';
+import { relaxedTransaction, type Db } from '../store/db.js';
 import { getMessage, listUnparsed, saveParsed } from '../store/messages.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -189,7 +189,9 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
       if (!msg) return;
       const result = await parseStored(msg, { blobs, config });
       try {
-        await blobs.commit(result.staged, db.kysely);
+        // Parts are derived from the raw bytes: no fsync of their own (relaxedTransaction). The
+        // WAL keeps commits in order, so these blobs are never behind the rows that name them.
+        await relaxedTransaction(db.kysely, (trx) => blobs.commit(result.staged, trx));
       } catch (err) {
         await Promise.all(result.staged.map((s) => blobs.discard(s)));
         throw err;

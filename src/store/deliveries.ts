@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Receipt } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
-import type { Db } from './db.js';
+import { relaxedTransaction, transact, type Db } from './db.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable } from './schema.js';
 import type { Dialect } from './schema.js';
 
@@ -197,7 +197,10 @@ export async function leaseDue(
   }
   // SQLite: one UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING is a single write
   // transaction; a second process waits on the write lock and then sees the new leases.
-  const rows = await db.kysely
+  // Relaxed (no fsync of its own): a lease lost to a power cut only means the delivery is
+  // leased again after the restart, and the attempt's durable finish syncs the WAL past it.
+  const rows = await relaxedTransaction(db.kysely, (trx) =>
+    trx
     .updateTable('deliveries')
     .set((eb) => ({
       ...set,
@@ -215,7 +218,8 @@ export async function leaseDue(
         .limit(opts.limit),
     )
     .returningAll()
-    .execute();
+    .execute(),
+  );
   return rows.map(toDeliveryRecord);
 }
 
@@ -234,7 +238,8 @@ export async function renewLease(db: Q, id: string, owner: string, until: Date):
 /** Record that attempt `n` of a delivery started; returns the attempt id. */
 export async function startAttempt(db: Q, delivery: string, n: number, at = new Date()): Promise<string> {
   const id = newId();
-  await db
+  // Bookkeeping made durable by the attempt's finish (which syncs the WAL past it): no fsync here.
+  const write = async (q: Q) => q
     .insertInto('delivery_attempts')
     .values({
       id,
@@ -248,6 +253,8 @@ export async function startAttempt(db: Q, delivery: string, n: number, at = new 
       next_attempt_at: null,
     })
     .execute();
+  if (db.isTransaction) await write(db);
+  else await relaxedTransaction(db as Kysely<Database>, write);
   return id;
 }
 
@@ -280,7 +287,7 @@ export async function finishAttempt(
 ): Promise<boolean> {
   const now = new Date().toISOString();
   const error = r.error?.slice(0, 2000) ?? null;
-  return db.kysely.transaction().execute(async (trx) => {
+  return transact(db, async (trx) => {
     if (db.dialect === 'postgres') {
       // Same lock order as refreshMessageStatus (message, then delivery): no deadlock.
       await trx.selectFrom('messages').select('id').where('id', '=', d.messageId).forUpdate().execute();
@@ -356,7 +363,7 @@ export async function listDeliveries(db: Q, f: DeliveryFilter): Promise<Delivery
  * attempts stay in delivery_attempts). Returns the updated record, or undefined if unknown.
  */
 export async function retryDelivery(db: Db, id: string, now = new Date()): Promise<DeliveryRecord | undefined> {
-  return db.kysely.transaction().execute(async (trx) => {
+  return transact(db, async (trx) => {
     const row = await trx.selectFrom('deliveries').select(['message', 'status']).where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
     if (row.status === 'pending') {
