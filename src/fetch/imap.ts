@@ -139,7 +139,6 @@ export async function imapPass(client: ImapFlow, job: ImapJob, deps: PassDeps): 
     const kept: number[] = [];
     const refused: number[] = [];
     let handled = 0;
-    let fresh = 0;
     let transient: MailError | undefined;
     for (const uid of uids) {
       const o = outcomes.get(uid);
@@ -153,10 +152,7 @@ export async function imapPass(client: ImapFlow, job: ImapJob, deps: PassDeps): 
       if (o.kind === 'kept') {
         kept.push(uid);
         if (o.message.duplicate) res.duplicates++;
-        else {
-          res.kept++;
-          fresh++;
-        }
+        else res.kept++;
       } else {
         refused.push(uid);
         res.refused++;
@@ -171,7 +167,7 @@ export async function imapPass(client: ImapFlow, job: ImapJob, deps: PassDeps): 
     if (job.moveOnFailure) await moveTo(client, refused, job.moveOnFailure, host);
     else if (!cursor && refused.length) must(await client.messageFlagsAdd(refused.join(','), ['\\Seen'], { uid: true }), 'flagging \\Seen', host);
     if (cursor && handled) {
-      if (deps.db) await advance(deps.db, cursor.folderId, cursor.uidValidity!, handled, fresh);
+      if (deps.db) await advance(deps.db, cursor.folderId, cursor.uidValidity!, handled);
       cursor.lastUid = handled;
     }
     if (transient) throw transient;

@@ -5,7 +5,7 @@ import type { Logger } from '../telemetry/log.js';
 import type { PassResult } from './imap.js';
 import { keepFetched, type FetchOrigin, type KeepOutcome } from './keep.js';
 import { Pop3Session, type Pop3Settings } from './pop3-client.js';
-import { countFetched, linkFetched, markSeen, pruneSeen, seenUidls } from './state.js';
+import { linkFetched, markSeen, pruneSeen, seenUidls } from './state.js';
 
 /**
  * One POP3 poll. POP3 has no folders and no flags, so what was dealt with is remembered by
@@ -78,7 +78,6 @@ export async function pop3Pass(job: Pop3Job, deps: Pop3PassDeps): Promise<PassRe
         if (db && job.link) await linkFetched(db, [{ message: o.message.id, ...job.link, uid: null }]);
         if (db && job.seen) {
           await markSeen(db, job.seen.folderId, uidl, o.message.id, 'kept');
-          if (!o.message.duplicate) await countFetched(db, job.seen.folderId, 1);
         }
         // Only now is it durable and remembered: the server may forget it.
         if (job.deleteOnServer) await session.dele(n);

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Db } from '../store/db.js';
+import { transact, type Db } from '../store/db.js';
 
 /**
  * What a fetcher writes back: where it got to in a folder (UIDVALIDITY, last UID, POP3 UIDLs
@@ -32,10 +32,10 @@ export async function recordFailure(db: Db, folder: string, error: string): Prom
  * IMAP: everything up to `lastUid` under `uidValidity` is done (kept, or refused and dealt
  * with). Only ever moves forward, so a late writer cannot take the cursor back.
  */
-export async function advance(db: Db, folder: string, uidValidity: string, lastUid: number, fetched: number): Promise<void> {
+export async function advance(db: Db, folder: string, uidValidity: string, lastUid: number): Promise<void> {
   await db.kysely
     .updateTable('mail_folders')
-    .set((eb) => ({ last_uid: lastUid, fetched: eb('fetched', '+', fetched) }))
+    .set({ last_uid: lastUid })
     .where('id', '=', folder)
     .where('uidvalidity', '=', uidValidity)
     .where('last_uid', '<', lastUid)
@@ -51,18 +51,31 @@ export async function resetUidValidity(db: Db, folder: string, uidValidity: stri
   await db.kysely.updateTable('mail_folders').set({ uidvalidity: uidValidity, last_uid: 0 }).where('id', '=', folder).execute();
 }
 
-/** Note which account and folder a kept message came from (idempotent). */
+/**
+ * Note which account and folder a kept message came from (idempotent), and count each message
+ * into its folder's `fetched` total the first time it is linked, in the same transaction: a
+ * crash between keeping and counting then costs nothing (the re-fetch finds the message kept,
+ * links it, and counts it once), where a count kept apart from the link would drift.
+ */
 export async function linkFetched(
   db: Db,
   rows: { message: string; account: string; folder: string | null; uid: number | null; route: string | null }[],
 ): Promise<void> {
   if (!rows.length) return;
   const t = now();
-  await db.kysely
-    .insertInto('mail_links')
-    .values(rows.map((r) => ({ ...r, kind: 'fetched', created_at: t })))
-    .onConflict((oc) => oc.columns(['message', 'folder']).doNothing())
-    .execute();
+  await transact(db, async (trx) => {
+    const inserted = await trx
+      .insertInto('mail_links')
+      .values(rows.map((r) => ({ ...r, kind: 'fetched', created_at: t })))
+      .onConflict((oc) => oc.columns(['message', 'folder']).doNothing())
+      .returning('folder')
+      .execute();
+    const perFolder = new Map<string, number>();
+    for (const r of inserted) if (r.folder) perFolder.set(r.folder, (perFolder.get(r.folder) ?? 0) + 1);
+    for (const [folder, n] of perFolder) {
+      await trx.updateTable('mail_folders').set({ fetched: sql<number>`fetched + ${n}` }).where('id', '=', folder).execute();
+    }
+  });
 }
 
 /** POP3: UIDLs already dealt with in this folder. */
@@ -91,14 +104,4 @@ export async function pruneSeen(db: Db, folder: string, present: Set<string>): P
       .where('uidl', 'in', gone.slice(i, i + 500))
       .execute();
   }
-}
-
-/** POP3 bookkeeping: count kept messages into the folder's total. */
-export async function countFetched(db: Db, folder: string, n: number): Promise<void> {
-  if (!n) return;
-  await db.kysely
-    .updateTable('mail_folders')
-    .set({ fetched: sql<number>`fetched + ${n}` })
-    .where('id', '=', folder)
-    .execute();
 }
