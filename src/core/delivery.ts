@@ -83,6 +83,8 @@ export interface Target<P = unknown> {
   kind: string;
   /** Validates the route's params at config load. */
   params: ZodType<P>;
+  /** Refuses mail without Message-ID: ingresses then refuse it while DATA streams (550 5.6.0). */
+  requiresMessageId?: boolean;
   /** RCPT-time check (the target object exists, the principal may write). Throws MailError. */
   check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string }): Promise<void>;
   /** Deliver; throws MailError (transient ⇒ retried, permanent ⇒ failed). */

@@ -68,11 +68,11 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
     if (ac.signal.aborted) throw mailError('DEADLINE');
     if (rcpt === opts.list) rcpt = await local.resolveList(rcpt);
     const env: Envelope = { mailFrom, rcptTo: [rcpt], ingress: 'pipe', receivedAt: new Date(), timeSource: opts.timeSource };
-    await local.recipientCheck(rcpt, { ingress: 'pipe', mailFrom, accepted: [], trusted: true });
+    const verdict = await local.recipientCheck(rcpt, { ingress: 'pipe', mailFrom, accepted: [], trusted: true });
     const { smtp } = local.config;
     const stored = await local.intake.accept(env, body, {
       maxSize: opts.maxSize,
-      requireMessageId: smtp.requireMessageId,
+      requireMessageId: smtp.requireMessageId || !!verdict?.requireMessageId,
       trace: smtp.traceHeader,
     });
     return { id: stored.id };

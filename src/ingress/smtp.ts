@@ -35,7 +35,7 @@ interface Conn {
   /** Inside `smtp.clients` (or no list configured). */
   listed: boolean;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
-  tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number };
+  tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number; requireMessageId?: boolean };
 }
 
 // Checked when the user name is unknown, so a failed login takes as long either way.
@@ -123,7 +123,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const accepted = session.envelope.rcptTo.map((r) => r.address);
     try {
       if (accepted.length >= config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
-      await recipientCheck(address.address, {
+      const verdict = await recipientCheck(address.address, {
         ingress: 'smtp',
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         accepted,
@@ -132,6 +132,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         trusted: !!c?.listed || !!session.user,
       });
       if (c?.tx && !c.tx.rcptTo.includes(address.address)) c.tx.rcptTo.push(address.address);
+      if (c?.tx && verdict?.requireMessageId) c.tx.requireMessageId = true;
     } catch (err) {
       if (c?.tx) {
         c.tx.rejectedRcpts++;
@@ -156,7 +157,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       receivedAt: new Date(),
     };
     const guard = new LineEndingGuard(config.bareLineEndings);
-    const opts = { maxSize: config.maxMessageSize, requireMessageId: config.requireMessageId, trace: config.traceHeader };
+    // A recipient's target (a folder) may need a Message-ID even when the listener does not.
+    const requireMessageId = config.requireMessageId || !!c?.tx?.requireMessageId;
+    const opts = { maxSize: config.maxMessageSize, requireMessageId, trace: config.traceHeader };
     accept(env, messageBytes(stream, guard), opts).then(
       (stored) => {
         logTx(session, c, { id: stored.id, size: stored.size, outcome: stored.duplicate ? 'duplicate' : 'accepted', status: '2.0.0' });

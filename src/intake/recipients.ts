@@ -13,12 +13,23 @@ export interface RcptContext {
   trusted: boolean;
 }
 
+/** What accepting a recipient asks of the message that follows (checked while DATA streams). */
+export interface RcptVerdict {
+  /** A target of this recipient refuses mail without Message-ID (folders): 550 5.6.0 at DATA. */
+  requireMessageId?: boolean;
+}
+
 /**
  * Decides, before any data is sent, whether a recipient is taken. Throws a MailError
- * (550 5.1.1 unknown, 554 5.7.1 relay, 550 5.7.1 not allowed); returns to accept.
- * Routing adds its own check after the listener's domain check.
+ * (550 5.1.1 unknown, 554 5.7.1 relay, 550 5.7.1 not allowed); resolves to accept, with what
+ * the message must then satisfy. Routing adds its own check after the listener's domain check.
  */
-export type RecipientCheck = (rcpt: string, ctx: RcptContext) => Promise<void>;
+export type RecipientCheck = (rcpt: string, ctx: RcptContext) => Promise<RcptVerdict | void>;
+
+/** Fold the verdicts of a transaction's recipients: a requirement of any one holds for the message. */
+export function mergeVerdicts(a: RcptVerdict | void, b: RcptVerdict | void): RcptVerdict {
+  return { requireMessageId: !!(a?.requireMessageId || b?.requireMessageId) };
+}
 
 /** The domain part of an address, lower-cased ('' when there is none). */
 export function domainOf(address: string): string {
@@ -45,6 +56,8 @@ export function domainCheck(domains: string[]): RecipientCheck {
 /** Run checks in order; the first to throw decides. */
 export function allChecks(...checks: RecipientCheck[]): RecipientCheck {
   return async (rcpt, ctx) => {
-    for (const c of checks) await c(rcpt, ctx);
+    let verdict: RcptVerdict = {};
+    for (const c of checks) verdict = mergeVerdicts(verdict, await c(rcpt, ctx));
+    return verdict;
   };
 }

@@ -158,7 +158,10 @@ export function createRouter(
         // No routes configured: mail is kept in the store and routed nowhere; refuse nothing.
         if (!compiled.length) return;
         const d = await decide(rcpt, { mailFrom: ctx.mailFrom, clientIp: ctx.clientIp, authUser: ctx.authUser });
-        if (d.matches.length) return;
+        if (d.matches.length) {
+          const requireMessageId = d.matches.some((m) => m.route.route.deliver.some((x) => targets.get(x.kind)?.requiresMessageId));
+          return { requireMessageId };
+        }
         throw d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No such recipient here: <${rcpt}>`);
       };
     },

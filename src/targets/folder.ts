@@ -33,15 +33,17 @@ async function resolveFolder(db: Db, p: FolderParams, captures: Record<string, s
 /**
  * The `folder` target. At RCPT time it answers 550 5.1.1 for an unknown folder and 550 5.7.1
  * when the principal (the SMTP AUTH user, else `network`) lacks read and write, so nothing is
- * kept for a recipient that could never be filed. After DATA it files what the folder collects
- * (see domain/folders/settings.ts); a message without Message-ID, or without anything the
- * folder collects, fails permanently with 5.6.0 (decided from the parsed message, after the
- * 250 reply; recorded on the delivery).
+ * kept for a recipient that could never be filed. A message without Message-ID is refused
+ * while DATA streams (550 5.6.0: `requiresMessageId`, which every ingress honours). After
+ * DATA it files what the folder collects (see domain/folders/settings.ts); a message without
+ * anything the folder collects fails permanently with 5.6.0 (decided from the parsed
+ * message, after the 250 reply; recorded on the delivery).
  */
 export function createFolderTarget(deps?: ObjectTargetDeps): Target<FolderParams> {
   return {
     kind: 'folder',
     params: folderParams,
+    requiresMessageId: true,
     async check(rcpt, p, ctx) {
       if (!deps) throw unbound('folder');
       const folder = await resolveFolder(deps.db, p, ctx.captures, rcpt);

@@ -97,6 +97,18 @@ describe('document folders over SMTP, with swaks', () => {
     assert.equal((await searchDocuments(pr.db.kysely, { folder: f.id, limit: 5 })).length, 0);
   });
 
+  test('without Message-ID: 550 5.6.0 at the end of DATA and nothing kept', async (t) => {
+    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    const f = await folder('application/pdf');
+    const count = async () => Number((await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+    const before = await count();
+    const run = await send(`ogo+${f.id}@example.org`, scanMessage({ messageId: null }));
+    assert.notEqual(run.code, 0);
+    assert.ok(run.replies.some((r) => r === '550 5.6.0 Message-ID header required'), run.replies.join('\n'));
+    assert.equal(await count(), before, 'no message kept');
+    assert.equal((await searchDocuments(pr.db.kysely, { folder: f.id, limit: 5 })).length, 0);
+  });
+
   test('an unknown object is 550 5.1.1 at RCPT', async (t) => {
     if (!requirePeer(t, 'swaks', 'swaks')) return;
     const run = await swaks(pr.smtpPort, ['--from', 'a@example.org', '--to', 'ogo+987654321@example.org', '--quit-after', 'RCPT']);

@@ -99,8 +99,10 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     if (query.list) rcptTo.push(query.list.includes('@') || !intake.resolveList ? query.list : await intake.resolveList(query.list));
     if (!rcptTo.length) throw mailError('NO_RECIPIENT', 'No recipient: give ?recipient= or ?list=');
     const accepted: string[] = [];
+    let requireMessageId = intake.requireMessageId;
     for (const rcpt of rcptTo) {
-      await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
+      const verdict = await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
+      requireMessageId ||= !!verdict?.requireMessageId;
       accepted.push(rcpt);
     }
     const env: Envelope = { mailFrom: query.sender, rcptTo, ingress: 'http', clientIp: request.ip, receivedAt: new Date(), timeSource: query.time };
@@ -109,7 +111,7 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
     stream.pipe(body);
     try {
-      const stored = await intake.accept(env, body, { maxSize: max, requireMessageId: intake.requireMessageId, trace: intake.trace });
+      const stored = await intake.accept(env, body, { maxSize: max, requireMessageId, trace: intake.trace });
       return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
     } finally {
       stream.unpipe(body);
