@@ -16,6 +16,9 @@ export interface Dovecot {
   host: string;
   imapPort: number;
   pop3Port: number;
+  /** With `tls`: IMAPS and POP3S ports (TLS from the first byte); STARTTLS/STLS on the others. */
+  imapsPort?: number;
+  pop3sPort?: number;
   user: string;
   pass: string;
   /** A connected imapflow client as the user (logout when done). */
@@ -28,13 +31,13 @@ export interface Dovecot {
   stop(): Promise<void>;
 }
 
-function conf(dir: string, imap: number, pop3: number, apop: boolean): string {
+function conf(dir: string, imap: number, pop3: number, apop: boolean, tls?: { imaps: number; pop3s: number }): string {
   return `protocols = imap pop3
 listen = 127.0.0.1
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
-ssl = no
+${tls ? `ssl = yes\nssl_cert = <${dir}/cert.pem\nssl_key = <${dir}/key.pem` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login${apop ? ' apop' : ''}
 mail_location = maildir:~/Maildir
@@ -53,7 +56,7 @@ service imap-login {
     port = ${imap}
   }
   inet_listener imaps {
-    port = 0
+    port = ${tls?.imaps ?? 0}
   }
 }
 service pop3-login {
@@ -61,7 +64,7 @@ service pop3-login {
     port = ${pop3}
   }
   inet_listener pop3s {
-    port = 0
+    port = ${tls?.pop3s ?? 0}
   }
 }
 `;
@@ -78,7 +81,7 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Start a Dovecot; `apop` offers APOP (the greeting then carries a timestamp). */
-export async function startDovecot(opts: { apop?: boolean; user?: string; pass?: string } = {}): Promise<Dovecot> {
+export async function startDovecot(opts: { apop?: boolean; user?: string; pass?: string; tls?: boolean } = {}): Promise<Dovecot> {
   const tmp = tempDir('dovecot-');
   const dir = tmp.dir;
   const user = opts.user ?? 'alice';
@@ -91,7 +94,14 @@ export async function startDovecot(opts: { apop?: boolean; user?: string; pass?:
   writeFileSync(path.join(dir, 'passwd'), `${user}:{PLAIN}${pass}:${uid}:${gid}::${dir}/mail/${user}\n`);
   chownSync(path.join(dir, 'mail'), uid, gid);
   chmodSync(dir, 0o755);
-  writeFileSync(path.join(dir, 'dovecot.conf'), conf(dir, imapPort, pop3Port, !!opts.apop));
+  let tls: { imaps: number; pop3s: number } | undefined;
+  if (opts.tls) {
+    // A throw-away self-signed certificate: clients must either skip verification or refuse it.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    tls = { imaps: await freePort(), pop3s: await freePort() };
+  }
+  writeFileSync(path.join(dir, 'dovecot.conf'), conf(dir, imapPort, pop3Port, !!opts.apop, tls));
   const child: ChildProcess = spawn('dovecot', ['-F', '-c', path.join(dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -99,7 +109,7 @@ export async function startDovecot(opts: { apop?: boolean; user?: string; pass?:
   child.once('exit', () => (exited = true));
   await waitFor(async () => {
     if (exited) throw new Error(`dovecot exited: ${err}`);
-    return (await canConnect(imapPort)) && (await canConnect(pop3Port));
+    return (await canConnect(imapPort)) && (await canConnect(pop3Port)) && (!tls || (await canConnect(tls.imaps)));
   }, 'dovecot to listen', 15_000);
 
   const client = async () => {
@@ -113,6 +123,8 @@ export async function startDovecot(opts: { apop?: boolean; user?: string; pass?:
     host: '127.0.0.1',
     imapPort,
     pop3Port,
+    imapsPort: tls?.imaps,
+    pop3sPort: tls?.pop3s,
     user,
     pass,
     client,
