@@ -26,6 +26,8 @@ export interface DeliveryRig {
   keep(raw: string | Buffer, env?: Partial<Envelope>, opts?: { parse?: boolean; trace?: string }): Promise<StoredMessage>;
   /** A worker over the given targets; stopped by cleanup. */
   worker(targets: Map<string, Target<any>>, opts?: Partial<DeliveryWorkerConfig> & { retry?: RetryPolicy; publicUrl?: string }): DeliveryWorker;
+  /** Stop every worker made so far (after each test: a failed test must not leave one leasing). */
+  stopWorkers(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -84,6 +86,9 @@ export async function deliveryRig(): Promise<DeliveryRig> {
       });
       workers.push(w);
       return w;
+    },
+    async stopWorkers() {
+      await Promise.all(workers.splice(0).map((w) => w.stop(100)));
     },
     async cleanup() {
       await Promise.all(workers.map((w) => w.stop(100)));

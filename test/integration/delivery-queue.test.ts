@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import type { DeliveryContext, PlannedDelivery, Target } from '../../src/core/delivery.js';
 import { mailError } from '../../src/core/errors.js';
@@ -48,6 +48,8 @@ describe('delivery queue', () => {
   before(async () => {
     rig = await deliveryRig();
   });
+  // A test that fails half-way must not leave its worker leasing the next tests' deliveries.
+  afterEach(() => rig.stopWorkers());
   after(async () => {
     await rig.cleanup();
   });
@@ -252,11 +254,13 @@ describe('delivery queue', () => {
     await waitFor(async () => (await getDelivery(rig.db.kysely, id))?.status === 'failed', 'failed');
     assert.equal(await messageStatus(rig.db, m.id), 'failed');
     broken = false;
+    // Stopped while we look: a running worker may take the replayed delivery at once.
+    await w.stop();
     const r = await retryDelivery(rig.db, id);
     assert.equal(r?.status, 'pending');
     assert.equal(r?.attempts, 0);
     assert.equal(await messageStatus(rig.db, m.id), 'routed');
-    w.wake();
+    w.start();
     await waitFor(async () => (await getDelivery(rig.db.kysely, id))?.status === 'done', 'done after replay');
     assert.equal(calls.length, 2);
     assert.equal((await getAttempts(rig.db.kysely, id)).length, 2, 'history kept');
