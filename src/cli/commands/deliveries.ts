@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/load.js';
-import { openDb, type Db } from '../../store/db.js';
+import type { Db } from '../../store/db.js';
 import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
 import { redact } from '../../delivery/redact.js';
 import type { Command } from '../command.js';
+import { withStore } from '../with-store.js';
 
 const USAGE = `usage: postroom deliveries list [--status pending|done|failed|dead] [--route NAME] [--message ID] [--limit N] [--json] [--config FILE]
        postroom deliveries show ID [--json] [--config FILE]
@@ -20,15 +20,7 @@ function line(d: DeliveryRecord): string {
   return [d.id, d.status.padEnd(7), String(d.attempts).padStart(2), d.route, d.kind, d.messageId, when, why.replace(/\s+/g, ' ').slice(0, 120)].join('\t');
 }
 
-async function withDb<T>(configFile: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
-  const config = loadConfig(configFile);
-  const db = openDb(config.store.database, config.dataDir);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
+const withDb = <T>(configFile: string | undefined, fn: (db: Db) => Promise<T>) => withStore(configFile, (db) => fn(db));
 
 export const deliveriesCmd: Command = {
   name: 'deliveries',

@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../config/load.js';
 import { mailError } from '../../core/errors.js';
 import { grant, listAcl } from '../../domain/acl.js';
 import { objectAddress, type ObjectsConfig } from '../../domain/objects/config.js';
@@ -7,8 +6,9 @@ import { folderSettings } from '../../domain/folders/settings.js';
 import { createObject, getObject, listObjects } from '../../domain/objects/store.js';
 import { workflowDefinition } from '../../domain/workflows/definition.js';
 import { createWorkflow, listProcesses, listWorkflows } from '../../domain/workflows/store.js';
-import { migrate, openDb, type Db } from '../../store/db.js';
+import type { Db } from '../../store/db.js';
 import type { Command } from '../command.js';
+import { withStore } from '../with-store.js';
 
 const USAGE = `usage: postroom objects folders [--json]
        postroom objects folder create NAME [--collect TYPE]... [--keep-unmatched] [--parent ID]
@@ -33,16 +33,8 @@ function usage(msg: string): number {
   return 64;
 }
 
-async function withDb<T>(configFile: string | undefined, fn: (db: Db, objects: ObjectsConfig) => Promise<T>): Promise<T> {
-  const config = loadConfig(configFile);
-  const db = openDb(config.store.database, config.dataDir, { poolSize: 1 });
-  try {
-    await migrate(db);
-    return await fn(db, config.objects);
-  } finally {
-    await db.close();
-  }
-}
+const withDb = <T>(configFile: string | undefined, fn: (db: Db, objects: ObjectsConfig) => Promise<T>) =>
+  withStore(configFile, (db, config) => fn(db, config.objects));
 
 export const objectsCmd: Command = {
   name: 'objects',

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
-import { loadConfig } from '../../config/load.js';
 import { mailError } from '../../core/errors.js';
 import { getWorkPackage, listAttachments, listJournals, listWorkPackages } from '../../domain/tracker/read.js';
 import {
@@ -22,8 +21,9 @@ import {
   type EnumKind,
 } from '../../domain/tracker/setup.js';
 import { tq } from '../../domain/tracker/tables.js';
-import { migrate, openDb, type Db } from '../../store/db.js';
+import type { Db } from '../../store/db.js';
 import type { Command } from '../command.js';
+import { withStore } from '../with-store.js';
 
 const USAGE = `usage: postroom tracker users | projects | types | statuses | priorities | fields [--json]
        postroom tracker user add LOGIN EMAIL [NAME...]
@@ -48,16 +48,7 @@ function usage(msg: string): number {
   return 64;
 }
 
-async function withDb<T>(configFile: string | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
-  const config = loadConfig(configFile);
-  const db = openDb(config.store.database, config.dataDir, { poolSize: 1 });
-  try {
-    await migrate(db);
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
+const withDb = <T>(configFile: string | undefined, fn: (db: Db) => Promise<T>) => withStore(configFile, (db) => fn(db));
 
 const PLURAL: Record<string, EnumKind> = { types: 'type', statuses: 'status', priorities: 'priority' };
 
