@@ -15,7 +15,8 @@ import {
   requireGroup,
   updateGroup,
 } from '../../domain/groups/store.js';
-import { retryDelivery } from '../../store/deliveries.js';
+import type { Db } from '../../store/db.js';
+import { getDelivery, retryDelivery } from '../../store/deliveries.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../server.js';
 import { ObjectId, ObjectName, ObjectParams } from './object-views.js';
@@ -188,6 +189,7 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       const p = await requirePost(db, params.id, params.post);
       if (p.status !== 'held') throw mailError('INVALID_REQUEST', `post ${p.id} is ${p.status}, not held`);
       await setPostStatus(db, p.id, 'approved');
+      await untilSettled(deps.db, p.delivery);
       await retryDelivery(deps.db, p.delivery);
       deps.onDeliveryRetry?.(p.delivery);
       return postOf({ ...p, status: 'approved' });
@@ -204,4 +206,19 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       return postOf({ ...p, status: 'rejected' });
     },
   );
+}
+
+/**
+ * Wait (bounded) until a delivery has no attempt running. A post is marked held from inside its
+ * delivery attempt, which then records itself as failed: a replay asked for in between would only
+ * make the running attempt due again, and the attempt would then fail for good.
+ */
+async function untilSettled(db: Db, id: string, maxMs = 15_000): Promise<void> {
+  const end = Date.now() + maxMs;
+  while (Date.now() < end) {
+    const d = await getDelivery(db.kysely, id);
+    const running = d?.status === 'pending' && d.leaseUntil !== null && Date.parse(d.leaseUntil) > Date.now();
+    if (!running) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
