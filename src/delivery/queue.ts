@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { PlannedDelivery } from '../core/delivery.js';
 import { transact, type Db } from '../store/db.js';
-import { deliveryId, insertDeliveries, refreshMessageStatus } from '../store/deliveries.js';
+import { deliveryId, insertDeliveries, pendingDeliveryRow, refreshMessageStatus } from '../store/deliveries.js';
 import type { DeliveriesTable } from '../store/schema.js';
 
 /**
@@ -33,26 +33,7 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
         prior.recipients = JSON.stringify([...rcpts]);
         continue;
       }
-      rows.set(id, {
-        id,
-        message: messageId,
-        route: p.route,
-        target_index: p.targetIndex,
-        kind: p.kind,
-        params: JSON.stringify(p.params ?? {}),
-        recipients: JSON.stringify(p.recipients),
-        captures: JSON.stringify(p.captures ?? {}),
-        status: 'pending',
-        attempts: 0,
-        first_attempt_at: null,
-        next_attempt_at: now,
-        lease_owner: null,
-        lease_until: null,
-        last_error: null,
-        receipt: null,
-        created_at: now,
-        updated_at: now,
-      });
+      rows.set(id, pendingDeliveryRow(messageId, p, now));
     }
     const inserted = await transact(this.db, async (trx) => {
       const ids = await insertDeliveries(trx, [...rows.values()]);

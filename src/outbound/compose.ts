@@ -5,7 +5,7 @@ import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
 import type { Db } from '../store/db.js';
-import { deliveryId, insertDeliveries } from '../store/deliveries.js';
+import { deliveryId, insertDeliveries, pendingDeliveryRow } from '../store/deliveries.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';
 
 /** The delivery route name outbound messages are queued under (no configured route may take it). */
@@ -105,26 +105,11 @@ export async function keepForSending(
       await insertMessages(trx, [row]);
       await trx.insertInto('mail_links').values({ message: id, account, folder: null, kind: 'outbound', uid: null, route: null, created_at: now }).execute();
       await insertDeliveries(trx, [
-        {
-          id: dlv,
-          message: id,
-          route: OUTBOUND_ROUTE,
-          target_index: 0,
-          kind: 'outbound',
-          params: JSON.stringify({ account }),
-          recipients: JSON.stringify(built.envelope.rcptTo),
-          captures: '{}',
-          status: 'pending',
-          attempts: 0,
-          first_attempt_at: null,
-          next_attempt_at: now,
-          lease_owner: null,
-          lease_until: null,
-          last_error: null,
-          receipt: null,
-          created_at: now,
-          updated_at: now,
-        },
+        pendingDeliveryRow(
+          id,
+          { route: OUTBOUND_ROUTE, targetIndex: 0, kind: 'outbound', params: { account }, recipients: built.envelope.rcptTo, captures: {} },
+          now,
+        ),
       ]);
     });
   } catch (err) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import type { Receipt } from '../core/delivery.js';
+import type { PlannedDelivery, Receipt } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
 import { relaxedTransaction, transact, type Db } from './db.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable } from './schema.js';
@@ -89,6 +89,30 @@ function toAttemptRecord(r: DeliveryAttemptsTable): AttemptRecord {
     error: r.error,
     enhancedStatus: r.enhanced_status,
     nextAttemptAt: r.next_attempt_at,
+  };
+}
+
+/** A new `pending` deliveries row for one planned delivery of a message, due now. */
+export function pendingDeliveryRow(messageId: string, p: PlannedDelivery, now: string): DeliveriesTable {
+  return {
+    id: deliveryId(messageId, p.route, p.targetIndex),
+    message: messageId,
+    route: p.route,
+    target_index: p.targetIndex,
+    kind: p.kind,
+    params: JSON.stringify(p.params ?? {}),
+    recipients: JSON.stringify(p.recipients),
+    captures: JSON.stringify(p.captures ?? {}),
+    status: 'pending',
+    attempts: 0,
+    first_attempt_at: null,
+    next_attempt_at: now,
+    lease_owner: null,
+    lease_until: null,
+    last_error: null,
+    receipt: null,
+    created_at: now,
+    updated_at: now,
   };
 }
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { MailError, toSmtpReply } from '../../src/core/errors.js';
 import type { Envelope } from '../../src/core/message.js';
@@ -134,29 +134,40 @@ describe('intake', () => {
   });
 });
 
+/** Mount a tmpfs of `size` on `dir` (a disk that fills up); false (skipped) where that is not allowed, except under CI. */
+function mountTmpfs(t: TestContext, dir: string, size: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+    return true;
+  } catch (err) {
+    if (process.env.CI === 'true') throw err;
+    t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message}`);
+    return false;
+  }
+}
+
+/** An intake on a fresh SQLite store in `dataDir`, with the blob store the config gives. */
+async function smallDiskIntake(dataDir: string): Promise<{ db: Db; intake: Intake }> {
+  const db = openDb(undefined, dataDir);
+  await migrate(db);
+  const intake = new Intake({
+    db,
+    blobs: openBlobStore(validateConfig({ dataDir }), db),
+    log: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+    hostname: 'mx.test',
+  });
+  return { db, intake };
+}
+
 describe('intake on a full disk', { skip: testBackend() === 'postgres' ? 'file blobs only (PostgreSQL keeps blobs in the database)' : false }, () => {
   test('answers 452 4.3.1 when the blob directory is full, and keeps nothing', async (t) => {
     const tmp = tempDir();
     const blobDir = path.join(tmp.dir, 'blobs');
     mkdirSync(blobDir);
+    if (!mountTmpfs(t, blobDir, '1m')) return;
+    const { db, intake } = await smallDiskIntake(tmp.dir);
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', blobDir]);
-    } catch (err) {
-      if (process.env.CI === 'true') throw err;
-      t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message}`);
-      return;
-    }
-    const config = validateConfig({ dataDir: tmp.dir });
-    const db = openDb(undefined, tmp.dir);
-    try {
-      await migrate(db);
-      const intake = new Intake({
-        db,
-        blobs: openBlobStore(config, db),
-        log: pino({ level: 'silent' }),
-        metrics: createMetrics(),
-        hostname: 'mx.test',
-      });
       const e = await rejection(intake.accept(env(), [message('full@x'), Buffer.alloc(2 * 1024 * 1024, 'x')]));
       assert.deepEqual(toSmtpReply(e), { code: 452, message: '4.3.1 Insufficient storage; try again later' });
       assert.equal((await db.kysely.selectFrom('messages').select('id').execute()).length, 0);
@@ -174,24 +185,9 @@ describe('intake on a full disk', { skip: testBackend() === 'postgres' ? 'file b
 
   test('answers 452 4.3.1 when the database disk is full (small messages live there), and recovers', async (t) => {
     const tmp = tempDir();
+    if (!mountTmpfs(t, tmp.dir, '2m')) return;
+    const { db, intake } = await smallDiskIntake(tmp.dir);
     try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tmp.dir]);
-    } catch (err) {
-      if (process.env.CI === 'true') throw err;
-      t.skip(`cannot mount a tmpfs here (needs root): ${(err as Error).message}`);
-      return;
-    }
-    const config = validateConfig({ dataDir: tmp.dir });
-    const db = openDb(undefined, tmp.dir);
-    try {
-      await migrate(db);
-      const intake = new Intake({
-        db,
-        blobs: openBlobStore(config, db),
-        log: pino({ level: 'silent' }),
-        metrics: createMetrics(),
-        hostname: 'mx.test',
-      });
       const kept: string[] = [];
       let refusal: MailError | undefined;
       for (let i = 0; i < 100 && !refusal; i++) {
