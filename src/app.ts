@@ -8,7 +8,8 @@ import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
 import { Intake } from './intake/accept.js';
 import { allChecks, domainCheck, type RecipientCheck } from './intake/recipients.js';
 import { ParseWorker } from './mime/parse-worker.js';
-import { keepOutbound } from './delivery/keep-outbound.js';
+import { DEFAULT_RETRY } from './delivery/backoff.js';
+import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
 import { Planner } from './delivery/planner.js';
 import { DeliveryQueue } from './delivery/queue.js';
 import { DeliveryWorker } from './delivery/worker.js';
@@ -25,6 +26,7 @@ import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secr
 import { forcedPlanner } from './fetch/forced-route.js';
 import { FetchScheduler } from './fetch/scheduler.js';
 import { OUTBOUND_ROUTE } from './outbound/compose.js';
+import { createDsnTarget } from './outbound/send-dsn.js';
 import { createOutboundTarget } from './outbound/send.js';
 import { openLeases } from './store/leases.js';
 
@@ -67,6 +69,15 @@ export function resolveApiToken(config: Config): string {
   }
 }
 
+/** One line at start when forward routes would bounce but no relay can carry the DSNs. */
+function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
+  if (config.groups.relay) return;
+  const routes = config.routes
+    .filter((r) => r.deliver.some((d) => d.kind === 'forward' && (d.params as { dsn?: boolean }).dsn !== false))
+    .map((r) => r.name);
+  if (routes.length) log.warn({ routes }, 'groups.relay is not set: DSNs of forward routes are kept but wait (4.3.5) until it is');
+}
+
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
 export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level);
@@ -100,6 +111,9 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   // by the `outbound` target through their account's SMTP server.
   const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
   targets.set('outbound', createOutboundTarget({ db, box }));
+  // DSNs the forward target keeps leave through groups.relay, the one outbound relay configured.
+  targets.set('dsn', createDsnTarget({ relay: config.groups.relay }));
+  warnIfDsnsCannotLeave(config, log);
   const router = createRouter(config.routes, targets);
   const queue = new DeliveryQueue(db);
   const deliveryWorker = new DeliveryWorker({
@@ -109,9 +123,10 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     metrics,
     targets,
     config: config.delivery,
-    retryPolicy: (route) => (route === OUTBOUND_ROUTE && config.mail.outboundRetry) || router.retryPolicy(route),
+    retryPolicy: (route) =>
+      route === DSN_ROUTE ? DEFAULT_RETRY : (route === OUTBOUND_ROUTE && config.mail.outboundRetry) || router.retryPolicy(route),
     publicUrl: config.http.publicUrl,
-    keepOutbound: keepOutbound({ db, blobs }),
+    keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
   });
   const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, log }) });
   parser.on('parsed', (id) => void planner.plan(id));

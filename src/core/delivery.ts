@@ -65,8 +65,9 @@ export interface DeliveryContext {
   /** Base URL of the API, for links in payloads. */
   publicUrl?: string;
   /**
-   * Keep a new outbound message (a DSN, RFC 3464) with status `sending` for the outbound
-   * sender; resolves with its message id. Absent where nothing can keep one.
+   * Keep a DSN (RFC 3464) as a message with status `sending` and queue its delivery through the
+   * outbound relay, in one transaction; resolves with its message id. One per delivery: a later
+   * attempt of the same delivery gets the first one's id. Absent where nothing can keep one.
    */
   keepOutbound?(envelope: { mailFrom: string; rcptTo: string[] }, raw: Uint8Array): Promise<string>;
 }

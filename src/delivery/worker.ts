@@ -16,6 +16,7 @@ import {
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
+import type { KeepOutbound } from './keep-outbound.js';
 import { buildParsedView } from './parsed-view.js';
 
 export interface DeliveryWorkerConfig {
@@ -39,8 +40,8 @@ export interface DeliveryWorkerDeps {
   /** The retry policy of a route (routes carry `retry`); DEFAULT_RETRY when undefined. */
   retryPolicy?: (route: string) => RetryPolicy | undefined;
   publicUrl?: string;
-  /** Passed to targets: keeps an outbound message (a DSN). */
-  keepOutbound?: DeliveryContext['keepOutbound'];
+  /** Passed to targets, bound to the delivery: keeps a DSN and queues its delivery. */
+  keepOutbound?: KeepOutbound;
 }
 
 /**
@@ -239,6 +240,7 @@ export class DeliveryWorker {
       throw mailError('CONFIG', `params of ${d.kind} target invalid: ${parsed.error.message}`, { status: '5.3.5', smtpCode: 554 });
     }
     const msg = await buildParsedView(this.deps, d.messageId);
+    const keep = this.deps.keepOutbound;
     const ctx: DeliveryContext = {
       deliveryId: d.id,
       attempt: n,
@@ -247,7 +249,9 @@ export class DeliveryWorker {
       captures: d.captures,
       signal,
       publicUrl: this.deps.publicUrl,
-      keepOutbound: this.deps.keepOutbound,
+      // Keyed by this delivery: a replay, or a retaken lease after a crash, finds the DSN the
+      // first attempt kept instead of bouncing to the sender twice.
+      keepOutbound: keep && ((envelope, raw) => keep(envelope, raw, { source: d.id })),
     };
     return target.deliver(msg, parsed.data, ctx);
   }

@@ -26,7 +26,7 @@ export const forwardParams = z
     dsn: z
       .boolean()
       .default(true)
-      .describe('on a permanent refusal keep a DSN (RFC 3464) to the envelope sender as an outbound message; never to <>'),
+      .describe('on a permanent refusal send a DSN (RFC 3464) to the envelope sender through groups.relay; never to <>'),
   })
   .describe('relay the message unchanged to an SMTP server');
 
@@ -74,7 +74,7 @@ function diagnostic(e: MailError): string {
   return e.message.replace(/^.*? said: /, '');
 }
 
-/** Keep a DSN to the envelope sender for the refused recipients; returns its message id, or undefined. */
+/** Keep and queue a DSN to the envelope sender for the refused recipients; returns its message id, or undefined. */
 async function bounce(msg: ParsedMessage, p: ForwardParams, ctx: DeliveryContext, rcpts: DsnRecipient[]): Promise<string | undefined> {
   // RFC 5321 §4.5.5 / RFC 3464 §2: never a DSN to the null sender (bounce loops).
   if (!p.dsn || !msg.message.mailFrom || !ctx.keepOutbound || !rcpts.length) return undefined;
@@ -127,7 +127,7 @@ export const forwardTarget: Target<ForwardParams> = {
         ? perRcpt.map(({ e, f }) => ({ address: e.recipient ?? '?', status: f.status, diagnostic: diagnostic(f) }))
         : envelope.to.map((address) => ({ address, status: err.status, diagnostic: diagnostic(err) }));
       const dsnId = await bounce(msg, p, ctx, rcpts);
-      throw dsnId ? new MailError(err.code, { status: err.status, smtpCode: err.smtpCode, message: `${err.message} (DSN ${dsnId} kept for <${msg.message.mailFrom}>)`, cause: err }) : err;
+      throw dsnId ? new MailError(err.code, { status: err.status, smtpCode: err.smtpCode, message: `${err.message} (DSN ${dsnId} queued for <${msg.message.mailFrom}>)`, cause: err }) : err;
     } finally {
       transport.close();
     }

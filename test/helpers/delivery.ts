@@ -82,7 +82,7 @@ export async function deliveryRig(): Promise<DeliveryRig> {
         config: { workers: 4, leaseTime: 5_000, pollInterval: 25, attemptTimeout: 5_000, ...config },
         retryPolicy: () => retry ?? fastRetry(),
         publicUrl,
-        keepOutbound: keepOutbound({ db, blobs }),
+        keepOutbound: keepOutbound({ db, blobs, onQueued: () => workers.forEach((x) => x.wake()) }),
       });
       workers.push(w);
       return w;

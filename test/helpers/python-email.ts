@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -74,4 +74,35 @@ export async function pythonParts(file: string): Promise<PyPart[]> {
   // argv only: the file name never passes through a shell.
   const { stdout } = await run(PYTHON, ['-c', SCRIPT, file], { maxBuffer: 64 * 1024 * 1024 });
   return JSON.parse(stdout) as PyPart[];
+}
+
+/** A DSN as Python's `email` package reads it: the report's structure and its delivery-status blocks. */
+const READ_DSN = String.raw`
+import sys, json
+from email import policy
+from email.parser import BytesParser
+m = BytesParser(policy=policy.default).parsebytes(sys.stdin.buffer.read())
+parts = m.get_payload()
+ds = next(p for p in parts if p.get_content_type() == 'message/delivery-status')
+blocks = [{k.lower(): str(v) for k, v in b.items()} for b in ds.get_payload()]
+print(json.dumps({'type': m.get_content_type(), 'reportType': m.get_param('report-type'),
+  'parts': [p.get_content_type() for p in parts], 'to': str(m['to']),
+  'autoSubmitted': str(m['auto-submitted']), 'perMessage': blocks[0], 'recipients': blocks[1:]}))
+`;
+
+export interface PyDsn {
+  type: string;
+  reportType: string;
+  parts: string[];
+  to: string;
+  autoSubmitted: string;
+  perMessage: Record<string, string>;
+  recipients: Record<string, string>[];
+}
+
+/** Parse a DSN's bytes with Python's stdlib (bytes on stdin, never through a shell). */
+export function pythonDsn(raw: Buffer): PyDsn {
+  const r = spawnSync(PYTHON, ['-c', READ_DSN], { input: raw, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python could not read the DSN: ${r.stderr}`);
+  return JSON.parse(r.stdout) as PyDsn;
 }

@@ -9,7 +9,8 @@ import { requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { call } from '../helpers/mail-accounts.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
-import { PYTHON, pythonParts } from '../helpers/python-email.js';
+import { PYTHON, pythonDsn, pythonParts } from '../helpers/python-email.js';
+import { swaks } from '../helpers/swaks.js';
 
 const run = promisify(execFile);
 
@@ -147,5 +148,48 @@ describe('outbound: messages created with status sending go out through the acco
     const a = await call(pr.api, 'POST', '/api/v1/email/accounts', { profile: profile.id, username: 'u', password: 'p', address: 'u@example.org' }, 201);
     const noSmtp = await call(pr.api, 'POST', '/api/v1/email/messages', { account: a.id, to: 'a@b.c', text: 'x' }, 400);
     assert.match(noSmtp.detail, /no SMTP server/);
+  });
+});
+
+describe('DSNs: a whole Postroom bounces a refused forward through groups.relay', () => {
+  it('swaks → a forward route to a server that answers 550 → the DSN arrives at the relay from <> to the sender; the DSN reads sent', async (t) => {
+    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd') || !requirePeer(t, 'swaks', 'swaks')) return;
+    const upstream = await pySmtpSink(['550']);
+    const relay = await pySmtpSink(['250']);
+    t.after(() => Promise.all([upstream.close(), relay.close()]));
+    const pr = await startTestPostroom({
+      mail: { fetch: false },
+      delivery: { pollInterval: 100 },
+      routes: [{ name: 'upstream', match: { recipient: '*@relay.test' }, deliver: [{ forward: { host: '127.0.0.1', port: upstream.port, starttls: 'never', helo: 'mx.postroom.test' } }] }],
+      groups: { relay: { host: '127.0.0.1', port: relay.port, starttls: 'never' } },
+    });
+    t.after(() => pr.close());
+
+    const sent = await swaks(pr.smtpPort, ['--from', 'alice@example.org', '--to', 'bob@relay.test', '--header', 'Subject: will bounce']);
+    assert.equal(sent.code, 0, sent.out);
+    const [got, ...extra] = await waitFor(() => (relay.messages().length ? relay.messages() : undefined), 'the DSN at the relay', 15_000);
+    assert.equal(extra.length, 0);
+    assert.equal(got.mailFrom, '<>'); // aiosmtpd's spelling of MAIL FROM:<>
+    assert.deepEqual(got.rcptTo, ['alice@example.org']);
+    assert.equal(upstream.messages().length, 1);
+    const dsn = pythonDsn(got.raw);
+    assert.equal(dsn.type, 'multipart/report');
+    assert.equal(dsn.reportType, 'delivery-status');
+    assert.equal(dsn.perMessage['reporting-mta'], 'dns; mx.postroom.test');
+    assert.deepEqual(
+      dsn.recipients.map((r) => [r['final-recipient'], r.action, r.status]),
+      [['rfc822; bob@relay.test', 'failed', '5.7.1']],
+    );
+
+    // The DSN is a message of its own (ingress dsn), sent through the delivery queue.
+    const mine = await waitFor(async () => {
+      const rows = await pr.db.kysely.selectFrom('messages').select(['id', 'status', 'mail_from', 'error']).where('ingress', '=', 'dsn').execute();
+      return rows.length === 1 && rows[0].status !== 'sending' ? rows[0] : undefined;
+    }, 'the DSN status to settle');
+    assert.equal(mine.status, 'sent', mine.error ?? '');
+    assert.equal(mine.mail_from, '');
+    const original = await pr.db.kysely.selectFrom('messages').select(['status', 'error']).where('ingress', '=', 'smtp').executeTakeFirstOrThrow();
+    assert.equal(original.status, 'failed');
+    assert.match(original.error ?? '', /550 5\.7\.1 Refused by policy \(DSN \S+ queued for <alice@example\.org>\)/);
   });
 });
