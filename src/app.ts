@@ -86,7 +86,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   const db = openDb(config.store.database, config.dataDir, {
     poolSize: config.store.poolSize,
     statementTimeout: config.store.statementTimeout,
-    onError: (err) => log.warn({ err }, 'database connection lost; the pool reconnects'),
+    onError: (err) => log.warn({ err }, 'database trouble (a lost pooled connection is reopened; a failed checkpoint thread hands back to SQLite)'),
+    backgroundCheckpoints: true,
   });
   await migrate(db);
   const blobs = openBlobStore(config, db);

@@ -33,13 +33,14 @@ export function newId(prefix = ''): string {
   lastMs = now;
   let rand = '';
   for (let i = 0; i < 10; i += 5) {
-    // 5 bytes = 40 bits = 8 base32 digits, most significant first so the string sorts.
-    let v = 0n;
-    for (let j = 0; j < 5; j++) v = (v << 8n) | BigInt(lastRand[i + j]);
+    // 5 bytes = 40 bits = 8 base32 digits, most significant first so the string sorts. 40 bits
+    // fit a double exactly, so plain numbers do (BigInt cost more than the rest of the id).
+    let v = 0;
+    for (let j = 0; j < 5; j++) v = v * 256 + lastRand[i + j];
     let chunk = '';
     for (let k = 0; k < 8; k++) {
-      chunk = ALPHABET[Number(v & 31n)] + chunk;
-      v >>= 5n;
+      chunk = ALPHABET[v % 32] + chunk;
+      v = Math.floor(v / 32);
     }
     rand += chunk;
   }

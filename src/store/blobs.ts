@@ -18,7 +18,7 @@ export const INLINE_LIMIT = 128 * 1024;
  * Small blobs (up to `inlineLimit`, given an `inline` store) go into the database instead,
  * inside the transaction that commits their message row: a batch of small messages then costs
  * one WAL fsync rather than a file fsync, a rename and a directory fsync each — the group
- * commit databases do. Reads look in the file tree first, then in the database.
+ * commit databases do. Reads look in the database first, then in the file tree.
  */
 export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
@@ -76,8 +76,10 @@ export class FsBlobStore implements BlobStore {
 
   async open(sha256: string): Promise<Readable> {
     const p = this.pathOf(sha256);
+    // The database first: most blobs are small and live there, and a query costs less than a
+    // stat() that fails (an fs round trip plus an ENOENT error object) for every one of them.
+    if (this.inline && (await this.inline.store.has(sha256))) return this.inline.store.open(sha256);
     if (await this.hasFile(sha256)) return createReadStream(p, { highWaterMark: 256 * 1024 });
-    if (this.inline) return this.inline.store.open(sha256);
     throw mailError('NOT_FOUND', 'No such blob');
   }
 

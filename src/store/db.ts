@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type SqliteDialectConfig, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 import { WalSync } from './wal-sync.js';
 import type { Database, Dialect } from './schema.js';
 
@@ -15,6 +16,8 @@ export interface Db {
   pg?: PgTarget;
   /** SQLite: fsyncs the write-ahead log off the event loop (see WalSync). */
   wal?: WalSync;
+  /** SQLite with backgroundCheckpoints: the thread that checkpoints the WAL. */
+  checkpointer?: WalCheckpointer;
   close(): Promise<void>;
 }
 
@@ -33,8 +36,13 @@ export interface DbOptions {
   poolSize?: number;
   /** Milliseconds a statement may run before the server cancels it (default 30 s; 0 = never). */
   statementTimeout?: number;
-  /** Told about errors on idle pooled connections (e.g. the server restarted). */
+  /** Told about errors on idle pooled connections (e.g. the server restarted), and (SQLite) a failed checkpoint thread. */
   onError?: (err: Error) => void;
+  /**
+   * SQLite: checkpoint the WAL on a thread of its own instead of inside commits on the event
+   * loop (see WalCheckpointer). For long-running servers; a short command leaves it off.
+   */
+  backgroundCheckpoints?: boolean;
 }
 
 /** True for postgres:// and postgresql:// URLs. */
@@ -91,15 +99,56 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  let checkpointer: WalCheckpointer | undefined;
+  if (opts.backgroundCheckpoints) {
+    sqlite.pragma('wal_autocheckpoint = 0');
+    checkpointer = new WalCheckpointer(file, {
+      onFailure(err) {
+        // Back to SQLite's own checkpoints (on the loop, but the log stays bounded).
+        if (sqlite.open) sqlite.pragma('wal_autocheckpoint = 1000');
+        opts.onError?.(err);
+      },
+    });
+  }
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
   const wal = new WalSync(`${file}-wal`);
   return {
     kysely,
     dialect: 'sqlite',
     wal,
+    checkpointer,
     async close() {
+      await checkpointer?.stop();
       await kysely.destroy();
       await wal.close();
+    },
+  };
+}
+
+/** Statements kept prepared, by SQL text; beyond this the oldest is dropped. */
+const STATEMENT_CACHE = 500;
+
+/**
+ * better-sqlite3 as Kysely's SQLite driver sees it, but preparing each SQL text once: Kysely
+ * prepares every query it runs, and at intake rates preparing cost more than executing.
+ * Safe because every statement runs to completion before the next one starts (one connection,
+ * Kysely's mutex) and nothing here streams rows with iterate().
+ */
+function cachingStatements(sqlite: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (stmt) {
+        // Map order is insertion order: re-inserting keeps the recently used at the end.
+        cache.delete(text);
+      } else {
+        stmt = sqlite.prepare(text);
+        if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(text, stmt);
+      return stmt;
     },
   };
 }

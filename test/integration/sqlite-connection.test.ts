@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { test } from 'node:test';
+import { sql } from 'kysely';
+import { openDb } from '../../src/store/db.js';
+import { tempDir, waitFor } from '../helpers/env.js';
+
+// SQLite only (the file and its WAL are what these are about); runs in both passes of the suite.
+
+test('prepared statements are reused, and still see a schema change made after they were prepared', async () => {
+  const tmp = tempDir();
+  const db = openDb(undefined, tmp.dir);
+  try {
+    await sql`create table t (a integer)`.execute(db.kysely);
+    await sql`insert into t (a) values (${1})`.execute(db.kysely);
+    const q = () => db.kysely.selectFrom('t' as never).selectAll().execute() as Promise<Record<string, unknown>[]>;
+    assert.deepEqual(await q(), [{ a: 1 }]);
+    await sql`alter table t add column b text default 'x'`.execute(db.kysely);
+    // Same SQL text, so the same cached statement: SQLite re-prepares it for the new schema.
+    assert.deepEqual(await q(), [{ a: 1, b: 'x' }]);
+  } finally {
+    await db.close();
+    tmp.cleanup();
+  }
+});
+
+test('backgroundCheckpoints: the WAL is checkpointed by the thread, not inside commits', async () => {
+  const tmp = tempDir();
+  const file = `${tmp.dir}/postroom.db`;
+  const db = openDb(file, tmp.dir, { backgroundCheckpoints: true });
+  try {
+    await sql`create table big (data blob)`.execute(db.kysely);
+    const auto = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db.kysely);
+    assert.equal(auto.rows[0].wal_autocheckpoint, 0, 'commits on the loop never checkpoint');
+    const before = statSync(file).size;
+    // Well past the 1,000 pages at which SQLite would checkpoint by itself.
+    const blob = new Uint8Array(8192).fill(7);
+    for (let i = 0; i < 60; i++) {
+      await db.kysely
+        .insertInto('big' as never)
+        .values(Array.from({ length: 10 }, () => ({ data: blob })) as never)
+        .execute();
+    }
+    // A report from after the last write, in which every frame of the log has been copied.
+    db.checkpointer!.last = undefined;
+    await waitFor(() => {
+      const r = db.checkpointer?.last;
+      return r && r.log > 0 && r.checkpointed === r.log;
+    }, 'a checkpoint of the whole log');
+    assert.ok(statSync(file).size > before + 60 * 10 * 8192, 'the pages reached the database file');
+  } finally {
+    await db.close();
+    tmp.cleanup();
+  }
+});
+
+test('backgroundCheckpoints: if the thread dies, SQLite checkpoints by itself again and the owner is told', async () => {
+  const tmp = tempDir();
+  const errors: Error[] = [];
+  const db = openDb(undefined, tmp.dir, { backgroundCheckpoints: true, onError: (e) => errors.push(e) });
+  try {
+    // Kill the thread the way a crash would (not through stop()).
+    await (db.checkpointer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await waitFor(() => errors.length > 0, 'the failure reported');
+    assert.match(errors[0].message, /checkpoint thread exited/);
+    const auto = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db.kysely);
+    assert.equal(auto.rows[0].wal_autocheckpoint, 1000);
+  } finally {
+    await db.close();
+    tmp.cleanup();
+  }
+});
