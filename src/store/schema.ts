@@ -293,6 +293,14 @@ export interface GroupPostsTable {
   posted_at: string;
 }
 
+/** A Message-ID a post names: rank 0 is its first choice of parent (In-Reply-To, then References nearest first). */
+export interface GroupPostRefsTable {
+  post: number;
+  rank: number;
+  group_id: number;
+  message_id: string;
+}
+
 export interface GroupRelaysTable {
   post: number;
   email: string;
@@ -313,6 +321,7 @@ export interface Database {
   groups: GroupsTable;
   group_members: GroupMembersTable;
   group_posts: GroupPostsTable;
+  group_post_refs: GroupPostRefsTable;
   group_relays: GroupRelaysTable;
   acl: AclTable;
   object_properties: ObjectPropertiesTable;

@@ -96,8 +96,7 @@ describe('discussion groups', () => {
 
   it('replies join the thread by In-Reply-To, by References, and by subject when neither is sent', async () => {
     const [root] = await posts();
-    // One at a time: this is about the threading rules; posts arriving concurrently are a
-    // separate question (see the note on issue 7).
+    // One at a time: this is about the threading rules; the next test sends posts all at once.
     const post = async (from: string, m: string, n: number) => {
       await inbound('talk@lists.test', from, m);
       return waitFor(async () => {
@@ -116,6 +115,52 @@ describe('discussion groups', () => {
     assert.equal(by('n1').thread, by('n1').id);
     const thread = ((await (await pr.api(`/api/v1/groups/${group.id}/posts?thread=${root.id}`)).json()) as { items: unknown[] }).items;
     assert.equal(thread.length, 4);
+  });
+
+  it('posts arriving at once thread as they would one at a time, whichever is handled first', async () => {
+    // A group of its own, so its posts are just these. Everything below is sent at once: the
+    // delivery worker handles them concurrently, in no particular order.
+    const res = await pr.api('/api/v1/groups', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Chat', address: 'chat@lists.test', members: [{ email: 'ann@members.test' }, { email: 'bob@members.test' }] }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const chat = ((await res.json()) as { id: number }).id;
+    const m = (id: string, subject: string, extra: string[] = []) => mail({ id, subject, extra }).replace('To: talk@', 'To: chat@');
+    const batch = [
+      // A new topic with replies by In-Reply-To, by References (its nearest is c-a) and by subject.
+      m('c-root', 'Lunch on Friday'),
+      m('c-a', 'count me in', ['In-Reply-To: <c-root@members.test>']),
+      m('c-b', 'and me', ['References: <c-root@members.test> <c-a@members.test>']),
+      m('c-c', 'Re: lunch on friday'),
+      m('c-d', 'vegetarian?', ['In-Reply-To: <c-a@members.test>', 'References: <c-root@members.test> <c-a@members.test>']),
+      // A second topic, threaded by subject only.
+      m('d-root', 'Rota'),
+      m('d-a', 'Re: Rota'),
+      m('d-b', 'AW: [chat] rota'),
+    ];
+    const answers = await Promise.all(batch.map((raw) => inbound('chat@lists.test', 'ann@members.test', raw)));
+    assert.deepEqual(answers.map((a) => a.status), batch.map(() => 202));
+    const list = async () => ((await (await pr.api(`/api/v1/groups/${chat}/posts`)).json()) as { items: any[] }).items;
+    const all = await waitFor(async () => {
+      const ps = await list();
+      return ps.length === batch.length && ps.every((x) => x.status === 'relayed') ? ps : undefined;
+    }, `${batch.length} posts, relayed`, 30_000);
+    const by = (id: string) => all.find((p) => p.messageId === `<${id}@members.test>`);
+    const threadOf = (ids: string[]) => new Set(ids.map((id) => by(id).thread));
+    assert.equal(threadOf(['c-root', 'c-a', 'c-b', 'c-c', 'c-d']).size, 1, JSON.stringify(all));
+    assert.equal(threadOf(['d-root', 'd-a', 'd-b']).size, 1, JSON.stringify(all));
+    assert.notEqual(by('c-root').thread, by('d-root').thread);
+    // Message-ID links win over arrival order: a reply handled before its parent is adopted.
+    assert.equal(by('c-a').parent, by('c-root').id);
+    assert.equal(by('c-b').parent, by('c-a').id);
+    assert.equal(by('c-d').parent, by('c-a').id);
+    // The thread listing has both threads whole.
+    for (const [root, n] of [['c-root', 5], ['d-root', 3]] as const) {
+      const thread = ((await (await pr.api(`/api/v1/groups/${chat}/posts?thread=${by(root).thread}`)).json()) as { items: unknown[] }).items;
+      assert.equal(thread.length, n);
+    }
   });
 
   it('refuses a non-member under the members policy: 550 5.7.1 at RCPT, 403 5.7.1 over HTTP; an unknown group is 5.1.1', async () => {

@@ -7,7 +7,8 @@ import { createObject, type Q } from '../objects/store.js';
  * Posts of a group, threaded the way mail readers do (RFC 5322 §3.6.4): the parent is the post
  * whose Message-ID is In-Reply-To, else the nearest one named in References (last first); mail
  * from clients that send neither joins the latest thread with the same subject once Re:/Fwd:
- * and [tags] are taken off (the Subject fallback of Netscape/JWZ threading).
+ * and [tags] are taken off (the Subject fallback of Netscape/JWZ threading). A post that arrives
+ * after replies naming it adopts them, so Message-ID links do not depend on arrival order.
  */
 
 export const POST_STATUSES = ['held', 'approved', 'relayed', 'rejected'] as const;
@@ -63,28 +64,96 @@ export function messageIds(value: string | null | undefined): string[] {
   return [...(value ?? '').matchAll(/<[^<>\s]+>/g)].map((m) => m[0]);
 }
 
-async function byMessageId(db: Q, group: number, id: string): Promise<GroupPostsTable | undefined> {
-  return db.selectFrom('group_posts').selectAll().where('group_id', '=', group).where('message_id', '=', id).orderBy('id').executeTakeFirst();
-}
-
 /** The post a delivery made, if it made one (a retried delivery must not post twice). */
 export async function postByDelivery(db: Q, delivery: string): Promise<Post | undefined> {
   const r = await db.selectFrom('group_posts').selectAll().where('delivery', '=', delivery).executeTakeFirst();
   return r ? postOf(r) : undefined;
 }
 
-/** Find the parent of a new post (see the module comment). */
-async function findParent(db: Q, group: number, p: { inReplyTo: string[]; references: string[]; subject: string | null }) {
-  for (const id of [...p.inReplyTo, ...[...p.references].reverse()]) {
-    const hit = await byMessageId(db, group, id);
+/** Message-IDs named per post at most: a long References chain adds nothing past its nearest ones. */
+const MAX_REFS = 50;
+
+/** The Message-IDs a post names, best parent first: In-Reply-To, then References nearest first. */
+export function parentChoices(p: { inReplyTo: string[]; references: string[] }): string[] {
+  return [...new Set([...p.inReplyTo, ...[...p.references].reverse()])].slice(0, MAX_REFS);
+}
+
+/**
+ * Find the parent of a new post (see the module comment), never one of `below` (the replies it
+ * is about to adopt, with theirs: a parent among them would make a cycle).
+ */
+async function findParent(db: Q, group: number, p: { refs: string[]; subject: string | null }, below: Set<number>) {
+  for (const id of p.refs) {
+    const hits = await db.selectFrom('group_posts').selectAll().where('group_id', '=', group).where('message_id', '=', id).orderBy('id').execute();
+    const hit = hits.find((h) => !below.has(Number(h.id)));
     if (hit) return hit;
   }
   const ts = threadSubject(p.subject);
   if (!ts) return undefined;
-  return db.selectFrom('group_posts').selectAll().where('group_id', '=', group).where('thread_subject', '=', ts).orderBy('id', 'desc').executeTakeFirst();
+  const same = await db
+    .selectFrom('group_posts')
+    .selectAll()
+    .where('group_id', '=', group)
+    .where('thread_subject', '=', ts)
+    .orderBy('id', 'desc')
+    .limit(below.size + 1)
+    .execute();
+  return same.find((h) => !below.has(Number(h.id)));
 }
 
-/** Store a post (an object of kind `post` under the group) with its place in a thread. */
+/**
+ * Posts already kept that name `messageId` and would rather have it as parent than the one they
+ * got: they arrived first (or at the same time), when it was not there yet. A post prefers the
+ * Message-ID it names earliest (In-Reply-To, then References nearest first) over one named
+ * later, and any named one over a subject match or none.
+ */
+async function repliesToAdopt(db: Q, group: number, messageId: string): Promise<number[]> {
+  const named = await db
+    .selectFrom('group_post_refs as r')
+    .innerJoin('group_posts as c', 'c.id', 'r.post')
+    .leftJoin('group_posts as p', 'p.id', 'c.parent')
+    .select(['c.id', 'r.rank', 'p.message_id as parentMessageId'])
+    .where('r.group_id', '=', group)
+    .where('r.message_id', '=', messageId)
+    .orderBy('c.id')
+    .execute();
+  const out: number[] = [];
+  for (const n of named) {
+    const current = n.parentMessageId
+      ? await db.selectFrom('group_post_refs').select('rank').where('post', '=', n.id).where('message_id', '=', n.parentMessageId).executeTakeFirst()
+      : undefined;
+    if (Number(n.rank) < (current ? Number(current.rank) : Infinity)) out.push(Number(n.id));
+  }
+  return out;
+}
+
+/** These posts and every reply below them. */
+async function withReplies(db: Q, roots: number[]): Promise<Set<number>> {
+  const seen = new Set(roots);
+  for (let level = roots; level.length; ) {
+    const next: number[] = [];
+    for (let i = 0; i < level.length; i += 500) {
+      const rows = await db.selectFrom('group_posts').select('id').where('parent', 'in', level.slice(i, i + 500)).execute();
+      for (const r of rows) {
+        const id = Number(r.id);
+        if (!seen.has(id)) next.push(id);
+        seen.add(id);
+      }
+    }
+    level = next;
+  }
+  return seen;
+}
+
+/**
+ * Store a post (an object of kind `post` under the group) with its place in a thread.
+ *
+ * Posts to one group are made one at a time: on PostgreSQL the group's row is locked first
+ * (under READ COMMITTED two replies arriving together would each miss the other, uncommitted);
+ * SQLite has one writer. They may still be made in any order, so a post that arrives after
+ * replies naming it adopts them, with the replies below them (JWZ threading's property that
+ * the arrival order does not matter for Message-ID links).
+ */
 export async function createPost(
   db: Db,
   p: {
@@ -101,7 +170,12 @@ export async function createPost(
   },
 ): Promise<Post> {
   return db.kysely.transaction().execute(async (trx) => {
-    const parent = await findParent(trx, p.group, p);
+    // NO KEY UPDATE: posts wait for each other, foreign-key checks (new members) do not.
+    if (db.dialect === 'postgres') await trx.selectFrom('groups').select('id').where('id', '=', p.group).forNoKeyUpdate().execute();
+    const refs = parentChoices(p);
+    const adopt = p.messageId ? await repliesToAdopt(trx, p.group, p.messageId) : [];
+    const below = await withReplies(trx, adopt);
+    const parent = await findParent(trx, p.group, { refs, subject: p.subject }, below);
     const o = await createObject(trx, { kind: 'post', name: `post-${p.delivery}`, parent: p.group });
     const row: GroupPostsTable = {
       id: o.id,
@@ -118,6 +192,22 @@ export async function createPost(
       posted_at: p.postedAt,
     };
     await trx.insertInto('group_posts').values(row).execute();
+    if (refs.length) {
+      await trx
+        .insertInto('group_post_refs')
+        .values(refs.map((message_id, rank) => ({ post: o.id, rank, group_id: p.group, message_id })))
+        .execute();
+    }
+    if (adopt.length) {
+      for (let i = 0; i < adopt.length; i += 500) {
+        await trx.updateTable('group_posts').set({ parent: o.id }).where('id', 'in', adopt.slice(i, i + 500)).execute();
+      }
+      // A thread's posts carry its number: the adopted and theirs join this post's thread.
+      const moved = [...below];
+      for (let i = 0; i < moved.length; i += 500) {
+        await trx.updateTable('group_posts').set({ thread: row.thread }).where('id', 'in', moved.slice(i, i + 500)).execute();
+      }
+    }
     return postOf(row);
   });
 }
