@@ -35,12 +35,13 @@ export function hasCommand(cmd: string): boolean {
 }
 
 /**
- * The peer (a command on PATH) a test needs. Missing: under CI=true the test fails; elsewhere
- * it is skipped with the reason, so a laptop without Postfix can still run the rest.
+ * The peer (a command on PATH, or a path) a test needs. Missing: under CI=true the test fails;
+ * elsewhere it is skipped with the reason, so a laptop without Postfix can still run the rest.
+ * `install` says how to get it when that is not `apt-get install -y PKG`.
  */
-export function requirePeer(t: TestContext, cmd: string, pkg: string): boolean {
+export function requirePeer(t: TestContext, cmd: string, pkg: string, install = `apt-get install -y ${pkg}`): boolean {
   if (hasCommand(cmd)) return true;
-  const why = `${cmd} not installed (apt-get install -y ${pkg})`;
+  const why = `${cmd} not installed (${install})`;
   if (process.env.CI === 'true') throw new Error(`missing peer under CI: ${why}`);
   t.skip(why);
   return false;
