@@ -22,12 +22,16 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-/** Start `node bin/postroom.js serve ARGS` and wait until it prints its API token (it listens then). */
-export async function startServeChild(args: string[], env: Record<string, string>, cwd: string): Promise<ServeChild> {
+/**
+ * Start `node bin/postroom.js serve ARGS` and wait until it prints its API token (it listens then).
+ * `as`: run it as that user (uid, gid), as an operator runs it (the test runs as root).
+ */
+export async function startServeChild(args: string[], env: Record<string, string>, cwd: string, as?: { uid: number; gid: number }): Promise<ServeChild> {
   const child = spawn(process.execPath, [path.join(root, 'bin/postroom.js'), 'serve', ...args], {
     cwd,
     env: cleanEnv(env),
     stdio: ['ignore', 'ignore', 'pipe'],
+    ...(as ?? {}),
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
