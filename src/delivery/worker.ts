@@ -4,15 +4,7 @@ import { asMailError, mailError, MailError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
-import {
-  finishAttempt,
-  leaseDue,
-  nextDue,
-  renewLease,
-  startAttempt,
-  type AttemptResult,
-  type DeliveryRecord,
-} from '../store/deliveries.js';
+import { finishAttempt, leaseForAttempts, nextDue, renewLease, type AttemptResult, type LeasedDelivery } from '../store/deliveries.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
@@ -54,11 +46,18 @@ export class DeliveryWorker {
   /** Identifies this worker's leases; unique per start so a restarted process never matches an old lease. */
   readonly owner = `${os.hostname()}:${process.pid}:${newId()}`;
   private running = false;
+  /** Attempts whose target is running: at most `workers`. */
   private inFlight = new Map<string, AbortController>();
+  /** Attempts not yet recorded: running, or their outcome being committed (which holds no slot). */
+  private unrecorded = 0;
   private ticking = false;
   private again = false;
+  /** Something may be due that no lease has taken yet (a wake while every slot was busy, a full batch). */
+  private wanted = false;
   private timer: NodeJS.Timeout | undefined;
-  private idleWaiters: (() => void)[] = [];
+  /** When the armed timer fires (ms since the epoch). */
+  private timerAt = 0;
+  private waiters: { ready: () => boolean; resolve: () => void }[] = [];
 
   constructor(private readonly deps: DeliveryWorkerDeps) {}
 
@@ -69,11 +68,13 @@ export class DeliveryWorker {
     this.wake();
   }
 
-  /** Look for due deliveries now (the queue calls this after an enqueue). */
+  /**
+   * Look for due deliveries now (the queue calls this after an enqueue). The poll timer stays
+   * armed: it is what finds retries coming due and other nodes' work.
+   */
   wake(): void {
     if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.wanted = true;
     void this.tick();
   }
 
@@ -85,21 +86,32 @@ export class DeliveryWorker {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const deadline = Date.now() + graceMs;
-    while (this.inFlight.size && Date.now() < deadline) await sleep(10);
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.until(() => !this.inFlight.size), new Promise((r) => (grace = setTimeout(r, graceMs)))]);
+    clearTimeout(grace);
     for (const c of this.inFlight.values()) c.abort(mailError('SHUTTING_DOWN'));
-    while (this.inFlight.size || this.ticking) await sleep(5);
+    await this.idle();
   }
 
-  /** Resolves when no attempt runs in this process (for tests and benchmarks). */
+  /** Resolves when no attempt runs or awaits its record in this process (for tests and benchmarks). */
   idle(): Promise<void> {
-    if (!this.inFlight.size && !this.ticking) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    return this.until(() => !this.unrecorded && !this.ticking);
   }
 
+  private until(ready: () => boolean): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ ready, resolve }));
+  }
+
+  /** Something ended (a tick, an attempt, an outcome's commit): resolve whoever waited for it. */
   private settle(): void {
-    if (this.inFlight.size || this.ticking) return;
-    for (const w of this.idleWaiters.splice(0)) w();
+    if (!this.waiters.length) return;
+    const still = [];
+    for (const w of this.waiters) {
+      if (w.ready()) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
   }
 
   private async tick(): Promise<void> {
@@ -111,17 +123,26 @@ export class DeliveryWorker {
     try {
       do {
         this.again = false;
+        if (!this.running) break;
         const free = this.deps.config.workers - this.inFlight.size;
-        if (!this.running || free <= 0) break;
-        const leased = await leaseDue(this.deps.db, {
-          owner: this.owner,
-          leaseMs: this.deps.config.leaseTime,
-          limit: free,
-        });
-        for (const d of leased) this.launch(d);
-        if (leased.length === free) this.again = true; // there may be more due
+        // Every slot busy: the next slot released looks again.
+        if (free <= 0) this.wanted = true;
+        else {
+          const leased = await leaseForAttempts(this.deps.db, {
+            owner: this.owner,
+            leaseMs: this.deps.config.leaseTime,
+            limit: free,
+          });
+          for (const d of leased) this.launch(d);
+          // A full batch: there may be more due. Fewer: nothing else is, until the next wake
+          // (one that came while we leased set `again`, and we go round once more).
+          if (leased.length === free) this.again = true;
+          else this.wanted = false;
+        }
+        // An armed timer already bounds the wait for what is not due yet: no need to ask again.
+        if (!this.again && !this.timer) await this.schedule();
+        // A wake that came while we were leasing or scheduling loops here (it is not lost).
       } while (this.again && this.running);
-      await this.schedule();
     } catch (err) {
       this.deps.log.error({ err }, 'delivery worker could not lease; retrying after the poll interval');
       this.arm(this.deps.config.pollInterval);
@@ -142,35 +163,51 @@ export class DeliveryWorker {
     this.arm(wait);
   }
 
+  /** Make sure the worker looks again within `ms` (an earlier wake-up already armed stays). */
   private arm(ms: number): void {
     if (!this.running) return;
+    const at = Date.now() + ms;
+    if (this.timer && this.timerAt <= at) return;
     if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.tick();
+      this.wake();
     }, ms);
     this.timer.unref?.();
   }
 
-  private launch(d: DeliveryRecord): void {
+  private launch(d: LeasedDelivery): void {
     const controller = new AbortController();
     this.inFlight.set(d.id, controller);
+    this.unrecorded++;
     void this.attempt(d, controller)
       .catch((err) => this.deps.log.error({ err, delivery: d.id }, 'could not record a delivery attempt; its lease will expire and it runs again'))
       .finally(() => {
-        this.inFlight.delete(d.id);
+        this.unrecorded--;
+        this.release(d.id);
         this.settle();
-        if (this.running) this.wake();
       });
   }
 
-  private async attempt(d: DeliveryRecord, stop: AbortController): Promise<void> {
+  /**
+   * The target is done with this delivery: its slot goes to the next due one while the outcome
+   * commits (an fsync). The lease is still ours until that commit, so nobody else takes it.
+   */
+  private release(id: string): void {
+    if (!this.inFlight.delete(id)) return;
+    this.settle();
+    // Lease again only when something may be waiting for this slot: after each attempt, an
+    // empty lease (a write transaction) per delivery would cost more than the delivery's own.
+    if (this.running && this.wanted) void this.tick();
+  }
+
+  private async attempt(d: LeasedDelivery, stop: AbortController): Promise<void> {
     const { db, log, metrics, config } = this.deps;
     const policy = this.deps.retryPolicy?.(d.route) ?? DEFAULT_RETRY;
     const n = d.attempts;
     const firstAt = new Date(d.firstAttemptAt ?? Date.now());
-    const attemptId = await startAttempt(db.kysely, d.id, n);
-    const ids = { id: d.id, messageId: d.messageId, owner: this.owner, attemptId };
+    const ids = { id: d.id, messageId: d.messageId, owner: this.owner, attemptId: d.attemptId };
 
     // Attempts are counted when leased, so a delivery that kills its worker every time still ends.
     const exhausted =
@@ -209,10 +246,13 @@ export class DeliveryWorker {
     } finally {
       clearInterval(heartbeat);
     }
+    this.release(d.id);
     metrics.deliveryAttemptSeconds.observe({ kind: d.kind }, (Date.now() - started) / 1000);
     metrics.deliveries.inc({ kind: d.kind, outcome: result.outcome });
     const kept = await finishAttempt(db, ids, result);
     if (!kept) log.warn({ delivery: d.id }, 'lease lost during the attempt; another worker owns this delivery now');
+    // Our own retry: wake up for it rather than find it at a later poll.
+    else if (result.nextAttemptAt) this.arm(Math.max(0, result.nextAttemptAt.getTime() - Date.now()));
     const logLine = { delivery: d.id, route: d.route, kind: d.kind, attempt: n, outcome: result.outcome, error: result.error };
     if (result.outcome === 'done') log.debug(logLine, 'delivered');
     else log.info({ ...logLine, next: result.nextAttemptAt }, 'delivery attempt failed');
@@ -232,7 +272,7 @@ export class DeliveryWorker {
     return { ...base, outcome: 'transient', nextAttemptAt: at };
   }
 
-  private async deliver(d: DeliveryRecord, n: number, signal: AbortSignal): Promise<Receipt> {
+  private async deliver(d: LeasedDelivery, n: number, signal: AbortSignal): Promise<Receipt> {
     const target = this.deps.targets.get(d.kind);
     if (!target) throw mailError('CONFIG', `no target of kind '${d.kind}'`, { status: '5.3.5', smtpCode: 554 });
     const parsed = target.params.safeParse(d.params);
@@ -255,8 +295,4 @@ export class DeliveryWorker {
     };
     return target.deliver(msg, parsed.data, ctx);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

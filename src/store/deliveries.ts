@@ -175,75 +175,78 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
  * row's attempt count goes up here, so a delivery that kills its worker every time still dies
  * after maxAttempts instead of looping forever.
  */
-export async function leaseDue(
+export async function leaseDue(db: Db, opts: LeaseOptions): Promise<DeliveryRecord[]> {
+  return lease(db, opts, async () => {});
+}
+
+/** A leased delivery and the attempt started for it. */
+export interface LeasedDelivery extends DeliveryRecord {
+  attemptId: string;
+}
+
+/**
+ * leaseDue, and record the start of an attempt of each leased delivery in the same transaction
+ * (what a worker does next anyway): one commit per batch instead of one per delivery.
+ */
+export async function leaseForAttempts(db: Db, opts: LeaseOptions): Promise<LeasedDelivery[]> {
+  let ids: string[] = [];
+  const leased = await lease(db, opts, async (trx, rows, now) => {
+    ids = await insertAttempts(trx, rows.map((r) => ({ delivery: r.id, n: r.attempts })), now);
+  });
+  return leased.map((d, i) => ({ ...d, attemptId: ids[i] }));
+}
+
+interface LeaseOptions {
+  owner: string;
+  leaseMs: number;
+  limit: number;
+  now?: Date;
+}
+
+async function lease(
   db: Db,
-  opts: { owner: string; leaseMs: number; limit: number; now?: Date },
+  opts: LeaseOptions,
+  alsoIn: (trx: Transaction<Database>, rows: DeliveriesTable[], now: Date) => Promise<void>,
 ): Promise<DeliveryRecord[]> {
   if (opts.limit <= 0) return [];
-  const now = (opts.now ?? new Date()).toISOString();
-  const until = new Date(Date.parse(now) + opts.leaseMs).toISOString();
+  const at = opts.now ?? new Date();
+  const now = at.toISOString();
+  const until = new Date(at.getTime() + opts.leaseMs).toISOString();
   const set = {
     lease_owner: opts.owner,
     lease_until: until,
     updated_at: now,
   };
-  if (db.dialect === 'postgres') {
-    // SKIP LOCKED: workers on other nodes take other rows instead of queueing behind ours.
-    const rows = await db.kysely.transaction().execute(async (trx) => {
-      const ids = await trx
-        .selectFrom('deliveries')
-        .select('id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .orderBy('next_attempt_at')
-        .limit(opts.limit)
-        .forUpdate()
-        .skipLocked()
-        .execute();
-      if (!ids.length) return [];
-      return trx
-        .updateTable('deliveries')
-        .set((eb) => ({
-          ...set,
-          attempts: eb('attempts', '+', 1),
-          first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
-        }))
-        .where(
-          'id',
-          'in',
-          ids.map((r) => r.id),
-        )
-        .returningAll()
-        .execute();
-    });
-    return rows.map(toDeliveryRecord);
-  }
-  // SQLite: one UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING is a single write
-  // transaction; a second process waits on the write lock and then sees the new leases.
-  // Relaxed (no fsync of its own): a lease lost to a power cut only means the delivery is
-  // leased again after the restart, and the attempt's durable finish syncs the WAL past it.
-  const rows = await relaxedTransaction(db.kysely, (trx) =>
-    trx
-    .updateTable('deliveries')
-    .set((eb) => ({
-      ...set,
-      attempts: eb('attempts', '+', 1),
-      first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
-    }))
-    .where('id', 'in', (eb) =>
-      eb
-        .selectFrom('deliveries')
-        .select('id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
-        .orderBy('next_attempt_at')
-        .limit(opts.limit),
-    )
-    .returningAll()
-    .execute(),
-  );
+  // One UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING. PostgreSQL: the SELECT locks with
+  // SKIP LOCKED, so workers on other nodes take other rows instead of queueing behind ours.
+  // SQLite: a single write transaction; a second process waits on the write lock and then sees
+  // the new leases. Relaxed (no fsync of its own) on both: a lease lost to a power cut only
+  // means the delivery is leased again after the restart, and the attempt's durable finish
+  // syncs the log past it.
+  const rows = await relaxedTransaction(db.kysely, async (trx) => {
+    const leased = await trx
+      .updateTable('deliveries')
+      .set((eb) => ({
+        ...set,
+        attempts: eb('attempts', '+', 1),
+        first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
+      }))
+      .where('id', 'in', (eb) => {
+        const due = eb
+          .selectFrom('deliveries')
+          .select('id')
+          .where('status', '=', 'pending')
+          .where('next_attempt_at', '<=', now)
+          .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
+          .orderBy('next_attempt_at')
+          .limit(opts.limit);
+        return db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due;
+      })
+      .returningAll()
+      .execute();
+    if (leased.length) await alsoIn(trx, leased, at);
+    return leased;
+  });
   return rows.map(toDeliveryRecord);
 }
 
@@ -261,25 +264,27 @@ export async function renewLease(db: Q, id: string, owner: string, until: Date):
 
 /** Record that attempt `n` of a delivery started; returns the attempt id. */
 export async function startAttempt(db: Q, delivery: string, n: number, at = new Date()): Promise<string> {
-  const id = newId();
   // Bookkeeping made durable by the attempt's finish (which syncs the WAL past it): no fsync here.
-  const write = async (q: Q) => q
-    .insertInto('delivery_attempts')
-    .values({
-      id,
-      delivery,
-      n,
-      started_at: at.toISOString(),
-      finished_at: null,
-      outcome: null,
-      error: null,
-      enhanced_status: null,
-      next_attempt_at: null,
-    })
-    .execute();
-  if (db.isTransaction) await write(db);
-  else await relaxedTransaction(db as Kysely<Database>, write);
-  return id;
+  if (db.isTransaction) return (await insertAttempts(db, [{ delivery, n }], at))[0];
+  return (await relaxedTransaction(db as Kysely<Database>, (trx) => insertAttempts(trx, [{ delivery, n }], at)))[0];
+}
+
+/** Insert unfinished attempt rows; returns their ids in the same order. */
+async function insertAttempts(trx: Q, attempts: { delivery: string; n: number }[], at: Date): Promise<string[]> {
+  if (!attempts.length) return [];
+  const rows = attempts.map((a) => ({
+    id: newId(),
+    delivery: a.delivery,
+    n: a.n,
+    started_at: at.toISOString(),
+    finished_at: null,
+    outcome: null,
+    error: null,
+    enhanced_status: null,
+    next_attempt_at: null,
+  }));
+  await trx.insertInto('delivery_attempts').values(rows).execute();
+  return rows.map((r) => r.id);
 }
 
 /** How one attempt ended, and what the delivery becomes. */

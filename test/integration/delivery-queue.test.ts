@@ -9,6 +9,7 @@ import {
   getAttempts,
   getDelivery,
   leaseDue,
+  leaseForAttempts,
   listDeliveries,
   retryDelivery,
   startAttempt,
@@ -41,6 +42,13 @@ function scripted(kind: string, script: (n: number, ctx: DeliveryContext) => 'ok
 
 function plan(route: string, kind: string, rcpt = 'hook@postroom.test', targetIndex = 0): PlannedDelivery {
   return { route, targetIndex, kind, params: { tag: route }, recipients: [rcpt], captures: { local: 'hook' } };
+}
+
+/** A promise and the function that resolves it. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
 }
 
 describe('delivery queue', () => {
@@ -334,5 +342,108 @@ describe('delivery queue', () => {
     await waitFor(async () => (await getDelivery(rig.db.kysely, y))?.status === 'done', 'gated done');
     assert.equal(await messageStatus(rig.db, m.id), 'delivered');
     await w.stop();
+  });
+  it('leasing for attempts records the start of each attempt with the lease', async () => {
+    const m = await rig.keep(RAW);
+    await rig.queue.enqueue(m.id, [plan('started-a', 'lease-only'), plan('started-b', 'lease-only')]);
+    const leased = (await leaseForAttempts(rig.db, { owner: 'S', leaseMs: 5_000, limit: 50 })).filter((d) => d.messageId === m.id);
+    assert.equal(leased.length, 2);
+    for (const d of leased) {
+      const attempts = await getAttempts(rig.db.kysely, d.id);
+      assert.deepEqual(
+        attempts.map((a) => [a.id, a.n, a.outcome]),
+        [[d.attemptId, d.attempts, null]],
+      );
+      assert.ok(await finishAttempt(rig.db, { id: d.id, messageId: m.id, owner: 'S', attemptId: d.attemptId }, { outcome: 'done' }));
+    }
+  });
+
+  describe('wake-ups (the poll interval is a minute: only a wake can start these)', () => {
+    // Nothing else may be due, or the worker would find these deliveries while leasing those.
+    const nothingElseDue = () => rig.db.kysely.updateTable('deliveries').set({ status: 'failed' }).where('status', '=', 'pending').execute();
+
+    it('a wake while the worker decides how long to sleep is not lost', async () => {
+      await nothingElseDue();
+      const m = await rig.keep(RAW);
+      const { target, calls } = scripted('woken', () => 'ok');
+      const w = rig.worker(new Map([['woken', target]]), { pollInterval: 60_000 });
+      // Hold the worker in schedule() (asking the store when the next delivery is due) while
+      // a delivery is enqueued: its wake comes while the worker is not leasing.
+      const deciding = gate();
+      const hold = gate();
+      const inner = w as unknown as { schedule(): Promise<void> };
+      const schedule = inner.schedule.bind(w);
+      let first = true;
+      inner.schedule = async () => {
+        await schedule();
+        if (!first) return;
+        first = false;
+        deciding.open();
+        await hold.wait;
+      };
+      w.start();
+      await deciding.wait;
+      const [id] = await rig.queue.enqueue(m.id, [plan('woken', 'woken')]);
+      hold.open();
+      await waitFor(async () => (await getDelivery(rig.db.kysely, id))?.status === 'done', 'the delivery enqueued meanwhile to be done');
+      assert.equal(calls.length, 1);
+      await w.stop();
+    });
+
+    it('a delivery enqueued while every slot is busy starts when a slot frees', async () => {
+      await nothingElseDue();
+      const [a, b] = [await rig.keep(RAW), await rig.keep(RAW)];
+      const first = gate();
+      const calls: string[] = [];
+      const held: Target<{ tag?: string }> = {
+        kind: 'one-slot',
+        params: z.strictObject({ tag: z.string().optional() }),
+        async deliver(msg) {
+          calls.push(msg.message.id);
+          if (msg.message.id === a.id) await first.wait;
+          return { summary: 'ok' };
+        },
+      };
+      const w = rig.worker(new Map([['one-slot', held]]), { workers: 1, pollInterval: 60_000 });
+      w.start();
+      const [ida] = await rig.queue.enqueue(a.id, [plan('one-slot', 'one-slot')]);
+      await waitFor(() => calls.length === 1, 'the first delivery to hold the only slot');
+      const [idb] = await rig.queue.enqueue(b.id, [plan('one-slot', 'one-slot')]);
+      assert.deepEqual(calls, [a.id], 'no slot for the second yet');
+      first.open();
+      await waitFor(async () => (await getDelivery(rig.db.kysely, idb))?.status === 'done', 'the second delivery to be done');
+      assert.equal((await getDelivery(rig.db.kysely, ida))?.status, 'done');
+      assert.deepEqual(calls, [a.id, b.id]);
+      await w.stop();
+    });
+
+    it('never runs more targets at once than workers; idle() means every outcome is recorded', async () => {
+      await nothingElseDue();
+      let running = 0;
+      let most = 0;
+      const counted: Target<{ tag?: string }> = {
+        kind: 'counted',
+        params: z.strictObject({ tag: z.string().optional() }),
+        async deliver() {
+          most = Math.max(most, ++running);
+          await new Promise((r) => setImmediate(r));
+          running--;
+          return { summary: 'ok' };
+        },
+      };
+      const w = rig.worker(new Map([['counted', counted]]), { workers: 2, pollInterval: 60_000 });
+      w.start();
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await rig.keep(RAW);
+        ids.push(...(await rig.queue.enqueue(m.id, [plan('counted', 'counted'), plan('counted', 'counted', 'hook@postroom.test', 1)])));
+      }
+      await waitFor(async () => (await Promise.all(ids.map((id) => getDelivery(rig.db.kysely, id)))).every((d) => d?.attempts), 'every delivery attempted');
+      await w.idle();
+      const done = await Promise.all(ids.map(async (id) => (await getDelivery(rig.db.kysely, id))?.status));
+      assert.deepEqual(done, ids.map(() => 'done'), 'idle: every attempt finished and recorded');
+      assert.ok(most <= 2, `${most} targets ran at once with 2 workers`);
+      await w.stop();
+    });
   });
 });
