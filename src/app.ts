@@ -102,7 +102,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     commitWindowMs: config.store.commitWindow,
   });
   const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
-  intake.on('stored', (m) => parser.enqueue(m.id));
+  intake.on('stored', (m) => parser.enqueue(m.id, m));
 
   // parsed → router.plan → stored deliveries → worker → target.deliver
   // folder and workflow targets reach the object store through their bound deps.
@@ -130,7 +130,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
   });
   const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, log }) });
-  parser.on('parsed', (id) => void planner.plan(id));
+  parser.on('parsed', (id, parsed) => void planner.plan(id, parsed));
   queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();
   await planner.sweep();

@@ -93,7 +93,12 @@ export const parseSchema = z.strictObject({
   maxDepth: z.number().int().positive().default(20).describe('deepest MIME nesting parsed before the message is kept as raw'),
   maxHeaderSize: size().default(256 * 1024).describe('header block larger than this: kept as raw'),
   maxFilenameLength: z.number().int().min(16).max(255).default(200),
-  workers: z.number().int().positive().default(2).describe('messages parsed at once'),
+  workers: z
+    .number()
+    .int()
+    .positive()
+    .default(2)
+    .describe('messages parsed at once; besides them, up to 16 small ones (256 KiB or less) just received'),
   pollInterval: duration()
     .default(2_000)
     .describe('how often to look for messages `postroom deliver` kept in this store from another process (0 = only at start)'),

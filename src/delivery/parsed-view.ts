@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
-import type { StoredPart } from '../core/message.js';
+import type { StoredMessage, StoredPart } from '../core/message.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
-import { getMessage, getParsedDetail, getParts } from '../store/messages.js';
+import { getMessageWithDetail, getParts, toStoredPart, type ParsedRows } from '../store/messages.js';
 
 /** Largest text or html body read into memory for a target (bodies past it are cut). */
 const MAX_BODY = 16 * 1024 * 1024;
@@ -38,18 +38,43 @@ function addressList(v: unknown): AddressLike[] | undefined {
  */
 export async function buildParsedView(deps: { db: Db; blobs: BlobStore }, messageId: string): Promise<ParsedMessage> {
   const { db, blobs } = deps;
-  const message = await getMessage(db.kysely, messageId);
-  if (!message) throw mailError('NOT_FOUND', `message ${messageId} not found`);
-  const detail = await getParsedDetail(db.kysely, messageId);
+  const found = await getMessageWithDetail(db.kysely, messageId);
+  if (!found) throw mailError('NOT_FOUND', `message ${messageId} not found`);
   const parts = await getParts(db.kysely, messageId);
-  const addr = detail?.addresses ?? {};
+  return parsedView(blobs, found.message, found.detail.headers, found.detail.addresses ?? {}, parts);
+}
+
+/**
+ * The same view from what the parse worker has just saved (the message as it read it, and the
+ * rows it wrote), so that planning right after a parse does not read them back.
+ */
+export function viewOfParse(blobs: BlobStore, read: StoredMessage, saved: ParsedRows): ParsedMessage {
+  // As the row reads after saveParsed: its decoded header fields, and the status when it set one.
+  const message: StoredMessage = {
+    ...read,
+    subject: saved.subject,
+    from: saved.from,
+    date: saved.date,
+    ...(saved.status ? { status: saved.status, error: saved.error ?? null } : {}),
+  };
+  const parts = [...saved.parts].sort((a, b) => a.idx - b.idx).map(toStoredPart);
+  return parsedView(blobs, message, saved.headers, saved.addresses, parts);
+}
+
+function parsedView(
+  blobs: BlobStore,
+  message: StoredMessage,
+  headers: ParsedMessage['headers'],
+  addr: Record<string, unknown>,
+  parts: StoredPart[],
+): ParsedMessage {
   const body = (kind: 'text' | 'html') => async () => {
     const part = parts.find((p) => p.kind === kind);
     return part ? readUtf8(await blobs.open(part.sha256)) : null;
   };
   return {
     message,
-    headers: detail?.headers ?? [],
+    headers,
     addresses: {
       from: addressList(addr.from),
       to: addressList(addr.to),

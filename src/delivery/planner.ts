@@ -2,7 +2,8 @@ import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
 import type { BlobStore } from '../core/ports.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
-import { buildParsedView } from './parsed-view.js';
+import type { ParsedNow } from '../mime/parse-worker.js';
+import { buildParsedView, viewOfParse } from './parsed-view.js';
 import type { DeliveryQueue } from './queue.js';
 
 /** Marks a message no route took, so the start-up sweep does not plan it again and again. */
@@ -35,10 +36,13 @@ export class Planner {
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
 
-  /** Plan one parsed message; errors are logged (the sweep at the next start retries). */
-  plan(messageId: string): Promise<void> {
+  /**
+   * Plan one parsed message; errors are logged (the sweep at the next start retries). `parsed`:
+   * what the parse worker just saved, so the message need not be read back from the store.
+   */
+  plan(messageId: string, parsed?: ParsedNow): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    const p = this.planOne(messageId).finally(() => this.inFlight.delete(p));
+    const p = this.planOne(messageId, parsed).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
   }
@@ -49,10 +53,10 @@ export class Planner {
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
-  private async planOne(messageId: string): Promise<void> {
+  private async planOne(messageId: string, parsed?: ParsedNow): Promise<void> {
     const { db, router, queue, log } = this.deps;
     try {
-      const view = await buildParsedView(this.deps, messageId);
+      const view = parsed ? viewOfParse(this.deps.blobs, parsed.message, parsed.saved) : await buildParsedView(this.deps, messageId);
       if (view.message.status !== 'received' && view.message.status !== 'raw') return;
       const planned = (await this.deps.forced?.(view)) ?? (await router.plan(view));
       if (!planned.length) {

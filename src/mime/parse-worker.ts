@@ -3,7 +3,8 @@ import type { Config } from '../config/schema.js';
 import { idFloor } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import { relaxedTransaction, type Db } from '../store/db.js';
-import { getMessage, listUnparsed, saveParsed } from '../store/messages.js';
+import type { StoredMessage } from '../core/message.js';
+import { getMessage, listUnparsed, saveParsed, writeParsed, type ParsedRows } from '../store/messages.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { parseStored, rawResult } from './parse.js';
@@ -32,14 +33,37 @@ const FOREIGN_GRACE = 60_000;
 const SWEEP_BATCH = 500;
 
 /**
- * Parses kept messages after the ack, from the stored blob, `config.workers` at a time.
- * A message that cannot be parsed becomes status `raw` with the reason; nothing here throws
- * back to intake, and nothing here can crash the process.
+ * Messages of at most this size that intake hands over are parsed in a lane of their own,
+ * SMALL_LANE at a time, beside the `workers` slots. A small parse costs little memory or CPU
+ * but takes many turns of the event loop (stream hops, store round trips): with two slots, a
+ * loaded process parsed fewer small messages a second than arrived, and the queue grew.
  */
-export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
+export const SMALL_MESSAGE = 256 * 1024;
+const SMALL_LANE = 16;
+
+/** What a parse just recorded, for whoever acts on it next (the planner), so it need not read it back. */
+export interface ParsedNow {
+  /** The message as the parse read it (before the save). */
+  message: StoredMessage;
+  /** What the save wrote. */
+  saved: ParsedRows;
+}
+
+/**
+ * Parses kept messages after the ack, from the stored blob, `config.workers` at a time (and
+ * small ones beside them, see SMALL_MESSAGE). A message that cannot be parsed becomes status
+ * `raw` with the reason; nothing here throws back to intake, and nothing here can crash the
+ * process.
+ */
+export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
+  /** Messages intake handed over with their row: no need to read it again. */
+  private readonly known = new Map<string, StoredMessage>();
+  /** Messages being parsed (and saved). */
   private running = 0;
+  /** Of them, in the small lane (the rest hold one of `config.workers` slots). */
+  private small = 0;
   private stopped = false;
   private sweeping: Promise<void> | undefined;
   private waiters: (() => void)[] = [];
@@ -134,9 +158,10 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Parse this message soon (called when intake has kept it). */
-  enqueue(id: string): void {
+  /** Parse this message soon (called when intake has kept it, with the message it kept). */
+  enqueue(id: string, kept?: StoredMessage): void {
     if (this.stopped || this.queued.has(id)) return;
+    if (kept) this.known.set(id, kept);
     this.queued.add(id);
     this.queue.push(id);
     this.pump();
@@ -154,6 +179,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
     clearInterval(this.pollTimer);
     // What's still queued is not lost: it is unparsed in the store and the next start sweeps it.
     for (const id of this.queue.splice(0)) this.queued.delete(id);
+    this.known.clear();
     await this.sweeping?.catch(() => {});
     await this.idle();
   }
@@ -168,13 +194,21 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
     for (const w of this.waiters.splice(0)) w();
   }
 
+  /** Start parses while a slot is free: one of `workers`, or the small lane for a small message. */
   private pump(): void {
-    while (!this.stopped && this.running < this.deps.config.workers && this.queue.length) {
-      const id = this.queue.shift()!;
+    while (!this.stopped && this.queue.length) {
+      const id = this.queue[0];
+      const size = this.known.get(id)?.size;
+      const small = size !== undefined && size <= SMALL_MESSAGE && this.small < SMALL_LANE;
+      // In order: a large message waiting for a slot holds back the ones behind it.
+      if (!small && this.running - this.small >= this.deps.config.workers) return;
+      this.queue.shift();
       this.running++;
+      if (small) this.small++;
       void this.parseOne(id).finally(() => {
         this.parsedDuringPoll?.add(id);
         this.running--;
+        if (small) this.small--;
         this.queued.delete(id);
         this.pump();
         this.settle();
@@ -185,22 +219,30 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
   private async parseOne(id: string): Promise<void> {
     const { db, blobs, log, metrics, config } = this.deps;
     try {
-      const msg = await getMessage(db.kysely, id);
+      const kept = this.known.get(id);
+      this.known.delete(id);
+      const msg = kept ?? (await getMessage(db.kysely, id));
       if (!msg) return;
       const result = await parseStored(msg, { blobs, config });
+      // Parts and their blobs in one transaction. Derived from the raw bytes: no fsync of their
+      // own (relaxedTransaction); the WAL keeps commits in order, so a later durable commit
+      // covers them.
+      let writing: 'blobs' | 'rows' = 'blobs';
       try {
-        // Parts are derived from the raw bytes: no fsync of their own (relaxedTransaction). The
-        // WAL keeps commits in order, so these blobs are never behind the rows that name them.
-        await relaxedTransaction(db.kysely, (trx) => blobs.commit(result.staged, trx));
+        await relaxedTransaction(db.kysely, async (trx) => {
+          await blobs.commit(result.staged, trx);
+          writing = 'rows';
+          await writeParsed(trx, id, result.save);
+        });
       } catch (err) {
-        await Promise.all(result.staged.map((s) => blobs.discard(s)));
-        throw err;
-      }
-      try {
-        await saveParsed(db.kysely, id, result.save);
-      } catch (err) {
+        if (writing === 'blobs') {
+          await Promise.all(result.staged.map((s) => blobs.discard(s)));
+          throw err;
+        }
         // The database refused what we parsed (a value it cannot hold): keep the message as raw
-        // with the reason rather than retry the same refusal on every start.
+        // with the reason rather than retry the same refusal on every start. The raw result
+        // names only the raw blob; the parts' blobs rolled back with the rows (or, as files,
+        // stay unreferenced, as before).
         if (result.save.status === 'raw') throw err;
         log.warn({ msg: 'parse result not storable; keeping as raw', id, err: String(err) });
         result.save = rawResult(msg, `parse result could not be stored: ${(err as Error)?.message ?? err}`);
@@ -214,7 +256,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string] }> {
         log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
         if (result.truncated) log.warn({ msg: 'text body cut at the in-memory limit; raw is whole', id });
       }
-      this.emit('parsed', id);
+      this.emit('parsed', id, { message: msg, saved: result.save });
     } catch (err) {
       // Store trouble (disk, database) rather than bad mail: leave the row unparsed so the next
       // start retries it, and say so loudly. Bad mail never lands here: parseStored reports it.

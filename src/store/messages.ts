@@ -133,22 +133,35 @@ export async function getMessage(db: Q, id: string): Promise<StoredMessage | und
   return r ? toStoredMessage(r) : undefined;
 }
 
-/** Headers (in order) and addresses of a parsed message. */
-export async function getParsedDetail(
-  db: Q,
-  id: string,
-): Promise<{ headers: HeaderLine[]; addresses: Record<string, unknown> | null; parsedAt: string | null } | undefined> {
-  const r = await db
-    .selectFrom('messages')
-    .select(['headers', 'addresses', 'parsed_at'])
-    .where('id', '=', id)
-    .executeTakeFirst();
-  if (!r) return undefined;
+/** What parsing recorded on a message row: its headers (in order) and addresses. */
+export interface ParsedDetail {
+  headers: HeaderLine[];
+  addresses: Record<string, unknown> | null;
+  parsedAt: string | null;
+}
+
+function parsedDetail(r: Pick<MessagesTable, 'headers' | 'addresses' | 'parsed_at'>): ParsedDetail {
   return {
     headers: r.headers ? (JSON.parse(r.headers) as HeaderLine[]) : [],
     addresses: r.addresses ? (JSON.parse(r.addresses) as Record<string, unknown>) : null,
     parsedAt: r.parsed_at,
   };
+}
+
+/** Headers (in order) and addresses of a parsed message. */
+export async function getParsedDetail(db: Q, id: string): Promise<ParsedDetail | undefined> {
+  const r = await db
+    .selectFrom('messages')
+    .select(['headers', 'addresses', 'parsed_at'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return r ? parsedDetail(r) : undefined;
+}
+
+/** A message and what parsing recorded on it, from one read of its row. */
+export async function getMessageWithDetail(db: Q, id: string): Promise<{ message: StoredMessage; detail: ParsedDetail } | undefined> {
+  const r = await db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+  return r ? { message: toStoredMessage(r), detail: parsedDetail(r) } : undefined;
 }
 
 /** Parts of a message, in order. */
@@ -221,41 +234,46 @@ export async function listUnparsed(db: Q, limit: number): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** Record the result of parsing: parts, ordered headers, addresses, decoded header fields. */
-export async function saveParsed(
-  db: Kysely<Database>,
-  id: string,
-  result: {
-    headers: HeaderLine[];
-    addresses: Record<string, unknown>;
-    subject: string | null;
-    from: string | null;
-    date: string | null;
-    parts: PartsTable[];
-    status?: MessageStatus;
-    error?: string | null;
-  },
-): Promise<void> {
+/** What parsing found out about a message, as saveParsed records it. */
+export interface ParsedRows {
+  headers: HeaderLine[];
+  addresses: Record<string, unknown>;
+  subject: string | null;
+  from: string | null;
+  date: string | null;
+  parts: PartsTable[];
+  status?: MessageStatus;
+  error?: string | null;
+}
+
+/**
+ * Record the result of parsing: parts, ordered headers, addresses, decoded header fields.
+ * Derived from the kept raw bytes, so committed without an fsync of its own (relaxedTransaction).
+ */
+export async function saveParsed(db: Kysely<Database>, id: string, result: ParsedRows): Promise<void> {
+  await relaxedTransaction(db, (trx) => writeParsed(trx, id, result));
+}
+
+/** saveParsed's writes, inside a transaction of the caller's (which may also commit the parts' blobs). */
+export async function writeParsed(trx: Transaction<Database>, id: string, result: ParsedRows): Promise<void> {
   const now = new Date().toISOString();
-  await relaxedTransaction(db, async (trx) => {
-    // Parsing again (after a crash mid-parse) replaces what the earlier attempt left.
-    await trx.deleteFrom('parts').where('message', '=', id).execute();
-    if (result.parts.length) await trx.insertInto('parts').values(result.parts).execute();
-    let u = trx
-      .updateTable('messages')
-      .set({
-        headers: JSON.stringify(result.headers),
-        addresses: JSON.stringify(result.addresses),
-        subject: result.subject,
-        from_addr: result.from,
-        date: result.date,
-        parsed_at: now,
-        updated_at: now,
-      })
-      .where('id', '=', id);
-    if (result.status) u = u.set({ status: result.status, error: result.error ?? null });
-    await u.execute();
-  });
+  // Parsing again (after a crash mid-parse) replaces what the earlier attempt left.
+  await trx.deleteFrom('parts').where('message', '=', id).execute();
+  if (result.parts.length) await trx.insertInto('parts').values(result.parts).execute();
+  let u = trx
+    .updateTable('messages')
+    .set({
+      headers: JSON.stringify(result.headers),
+      addresses: JSON.stringify(result.addresses),
+      subject: result.subject,
+      from_addr: result.from,
+      date: result.date,
+      parsed_at: now,
+      updated_at: now,
+    })
+    .where('id', '=', id);
+  if (result.status) u = u.set({ status: result.status, error: result.error ?? null });
+  await u.execute();
 }
 
 /** Set a message's status (and error text). */

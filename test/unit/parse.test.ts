@@ -10,12 +10,15 @@ import type { Envelope } from '../../src/core/message.js';
 import { Intake } from '../../src/intake/accept.js';
 import { sanitiseFilename } from '../../src/mime/filename.js';
 import { dbText, MAX_TEXT_BYTES, parseStream, type ParseResult } from '../../src/mime/parse.js';
-import { ParseWorker } from '../../src/mime/parse-worker.js';
+import { ParseWorker, SMALL_MESSAGE, type ParsedNow } from '../../src/mime/parse-worker.js';
+import { buildParsedView, viewOfParse } from '../../src/delivery/parsed-view.js';
+import type { BlobStore } from '../../src/core/ports.js';
+import type { KyselyPlugin } from 'kysely';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import { migrate, openDb, type Db } from '../../src/store/db.js';
 import { getMessage, getParsedDetail, getParts } from '../../src/store/messages.js';
 import { createMetrics, type Metrics } from '../../src/telemetry/metrics.js';
-import { tempDir } from '../helpers/env.js';
+import { tempDir, waitFor } from '../helpers/env.js';
 import { pythonParts } from '../helpers/python-email.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/mime');
@@ -252,6 +255,7 @@ describe('parse worker', () => {
   let worker: ParseWorker;
   const log = pino({ level: 'silent' });
   const parsedIds: string[] = [];
+  const handed = new Map<string, ParsedNow>();
   before(async () => {
     db = openDb(undefined, tmp.dir);
     await migrate(db);
@@ -259,8 +263,11 @@ describe('parse worker', () => {
     metrics = createMetrics();
     intake = new Intake({ db, blobs, log, metrics, hostname: 'mx.test' });
     worker = new ParseWorker({ db, blobs, log, metrics, config });
-    worker.on('parsed', (id) => parsedIds.push(id));
-    intake.on('stored', (m) => worker.enqueue(m.id));
+    worker.on('parsed', (id, now) => {
+      parsedIds.push(id);
+      handed.set(id, now);
+    });
+    intake.on('stored', (m) => worker.enqueue(m.id, m));
     await worker.start();
   });
   after(async () => {
@@ -331,5 +338,106 @@ describe('parse worker', () => {
     await again.stop();
     assert.deepEqual(seen, [m.id]);
     assert.equal((await getParts(db.kysely, m.id)).length, 4);
+  });
+  test('hands over what it saved: the same view as reading the message back from the store', async () => {
+    for (const file of ['nested-multipart.eml', 'deep-nesting-over.eml']) {
+      const m = await keep(file);
+      await worker.idle();
+      const now = handed.get(m.id);
+      assert.ok(now, `parsed carried what was saved (${file})`);
+      const mine = viewOfParse(blobs, now.message, now.saved);
+      const stored = await buildParsedView({ db, blobs }, m.id);
+      assert.deepEqual(mine.message, stored.message, file);
+      assert.deepEqual(mine.headers, stored.headers, file);
+      assert.deepEqual(mine.addresses, stored.addresses, file);
+      assert.deepEqual(mine.parts, stored.parts, file);
+      assert.equal(await mine.text(), await stored.text(), file);
+    }
+  });
+
+  test('small messages just received parse beside the workers slots; larger ones take a slot each', async () => {
+    // One slot, and a blob store whose reads wait for the test: what is being parsed at once shows.
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const reading = new Set<string>();
+    const most = { small: 0, large: 0 };
+    const sizes = new Map<string, number>();
+    const gated: BlobStore = Object.assign(Object.create(blobs) as BlobStore, {
+      async open(sha256: string) {
+        reading.add(sha256);
+        for (const k of ['small', 'large'] as const) {
+          const n = [...reading].filter((h) => (sizes.get(h)! <= SMALL_MESSAGE) === (k === 'small')).length;
+          most[k] = Math.max(most[k], n);
+        }
+        await gate;
+        reading.delete(sha256);
+        return blobs.open(sha256);
+      },
+    });
+    const one = new ParseWorker({ db, blobs: gated, log, metrics, config: { ...config, workers: 1 } });
+    const big = (i: number) => Buffer.from(`Subject: big ${i}\r\n\r\n${'x'.repeat(SMALL_MESSAGE)}\r\n`);
+    const small = (i: number) => Buffer.from(`Subject: small ${i}\r\n\r\nhello\r\n`);
+    const kept = [];
+    for (const b of [small(1), small(2), small(3), big(1), big(2)]) kept.push(await intake.accept(envelope(), stream(b)));
+    await worker.idle();
+    for (const m of kept) sizes.set(m.rawSha256, m.size);
+    for (const m of kept) one.enqueue(m.id, m);
+    await waitFor(() => reading.size === 4, 'three small parses and one large one to be reading at once');
+    open();
+    await one.idle();
+    await one.stop();
+    assert.deepEqual(most, { small: 3, large: 1 });
+  });
+
+  test('rows the database refuses: kept as raw with the reason, nothing of the refused parse left', async () => {
+    let refuse = true;
+    const refuseParts: KyselyPlugin = {
+      transformQuery(args) {
+        const node = args.node as { kind: string; into?: { table: { identifier: { name: string } } } };
+        if (refuse && node.kind === 'InsertQueryNode' && node.into?.table.identifier.name === 'parts') {
+          refuse = false;
+          throw new Error('value out of range for the test');
+        }
+        return args.node;
+      },
+      async transformResult(args) {
+        return args.result;
+      },
+    };
+    const picky = new ParseWorker({ db: { ...db, kysely: db.kysely.withPlugin(refuseParts) }, blobs, log, metrics, config });
+    const m = await keep('nested-multipart.eml');
+    await worker.idle();
+    await db.kysely.updateTable('messages').set({ parsed_at: null }).where('id', '=', m.id).execute();
+    picky.enqueue(m.id);
+    await picky.idle();
+    await picky.stop();
+    assert.equal(refuse, false, 'the parts insert was refused');
+    const row = await getMessage(db.kysely, m.id);
+    assert.equal(row?.status, 'raw');
+    assert.match(row?.error ?? '', /could not be stored: value out of range for the test/);
+    const parts = await getParts(db.kysely, m.id);
+    assert.deepEqual(parts.map((p) => [p.kind, p.sha256]), [['raw', m.rawSha256]]);
+  });
+
+  test('store trouble while committing part blobs leaves the message unparsed for the next start', async () => {
+    const failing: BlobStore = Object.assign(Object.create(blobs) as BlobStore, {
+      async commit() {
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      },
+    });
+    const stuck = new ParseWorker({ db, blobs: failing, log, metrics, config });
+    const seen: string[] = [];
+    stuck.on('parsed', (id) => seen.push(id));
+    const m = await keep('inline-images.eml');
+    await worker.idle();
+    await db.kysely.updateTable('messages').set({ parsed_at: null }).where('id', '=', m.id).execute();
+    await db.kysely.deleteFrom('parts').where('message', '=', m.id).execute();
+    stuck.enqueue(m.id);
+    await stuck.idle();
+    await stuck.stop();
+    assert.deepEqual(seen, [], 'not handed to the planner');
+    assert.equal((await getParsedDetail(db.kysely, m.id))?.parsedAt, null);
+    assert.equal((await getMessage(db.kysely, m.id))?.status, 'received');
+    assert.deepEqual(await getParts(db.kysely, m.id), []);
   });
 });
