@@ -105,22 +105,27 @@ export class DbBlobStore implements BlobStore {
   }
 
   async open(sha256: string): Promise<Readable> {
-    const blob = await this.db.selectFrom('blobs').select('size').where('sha256', '=', sha256).executeTakeFirst();
+    // The size and the first chunk in one round trip: most blobs are a single chunk.
+    const blob = await this.db
+      .selectFrom('blobs')
+      .leftJoin('blob_chunks', (j) => j.onRef('blob_chunks.sha256', '=', 'blobs.sha256').on('blob_chunks.seq', '=', 0))
+      .select(['blobs.size', 'blob_chunks.data'])
+      .where('blobs.sha256', '=', sha256)
+      .executeTakeFirst();
     if (!blob) throw mailError('NOT_FOUND', 'No such blob');
     const db = this.db;
     const size = Number(blob.size);
+    const first = blob.data;
     // One chunk per query, fetched as the reader asks: a large blob never sits whole in memory.
     async function* chunks(): AsyncGenerator<Buffer> {
       let seen = 0;
       for (let seq = 0; seen < size; seq++) {
-        const row = await db
-          .selectFrom('blob_chunks')
-          .select('data')
-          .where('sha256', '=', sha256)
-          .where('seq', '=', seq)
-          .executeTakeFirst();
-        if (!row) throw new Error(`blob ${sha256} is missing chunk ${seq}`);
-        const buf = Buffer.from(row.data.buffer, row.data.byteOffset, row.data.byteLength);
+        const data =
+          seq === 0
+            ? first
+            : (await db.selectFrom('blob_chunks').select('data').where('sha256', '=', sha256).where('seq', '=', seq).executeTakeFirst())?.data;
+        if (!data) throw new Error(`blob ${sha256} is missing chunk ${seq}`);
+        const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
         seen += buf.length;
         yield buf;
       }
