@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { pgSchema, requirePg } from '../lib/pg.js';
 import { procCpuMs } from '../lib/proc.js';
 import { startPostroom, type BenchServer } from '../lib/servers.js';
 import { runSmtpSource } from '../lib/smtp-source.js';
@@ -13,35 +12,6 @@ import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 const SIZE = 4096;
 const SESSIONS = 20;
 const MESSAGES = 5000;
-
-/** The server to bench against: $POSTROOM_BENCH_DATABASE_URL, else the test server's URL. */
-function baseUrl(): string {
-  return process.env.POSTROOM_BENCH_DATABASE_URL ?? process.env.POSTROOM_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-}
-
-async function sql(url: string, q: string): Promise<pg.QueryResult> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
-
-/** A fresh schema for one case; the URL nodes use and a way to count and drop. */
-async function pgSchema() {
-  const base = baseUrl();
-  const schema = `bench_${randomBytes(5).toString('hex')}`;
-  await sql(base, `CREATE SCHEMA ${schema}`);
-  const url = new URL(base);
-  url.searchParams.set('schema', schema);
-  return {
-    url: url.toString(),
-    kept: async () => Number((await sql(base, `SELECT count(*) AS n FROM ${schema}.messages`)).rows[0].n),
-    drop: () => sql(base, `DROP SCHEMA IF EXISTS ${schema} CASCADE`),
-  };
-}
 
 /** smtp-source against every node at once; the rate is all messages over the wall time. */
 async function load(nodes: BenchServer[], perNode: number) {
@@ -91,11 +61,7 @@ export const storeBackends: Scenario = {
   async run(ctx) {
     const ids = ['store.sqlite.4KiB.s20.kept', 'store.pg.4KiB.s20.kept', 'store.pg3.4KiB.s20.kept'];
     if (!ids.some((i) => ctx.wants(i))) return [];
-    try {
-      await sql(baseUrl(), 'SELECT 1');
-    } catch (err) {
-      throw new Error(`PostgreSQL at ${baseUrl()} not reachable (set POSTROOM_BENCH_DATABASE_URL): ${(err as Error).message}`);
-    }
+    await requirePg();
     const out: Measurement[] = [];
     const sqlite = await runCase(ctx, 'sqlite', 1);
     if (ctx.wants(ids[0])) out.push(sqlite.m);
