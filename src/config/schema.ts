@@ -109,7 +109,7 @@ export const logSchema = z.strictObject({
 });
 
 export const deliverySchema = z.strictObject({
-  workers: z.number().int().positive().default(4).describe('deliveries run at once by this node'),
+  workers: z.number().int().positive().default(16).describe('deliveries run at once by this node'),
   leaseTime: duration()
     .default(60_000)
     .describe('a delivery leased by a node that died is taken again after this (renewed while an attempt runs)'),
