@@ -28,6 +28,13 @@ export interface BlobStore {
    * directory once for the whole batch; for the database store: insert chunks in `trx`.
    */
   commit(staged: StagedBlob[], trx: Transaction<Database> | Kysely<Database>): Promise<void>;
+  /**
+   * Make durable now, before any transaction, the staged blobs that need none (files: rename and
+   * directory fsync), and return the rest for `commit` inside the caller's transaction. Holding
+   * a transaction through file fsyncs would hold SQLite's one connection, and every query of
+   * the process would wait for the disk.
+   */
+  settle(staged: StagedBlob[]): Promise<StagedBlob[]>;
   /** Drop a staged blob that will not be committed. */
   discard(staged: StagedBlob): Promise<void>;
   /** Stream a blob's bytes; throws NOT_FOUND if missing. */

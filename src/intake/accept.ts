@@ -127,12 +127,11 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
         if (this.deps.commitWindowMs) await new Promise((r) => setTimeout(r, this.deps.commitWindowMs));
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
+          // Blobs first: a committed row must never point at bytes that are not durable. Files
+          // are renamed and their directories fsynced before the transaction (see settle).
+          const inTransaction = await this.deps.blobs.settle(batch.map((p) => p.staged));
           const stored = await transact(this.deps.db, async (trx) => {
-            // Blobs first: a committed row must never point at bytes that are not durable.
-            await this.deps.blobs.commit(
-              batch.map((p) => p.staged),
-              trx,
-            );
+            await this.deps.blobs.commit(inTransaction, trx);
             return insertMessages(
               trx,
               batch.map((p) => p.row),

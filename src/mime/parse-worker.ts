@@ -229,8 +229,9 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
       // covers them.
       let writing: 'blobs' | 'rows' = 'blobs';
       try {
+        const inTransaction = await blobs.settle(result.staged);
         await relaxedTransaction(db.kysely, async (trx) => {
-          await blobs.commit(result.staged, trx);
+          await blobs.commit(inTransaction, trx);
           writing = 'rows';
           await writeParsed(trx, id, result.save);
         });

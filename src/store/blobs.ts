@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
-import { mailError } from '../core/errors.js';
+import { MailError, mailError } from '../core/errors.js';
 import type { Database } from './schema.js';
 import { prepareStagingDir, stageStream } from './stage.js';
 
@@ -70,6 +70,11 @@ export class FsBlobStore implements BlobStore {
     await Promise.all([...dirs].map((d) => fsyncDir(d)));
   }
 
+  async settle(staged: StagedBlob[]): Promise<StagedBlob[]> {
+    await this.commit(staged.filter((s) => s.tempPath));
+    return staged.filter((s) => s.data);
+  }
+
   async discard(staged: StagedBlob): Promise<void> {
     if (staged.tempPath) await unlink(staged.tempPath).catch(() => {});
   }
@@ -78,7 +83,13 @@ export class FsBlobStore implements BlobStore {
     const p = this.pathOf(sha256);
     // The database first: most blobs are small and live there, and a query costs less than a
     // stat() that fails (an fs round trip plus an ENOENT error object) for every one of them.
-    if (this.inline && (await this.inline.store.has(sha256))) return this.inline.store.open(sha256);
+    if (this.inline) {
+      try {
+        return await this.inline.store.open(sha256);
+      } catch (err) {
+        if (!(err instanceof MailError && err.code === 'NOT_FOUND')) throw err;
+      }
+    }
     if (await this.hasFile(sha256)) return createReadStream(p, { highWaterMark: 256 * 1024 });
     throw mailError('NOT_FOUND', 'No such blob');
   }

@@ -100,6 +100,11 @@ export class DbBlobStore implements BlobStore {
     await flush();
   }
 
+  /** Every blob goes into the database, so every one waits for the caller's transaction. */
+  async settle(staged: StagedBlob[]): Promise<StagedBlob[]> {
+    return staged;
+  }
+
   async discard(staged: StagedBlob): Promise<void> {
     if (staged.tempPath) await unlink(staged.tempPath).catch(() => {});
   }
