@@ -1,4 +1,4 @@
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import { mailError, MailError } from '../core/errors.js';
 import type { TlsMode } from '../domain/accounts/store.js';
 
@@ -15,8 +15,12 @@ export interface ImapSettings {
   socketTimeout?: number;
 }
 
-/** An imapflow client for these settings, not yet connected; logging off (failures come back as errors). */
-export function imapClient(s: ImapSettings): ImapFlow {
+/**
+ * An imapflow client for these settings, not yet connected; logging off (failures come back as
+ * errors). imapflow is loaded here, on first use: a serve without mail accounts never needs it.
+ */
+export async function imapClient(s: ImapSettings): Promise<ImapFlow> {
+  const { ImapFlow } = await import('imapflow');
   return new ImapFlow({
     host: s.host,
     port: s.port,
@@ -73,7 +77,7 @@ export interface ListedFolder {
 
 /** Log in and list the account's folders (those that can be selected). */
 export async function discoverImapFolders(s: ImapSettings): Promise<ListedFolder[]> {
-  const client = imapClient(s);
+  const client = await imapClient(s);
   client.on('error', () => {});
   try {
     await client.connect();

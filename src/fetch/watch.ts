@@ -114,7 +114,9 @@ function idleUntilNews(client: ImapFlow, dirty: () => boolean, signal: AbortSign
 async function imapSession(deps: WatchDeps, job: FolderJob, signal: AbortSignal, onOk: () => Promise<void>): Promise<void> {
   const ij = imapJobOf(job, deps.config);
   const opts = jobOptions(job);
-  const client = imapClient(ij.settings);
+  const client = await imapClient(ij.settings);
+  // Stopped while imapflow was loading: its abort event has passed, so do not connect at all.
+  if (signal.aborted) return;
   let lastError: Error | undefined;
   client.on('error', (err: Error) => (lastError = err));
   let news = false;

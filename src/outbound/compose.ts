@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import { z } from 'zod';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
@@ -53,6 +52,8 @@ export function bareAddress(s: string): string {
 /** Build the RFC 5322 bytes of a request (nodemailer's composer: MIME structure, encodings, a Message-ID of ours). */
 export async function compose(req: OutboundRequest, from: string, hostname: string): Promise<{ raw: Buffer; messageId: string; envelope: { mailFrom: string; rcptTo: string[] } }> {
   const messageId = `<${newId()}@${hostname}>`;
+  // Loaded on first use: a serve that never composes mail does not carry nodemailer.
+  const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
   const composer = new MailComposer({
     from,
     to: list(req.to),

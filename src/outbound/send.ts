@@ -1,6 +1,5 @@
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import type { Receipt, Target } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
@@ -34,6 +33,8 @@ export function createOutboundTarget(deps: { db: Db; box: SecretBox }): Target<O
       if (!profile || !smtp) throw mailError('CONFIG', `profile of account ${account.name} has no SMTP server`, { status: '5.3.5', smtpCode: 554 });
       const opts = effectiveOptions(profile.options, account.options);
       const password = await accountPassword(deps.db, deps.box, account.id);
+      // Loaded on first use: a serve whose accounts never send does not carry nodemailer.
+      const { default: nodemailer } = await import('nodemailer');
       const transport = nodemailer.createTransport({
         host: smtp.host,
         port: smtp.port,

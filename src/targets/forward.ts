@@ -1,6 +1,5 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import { duration } from '../config/units.js';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
@@ -94,6 +93,8 @@ export const forwardTarget: Target<ForwardParams> = {
   kind: 'forward',
   params: forwardParams,
   async deliver(msg, p, ctx): Promise<Receipt> {
+    // nodemailer is loaded on first use: a serve that never forwards does not carry it.
+    const { default: nodemailer } = await import('nodemailer');
     const transport = nodemailer.createTransport({
       host: p.host,
       port: p.port,

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { GroupsConfig } from '../domain/groups/config.js';
 import { smtpFailure } from './forward.js';
 import type { MailError } from '../core/errors.js';
@@ -12,30 +12,38 @@ export interface GroupRelay {
   close(): void;
 }
 
-/** The outbound SMTP relay of `groups.relay`, through a pooled nodemailer transport. */
+/**
+ * The outbound SMTP relay of `groups.relay`, through a pooled nodemailer transport, made (and
+ * nodemailer loaded) at the first send: a serve whose groups never post does not carry it.
+ */
 export function smtpGroupRelay(cfg: NonNullable<GroupsConfig['relay']>): GroupRelay {
-  const transport = nodemailer.createTransport({
-    pool: true,
-    maxConnections: 2,
-    host: cfg.host,
-    port: cfg.port,
-    secure: cfg.secure,
-    requireTLS: cfg.starttls === 'required',
-    ignoreTLS: cfg.starttls === 'never',
-    opportunisticTLS: cfg.starttls === 'opportunistic',
-    tls: { rejectUnauthorized: cfg.tlsVerify, servername: cfg.host },
-    auth: cfg.auth ? { user: cfg.auth.user, pass: cfg.auth.pass } : undefined,
-    name: cfg.helo ?? os.hostname(),
-    connectionTimeout: cfg.timeout,
-    greetingTimeout: cfg.timeout,
-    socketTimeout: cfg.timeout,
-  });
+  let transport: Promise<Transporter> | undefined;
+  const open = async (): Promise<Transporter> => {
+    const { default: nodemailer } = await import('nodemailer');
+    return nodemailer.createTransport({
+      pool: true,
+      maxConnections: 2,
+      host: cfg.host,
+      port: cfg.port,
+      secure: cfg.secure,
+      requireTLS: cfg.starttls === 'required',
+      ignoreTLS: cfg.starttls === 'never',
+      opportunisticTLS: cfg.starttls === 'opportunistic',
+      tls: { rejectUnauthorized: cfg.tlsVerify, servername: cfg.host },
+      auth: cfg.auth ? { user: cfg.auth.user, pass: cfg.auth.pass } : undefined,
+      name: cfg.helo ?? os.hostname(),
+      connectionTimeout: cfg.timeout,
+      greetingTimeout: cfg.timeout,
+      socketTimeout: cfg.timeout,
+    });
+  };
   return {
     async send(envelope, raw, signal) {
       // `raw`: nodemailer sends the bytes as given (dot-stuffed on the wire, RFC 5321 §4.5.2).
       const stream = Readable.from(raw);
       try {
-        const info = (await transport.sendMail({ envelope, raw: stream, signal } as never)) as { response?: string; rejectedErrors?: unknown[] };
+        transport ??= open();
+        const info = (await (await transport).sendMail({ envelope, raw: stream, signal } as never)) as { response?: string; rejectedErrors?: unknown[] };
         if (info.rejectedErrors?.length) throw smtpFailure(info.rejectedErrors[0] as never, cfg.host);
         return String(info.response ?? 'accepted');
       } catch (err) {
@@ -43,6 +51,6 @@ export function smtpGroupRelay(cfg: NonNullable<GroupsConfig['relay']>): GroupRe
         throw (err as MailError).status ? err : smtpFailure(err as never, cfg.host);
       }
     },
-    close: () => transport.close(),
+    close: () => void transport?.then((t) => t.close()),
   };
 }

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import iconv from 'iconv-lite';
-import MailComposer from 'nodemailer/lib/mail-composer';
 import { z } from 'zod';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
 import { asMailError, mailError } from '../core/errors.js';
@@ -94,6 +93,8 @@ function encodeText(s: string, p: SpoolParams): Buffer {
 
 async function buildMht(html: string, src: SpoolSource): Promise<Buffer> {
   const related = src.files.filter((f) => f.contentId);
+  // Loaded on first use: only spool routes that write .mht need nodemailer's composer.
+  const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js');
   const composer = new MailComposer({
     subject: src.subject,
     html,

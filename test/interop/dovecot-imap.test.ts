@@ -81,7 +81,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
       maxSize: 10 * 1024 * 1024,
       batch: 10,
     };
-    const client = imapClient(settings);
+    const client = await imapClient(settings);
     client.on('error', () => {});
     await client.connect();
     t.after(() => client.logout().catch(() => client.close()));

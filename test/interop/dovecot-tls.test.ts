@@ -20,7 +20,7 @@ describe('IMAP and POP3 over TLS against a real Dovecot', { skip: !hasCommand('d
   after(() => dc?.stop());
 
   const imapCount = async (port: number, tls: 'starttls' | 'tls', tlsVerify: boolean) => {
-    const c = imapClient({ host: dc.host, port, tls, tlsVerify, username: dc.user, password: dc.pass } as Parameters<typeof imapClient>[0]);
+    const c = await imapClient({ host: dc.host, port, tls, tlsVerify, username: dc.user, password: dc.pass } as Parameters<typeof imapClient>[0]);
     c.on('error', () => {});
     try {
       await c.connect();

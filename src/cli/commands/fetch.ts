@@ -127,7 +127,7 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
         );
         return { res, firstRefusal };
       }
-      const client = imapClient(settings);
+      const client = await imapClient(settings);
       client.on('error', () => {});
       try {
         await client.connect();
