@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type MessageText } from 'mailparser';
 import type { Config } from '../config/schema.js';
@@ -6,6 +6,7 @@ import { newId } from '../core/ids.js';
 import type { HeaderLine, MessageStatus, PartKind, StoredMessage } from '../core/message.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
 import type { PartsTable } from '../store/schema.js';
+import { Base64Decoder } from './base64-decoder.js';
 import { sanitiseFilename } from './filename.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
 
@@ -57,11 +58,15 @@ interface PartDraft {
   contentId: string | null;
 }
 
-/** A mailsplit node as mailparser's internal splitter hands it over (only what we read). */
+/** A mailsplit node as mailparser's internal splitter hands it over (only what we use). */
 interface SplitNode {
   parentNode?: SplitNode | null;
   contentType?: string | false;
   disposition?: string | false;
+  /** Content-Transfer-Encoding, lower case (set once the node's headers are parsed). */
+  encoding?: string | false;
+  /** The transfer decoder mailparser pipes the node's body through. */
+  getDecoder?: () => Transform;
 }
 interface SplitChunk extends SplitNode {
   type: string;
@@ -88,9 +93,11 @@ export function flattenAddresses(v: AddressObject | AddressObject[] | undefined)
  * Encoded bytes of text and HTML body kept per message. mailparser collects text/plain and
  * text/html in memory (about five times their size at the peak: chunks, the joined buffer, the
  * string, the line-ending rewrite), so a 200 MiB text body would cost a gigabyte. Past this the
- * rest of the body is not decoded; the raw message keeps every byte.
+ * rest of the body is not decoded; the raw message keeps every byte. 2 MiB (a long book of
+ * plain text; mail clients clip far earlier): with 8 MiB the peak while a 200 MiB text message
+ * was parsed stood ~20 MiB higher, a sixth of the 128 MiB budget (issue 2).
  */
-export const MAX_TEXT_BYTES = 8 * 1024 * 1024;
+export const MAX_TEXT_BYTES = 2 * 1024 * 1024;
 
 /** Types mailparser collects in memory as the message text unless marked attachment. */
 const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
@@ -99,6 +106,17 @@ const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status'
 function collectedInMemory(node: SplitNode): boolean {
   const type = node.contentType || 'text/plain';
   return TEXT_TYPES.has(type) && (!node.disposition || node.disposition === 'inline');
+}
+
+/** Base64 bodies go through our byte-only decoder instead of mailsplit's string-based one. */
+function decodeBase64AsBytes(node: SplitNode): void {
+  const original = node.getDecoder;
+  if (!original) return;
+  // The original first: it parses the node's headers, which is where `encoding` comes from.
+  node.getDecoder = () => {
+    const decoder = original.call(node);
+    return node.encoding === 'base64' ? new Base64Decoder() : decoder;
+  };
 }
 
 /** How many MIME levels lie above a splitter node (the root message is depth 0). */
@@ -142,9 +160,12 @@ export async function parseStream(
   let textBytes = 0;
   let truncated = false;
   internal.processChunk = (data, done) => {
-    if (data.type === 'node' && depthOf(data) > config.maxDepth) {
-      done(new ParseLimitError(`MIME nesting deeper than ${config.maxDepth} levels`));
-      return;
+    if (data.type === 'node') {
+      if (depthOf(data) > config.maxDepth) {
+        done(new ParseLimitError(`MIME nesting deeper than ${config.maxDepth} levels`));
+        return;
+      }
+      decodeBase64AsBytes(data);
     }
     if (data.type === 'body' && data.node && data.value && collectedInMemory(data.node)) {
       const room = MAX_TEXT_BYTES - textBytes;
@@ -197,7 +218,7 @@ export async function parseStream(
     ['html', text?.html, 'text/html; charset=utf-8'],
   ] as const) {
     if (typeof body !== 'string') continue;
-    const blob = await blobs.stage(Readable.from([Buffer.from(body, 'utf8')]));
+    const blob = await blobs.stage(utf8Pieces(body));
     staged.push(blob);
     bodies.push({ kind, staged: blob, contentType: type, filename: null, originalFilename: null, contentId: null });
   }
@@ -239,6 +260,24 @@ export async function parseStream(
     },
     truncated,
   };
+}
+
+/** Characters of a body encoded per piece when it is staged. */
+const TEXT_PIECE = 64 * 1024;
+
+/**
+ * A body string as UTF-8, piece by piece: encoding a body of MAX_TEXT_BYTES at once would add
+ * another buffer of that size while mailparser's copies of it are still alive. A piece never
+ * ends between the two halves of a surrogate pair (each half alone would encode as U+FFFD).
+ */
+function* utf8Pieces(s: string): Generator<Buffer> {
+  for (let at = 0; at < s.length; ) {
+    let end = Math.min(at + TEXT_PIECE, s.length);
+    const last = s.charCodeAt(end - 1);
+    if (end < s.length && last >= 0xd800 && last <= 0xdbff) end--;
+    yield Buffer.from(s.slice(at, end), 'utf8');
+    at = end;
+  }
 }
 
 /** An attachment or inline part as a draft row: inline when it has a Content-ID a body can cite. */

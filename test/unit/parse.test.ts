@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -199,6 +199,31 @@ describe('parse: every corpus message against Python email as the reference pars
     assert.ok(r.save.parts[0].size <= MAX_TEXT_BYTES && r.save.parts[0].size > MAX_TEXT_BYTES / 2, `size ${r.save.parts[0].size}`);
     const small = await parse('nested-multipart.eml');
     assert.ok(!small.truncated);
+  });
+
+  test('a long UTF-8 text body is stored byte for byte (astral characters across the encoder pieces)', async () => {
+    // Odd offsets put one emoji (a surrogate pair in JavaScript) across every 64 Ki-character piece.
+    const text = `${'a'.repeat(65_535)}${'😀é'.repeat(70_000)}`;
+    const head = Buffer.from('Subject: emoji\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n');
+    const r = await parseStream(Readable.from([head, Buffer.from(text, 'utf8')]), { blobs, config }, 'm1');
+    await blobs.commit(r.staged);
+    const part = r.save.parts.find((p) => p.kind === 'text')!;
+    assert.equal(sha(await readBlob(blobs, part.sha256)), sha(Buffer.from(text, 'utf8')));
+  });
+
+  test('base64 attachments decode to the original bytes (line breaks and chunk edges anywhere)', async () => {
+    const bytes = randomBytes(300_001);
+    const b64 = bytes.toString('base64').replace(/.{76}/g, '$&\r\n');
+    const msg = Buffer.from(
+      'Subject: b64\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n' +
+        `--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`,
+    );
+    // Chunks of 1000 bytes: quartets and CRLFs split across chunk edges all along the part.
+    const chunks = Array.from({ length: Math.ceil(msg.length / 1000) }, (_, i) => msg.subarray(i * 1000, (i + 1) * 1000));
+    const r = await parseStream(Readable.from(chunks), { blobs, config }, 'm1');
+    const att = r.save.parts.find((p) => p.kind === 'attachment')!;
+    assert.equal(att.size, bytes.length);
+    assert.equal(att.sha256, sha(bytes));
   });
 
   test('mangled corpus messages (cut, bytes flipped, boundaries spliced in) always settle', async () => {
