@@ -3,6 +3,7 @@ import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs
 import path from 'node:path';
 import { mailError } from '../core/errors.js';
 import type { StagedBlob } from '../core/ports.js';
+import { streamedBytes } from '../core/stream-gc.js';
 
 export interface StageOptions {
   /** Past this many bytes: TOO_LARGE (552 5.3.4), and nothing is kept. */
@@ -17,6 +18,9 @@ export interface StageOptions {
 
 // Writes are gathered to this size: SMTP hands us chunks of ~64 KiB or less.
 const WRITE_BATCH = 256 * 1024;
+
+// Past this many pieces a batch is joined before it is written (one writev takes at most 1024).
+const WRITEV_MAX = 64;
 
 /**
  * Receive a stream once: hash it, count it, enforce maxSize, and keep it in memory while it
@@ -41,14 +45,23 @@ export async function stageStream(
       tempPath = path.join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
       fd = await open(tempPath, 'wx', 0o640);
     }
-    const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
+    // The pieces as they came (writev), not joined into a new buffer: a large message would
+    // otherwise allocate its size once more, and freshly allocated Buffers are what holds the
+    // process's memory up while one streams (see core/stream-gc.ts).
+    let bufs = pending.length > WRITEV_MAX ? [Buffer.concat(pending, pendingBytes)] : pending;
+    let left = pendingBytes;
     pending = [];
     pendingBytes = 0;
-    let off = 0;
-    while (off < buf.length) off += (await fd.write(buf, off, buf.length - off)).bytesWritten;
+    for (;;) {
+      const { bytesWritten } = await fd.writev(bufs);
+      left -= bytesWritten;
+      if (left <= 0) return;
+      bufs = unwritten(bufs, bytesWritten);
+    }
   };
   const add = async (chunk: Uint8Array) => {
     size += chunk.length;
+    streamedBytes(chunk.length, size);
     if (opts.maxSize !== undefined && size > opts.maxSize) throw mailError('TOO_LARGE');
     hash.update(chunk);
     pending.push(chunk);
@@ -79,6 +92,20 @@ export async function stageStream(
     if (tempPath) await unlink(tempPath).catch(() => {});
     throw err;
   }
+}
+
+/** What a short writev left of `bufs` after its first `written` bytes. */
+function unwritten(bufs: Uint8Array[], written: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (written >= b.length) {
+      written -= b.length;
+      continue;
+    }
+    rest.push(written ? b.subarray(written) : b);
+    written = 0;
+  }
+  return rest;
 }
 
 /**
