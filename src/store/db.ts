@@ -185,7 +185,18 @@ export async function migrate(db: Db): Promise<string[]> {
       // or a second schema in the same database would find the first one's and skip creating its own.
       const schema =
         db.pg?.schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(conn)).rows[0]?.s ?? 'public';
-      return await runMigrator(conn, schema);
+      // Kysely looks for its tables by listing every table of every schema, and a schema that
+      // someone drops during that listing fails it with 3F000 (invalid_schema_name) although
+      // it is not ours: seen when many test schemas come and go in one database. Ask again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await runMigrator(conn, schema);
+        } catch (err) {
+          const code = ((err as Error).cause as { code?: string } | undefined)?.code;
+          if (code !== '3F000' || attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 20 * attempt));
+        }
+      }
     } finally {
       await sql`reset statement_timeout`.execute(conn);
     }
