@@ -1,26 +1,17 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { duration } from '../config/units.js';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
 import { mailError, MailError } from '../core/errors.js';
+import { smtpRelayFields, smtpTransportOptions } from '../outbound/smtp-relay.js';
 import { buildDsn, readHeaderBlock, type DsnRecipient } from './dsn.js';
 
 export const forwardParams = z
   .strictObject({
-    host: z.string().min(1).describe('SMTP relay host'),
-    port: z.number().int().min(1).max(65535).default(25),
-    secure: z.boolean().default(false).describe('TLS from the first byte (port 465); otherwise STARTTLS per `starttls`'),
-    starttls: z
-      .enum(['opportunistic', 'required', 'never'])
-      .default('opportunistic')
-      .describe('use STARTTLS when offered, insist on it, or never'),
-    tlsVerify: z.boolean().default(true).describe('check the relay certificate'),
-    auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional().describe('SMTP AUTH credentials'),
+    ...smtpRelayFields,
     helo: z.string().min(1).optional().describe('name in EHLO/HELO and in DSNs; default: the OS host name'),
     mailFrom: z.string().optional().describe("rewrite the envelope sender ('' for <>); default: the original sender"),
     rcptTo: z.array(z.string().min(3)).min(1).optional().describe('rewrite the envelope recipients; default: the routed recipients'),
-    timeout: duration().default(60_000).describe('connect, greeting and idle socket timeout'),
     trace: z.boolean().default(true).describe('prepend our Received: header, as a relaying MTA does'),
     dsn: z
       .boolean()
@@ -95,20 +86,7 @@ export const forwardTarget: Target<ForwardParams> = {
   async deliver(msg, p, ctx): Promise<Receipt> {
     // nodemailer is loaded on first use: a serve that never forwards does not carry it.
     const { default: nodemailer } = await import('nodemailer');
-    const transport = nodemailer.createTransport({
-      host: p.host,
-      port: p.port,
-      secure: p.secure,
-      requireTLS: p.starttls === 'required',
-      ignoreTLS: p.starttls === 'never',
-      opportunisticTLS: p.starttls === 'opportunistic',
-      tls: { rejectUnauthorized: p.tlsVerify, servername: p.host },
-      auth: p.auth ? { user: p.auth.user, pass: p.auth.pass } : undefined,
-      name: p.helo ?? os.hostname(),
-      connectionTimeout: p.timeout,
-      greetingTimeout: p.timeout,
-      socketTimeout: p.timeout,
-    });
+    const transport = nodemailer.createTransport(smtpTransportOptions(p));
     const envelope = { from: p.mailFrom ?? msg.message.mailFrom, to: p.rcptTo ?? ctx.recipients };
     // `raw`: nodemailer streams the bytes as they are (no header added or rewritten); its SMTP
     // data stream dot-stuffs lines that start with '.' and ends with CRLF.CRLF (RFC 5321 §4.5.2).

@@ -1,7 +1,7 @@
-import os from 'node:os';
 import { Readable } from 'node:stream';
 import type { Transporter } from 'nodemailer';
 import type { GroupsConfig } from '../domain/groups/config.js';
+import { smtpTransportOptions } from '../outbound/smtp-relay.js';
 import { smtpFailure } from './forward.js';
 import type { MailError } from '../core/errors.js';
 
@@ -20,22 +20,7 @@ export function smtpGroupRelay(cfg: NonNullable<GroupsConfig['relay']>): GroupRe
   let transport: Promise<Transporter> | undefined;
   const open = async (): Promise<Transporter> => {
     const { default: nodemailer } = await import('nodemailer');
-    return nodemailer.createTransport({
-      pool: true,
-      maxConnections: 2,
-      host: cfg.host,
-      port: cfg.port,
-      secure: cfg.secure,
-      requireTLS: cfg.starttls === 'required',
-      ignoreTLS: cfg.starttls === 'never',
-      opportunisticTLS: cfg.starttls === 'opportunistic',
-      tls: { rejectUnauthorized: cfg.tlsVerify, servername: cfg.host },
-      auth: cfg.auth ? { user: cfg.auth.user, pass: cfg.auth.pass } : undefined,
-      name: cfg.helo ?? os.hostname(),
-      connectionTimeout: cfg.timeout,
-      greetingTimeout: cfg.timeout,
-      socketTimeout: cfg.timeout,
-    });
+    return nodemailer.createTransport({ ...smtpTransportOptions(cfg), pool: true, maxConnections: 2 });
   };
   return {
     async send(envelope, raw, signal) {
