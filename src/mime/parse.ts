@@ -3,8 +3,9 @@ import { pipeline } from 'node:stream/promises';
 import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type MessageText } from 'mailparser';
 import type { Config } from '../config/schema.js';
 import { newId } from '../core/ids.js';
-import type { HeaderLine, MessageStatus, PartKind, StoredMessage } from '../core/message.js';
+import type { HeaderLine, PartKind, StoredMessage } from '../core/message.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { ParsedRows } from '../store/messages.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
 import { sanitiseFilename } from './filename.js';
@@ -29,16 +30,9 @@ export interface Address {
   address: string;
 }
 
-/** What saveParsed records for one message. */
-export interface ParsedSave {
-  headers: HeaderLine[];
+/** What saveParsed records for one message, with the addresses as parsing gives them. */
+export interface ParsedSave extends ParsedRows {
   addresses: { from: Address[]; to: Address[]; cc: Address[]; replyTo: Address[] };
-  subject: string | null;
-  from: string | null;
-  date: string | null;
-  parts: PartsTable[];
-  status?: MessageStatus;
-  error?: string | null;
 }
 
 /** The result of parsing: blobs staged (not yet committed) and the rows to save. */

@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv } from './serve-child.js';
@@ -49,4 +51,30 @@ export function runDeliver(args: string[], input: Buffer | string, opts: { env?:
   return new Promise((resolve) => {
     child.on('close', (code) => resolve({ code, stdout, stderr, inputWhole }));
   });
+}
+
+/**
+ * The INI file `postroom deliver` reads its token from, in `dir`, readable by the pipe's user
+ * (an MTA runs the pipe as nobody): `[config-default]` selecting `[webservice-main]`.
+ */
+export function writeDeliverIni(dir: string, token: string): string {
+  chmodSync(dir, 0o755);
+  const file = path.join(dir, 'postroom-deliver.ini');
+  writeFileSync(file, `[config-default]\nwebservice = main\n\n[webservice-main]\ntoken = ${token}\n`, { mode: 0o644 });
+  return file;
+}
+
+/** Create a group through the API with members NAME@relay.test; returns its id. */
+export async function createRelayGroup(
+  api: (path: string, init?: RequestInit) => Promise<Response>,
+  group: { name: string; address: string },
+  members = ['ann', 'bob', 'cy'],
+): Promise<number> {
+  const res = await api('/api/v1/groups', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...group, members: members.map((n) => ({ email: `${n}@relay.test` })) }),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  return ((await res.json()) as { id: number }).id;
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startPostroom } from '../../src/app.js';
+import { createRelayGroup, writeDeliverIni } from '../helpers/deliver.js';
 import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { eximBinary, startExim, type EximInstance } from '../helpers/exim.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
@@ -60,17 +61,9 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
       routes: [{ name: 'groups', match: { recipient: '*@pipe.test' }, deliver: [{ group: {} }], retry: { schedule: ['200ms'], maxAttempts: 20, jitter: 0 } }],
     });
     // The pipe runs as nobody: it must read the INI file (and nothing else of ours).
-    chmodSync(ini.dir, 0o755);
-    const iniFile = path.join(ini.dir, 'postroom-deliver.ini');
-    writeFileSync(iniFile, `[config-default]\nwebservice = main\n\n[webservice-main]\ntoken = ${pr.apiToken}\n`, { mode: 0o644 });
+    const iniFile = writeDeliverIni(ini.dir, pr.apiToken);
     exim = await startExim({ port: eximPort, domains: ['pipe.test', 'relay.test'], relayDomain: 'relay.test', relayPort: sink.port, ...readmeStanza(iniFile, pr.baseUrl) });
-    const res = await pr.api('/api/v1/groups', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'Talk', address: 'talk@pipe.test', members: ['ann', 'bob', 'cy'].map((n) => ({ email: `${n}@relay.test` })) }),
-    });
-    assert.equal(res.status, 201, await res.clone().text());
-    groupId = ((await res.json()) as { id: number }).id;
+    groupId = await createRelayGroup(pr.api, { name: 'Talk', address: 'talk@pipe.test' });
   });
   after(async () => {
     await exim?.stop();

@@ -4,6 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, 
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createRelayGroup } from '../helpers/deliver.js';
 import { freePort, requirePeer, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
@@ -108,13 +109,7 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
     chownSync(configFile, 0, nobody.gid);
     await startServe();
     postfix = await startPostfix({ port: postfixPort, pipeDomain: 'pipe.test', relayDomain: 'relay.test', relayPort: sink.port, pipeEntry: readmeLocalEntry(configFile) });
-    const res = await api('/api/v1/groups', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'Local', address: 'local@pipe.test', members: ['ann', 'bob', 'cy'].map((n) => ({ email: `${n}@relay.test` })) }),
-    });
-    assert.equal(res.status, 201, await res.clone().text());
-    groupId = ((await res.json()) as { id: number }).id;
+    groupId = await createRelayGroup(api, { name: 'Local', address: 'local@pipe.test' });
   });
   after(async () => {
     await postfix?.stop();
