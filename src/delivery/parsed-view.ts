@@ -3,6 +3,7 @@ import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
 import type { StoredMessage, StoredPart } from '../core/message.js';
 import type { BlobStore } from '../core/ports.js';
+import { withTrace } from '../intake/trace.js';
 import type { Db } from '../store/db.js';
 import { getMessageWithDetail, getParts, toStoredPart, type ParsedRows } from '../store/messages.js';
 
@@ -83,17 +84,7 @@ function parsedView(
     },
     parts,
     openRaw: () => blobs.open(message.rawSha256),
-    async openRawWithTrace() {
-      const raw = await blobs.open(message.rawSha256);
-      if (!message.trace) return raw;
-      const trace = Buffer.from(message.trace, 'utf8');
-      return Readable.from(
-        (async function* () {
-          yield trace;
-          yield* raw as AsyncIterable<Buffer>;
-        })(),
-      );
-    },
+    openRawWithTrace: async () => (await withTrace(message.trace, await blobs.open(message.rawSha256))).stream,
     openPart: (part: StoredPart) => blobs.open(part.sha256),
     text: body('text'),
     html: body('html'),

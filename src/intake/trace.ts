@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Envelope } from '../core/message.js';
 
 /** RFC 5322 date-time, e.g. 'Sat, 21 Nov 2026 06:01:02 +0000'. */
@@ -25,4 +26,42 @@ export function receivedHeader(env: Envelope, id: string, byHost: string): strin
   // "for" names the recipient only when there is one: listing all would reveal Bcc recipients.
   const forPart = env.rcptTo.length === 1 ? `\r\n\tfor <${clean(env.rcptTo[0])}>` : '';
   return `Received: ${fromPart}by ${clean(byHost)} (Postroom) with ${proto} id ${id}${forPart};\r\n\t${rfc5322Date(env.receivedAt)}\r\n`;
+}
+
+/**
+ * A kept message as it travels on (API /raw, forwards, group relays): our trace header, then
+ * the bytes received, unchanged. The header takes the message's own line ending: mail piped in
+ * by an MTA arrives with bare LF (Postfix and Exim hand it over so), and a CRLF header on top
+ * would leave one message with two conventions. Reads the first chunk to see which; `length`
+ * is the header's size as sent. Destroying the result destroys `raw`.
+ */
+export async function withTrace(trace: string | null, raw: Readable): Promise<{ stream: Readable; length: number }> {
+  if (!trace) return { stream: raw, length: 0 };
+  const chunks = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let first: IteratorResult<Buffer>;
+  try {
+    first = await chunks.next();
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
+  const lf = !first.done && bareLf(first.value);
+  const head = Buffer.from(lf ? trace.replace(/\r\n/g, '\n') : trace, 'utf8');
+  async function* chain() {
+    try {
+      yield head;
+      if (first.done) return;
+      yield first.value;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+    } finally {
+      await chunks.return?.();
+    }
+  }
+  return { stream: Readable.from(chain(), { objectMode: false }), length: head.length };
+}
+
+/** Whether the first line of `chunk` ends in a bare LF (no line end in it: CRLF is assumed). */
+function bareLf(chunk: Buffer): boolean {
+  const lf = chunk.indexOf(0x0a);
+  return lf === 0 || (lf > 0 && chunk[lf - 1] !== 0x0d);
 }

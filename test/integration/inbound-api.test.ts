@@ -60,6 +60,21 @@ describe('POST /api/v1/inbound', () => {
     assert.deepEqual(d.envelope, { ...d.envelope, mailFrom: 'jan@example.org', rcptTo: ['list@in.test'] });
   });
 
+  it('/raw of mail kept with bare LF (as MTA pipes hand it over) puts an LF trace header on top, its length counted', async () => {
+    const lf = 'From: jan@example.org\nSubject: lf\nMessage-ID: <lf@example.org>\n\nline one\nline two\n';
+    const res = await post('recipient=list@in.test&sender=jan@example.org', lf);
+    assert.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    const traced = await pr.api(`/api/v1/messages/${id}/raw`);
+    const text = await traced.text();
+    assert.match(text, /^Received: [^\r]*\n\t[^\r]*\n\t[^\r]*\n/, 'LF only in the trace header');
+    assert.ok(!text.includes('\r'), 'no CR anywhere: one convention');
+    assert.ok(text.endsWith(lf));
+    assert.equal(Number(traced.headers.get('content-length')), Buffer.byteLength(text));
+    const head = await pr.api(`/api/v1/messages/${id}/raw`, { method: 'HEAD' });
+    assert.equal(head.headers.get('content-length'), traced.headers.get('content-length'));
+  });
+
   it('answers 401 without the token, and keeps nothing', async () => {
     const res = await fetch(`${pr.baseUrl}/api/v1/inbound?recipient=list@in.test`, { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: MSG });
     assert.equal(res.status, 401);

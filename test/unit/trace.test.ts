@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { receivedHeader, rfc5322Date } from '../../src/intake/trace.js';
+import { Readable } from 'node:stream';
+import { receivedHeader, rfc5322Date, withTrace } from '../../src/intake/trace.js';
 
 const base = { mailFrom: 'a@x', ingress: 'smtp', receivedAt: new Date('2026-11-21T06:07:08Z') };
 
@@ -15,4 +16,35 @@ test('cannot be broken out of by a hostile HELO', () => {
   const h = receivedHeader({ ...base, rcptTo: ['b@y'], helo: 'evil\r\nX-Injected: yes', clientIp: '192.0.2.1' }, 'ID', 'mx');
   assert.equal(h.split('\r\n').filter((l) => l.startsWith('X-Injected')).length, 0);
   assert.equal(rfc5322Date(new Date('2026-01-02T03:04:05Z')), 'Fri, 02 Jan 2026 03:04:05 +0000');
+});
+
+test('withTrace: the trace header takes the message line ending, then the bytes follow unchanged', async () => {
+  const trace = 'Received: from a\r\n\tby b (Postroom) with PIPE id X;\r\n\tSat, 21 Nov 2026 06:07:08 +0000\r\n';
+  const cases: [string, Buffer[], string][] = [
+    ['CRLF mail (SMTP)', [Buffer.from('Subject: a\r\n\r\nbody\r\n')], trace],
+    ['LF mail (an MTA pipe)', [Buffer.from('Subject: a\n'), Buffer.from('\nbody\n')], trace.replace(/\r\n/g, '\n')],
+    ['a first chunk with no line end: CRLF assumed', [Buffer.from('Subj'), Buffer.from('ect: a\n\nx\n')], trace],
+    ['no bytes at all', [], trace],
+  ];
+  for (const [what, chunks, head] of cases) {
+    const { stream, length } = await withTrace(trace, Readable.from(chunks));
+    const out = Buffer.concat(await stream.toArray());
+    assert.equal(out.toString('latin1'), head + Buffer.concat(chunks).toString('latin1'), what);
+    assert.equal(length, Buffer.byteLength(head), `${what}: length`);
+  }
+  const raw = Readable.from([Buffer.from('x\r\n')]);
+  assert.equal((await withTrace(null, raw)).stream, raw, 'no trace: the stream itself');
+});
+
+test('withTrace: destroying the result closes the message stream (a client that hangs up)', async () => {
+  let closed = false;
+  const raw = new Readable({ read() {} });
+  raw.on('close', () => (closed = true));
+  raw.push(Buffer.from('Subject: a\r\n'));
+  const { stream } = await withTrace('Received: x\r\n', raw);
+  const it = stream[Symbol.asyncIterator]();
+  await it.next();
+  await it.return?.();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(closed);
 });

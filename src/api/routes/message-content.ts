@@ -2,22 +2,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { mailError } from '../../core/errors.js';
 import type { StoredPart } from '../../core/message.js';
+import { withTrace } from '../../intake/trace.js';
 import { getParts } from '../../store/messages.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
 import { AttachmentList, CidParams, MessageParams, PartParams, RawQuery } from '../schemas.js';
 import type { ApiDeps } from '../server.js';
 import { MESSAGES, partOf, requireMessage } from './messages.js';
-
-/** Prefix bytes, then a stream, as one stream: nothing of the blob is held in memory. */
-function prefixed(prefix: Buffer, body: Readable): Readable {
-  async function* chain() {
-    yield prefix;
-    // Leaving this loop early (client gone) destroys `body`, closing the blob file.
-    for await (const chunk of body) yield chunk as Buffer;
-  }
-  return Readable.from(chain(), { objectMode: false });
-}
 
 /**
  * The blob's bytes, or for HEAD an empty stream: fastify would otherwise read a 200 MiB blob to
@@ -65,7 +56,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
       url: `${MESSAGES}/:id/raw`,
       summary: 'The message exactly as received (message/rfc822)',
       description:
-        'By default our `Received:` trace header comes first, then the bytes received, unchanged. ' +
+        'By default our `Received:` trace header comes first (in the message\'s own line ending), then the bytes received, unchanged. ' +
         'With `?trace=0` the body is exactly the bytes received: its sha256 is the message `sha256`.',
       tags: ['content'],
       params: MessageParams,
@@ -80,16 +71,18 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     },
     async ({ params, query, request, reply }) => {
       const m = await requireMessage(deps, params.id);
-      const trace = query.trace && m.trace ? Buffer.from(m.trace, 'utf8') : Buffer.alloc(0);
-      const blob = await blobBody(deps, request, m.rawSha256);
+      // The trace header's line ending follows the message's, so its length is known once the
+      // first bytes are read; HEAD reads them too, then sends nothing.
+      const raw = await withTrace(query.trace ? m.trace : null, await deps.blobs.open(m.rawSha256));
+      const body = request.method === 'HEAD' ? (raw.stream.destroy(), Readable.from([])) : raw.stream;
       reply
         .header('content-type', 'message/rfc822')
-        .header('content-length', String(trace.length + m.size))
+        .header('content-length', String(raw.length + m.size))
         .header('x-content-type-options', 'nosniff')
         .header('content-security-policy', BYTES_CSP)
         .header('x-postroom-sha256', m.rawSha256)
         .header('content-disposition', contentDisposition('attachment', `${m.id}.eml`));
-      return reply.send(trace.length ? prefixed(trace, blob) : blob);
+      return reply.send(body);
     },
   );
 
