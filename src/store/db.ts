@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type SqliteDialectConfig, type MigrationProvider, type Transaction } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { migrations } from './migrations/index.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import { WalSync } from './wal-sync.js';
@@ -40,9 +41,10 @@ export interface DbOptions {
   onError?: (err: Error) => void;
   /**
    * SQLite: checkpoint the WAL on a thread of its own instead of inside commits on the event
-   * loop (see WalCheckpointer). For long-running servers; a short command leaves it off.
+   * loop (see WalCheckpointer), once the log has grown past `startAt` bytes (default 1 MiB).
+   * For long-running servers; a short command leaves it off.
    */
-  backgroundCheckpoints?: boolean;
+  backgroundCheckpoints?: boolean | { startAt: number };
 }
 
 /** True for postgres:// and postgresql:// URLs. */
@@ -50,8 +52,19 @@ export function isPostgresUrl(url: string | undefined): url is string {
   return !!url && /^postgres(ql)?:\/\//i.test(url);
 }
 
-// int8 (bigint: sizes) and numeric come back as strings by default; our sizes fit a double.
-pg.types.setTypeParser(20, (v) => Number(v));
+const require = createRequire(import.meta.url);
+let pgDriver: typeof pg | undefined;
+
+/** The pg driver, loaded at first use: a SQLite store never needs it (~1.5 MiB of heap at idle). */
+export function loadPg(): typeof pg {
+  if (!pgDriver) {
+    // require, not import(): openDb is synchronous, and pg is CommonJS (its ESM entry wraps the same module).
+    pgDriver = require('pg') as typeof pg;
+    // int8 (bigint: sizes) and numeric come back as strings by default; our sizes fit a double.
+    pgDriver.types.setTypeParser(20, (v) => Number(v));
+  }
+  return pgDriver;
+}
 
 /** Split a postgres:// URL into the server URL and the `?schema=` we keep our tables in. */
 export function pgTarget(database: string, statementTimeout = 30_000): PgTarget {
@@ -77,7 +90,7 @@ export function pgTarget(database: string, statementTimeout = 30_000): PgTarget 
 export function openDb(database: string | undefined, dataDir: string, opts: DbOptions = {}): Db {
   if (isPostgresUrl(database)) {
     const target = pgTarget(database, opts.statementTimeout);
-    const pool = new pg.Pool({
+    const pool = new (loadPg().Pool)({
       connectionString: target.connectionString,
       options: target.options,
       max: opts.poolSize ?? 10,
@@ -101,8 +114,11 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
   sqlite.pragma('busy_timeout = 5000');
   let checkpointer: WalCheckpointer | undefined;
   if (opts.backgroundCheckpoints) {
-    sqlite.pragma('wal_autocheckpoint = 0');
     checkpointer = new WalCheckpointer(file, {
+      startAt: opts.backgroundCheckpoints === true ? undefined : opts.backgroundCheckpoints.startAt,
+      onStart() {
+        if (sqlite.open) sqlite.pragma('wal_autocheckpoint = 0');
+      },
       onFailure(err) {
         // Back to SQLite's own checkpoints (on the loop, but the log stays bounded).
         if (sqlite.open) sqlite.pragma('wal_autocheckpoint = 1000');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import type { Db, PgTarget } from './db.js';
+import type pg from 'pg';
+import { loadPg, type Db, type PgTarget } from './db.js';
 
 /** A lease on one key (e.g. one IMAP mailbox): while held, no other node holds it. */
 export interface Lease {
@@ -96,7 +96,7 @@ export class PgLeases implements Leases {
   private connect(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({
+      const client = new (loadPg().Client)({
         connectionString: this.target.connectionString,
         // Server-side keepalives bound how long a lock outlives a host that vanished.
         options: `${this.target.options ?? ''} -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3`,

@@ -24,23 +24,31 @@ test('prepared statements are reused, and still see a schema change made after t
   }
 });
 
-test('backgroundCheckpoints: the WAL is checkpointed by the thread, not inside commits', async () => {
+test('backgroundCheckpoints: the thread starts once the log passes 1 MiB, then the WAL is checkpointed by it, not inside commits', async () => {
   const tmp = tempDir();
   const file = `${tmp.dir}/postroom.db`;
   const db = openDb(file, tmp.dir, { backgroundCheckpoints: true });
-  try {
-    await sql`create table big (data blob)`.execute(db.kysely);
-    const auto = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db.kysely);
-    assert.equal(auto.rows[0].wal_autocheckpoint, 0, 'commits on the loop never checkpoint');
-    const before = statSync(file).size;
-    // Well past the 1,000 pages at which SQLite would checkpoint by itself.
-    const blob = new Uint8Array(8192).fill(7);
-    for (let i = 0; i < 60; i++) {
+  const autoCheckpoint = async () => (await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db.kysely)).rows[0].wal_autocheckpoint;
+  const blob = new Uint8Array(8192).fill(7);
+  const write = async (batches: number) => {
+    for (let i = 0; i < batches; i++) {
       await db.kysely
         .insertInto('big' as never)
         .values(Array.from({ length: 10 }, () => ({ data: blob })) as never)
         .execute();
     }
+  };
+  try {
+    await sql`create table big (data blob)`.execute(db.kysely);
+    assert.equal(db.checkpointer!.running, false, 'a small log needs no thread');
+    assert.equal(await autoCheckpoint(), 1000, 'until the thread runs, SQLite checkpoints by itself');
+    // ~1.6 MiB: past the threshold, short of the 1,000 pages at which SQLite would checkpoint.
+    await write(20);
+    await waitFor(() => db.checkpointer!.running, 'the thread started');
+    assert.equal(await autoCheckpoint(), 0, 'commits on the loop never checkpoint');
+    const before = statSync(file).size;
+    // Well past the 1,000 pages at which SQLite would checkpoint by itself.
+    await write(60);
     // A report from after the last write, in which every frame of the log has been copied.
     db.checkpointer!.last = undefined;
     await waitFor(() => {
@@ -57,7 +65,7 @@ test('backgroundCheckpoints: the WAL is checkpointed by the thread, not inside c
 test('backgroundCheckpoints: if the thread dies, SQLite checkpoints by itself again and the owner is told', async () => {
   const tmp = tempDir();
   const errors: Error[] = [];
-  const db = openDb(undefined, tmp.dir, { backgroundCheckpoints: true, onError: (e) => errors.push(e) });
+  const db = openDb(undefined, tmp.dir, { backgroundCheckpoints: { startAt: 0 }, onError: (e) => errors.push(e) });
   try {
     // Kill the thread the way a crash would (not through stop()).
     await (db.checkpointer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
