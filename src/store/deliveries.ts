@@ -139,14 +139,13 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
   // PostgreSQL: two workers finishing two deliveries of one message at once would each see the
   // other's row still pending and both leave the message `routed`. Locking the message row first
   // serialises them; under READ COMMITTED the second then reads the first's committed status.
-  // SQLite has one writer at a time already.
-  if (dialect === 'postgres') {
-    await trx.selectFrom('messages').select('id').where('id', '=', messageId).forUpdate().execute();
-  }
+  // SQLite has one writer at a time already. The lock and the read of the prior status are one
+  // statement (a round trip fewer on PostgreSQL, twice per delivered message).
+  const priorQuery = trx.selectFrom('messages').select('status').where('id', '=', messageId);
+  const prior = await (dialect === 'postgres' ? priorQuery.forUpdate() : priorQuery).executeTakeFirst();
   const rows = await trx.selectFrom('deliveries').select(['status', 'last_error']).where('message', '=', messageId).execute();
   if (!rows.length) return;
   const bad = rows.find((r) => r.status === 'failed' || r.status === 'dead');
-  const prior = await trx.selectFrom('messages').select('status').where('id', '=', messageId).executeTakeFirst();
   if (prior && OUTBOUND_STATUSES.has(prior.status)) {
     // A message we send (outbound/send.ts) reads sending → sent | error, with the reason kept.
     const pending = rows.find((r) => r.status === 'pending');
