@@ -102,7 +102,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     commitWindowMs: config.store.commitWindow,
   });
   const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
-  intake.on('stored', (m) => parser.enqueue(m.id, m));
+  intake.on('stored', (m, raw) => parser.enqueue(m.id, m, raw));
 
   // parsed → router.plan → stored deliveries → worker → target.deliver
   // folder and workflow targets reach the object store through their bound deps.

@@ -102,6 +102,10 @@ export const parseSchema = z.strictObject({
   pollInterval: duration()
     .default(2_000)
     .describe('how often to look for messages `postroom deliver` kept in this store from another process (0 = only at start)'),
+  thread: z
+    .boolean()
+    .default(true)
+    .describe('parse messages of up to 4 MiB on a worker thread beside the event loop that answers SMTP'),
 });
 
 export const logSchema = z.strictObject({

@@ -18,10 +18,14 @@ export interface StagedBlob {
 
 /** Content-addressed storage for raw messages and parts. */
 export interface BlobStore {
-  /** Write a stream to a temporary file, fsync it, and hash it. Throws MailError TOO_LARGE past maxSize. */
+  /**
+   * Write a stream to a temporary file, fsync it, and hash it. Throws MailError TOO_LARGE past
+   * maxSize. `sha256`: the bytes' hash, when this process has just computed it (the parse
+   * thread's parts), so it is not computed twice; never a hash that came from outside.
+   */
   stage(
     src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    opts?: { maxSize?: number; prefix?: Uint8Array },
+    opts?: { maxSize?: number; prefix?: Uint8Array; sha256?: string },
   ): Promise<StagedBlob>;
   /**
    * Make staged blobs durable under their hash. For the file store: rename and fsync each

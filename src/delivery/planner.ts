@@ -1,6 +1,7 @@
 import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
 import type { BlobStore } from '../core/ports.js';
-import { relaxedTransaction, type Db } from '../store/db.js';
+import type { Db } from '../store/db.js';
+import { batchedWrite } from '../store/write-batch.js';
 import type { Logger } from '../telemetry/log.js';
 import type { ParsedNow } from '../mime/parse-worker.js';
 import { buildParsedView, viewOfParse } from './parsed-view.js';
@@ -62,7 +63,7 @@ export class Planner {
       if (!planned.length) {
         if (view.message.status === 'received') {
           // Derived from the kept message: if a crash loses this mark, the sweep plans it again.
-          await relaxedTransaction(db.kysely, (trx) =>
+          await batchedWrite(db, 'relaxed', (trx) =>
             trx.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute(),
           );
         }

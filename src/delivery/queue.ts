@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { PlannedDelivery } from '../core/delivery.js';
-import { transact, type Db } from '../store/db.js';
+import type { Db } from '../store/db.js';
 import { deliveryId, insertDeliveries, pendingDeliveryRow, refreshMessageStatus } from '../store/deliveries.js';
 import type { DeliveriesTable } from '../store/schema.js';
+import { batchedWrite } from '../store/write-batch.js';
 
 /**
  * The durable delivery queue's front door. The router's plan for a message is stored here in
@@ -35,7 +36,7 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
       }
       rows.set(id, pendingDeliveryRow(messageId, p, now));
     }
-    const inserted = await transact(this.db, async (trx) => {
+    const inserted = await batchedWrite(this.db, 'durable', async (trx) => {
       const ids = await insertDeliveries(trx, [...rows.values()]);
       await refreshMessageStatus(trx, this.db.dialect, messageId);
       return ids;

@@ -57,7 +57,7 @@ const MAX_BATCH = 256;
  * the blob store, and the row committed. Concurrent accepts share one directory fsync and one
  * database commit (group commit): while one batch commits, the next gathers.
  */
-export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
+export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | undefined] }> {
   private queue: Pending[] = [];
   private running = false;
   private closed = false;
@@ -97,7 +97,8 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage] }> {
       this.deps.metrics.messages.inc({ ingress, outcome: stored.duplicate ? 'duplicate' : 'accepted' });
       if (!stored.duplicate) {
         this.deps.metrics.bytes.inc({ ingress }, stored.size);
-        this.emit('stored', stored);
+        // With the bytes when they are in memory (small messages): the parser need not read them back.
+        this.emit('stored', stored, staged.data);
       }
       return stored;
     } catch (err) {

@@ -1,6 +1,6 @@
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { MailParser, type AddressObject, type AttachmentStream, type EmailAddress, type MessageText } from 'mailparser';
+import type { AddressObject, AttachmentStream, EmailAddress, MessageText } from 'mailparser';
 import type { Config } from '../config/schema.js';
 import { newId } from '../core/ids.js';
 import type { HeaderLine, PartKind, StoredMessage } from '../core/message.js';
@@ -20,6 +20,16 @@ export function dbText<T extends string | null>(s: T): T {
   return (s === null ? s : s.replace(/\u0000/g, '\ufffd')) as T;
 }
 
+/**
+ * mailparser and what it pulls in (html-to-text, encoding-japanese, he: ~5 MiB of heap), loaded
+ * at the first parse: small messages are parsed on the parse thread, so a server's main thread
+ * may never need it.
+ */
+export function loadMailparser(): Promise<typeof import('mailparser')> {
+  return (mailparser ??= import('mailparser'));
+}
+let mailparser: Promise<typeof import('mailparser')> | undefined;
+
 /** A message that is well-formed enough to store but breaks one of our parse limits. */
 export class ParseLimitError extends Error {
   override name = 'ParseLimitError';
@@ -34,6 +44,9 @@ export interface Address {
 export interface ParsedSave extends ParsedRows {
   addresses: { from: Address[]; to: Address[]; cc: Address[]; replyTo: Address[] };
 }
+
+/** What parsing needs of a blob store: read the message, stage its parts, drop them on failure. */
+export type ParseBlobs = Pick<BlobStore, 'open' | 'stage' | 'discard'>;
 
 /** The result of parsing: blobs staged (not yet committed) and the rows to save. */
 export interface ParseResult {
@@ -127,7 +140,7 @@ function depthOf(data: SplitChunk): number {
  */
 export async function parseStream(
   raw: AsyncIterable<Uint8Array>,
-  deps: { blobs: BlobStore; config: Config['parse'] },
+  deps: { blobs: ParseBlobs; config: Config['parse'] },
   messageId: string,
 ): Promise<ParseResult> {
   const { blobs, config } = deps;
@@ -136,6 +149,7 @@ export async function parseStream(
   let headers: HeaderLine[] = [];
   let text: MessageText | undefined;
 
+  const { MailParser } = await loadMailparser();
   const parser = new MailParser({
     // Header size (per MIME node, root included) and node count are bounded inside the
     // splitter: a 10 MB folded header or 100k empty parts are memory and CPU attacks.
@@ -301,7 +315,7 @@ function attachmentDraft(a: AttachmentStream, staged: StagedBlob): PartDraft {
  */
 export async function parseStored(
   msg: StoredMessage,
-  deps: { blobs: BlobStore; config: Config['parse'] },
+  deps: { blobs: ParseBlobs; config: Config['parse'] },
 ): Promise<ParseResult> {
   const raw = await deps.blobs.open(msg.rawSha256);
   try {

@@ -50,7 +50,7 @@ export class FsBlobStore implements BlobStore {
 
   async stage(
     src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    opts: { maxSize?: number; prefix?: Uint8Array } = {},
+    opts: { maxSize?: number; prefix?: Uint8Array; sha256?: string } = {},
   ): Promise<StagedBlob> {
     await this.init();
     return stageStream(this.tmpDir, src, { ...opts, inlineLimit: this.inline?.limit ?? 0, fsync: true });

@@ -39,7 +39,7 @@ export class DbBlobStore implements BlobStore {
 
   async stage(
     src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    opts: { maxSize?: number; prefix?: Uint8Array } = {},
+    opts: { maxSize?: number; prefix?: Uint8Array; sha256?: string } = {},
   ): Promise<StagedBlob> {
     await this.init();
     // Up to one chunk in memory; larger in a temp file, so a 200 MiB message never sits in the

@@ -14,6 +14,8 @@ export interface StageOptions {
   inlineLimit: number;
   /** fsync the temporary file before returning (the file store needs it; the DB store does not). */
   fsync: boolean;
+  /** The bytes' sha256, already computed in this process (see BlobStore.stage): not hashed again. */
+  sha256?: string;
 }
 
 // Writes are gathered to this size: SMTP hands us chunks of ~64 KiB or less.
@@ -32,7 +34,7 @@ export async function stageStream(
   src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   opts: StageOptions,
 ): Promise<StagedBlob> {
-  const hash = createHash('sha256');
+  const hash = opts.sha256 ? undefined : createHash('sha256');
   let size = 0;
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
@@ -63,7 +65,7 @@ export async function stageStream(
     size += chunk.length;
     streamedBytes(chunk.length, size);
     if (opts.maxSize !== undefined && size > opts.maxSize) throw mailError('TOO_LARGE');
-    hash.update(chunk);
+    hash?.update(chunk);
     pending.push(chunk);
     pendingBytes += chunk.length;
     // In memory while the whole blob may still fit inline; past that, written in WRITE_BATCH pieces.
@@ -73,7 +75,7 @@ export async function stageStream(
   try {
     if (opts.prefix?.length) await add(opts.prefix);
     for await (const chunk of src) await add(chunk);
-    const sha256 = hash.digest('hex');
+    const sha256 = hash ? hash.digest('hex') : opts.sha256!;
     if (size <= opts.inlineLimit) {
       return { sha256, size, data: pending.length === 1 ? Buffer.from(pending[0]) : Buffer.concat(pending, pendingBytes) };
     }

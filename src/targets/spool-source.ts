@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { simpleParser, type AddressObject } from 'mailparser';
+import type { AddressObject } from 'mailparser';
+import { loadMailparser } from '../mime/parse.js';
 import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import type { HeaderLine } from '../core/message.js';
 import { sanitiseFilename } from '../mime/filename.js';
@@ -86,6 +87,7 @@ export async function attachedSource(msg: ParsedMessage): Promise<SpoolSource | 
   if (!part) return null;
   const bytes = await readAll(await msg.openPart(part));
   // Parsed in memory: bounded by MAX_INNER, and mailparser's own limits apply.
+  const { simpleParser } = await loadMailparser();
   const m = await simpleParser(bytes, { skipImageLinks: true, skipTextLinks: true });
   const headers: HeaderLine[] = m.headerLines.map((h) => {
     const i = h.line.indexOf(':');
