@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './env.js';
+import type { SunkMessage } from './py-smtp-sink.js';
 import { cleanEnv } from './serve-child.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -77,4 +79,32 @@ export async function createRelayGroup(
   });
   assert.equal(res.status, 201, await res.clone().text());
   return ((await res.json()) as { id: number }).id;
+}
+
+/**
+ * Wait for the relayed copies of a post with `subject` at the sink, one per member of a
+ * createRelayGroup group, and check who they went to. With `list` (the group's address and
+ * name), also the VERP return path and the list headers each copy carries.
+ */
+export async function relayedCopies(
+  sink: { messages(): SunkMessage[] },
+  subject: string,
+  opts: { list?: { address: string; name: string }; what?: string; ms?: number; members?: string[] } = {},
+): Promise<SunkMessage[]> {
+  const members = opts.members ?? ['ann', 'bob', 'cy'];
+  // Bounces (from <>) may quote the post's headers; a relayed copy never comes from <>.
+  const copies = () => sink.messages().filter((m) => m.mailFrom !== '<>' && m.raw.toString('latin1').includes(`Subject: ${subject}`));
+  const got = await waitFor(() => (copies().length === members.length ? copies() : undefined), opts.what ?? 'the copies at the sink', opts.ms ?? 30_000);
+  assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), members.map((n) => `${n}@relay.test`).sort());
+  if (opts.list) {
+    const [local, domain] = opts.list.address.split('@');
+    const listId = `${local}.${domain}`.replace(/\./g, '\\.');
+    for (const m of got) {
+      const [user] = m.rcptTo[0].split('@');
+      assert.equal(m.mailFrom, `${local}+bounces-${user}=relay.test@${domain}`);
+      assert.match(m.raw.toString('latin1'), new RegExp(`^List-Id: "${opts.list.name}" <${listId}>\\r?$`, 'm'));
+      assert.match(m.raw.toString('latin1'), /^Precedence: list\r?$/m);
+    }
+  }
+  return got;
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Target } from '../../src/core/delivery.js';
+import type { PlannedDelivery, Target } from '../../src/core/delivery.js';
 import { newId } from '../../src/core/ids.js';
 import type { Envelope, StoredMessage } from '../../src/core/message.js';
 import type { BlobStore } from '../../src/core/ports.js';
@@ -12,9 +12,11 @@ import { parseSchema } from '../../src/config/schema.js';
 import { parseStored } from '../../src/mime/parse.js';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import type { Db } from '../../src/store/db.js';
+import { getAttempts, getDelivery, type DeliveryRecord } from '../../src/store/deliveries.js';
 import { insertMessages, newMessageRow, saveParsed } from '../../src/store/messages.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
+import { waitFor } from './env.js';
 import { openTestDb, type TestDb } from './test-db.js';
 
 /** A store, a blob store and a queue on the backend this run of the suite is for. */
@@ -24,6 +26,12 @@ export interface DeliveryRig {
   queue: DeliveryQueue;
   /** Keep a message as intake would, then parse it as the parse worker would (status stays received). */
   keep(raw: string | Buffer, env?: Partial<Envelope>, opts?: { parse?: boolean; trace?: string }): Promise<StoredMessage>;
+  /** Queue one planned delivery of a kept message and wait until `until` holds for it; with its attempts. */
+  deliverOne(
+    m: StoredMessage,
+    planned: PlannedDelivery,
+    until: (d: DeliveryRecord) => boolean,
+  ): Promise<{ m: StoredMessage; d: DeliveryRecord; attempts: Awaited<ReturnType<typeof getAttempts>> }>;
   /** A worker over the given targets; stopped by cleanup. */
   worker(targets: Map<string, Target<any>>, opts?: Partial<DeliveryWorkerConfig> & { retry?: RetryPolicy; publicUrl?: string }): DeliveryWorker;
   /** Stop every worker made so far (after each test: a failed test must not leave one leasing). */
@@ -70,6 +78,14 @@ export async function deliveryRig(): Promise<DeliveryRig> {
         await saveParsed(db.kysely, m.id, result.save);
       }
       return m;
+    },
+    async deliverOne(m, planned, until) {
+      const [id] = await queue.enqueue(m.id, [planned]);
+      const d = await waitFor(async () => {
+        const r = await getDelivery(db.kysely, id);
+        return r && until(r) ? r : undefined;
+      }, `delivery ${planned.route}`);
+      return { m, d, attempts: await getAttempts(db.kysely, id) };
     },
     worker(targets, opts = {}) {
       const { retry, publicUrl, ...config } = opts;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startPostroom } from '../../src/app.js';
-import { createRelayGroup, writeDeliverIni } from '../helpers/deliver.js';
+import { createRelayGroup, relayedCopies, writeDeliverIni } from '../helpers/deliver.js';
 import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { eximBinary, startExim, type EximInstance } from '../helpers/exim.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
@@ -84,7 +84,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
     waitFor(() => exim!.log().split('\n').find((l) => l.includes(id) && re.test(l)), what, 30_000).catch((e: Error) => {
       throw new Error(`${e.message}; Exim's log for ${id}:\n${exim!.log().split('\n').filter((l) => l.includes(id)).join('\n')}`);
     });
-  const copies = (subject: string) => sink.messages().filter((m) => m.mailFrom !== '<>' && m.raw.toString('latin1').includes(`Subject: ${subject}`));
   /** Exim's bounce (null sender, aiosmtpd's '<>') to the original sender for a failed recipient. */
   const bounceFor = (rcpt: string) =>
     waitFor(() => sink.messages().find((m) => m.mailFrom === '<>' && new RegExp(`^X-Failed-Recipients: ${rcpt}\r?$`, 'm').test(m.raw.toString('latin1'))), `Exim's bounce for ${rcpt}`, 30_000).catch((e: Error) => {
@@ -97,14 +96,7 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--header', 'Subject: hello via exim', '--add-header', 'X-Original-To: nosuch@pipe.test']);
     assert.equal(r.code, 0, r.out);
     await logLine(queuedId(r.out), /=> talk <talk@pipe\.test> R=postroom_lists T=postroom_pipe/, 'the pipe to deliver the post');
-    const got = await waitFor(() => (copies('hello via exim').length === 3 ? copies('hello via exim') : undefined), 'three copies at the sink', 30_000);
-    assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), ['ann@relay.test', 'bob@relay.test', 'cy@relay.test']);
-    for (const m of got) {
-      const [user] = m.rcptTo[0].split('@');
-      assert.equal(m.mailFrom, `talk+bounces-${user}=relay.test@pipe.test`);
-      assert.match(m.raw.toString('latin1'), /^List-Id: "Talk" <talk\.pipe\.test>\r?$/m);
-      assert.match(m.raw.toString('latin1'), /^Precedence: list\r?$/m);
-    }
+    await relayedCopies(sink, 'hello via exim', { list: { address: 'talk@pipe.test', name: 'Talk' }, what: 'three copies at the sink', ms: 30_000 });
     const posts = ((await (await pr.api(`/api/v1/groups/${groupId}/posts`)).json()) as { items: { status: string; message: string }[] }).items;
     assert.equal(posts.length, 1);
     assert.equal(posts[0].status, 'relayed');
@@ -173,7 +165,7 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
     pr.stop = () => restarted.stop();
     await exim!.flush();
     await logLine(id, /=> talk <talk@pipe\.test> R=postroom_lists T=postroom_pipe/, 'the delivery in the queue run');
-    const got = await waitFor(() => (copies('while you were out').length === 3 ? copies('while you were out') : undefined), 'three copies after the restart', 60_000);
+    const got = await relayedCopies(sink, 'while you were out', { what: 'three copies after the restart', ms: 60_000 });
     assert.equal(got.length, 3);
     assert.doesNotMatch(exim!.queue(), new RegExp(id));
   });

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, 
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createRelayGroup } from '../helpers/deliver.js';
+import { createRelayGroup, relayedCopies } from '../helpers/deliver.js';
 import { freePort, requirePeer, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
@@ -137,8 +137,7 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
     const r = await send('local@pipe.test', ['--header', 'Subject: hello locally']);
     assert.equal(r.code, 0, r.out);
     await logLine('local@pipe.test', /relay=postroom.*status=sent/, 'the pipe to keep the post');
-    const got = await waitFor(() => (copies('hello locally').length === 3 ? copies('hello locally') : undefined), 'three copies at the sink', 30_000);
-    assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), ['ann@relay.test', 'bob@relay.test', 'cy@relay.test']);
+    await relayedCopies(sink, 'hello locally', { what: 'three copies at the sink', ms: 30_000 });
     const post = await waitFor(async () => (await posts()).find((p) => p.subject === 'hello locally' && p.status === 'relayed'), 'the post marked relayed');
     const msg = (await (await api(`/api/v1/messages/${post.message}`)).json()) as { ingress: string; envelope: { mailFrom: string; rcptTo: string[] } };
     assert.equal(msg.ingress, 'pipe');
@@ -232,7 +231,7 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
     await logLine('local@pipe.test', /relay=postroom.*status=sent/, 'the pipe to keep the post with serve down', before + 1);
     assert.equal(copies('kept while down').length, 0);
     await startServe();
-    const got = await waitFor(() => (copies('kept while down').length === 3 ? copies('kept while down') : undefined), 'three copies after the start', 60_000);
+    const got = await relayedCopies(sink, 'kept while down', { what: 'three copies after the start', ms: 60_000 });
     assert.equal(got.length, 3);
     assert.deepEqual(notOwnedBy(dataDir, nobody.uid), []);
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startPostroom } from '../../src/app.js';
-import { createRelayGroup, writeDeliverIni } from '../helpers/deliver.js';
+import { createRelayGroup, relayedCopies, writeDeliverIni } from '../helpers/deliver.js';
 import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
@@ -73,21 +73,13 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
   /** The maillog line for a recipient with the status we expect. */
   const logLine = (rcpt: string, status: RegExp, what: string) =>
     waitFor(() => postfix!.log().split('\n').find((l) => l.includes(`to=<${rcpt}>`) && status.test(l)), what, 30_000);
-  const copies = (subject: string) => sink.messages().filter((m) => m.raw.toString('latin1').includes(`Subject: ${subject}`));
 
   it('a post sent with swaks is stored, posted, and relayed to the 3 members through Postfix with VERP return paths', async () => {
     if (skip) return;
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--header', 'Subject: hello via postfix']);
     assert.equal(r.code, 0, r.out);
     await logLine('talk@pipe.test', /relay=postroom.*status=sent/, 'the pipe to deliver the post');
-    const got = await waitFor(() => (copies('hello via postfix').length === 3 ? copies('hello via postfix') : undefined), 'three copies at the sink', 30_000);
-    assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), ['ann@relay.test', 'bob@relay.test', 'cy@relay.test']);
-    for (const m of got) {
-      const [user] = m.rcptTo[0].split('@');
-      assert.equal(m.mailFrom, `talk+bounces-${user}=relay.test@pipe.test`);
-      assert.match(m.raw.toString('latin1'), /^List-Id: "Talk" <talk\.pipe\.test>\r?$/m);
-      assert.match(m.raw.toString('latin1'), /^Precedence: list\r?$/m);
-    }
+    await relayedCopies(sink, 'hello via postfix', { list: { address: 'talk@pipe.test', name: 'Talk' }, what: 'three copies at the sink', ms: 30_000 });
     const posts = ((await (await pr.api(`/api/v1/groups/${groupId}/posts`)).json()) as { items: { status: string; message: string }[] }).items;
     assert.equal(posts.length, 1);
     assert.equal(posts[0].status, 'relayed');
@@ -134,7 +126,7 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
     const restarted = await startPostroom(config, { log: pr.log });
     pr.stop = () => restarted.stop();
     postfix!.flush();
-    const got = await waitFor(() => (copies('while you were out').length === 3 ? copies('while you were out') : undefined), 'three copies after the restart', 60_000);
+    const got = await relayedCopies(sink, 'while you were out', { what: 'three copies after the restart', ms: 60_000 });
     assert.equal(got.length, 3);
   });
 });

@@ -85,12 +85,7 @@ async function forwardVia(
     recipients: ['upstream@relay.test'],
     captures: {},
   };
-  const [id] = await rig.queue.enqueue(m.id, [p]);
-  const d = await waitFor(async () => {
-    const r = await getDelivery(rig.db.kysely, id);
-    return r && until(r) ? r : undefined;
-  }, `delivery ${route}`);
-  return { m, d, attempts: await getAttempts(rig.db.kysely, id) };
+  return rig.deliverOne(m, p, until);
 }
 
 describe('forward target against real SMTP sinks', () => {

@@ -103,12 +103,7 @@ describe('webhook target against a local HTTP server', () => {
       recipients: ['orders@postroom.test'],
       captures: { local: 'orders' },
     };
-    const [id] = await rig.queue.enqueue(m.id, [p]);
-    const d = await waitFor(async () => {
-      const r = await getDelivery(rig.db.kysely, id);
-      return r && until(r) ? r : undefined;
-    }, `delivery ${route}`);
-    return { m, d, attempts: await getAttempts(rig.db.kysely, id) };
+    return rig.deliverOne(m, p, until);
   }
 
   it('fails 3 times then succeeds: 4 attempts, one webhook-id, signatures verify, backoff visible', async () => {
