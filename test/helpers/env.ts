@@ -8,7 +8,8 @@ import type { TestContext } from 'node:test';
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'postroom-test-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  // Retried: a directory can refuse removal for a moment (ENOTEMPTY while a child's last write lands).
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }) };
 }
 
 /** A free TCP port on 127.0.0.1 (high, ephemeral). */

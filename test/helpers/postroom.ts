@@ -4,7 +4,7 @@ import { startPostroom, type Postroom } from '../../src/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/telemetry/log.js';
-import { freePort, tempDir, testBackend } from './env.js';
+import { tempDir, testBackend } from './env.js';
 
 export interface TestPostroom extends Postroom {
   dir: string;
@@ -45,24 +45,26 @@ async function pgSchema(): Promise<{ url: string; drop(): Promise<void> }> {
  */
 export async function startTestPostroom(overrides: ConfigInput = {}): Promise<TestPostroom> {
   const tmp = tempDir();
-  const smtpPort = await freePort();
-  const httpPort = await freePort();
   const pgs = testBackend() === 'postgres' ? await pgSchema() : undefined;
   const config = validateConfig({
     dataDir: tmp.dir,
     log: { level: process.env.POSTROOM_TEST_LOG ?? 'silent' },
     ...overrides,
-    smtp: { listen: `127.0.0.1:${smtpPort}`, hostname: 'mx.postroom.test', ...(overrides.smtp ?? {}) },
-    http: { listen: `127.0.0.1:${httpPort}`, apiToken: 'test-token-0123456789abcdef', ...(overrides.http ?? {}) },
+    // Port 0: the kernel picks and the listener reports it. A port found free beforehand may be
+    // taken by the time we bind (two picks can even coincide), which fails the test at start.
+    smtp: { listen: '127.0.0.1:0', hostname: 'mx.postroom.test', ...(overrides.smtp ?? {}) },
+    http: { listen: '127.0.0.1:0', apiToken: 'test-token-0123456789abcdef', ...(overrides.http ?? {}) },
     store: { ...(pgs ? { database: pgs.url } : {}), ...(overrides.store ?? {}) },
   });
   const log = createLogger(config.log.level);
   const app = await startPostroom(config, { log });
-  const baseUrl = `http://127.0.0.1:${app.addresses.http?.port ?? httpPort}`;
+  const smtpPort = app.addresses.smtp?.port ?? 0;
+  const httpPort = app.addresses.http?.port ?? 0;
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
   return Object.assign(app, {
     dir: tmp.dir,
-    smtpPort: app.addresses.smtp?.port ?? smtpPort,
-    httpPort: app.addresses.http?.port ?? httpPort,
+    smtpPort,
+    httpPort,
     baseUrl,
     api(pathname: string, init: RequestInit = {}) {
       const headers = new Headers(init.headers);
