@@ -12,8 +12,21 @@ export function tempDir(prefix = 'postroom-test-'): { dir: string; cleanup(): vo
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 }) };
 }
 
-/** A free TCP port on 127.0.0.1 (high, ephemeral). */
+/** A free TCP port on 127.0.0.1 (high, ephemeral), never one this process was given before. */
 export async function freePort(): Promise<number> {
+  // The kernel may hand a just-closed port out again: two picks for one server's SMTP and HTTP
+  // listeners could coincide, and the second bind would fail.
+  for (;;) {
+    const port = await probePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+const handedOut = new Set<number>();
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

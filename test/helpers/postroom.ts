@@ -60,6 +60,9 @@ export async function startTestPostroom(overrides: ConfigInput = {}): Promise<Te
   const app = await startPostroom(config, { log });
   const smtpPort = app.addresses.smtp?.port ?? 0;
   const httpPort = app.addresses.http?.port ?? 0;
+  // A test that stops this Postroom and starts another on `pr.config` gets the same ports.
+  if (smtpPort) config.smtp.listen.port = smtpPort;
+  if (httpPort) config.http.listen.port = httpPort;
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   return Object.assign(app, {
     dir: tmp.dir,
