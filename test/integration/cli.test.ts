@@ -139,7 +139,7 @@ describe('postroom CLI', () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       tokens.push((await waitFor(() => /API token: (\S+)/.exec(stderr)?.[1], 'the token', 20_000)) as string);
       child.kill('SIGTERM');
-      assert.equal(await exited, 0);
+      assert.equal(await exited, 0, `run ${run} stopped cleanly; stderr: ${stderr}`);
     }
     assert.equal(tokens[0], tokens[1]);
   });

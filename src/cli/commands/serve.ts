@@ -36,17 +36,24 @@ docs/mail-accounts.md and 'postroom fetch --help'.`,
       '',
     ];
     process.stderr.write(lines.join('\n'));
-    await new Promise<void>((resolve) => {
+    return new Promise<number>((resolve) => {
       let stopping = false;
       const stop = (sig: string) => {
         if (stopping) return;
         stopping = true;
         app.log.info({ signal: sig }, 'stopping');
-        app.stop().finally(resolve);
+        // A failed stop is said, not thrown: an unhandled rejection would end the process
+        // with a stack and no word of what was being stopped.
+        app.stop().then(
+          () => resolve(0),
+          (err: unknown) => {
+            app.log.error({ err }, 'stopping failed');
+            resolve(70); // EX_SOFTWARE
+          },
+        );
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
-    return 0;
   },
 };
