@@ -103,9 +103,14 @@ describe('parse thread', () => {
     try {
       const raw = readFileSync(path.join(FIXTURES, 'nested-multipart.eml'));
       assert.ok(await t.parse(message('a', raw), raw), 'first thread answers');
+      // Queued behind a parse of ~4 MiB (tens of ms), so it is still waiting when the thread
+      // dies; a small parse alone could answer before terminate() lands.
+      const big = Buffer.from(`Subject: big\r\n\r\n${'0123456789abcdef'.repeat(64).concat('\r\n').repeat(4000)}`);
+      const busy = t.parse(message('big', big), big);
       const lost = t.parse(message('b', raw), raw);
       await workerOf(t)!.terminate();
       assert.equal(await lost, undefined, 'a parse in flight when the thread died');
+      await busy;
       const again = await t.parse(message('c', raw), raw);
       assert.equal(again?.save.parts.length, 4, 'a new thread parses');
     } finally {
