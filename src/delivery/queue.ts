@@ -36,7 +36,16 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
       }
       rows.set(id, pendingDeliveryRow(messageId, p, now));
     }
-    const inserted = await batchedWrite(this.db, 'durable', async (trx) => {
+    // On SQLite the plan is committed relaxed, like the parse result it comes from and the
+    // lease that follows it (no WAL fsync of its own: p50 4 → 3 ms, p99 ~25 → ~14 ms from 250
+    // to webhook at 100/s). The attempt's finish is durable and the WAL is one ordered log, so
+    // its fsync covers them all. A power cut before then loses the plan with the machine; the
+    // start-up sweep (planner.ts) plans it again under the same delivery ids, so at worst a
+    // delivery is made once more with the same id, as a lost lease would cause anyway.
+    // PostgreSQL can lose asynchronous commits in a crash of its own while we keep running and
+    // never sweep: durable there (and measured no faster relaxed).
+    const mode = this.db.dialect === 'sqlite' ? 'relaxed' : 'durable';
+    const inserted = await batchedWrite(this.db, mode, async (trx) => {
       const ids = await insertDeliveries(trx, [...rows.values()]);
       await refreshMessageStatus(trx, this.db.dialect, messageId);
       return ids;
