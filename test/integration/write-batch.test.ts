@@ -38,14 +38,34 @@ describe('batchedWrite: group commit for the writes after intake', () => {
   }
 
   test(testBackend() === 'sqlite' ? 'SQLite: writes issued together share one transaction' : 'PostgreSQL: each write commits on its own', async () => {
-    let firstVisibleToOthers: boolean | undefined;
-    const first = insert('relaxed', 'shared-1', 1);
-    const last = batchedWrite(db, 'relaxed', async (trx) => {
-      await trx.insertInto('batch_test' as never).values({ k: 'shared-2', v: 2 } as never).execute();
-      firstVisibleToOthers = await committed('shared-1');
-    });
-    await Promise.all([first, last]);
-    assert.equal(firstVisibleToOthers, testBackend() !== 'sqlite');
+    if (testBackend() === 'sqlite') {
+      let firstVisibleToOthers: boolean | undefined;
+      const first = insert('relaxed', 'shared-1', 1);
+      const last = batchedWrite(db, 'relaxed', async (trx) => {
+        await trx.insertInto('batch_test' as never).values({ k: 'shared-2', v: 2 } as never).execute();
+        firstVisibleToOthers = await committed('shared-1');
+      });
+      await Promise.all([first, last]);
+      assert.equal(firstVisibleToOthers, false, 'the first is committed with the second, not before');
+    } else {
+      // The second write holds its transaction open until the first has committed: in a shared
+      // transaction the first could not commit first, and would time out here.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const last = batchedWrite(db, 'relaxed', async (trx) => {
+        await trx.insertInto('batch_test' as never).values({ k: 'shared-2', v: 2 } as never).execute();
+        await gate;
+      });
+      const first = insert('relaxed', 'shared-1', 1);
+      let timer: NodeJS.Timeout | undefined;
+      const alone = await Promise.race([first.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), 10_000)))]);
+      clearTimeout(timer);
+      assert.equal(alone, true, 'the first committed while the second was still open');
+      assert.equal(await committed('shared-1'), true);
+      assert.equal(await committed('shared-2'), false, 'the second is not committed yet');
+      release();
+      await last;
+    }
     assert.ok((await committed('shared-1')) && (await committed('shared-2')));
   });
 
