@@ -132,14 +132,16 @@ describe('postroom CLI', () => {
     };
     const tokens: string[] = [];
     for (let run = 0; run < 2; run++) {
-      const child = spawn(process.execPath, [bin, 'serve'], { cwd: tmp.dir, env: cleanEnv(env), stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [bin, 'serve'], { cwd: tmp.dir, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
       t.after(() => child.kill('SIGKILL'));
       let stderr = '';
+      let log = ''; // pino's lines: what a failed stop says
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
       const exited = new Promise((resolve) => child.once('exit', resolve));
       tokens.push((await waitFor(() => /API token: (\S+)/.exec(stderr)?.[1], 'the token', 20_000)) as string);
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, `run ${run} stopped cleanly; stderr: ${stderr}`);
+      assert.equal(await exited, 0, `run ${run} stopped cleanly; stderr: ${stderr}\nlog: ${log}`);
     }
     assert.equal(tokens[0], tokens[1]);
   });
