@@ -129,7 +129,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     publicUrl: config.http.publicUrl,
     keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
   });
-  const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, log }) });
+  const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, targets, log }) });
   parser.on('parsed', (id, parsed) => void planner.plan(id, parsed));
   queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();

@@ -18,10 +18,21 @@ export interface PlannedDelivery {
   kind: string;
   /** Target params as configured (validated by the target's schema). */
   params: unknown;
-  /** Envelope recipients this delivery is for (several recipients may map to one route). */
+  /**
+   * Envelope recipients this delivery is for: several when the target takes them in one call
+   * (`takesManyRecipients`) or when they resolve to the very same destination.
+   */
   recipients: string[];
-  /** Named captures of the recipient match and template placeholders. */
+  /** Named captures of the recipient match and template placeholders (the first recipient's). */
   captures: Record<string, string>;
+  /** Each recipient's own captures, by recipient (the first one's are also `captures`). */
+  recipientCaptures?: Record<string, Record<string, string>>;
+  /**
+   * Where this delivery lands, as its target names it (a folder id, a group address, a
+   * recipient): part of the delivery id, so each destination of one route is a delivery of
+   * its own. Empty for targets that take several recipients at once.
+   */
+  destination?: string;
 }
 
 /** A message as targets see it: the stored row, its parts, headers, and a way to read bytes. */
@@ -60,6 +71,8 @@ export interface DeliveryContext {
   route: string;
   recipients: string[];
   captures: Record<string, string>;
+  /** Each recipient's own captures (a target taking several recipients reports them per recipient). */
+  recipientCaptures: Record<string, Record<string, string>>;
   /** Aborted when the attempt's time is up or the worker stops. */
   signal: AbortSignal;
   /** Base URL of the API, for links in payloads. */
@@ -84,6 +97,19 @@ export interface Target<P = unknown> {
   kind: string;
   /** Validates the route's params at config load. */
   params: ZodType<P>;
+  /**
+   * One call takes every recipient a route gives it (a webhook POST, an SMTP transaction with
+   * several RCPT TO), each with its own captures. Otherwise each recipient is a delivery of its
+   * own unless `destination` says two land in the very same place.
+   */
+  takesManyRecipients?: boolean;
+  /**
+   * Where a recipient's delivery lands (a folder id, a workflow, a group address), from the
+   * route's params and the recipient's captures; recipients with the same destination share one
+   * delivery. Default: the recipient itself. Must not look anything up: it is part of the
+   * delivery id, which a later plan of the same message must derive again.
+   */
+  destination?(rcpt: string, params: P, captures: Record<string, string>): string;
   /** Refuses mail without Message-ID: ingresses then refuse it while DATA streams (550 5.6.0). */
   requiresMessageId?: boolean;
   /** RCPT-time check (the target object exists, the principal may write). Throws MailError. */

@@ -26,12 +26,15 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
     const now = new Date().toISOString();
     const rows = new Map<string, DeliveriesTable>();
     for (const p of planned) {
-      const id = deliveryId(messageId, p.route, p.targetIndex);
+      const id = deliveryId(messageId, p.route, p.targetIndex, p.destination);
       const prior = rows.get(id);
       if (prior) {
-        // Two recipients mapping to one route and target: one delivery for both.
+        // The same route, target and destination planned twice (a forced plan and a routed
+        // one): one delivery for the recipients of both.
         const rcpts = new Set([...(JSON.parse(prior.recipients) as string[]), ...p.recipients]);
         prior.recipients = JSON.stringify([...rcpts]);
+        const captures = { ...JSON.parse(prior.recipient_captures ?? '{}'), ...p.recipientCaptures };
+        prior.recipient_captures = JSON.stringify(captures);
         continue;
       }
       rows.set(id, pendingDeliveryRow(messageId, p, now));

@@ -287,6 +287,7 @@ export class DeliveryWorker {
       route: d.route,
       recipients: d.recipients,
       captures: d.captures,
+      recipientCaptures: d.recipientCaptures,
       signal,
       publicUrl: this.deps.publicUrl,
       // Keyed by this delivery: a replay, or a retaken lease after a crash, finds the DSN the

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ParsedMessage, PlannedDelivery } from '../core/delivery.js';
+import type { ParsedMessage, PlannedDelivery, Target } from '../core/delivery.js';
+import { planDeliveries } from '../routing/plan.js';
 import type { CompiledRoute } from '../routing/rules.js';
 import type { Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
@@ -10,7 +11,7 @@ import type { Logger } from '../telemetry/log.js';
  * whatever the route's recipient pattern says (the Redmine/OpenProject handlers' "project"
  * option). Anything else, or a route name no longer configured, is routed as usual.
  */
-export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; log: Logger }) {
+export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; targets: ReadonlyMap<string, Target<any>>; log: Logger }) {
   return async (view: ParsedMessage): Promise<PlannedDelivery[] | undefined> => {
     const m = view.message;
     if (m.ingress !== 'imap' && m.ingress !== 'pop3') return undefined;
@@ -28,13 +29,11 @@ export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; 
       deps.log.warn({ id: m.id, route: name }, 'fetched mail names a route that is not configured; routing it by recipient');
       return undefined;
     }
-    return route.route.deliver.map((d, targetIndex) => ({
-      route: route.name,
-      targetIndex,
-      kind: d.kind,
-      params: d.params,
-      recipients: [...m.rcptTo],
-      captures: {},
-    }));
+    // Each envelope recipient as if the route had matched it, with no captures.
+    const order = deps.routes.indexOf(route);
+    return planDeliveries(
+      m.rcptTo.map((recipient) => ({ route: { name: route.name, deliver: route.route.deliver }, recipient, captures: {}, order })),
+      deps.targets,
+    );
   };
 }

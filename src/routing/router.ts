@@ -1,5 +1,6 @@
 import type { lookup } from 'node:dns/promises';
 import type { ParsedMessage, PlannedDelivery, Target } from '../core/delivery.js';
+import { planDeliveries, type RoutedRecipient } from './plan.js';
 import { asMailError, mailError, type MailError } from '../core/errors.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../delivery/backoff.js';
 import type { RecipientCheck } from '../intake/recipients.js';
@@ -31,7 +32,7 @@ export interface Router {
   decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision>;
   /** Planned deliveries for a parsed message, plus the recipients nothing routes (and why). */
   evaluate(parsed: ParsedMessage): Promise<{ deliveries: PlannedDelivery[]; unrouted: { recipient: string; error: MailError }[] }>;
-  /** Planned deliveries for a parsed message: one per route + target, recipients merged. */
+  /** Planned deliveries for a parsed message: one per route, target and destination (routing/plan.ts). */
   plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
   /** The retry policy of a route (its own, else the default). */
   retryPolicy(route: string): RetryPolicy;
@@ -109,7 +110,7 @@ export function createRouter(
       parts: parsed.parts,
       from: parsed.addresses.from ?? [],
     };
-    const merged = new Map<string, PlannedDelivery & { order: number }>();
+    const routed: RoutedRecipient[] = [];
     const unrouted: { recipient: string; error: MailError }[] = [];
     // The same recipient twice in the envelope is one recipient.
     const seen = new Set<string>();
@@ -122,27 +123,10 @@ export function createRouter(
         continue;
       }
       for (const { route, captures } of d.matches) {
-        route.route.deliver.forEach((target, targetIndex) => {
-          // One delivery per route + target: two recipients reaching the same route are one
-          // delivery (the first recipient's captures), as the delivery id is message+route+target.
-          const key = `${route.name}\0${targetIndex}`;
-          const have = merged.get(key);
-          if (have) have.recipients.push(rcpt);
-          else {
-            merged.set(key, {
-              route: route.name,
-              targetIndex,
-              kind: target.kind,
-              params: target.params,
-              recipients: [rcpt],
-              captures,
-              order: compiled.indexOf(route) * 1000 + targetIndex,
-            });
-          }
-        });
+        routed.push({ route: { name: route.name, deliver: route.route.deliver }, recipient: rcpt, captures, order: compiled.indexOf(route) });
       }
     }
-    const deliveries = [...merged.values()].sort((a, b) => a.order - b.order).map(({ order: _o, ...p }) => p);
+    const deliveries = planDeliveries(routed, targets);
     return { deliveries, unrouted };
   }
 

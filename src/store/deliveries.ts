@@ -20,6 +20,10 @@ export interface DeliveryRecord {
   params: unknown;
   recipients: string[];
   captures: Record<string, string>;
+  /** Each recipient's own captures. */
+  recipientCaptures: Record<string, Record<string, string>>;
+  /** Where the delivery lands as its target names it; '' for a target taking several recipients at once. */
+  destination: string;
   status: DeliveryStatus;
   attempts: number;
   firstAttemptAt: string | null;
@@ -46,12 +50,15 @@ export interface AttemptRecord {
 }
 
 /**
- * The delivery id: a hash of message id, route and target index. The same message planned
- * again for the same route and target gets the same id, so the insert is a no-op (DESIGN
- * promise 4), and the target gets the same idempotency key on every attempt.
+ * The delivery id: a hash of message id, route, target index and destination. The same message
+ * planned again gets the same ids, so the insert is a no-op (DESIGN promise 4) and a plan
+ * interrupted mid-fan-out is completed, not repeated; the target gets the same idempotency key
+ * on every attempt. An empty destination (a target taking several recipients at once) keeps
+ * the id deliveries had before destinations were part of it.
  */
-export function deliveryId(messageId: string, route: string, targetIndex: number): string {
-  const h = createHash('sha256').update(`${messageId}\0${route}\0${targetIndex}`).digest('hex');
+export function deliveryId(messageId: string, route: string, targetIndex: number, destination = ''): string {
+  const key = `${messageId}\0${route}\0${targetIndex}${destination ? `\0${destination}` : ''}`;
+  const h = createHash('sha256').update(key).digest('hex');
   return `dlv_${h.slice(0, 32)}`;
 }
 
@@ -66,6 +73,8 @@ export function toDeliveryRecord(r: DeliveriesTable): DeliveryRecord {
     params: JSON.parse(r.params) as unknown,
     recipients: JSON.parse(r.recipients) as string[],
     captures: JSON.parse(r.captures) as Record<string, string>,
+    recipientCaptures: recipientCapturesOf(r),
+    destination: r.destination,
     status: r.status as DeliveryStatus,
     attempts: r.attempts,
     firstAttemptAt: r.first_attempt_at,
@@ -77,6 +86,13 @@ export function toDeliveryRecord(r: DeliveriesTable): DeliveryRecord {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** Rows planned before recipients had captures of their own carry the delivery's for each. */
+function recipientCapturesOf(r: DeliveriesTable): Record<string, Record<string, string>> {
+  if (r.recipient_captures) return JSON.parse(r.recipient_captures) as Record<string, Record<string, string>>;
+  const captures = JSON.parse(r.captures) as Record<string, string>;
+  return Object.fromEntries((JSON.parse(r.recipients) as string[]).map((rcpt) => [rcpt, captures]));
 }
 
 function toAttemptRecord(r: DeliveryAttemptsTable): AttemptRecord {
@@ -95,7 +111,7 @@ function toAttemptRecord(r: DeliveryAttemptsTable): AttemptRecord {
 /** A new `pending` deliveries row for one planned delivery of a message, due now. */
 export function pendingDeliveryRow(messageId: string, p: PlannedDelivery, now: string): DeliveriesTable {
   return {
-    id: deliveryId(messageId, p.route, p.targetIndex),
+    id: deliveryId(messageId, p.route, p.targetIndex, p.destination),
     message: messageId,
     route: p.route,
     target_index: p.targetIndex,
@@ -103,6 +119,8 @@ export function pendingDeliveryRow(messageId: string, p: PlannedDelivery, now: s
     params: JSON.stringify(p.params ?? {}),
     recipients: JSON.stringify(p.recipients),
     captures: JSON.stringify(p.captures ?? {}),
+    recipient_captures: p.recipientCaptures ? JSON.stringify(p.recipientCaptures) : null,
+    destination: p.destination ?? '',
     status: 'pending',
     attempts: 0,
     first_attempt_at: null,

@@ -70,8 +70,12 @@ export interface DeliveriesTable {
   params: string;
   /** JSON array of envelope recipients. */
   recipients: string;
-  /** JSON object of route captures. */
+  /** JSON object of route captures (the first recipient's). */
   captures: string;
+  /** JSON object: each recipient's own captures; null on rows planned before it existed. */
+  recipient_captures: string | null;
+  /** Where the delivery lands as its target names it (part of the id); '' when it takes several recipients. */
+  destination: string;
   /** pending | done | failed | dead */
   status: string;
   /** Attempts started since the delivery was planned or last retried by hand. */

@@ -14,6 +14,7 @@ export type DiscardParams = z.output<typeof discardParams>;
 export const discardTarget: Target<DiscardParams> = {
   kind: 'discard',
   params: discardParams,
+  takesManyRecipients: true,
   async deliver(_msg, p) {
     return { summary: p.reason ? `discarded: ${p.reason}` : 'discarded' };
   },

@@ -44,6 +44,11 @@ export function createFolderTarget(deps?: ObjectTargetDeps): Target<FolderParams
     kind: 'folder',
     params: folderParams,
     requiresMessageId: true,
+    // One folder under two addresses (ogo+1@, docs+1@) is one document; two folders are two.
+    destination: (rcpt, p, captures) => {
+      const raw = renderParam(p.folder, captures, ['objectId']);
+      return raw !== undefined && /^\d{1,15}$/.test(raw) ? `folder ${Number(raw)}` : rcpt.toLowerCase();
+    },
     async check(rcpt, p, ctx) {
       if (!deps) throw unbound('folder');
       const folder = await resolveFolder(deps.db, p, ctx.captures, rcpt);

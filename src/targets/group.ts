@@ -57,6 +57,8 @@ export function createGroupTarget(deps?: GroupTargetDeps): Target<GroupParams> {
   return {
     kind: 'group',
     params: groupParams,
+    // dev@ and dev+tag@ are one post to one group; dev@ and ops@ are a post to each.
+    destination: (rcpt) => JSON.stringify(classifyRecipient(rcpt)),
     async check(rcpt, _p, ctx) {
       if (!deps) throw unbound('group');
       const { group, r } = await resolve(deps.db, rcpt);

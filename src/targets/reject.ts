@@ -37,6 +37,7 @@ export function rejectError(p: RejectParams): MailError {
 export const rejectTarget: Target<RejectParams> = {
   kind: 'reject',
   params: rejectParams,
+  takesManyRecipients: true,
   async check(_rcpt, p) {
     throw rejectError(p);
   },

@@ -101,6 +101,9 @@ export async function webhookDocument(
     attempt: ctx.attempt,
     route: ctx.route,
     captures: ctx.captures,
+    // One POST may carry several recipients of the route: each with the captures its own
+    // address produced (ogo+1@ and ogo+2@ are objectId 1 and 2, not 1 twice).
+    routed: ctx.recipients.map((recipient) => ({ recipient, captures: ctx.recipientCaptures[recipient] ?? ctx.captures })),
     message: {
       id: m.id,
       messageId: m.messageId,

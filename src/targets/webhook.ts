@@ -169,6 +169,8 @@ async function post(p: WebhookParams, headers: Record<string, string>, body: Bod
 export const webhookTarget: Target<WebhookParams> = {
   kind: 'webhook',
   params: webhookParams,
+  // One POST carries every recipient the route took, each with its own captures (routed).
+  takesManyRecipients: true,
   async deliver(msg, p, ctx): Promise<Receipt> {
     const body = await buildBody(msg, p, ctx);
     const headers: Record<string, string> = {

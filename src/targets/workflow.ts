@@ -40,6 +40,12 @@ export function createWorkflowTarget(deps?: ObjectTargetDeps): Target<WorkflowPa
   return {
     kind: 'workflow',
     params: workflowParams,
+    // Two recipients naming one workflow start one process; two workflows, two.
+    destination: (rcpt, p, captures) => {
+      const byId = p.workflow === undefined && !captures.route && captures.objectId;
+      const raw = renderParam(p.workflow, captures, ['route', 'objectId']);
+      return raw === undefined ? rcpt.toLowerCase() : `${byId || typeof p.workflow === 'number' ? 'id' : 'name'} ${raw}`;
+    },
     async check(rcpt, p, ctx) {
       if (!deps) throw unbound('workflow');
       const w = await resolveWorkflow(deps.db, p, ctx.captures, rcpt);

@@ -100,6 +100,9 @@ export function createWorkpackageTarget(deps?: ObjectTargetDeps): Target<Workpac
   return {
     kind: 'workpackage',
     params: workpackageParams,
+    // The work package a mail makes depends on the route's rules as rendered over the captures
+    // (the project, type, …): recipients rendering the same rules make one work package.
+    destination: (_rcpt, p, captures) => JSON.stringify(rulesOf(p, captures).defaults),
     async deliver(msg, p, ctx) {
       if (!deps) throw unbound('workpackage');
       const mail = await incomingMail(msg);

@@ -45,12 +45,15 @@ export function scanMessage(opts: { messageId?: string | null; subject?: string;
 
 /** A DeliveryContext for calling a target directly. */
 export function deliveryCtx(over: Partial<DeliveryContext> = {}): DeliveryContext {
+  const recipients = over.recipients ?? ['ogo+1@example.org'];
+  const captures = over.captures ?? {};
   return {
     deliveryId: `d-${Math.random().toString(36).slice(2)}`,
     attempt: 1,
     route: 'objects',
-    recipients: ['ogo+1@example.org'],
-    captures: {},
+    recipients,
+    captures,
+    recipientCaptures: Object.fromEntries(recipients.map((r) => [r, captures])),
     signal: new AbortController().signal,
     ...over,
   };

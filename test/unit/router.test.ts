@@ -15,9 +15,11 @@ import { fakeParsed, type FakeMessage } from '../helpers/parsed.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-// webhook and forward are built elsewhere; stand-ins with loose params keep this table about routing.
+// webhook and forward are built elsewhere; stand-ins with loose params keep this table about
+// routing. Like the real ones, they take several recipients in one delivery.
 const stand = (kind: string): Target<any> => ({
   kind,
+  takesManyRecipients: true,
   params: z.looseObject({}),
   deliver: async () => ({ summary: kind }),
 });

@@ -19,7 +19,8 @@ const FAX = 'Jan Novak/ACME/Sales/+420123456789@fax';
 const spool = createSpoolTarget({ now: () => new Date(2026, 4, 6, 7, 8, 9) });
 
 function ctxFor(route: string, recipients: string[], captures: Record<string, string> = {}, id = 'dlv-1'): DeliveryContext {
-  return { deliveryId: id, attempt: 1, route, recipients, captures, signal: new AbortController().signal };
+  const recipientCaptures = Object.fromEntries(recipients.map((r) => [r, captures]));
+  return { deliveryId: id, attempt: 1, route, recipients, captures, recipientCaptures, signal: new AbortController().signal };
 }
 
 /** Parse INI text into { section: { key: value } }; top-level keys under ''. */

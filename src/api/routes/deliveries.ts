@@ -29,7 +29,13 @@ const Delivery = z.object({
   kind: z.string(),
   params: z.unknown().describe('target params as routed, secrets replaced by "***"'),
   recipients: z.array(z.string()),
-  captures: z.record(z.string(), z.string()),
+  captures: z.record(z.string(), z.string()).describe("the first recipient's captures"),
+  recipientCaptures: z
+    .record(z.string(), z.record(z.string(), z.string()))
+    .describe('each recipient with the captures its own address produced'),
+  destination: z
+    .string()
+    .describe("where the delivery lands as its target names it (a folder, a group, a recipient); '' when the target takes several recipients at once"),
   status: DeliveryStatus,
   attempts: z.number().int().describe('attempts since planned or last replayed'),
   firstAttemptAt: z.string().nullable(),
