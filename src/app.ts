@@ -129,7 +129,16 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     publicUrl: config.http.publicUrl,
     keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
   });
-  const planner = new Planner({ db, blobs, router, queue, log, forced: forcedPlanner({ db, routes: router.routes, targets, log }) });
+  const noDedup = new Set(config.routes.filter((r) => !r.dedup).map((r) => r.name));
+  const planner = new Planner({
+    db,
+    blobs,
+    router,
+    queue,
+    log,
+    forced: forcedPlanner({ db, routes: router.routes, targets, log }),
+    dedup: { windowMs: config.delivery.dedupWindow, enabled: (route) => !noDedup.has(route) },
+  });
   parser.on('parsed', (id, parsed) => void planner.plan(id, parsed));
   queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();

@@ -119,6 +119,10 @@ export const MessageDetail = z.object({
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
   parts: z.array(Part),
+  duplicateOf: z
+    .string()
+    .nullable()
+    .describe('the earlier copy of this message (the same one through another relay) whose deliveries it shares; null if none'),
 });
 
 export const AttachmentList = z.object({ items: z.array(Part) });

@@ -119,6 +119,9 @@ export const deliverySchema = z.strictObject({
     .describe('a delivery leased by a node that died is taken again after this (renewed while an attempt runs)'),
   pollInterval: duration().default(1_000).describe('how often the queue is checked for due retries and other nodes\' work'),
   attemptTimeout: duration().default(10 * 60_000).describe('an attempt running longer is aborted and retried'),
+  dedupWindow: duration()
+    .default(7 * 24 * 3600_000)
+    .describe("a copy of a message delivered this recently (same Message-ID, body and non-trace headers, through another relay) is kept but not delivered again to the same recipient and route; 0 turns it off"),
 });
 
 export const configSchema = z.strictObject({

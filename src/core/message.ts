@@ -53,6 +53,10 @@ export interface StoredMessage {
   error: string | null;
   /** True when intake found this exact message already kept and returned the earlier row. */
   duplicate?: boolean;
+  /** sha256 of the message without its trace fields (the same message through another relay has the same). */
+  contentSha256?: string | null;
+  /** The earlier copy, through another relay, that took this message's deliveries; null if none. */
+  duplicateOf?: string | null;
 }
 
 /** One part of a parsed message. */

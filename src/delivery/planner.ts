@@ -5,6 +5,7 @@ import { batchedWrite } from '../store/write-batch.js';
 import type { Logger } from '../telemetry/log.js';
 import type { ParsedNow } from '../mime/parse-worker.js';
 import { buildParsedView, viewOfParse } from './parsed-view.js';
+import type { DedupPolicy } from './duplicates.js';
 import type { DeliveryQueue } from './queue.js';
 
 /** Marks a message no route took, so the start-up sweep does not plan it again and again. */
@@ -31,6 +32,8 @@ export class Planner {
       log: Logger;
       /** A plan decided before routing (fetched mail whose folder names a route); undefined: route as usual. */
       forced?: (parsed: ParsedMessage) => Promise<PlannedDelivery[] | undefined>;
+      /** Copies of one message through two relays are delivered once (delivery/duplicates.ts); absent: every copy. */
+      dedup?: DedupPolicy;
     },
   ) {}
 
@@ -70,7 +73,9 @@ export class Planner {
         log.info({ id: messageId }, NO_ROUTE);
         return;
       }
-      await queue.enqueue(messageId, planned);
+      const m = view.message;
+      const dedup = this.deps.dedup && { message: { id: m.id, messageId: m.messageId, contentSha256: m.contentSha256 }, policy: this.deps.dedup };
+      await queue.enqueue(messageId, planned, { dedup });
     } catch (err) {
       log.error({ err, id: messageId }, 'could not plan deliveries; retried at the next start');
     }
@@ -89,7 +94,8 @@ export class Planner {
         .where('parsed_at', 'is not', null)
         .where((eb) =>
           eb.or([
-            eb.and([eb('status', '=', 'received'), eb.or([eb('error', 'is', null), eb('error', '!=', NO_ROUTE)])]),
+            // A copy whose recipients all went to an earlier copy has no deliveries, by design.
+            eb.and([eb('status', '=', 'received'), eb('duplicate_of', 'is', null), eb.or([eb('error', 'is', null), eb('error', '!=', NO_ROUTE)])]),
             eb('status', '=', 'raw'),
           ]),
         )

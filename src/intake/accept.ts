@@ -4,6 +4,7 @@ import { asMailError, mailError, MailError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Envelope, StoredMessage } from '../core/message.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
+import { ContentFingerprint } from '../mime/content-fingerprint.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
 import { transact, type Db } from '../store/db.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';
@@ -71,9 +72,11 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
     const ingress = env.ingress;
     if (this.closed) throw mailError('SHUTTING_DOWN');
     const sniffer = new HeaderSniffer(this.deps.headerLimit);
+    const fingerprint = new ContentFingerprint(this.deps.headerLimit);
     const tapped = (async function* () {
       for await (const chunk of raw) {
         sniffer.push(chunk);
+        fingerprint.push(chunk);
         yield chunk;
       }
     })();
@@ -89,7 +92,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       if (opts.requireMessageId && !head.messageId) throw mailError('MESSAGE_ID_REQUIRED');
       const id = newId();
       const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname);
-      const row = newMessageRow(id, env, staged, head, trace, opts.dedupScope);
+      const row = newMessageRow(id, env, staged, { ...head, contentSha256: fingerprint.digest() }, trace, opts.dedupScope);
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
         this.queue.push({ staged, row, resolve, reject });
         if (!this.running) void this.drain();

@@ -153,6 +153,12 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .default(false)
         .describe('true: later routes may deliver this recipient too (fan-out); false: stop here'),
       retry: retrySchema.optional().describe('retry policy of this route; default: 10 tries over about 10.5 h'),
+      dedup: z
+        .boolean()
+        .default(true)
+        .describe(
+          'deliver a message once per Message-ID, recipient and route when a copy arrives again through another relay (same body and non-trace headers, within delivery.dedupWindow); false: deliver every copy',
+        ),
     })
     .superRefine((route, ctx) => {
       const recipients = route.match.recipient === undefined ? [] : [route.match.recipient].flat();

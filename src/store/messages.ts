@@ -24,7 +24,7 @@ export function newMessageRow(
   id: string,
   env: Envelope,
   blob: { sha256: string; size: number },
-  head: { messageId: string | null; subject: string | null; from: string | null; date: string | null },
+  head: { messageId: string | null; subject: string | null; from: string | null; date: string | null; contentSha256?: string | null },
   trace: string | null,
   dedupScope?: string,
 ): MessagesTable {
@@ -53,6 +53,8 @@ export function newMessageRow(
     parsed_at: null,
     updated_at: now,
     post_time: env.timeSource === 'message' ? head.date : null,
+    content_sha256: head.contentSha256 ?? null,
+    duplicate_of: null,
   };
 }
 
@@ -76,6 +78,8 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     trace: r.trace,
     status: r.status as MessageStatus,
     error: r.error,
+    contentSha256: r.content_sha256,
+    duplicateOf: r.duplicate_of,
   };
 }
 

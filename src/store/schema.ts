@@ -32,6 +32,19 @@ export interface MessagesTable {
   updated_at: string;
   /** Post time an ingress asked for (`postroom deliver -t message`: the Date: header), else null. */
   post_time: string | null;
+  /** sha256 of the message without its trace fields (mime/content-fingerprint.ts); null before it existed. */
+  content_sha256: string | null;
+  /** The earlier copy of this message (the same one through another relay) that took its deliveries. */
+  duplicate_of: string | null;
+}
+
+/** One (Message-ID, content, recipient, route) delivered within the dedup window. */
+export interface DeliveryClaimsTable {
+  /** sha256 of Message-ID, content_sha256, recipient (lower case) and route. */
+  key: string;
+  /** The message whose plan took it. */
+  message: string;
+  created_at: string;
 }
 
 export interface PartsTable {
@@ -320,6 +333,7 @@ export interface Database {
   blobs: BlobsTable;
   blob_chunks: BlobChunksTable;
   deliveries: DeliveriesTable;
+  delivery_claims: DeliveryClaimsTable;
   delivery_attempts: DeliveryAttemptsTable;
   objects: ObjectsTable;
   groups: GroupsTable;

@@ -139,6 +139,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,
         parts: parts.map((p) => partOf(m.id, p)),
+        duplicateOf: m.duplicateOf ?? null,
       };
       return body;
     },

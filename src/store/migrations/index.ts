@@ -7,6 +7,7 @@ import { m0005Tracker } from './0005-tracker.js';
 import { m0006Groups } from './0006-groups.js';
 import { m0007GroupPostRefs } from './0007-group-post-refs.js';
 import { m0009DeliveryDestinations } from './0009-delivery-destinations.js';
+import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0006-groups': m0006Groups,
   '0007-group-post-refs': m0007GroupPostRefs,
   '0009-delivery-destinations': m0009DeliveryDestinations,
+  '0013-relay-duplicates': m0013RelayDuplicates,
 };
