@@ -40,11 +40,15 @@ export function createWorkflowTarget(deps?: ObjectTargetDeps): Target<WorkflowPa
   return {
     kind: 'workflow',
     params: workflowParams,
-    // Two recipients naming one workflow start one process; two workflows, two.
+    // Two recipients naming one workflow start one process; two workflows, two. An id is a
+    // number however it is written (ogo+7@ and ogo+07@ are workflow 7, as resolveWorkflow reads
+    // them): one process, not two.
     destination: (rcpt, p, captures) => {
       const byId = p.workflow === undefined && !captures.route && captures.objectId;
       const raw = renderParam(p.workflow, captures, ['route', 'objectId']);
-      return raw === undefined ? rcpt.toLowerCase() : `${byId || typeof p.workflow === 'number' ? 'id' : 'name'} ${raw}`;
+      if (raw === undefined) return rcpt.toLowerCase();
+      if (!(byId || typeof p.workflow === 'number')) return `name ${raw}`;
+      return `id ${/^\d{1,15}$/.test(raw) ? Number(raw) : raw}`;
     },
     async check(rcpt, p, ctx) {
       if (!deps) throw unbound('workflow');

@@ -13,6 +13,7 @@ const routes = makeRoutesSchema(targets).parse([
   { name: 'folders', match: { recipient: 'ogo+{objectId}@example.org' }, deliver: [{ folder: {} }] },
   { name: 'docs', match: { recipient: 'docs+{objectId}@example.org' }, deliver: [{ folder: { folder: '<%objectId%>' } }] },
   { name: 'workflows', priority: 10, match: { recipient: 'wf+{route}@example.org' }, deliver: [{ workflow: {} }] },
+  { name: 'workflow-ids', match: { recipient: 'run+{objectId}@example.org' }, deliver: [{ workflow: {} }] },
   { name: 'fax', match: { recipient: '/^(?<number>\\d+)@fax$/' }, deliver: [{ spool: { dir: '/tmp/never-written' } }] },
   { name: 'lists', match: { recipient: '/@lists\\.example\\.org$/' }, deliver: [{ group: {} }] },
   { name: 'tracker', match: { recipient: '{project}@tracker.example.org' }, deliver: [{ workpackage: { project: '<%project%>' } }] },
@@ -58,6 +59,13 @@ describe('several recipients on one route: each gets what it would get alone', (
     assert.deepEqual(show(await plan(['wf+count@example.org', 'wf+pdfsize@example.org'])), [
       'workflows wf+count@example.org {"route":"count"}',
       'workflows wf+pdfsize@example.org {"route":"pdfsize"}',
+    ]);
+  });
+
+  it('one workflow by id under two spellings (run+7@, run+07@) starts one process; another id its own', async () => {
+    assert.deepEqual(show(await plan(['run+7@example.org', 'run+07@example.org', 'run+8@example.org'])), [
+      'workflow-ids run+7@example.org,run+07@example.org {"objectId":"7"}',
+      'workflow-ids run+8@example.org {"objectId":"8"}',
     ]);
   });
 
