@@ -22,7 +22,7 @@ export const DeliveryListQuery = z.strictObject({
 const DeliveryParams = z.strictObject({ id: Id });
 
 const Delivery = z.object({
-  id: z.string().describe('stable: message + route + target; the idempotency key (webhook-id) sent to the target'),
+  id: z.string().describe('stable: message + route + target + destination; the idempotency key (webhook-id) sent to the target'),
   messageId: z.string(),
   route: z.string(),
   targetIndex: z.number().int(),
