@@ -77,12 +77,31 @@ export interface DeliveryContext {
   signal: AbortSignal;
   /** Base URL of the API, for links in payloads. */
   publicUrl?: string;
+  /** Per-recipient state across attempts, for a target that takes several recipients at once. */
+  recipientOutcomes?: RecipientOutcomes;
   /**
    * Keep a DSN (RFC 3464) as a message with status `sending` and queue its delivery through the
    * outbound relay, in one transaction; resolves with its message id. One per delivery: a later
    * attempt of the same delivery gets the first one's id. Absent where nothing can keep one.
    */
   keepOutbound?(envelope: { mailFrom: string; rcptTo: string[] }, raw: Uint8Array): Promise<string>;
+}
+
+/** What became of one recipient of a delivery that takes several at once. */
+export interface RecipientOutcome {
+  recipient: string;
+  status: 'done' | 'deferred' | 'failed';
+  /** The remote reply or error that decided it. */
+  reply: string | null;
+  enhancedStatus: string | null;
+}
+
+/** Per-recipient state of one delivery, kept across its attempts. */
+export interface RecipientOutcomes {
+  /** What earlier attempts recorded, by recipient (lower case). */
+  read(): Promise<Map<string, RecipientOutcome>>;
+  /** Record outcomes (durably: a done recipient is never sent to again). */
+  record(outcomes: RecipientOutcome[]): Promise<void>;
 }
 
 /** What a target reports on success, kept on the delivery row. */
@@ -114,6 +133,12 @@ export interface Target<P = unknown> {
   requiresMessageId?: boolean;
   /** RCPT-time check (the target object exists, the principal may write). Throws MailError. */
   check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string }): Promise<void>;
+  /**
+   * The delivery died (attempts or age used up after transient failures): tell whoever must
+   * know (a DSN to the sender for the recipients still undelivered). Resolves with a note for
+   * the delivery's error, e.g. the DSN's id.
+   */
+  dead?(msg: ParsedMessage, params: P, ctx: DeliveryContext, lastError: string): Promise<string | undefined>;
   /** Deliver; throws MailError (transient ⇒ retried, permanent ⇒ failed). */
   deliver(msg: ParsedMessage, params: P, ctx: DeliveryContext): Promise<Receipt>;
 }

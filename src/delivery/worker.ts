@@ -4,7 +4,16 @@ import { asMailError, mailError, MailError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
-import { finishAttempt, leaseForAttempts, nextDue, renewLease, type AttemptResult, type LeasedDelivery } from '../store/deliveries.js';
+import {
+  finishAttempt,
+  leaseForAttempts,
+  nextDue,
+  readRecipientOutcomes,
+  recordRecipientOutcomes,
+  renewLease,
+  type AttemptResult,
+  type LeasedDelivery,
+} from '../store/deliveries.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
@@ -217,7 +226,8 @@ export class DeliveryWorker {
           ? `gave up: older than maxAge ${policy.maxAge} ms`
           : undefined;
     if (exhausted) {
-      const reason = d.lastError ? `${exhausted}; last error: ${d.lastError}` : exhausted;
+      let reason = d.lastError ? `${exhausted}; last error: ${d.lastError}` : exhausted;
+      reason += await this.announceDeath(d, n, reason);
       await finishAttempt(db, ids, { outcome: 'dead', error: reason });
       metrics.deliveries.inc({ kind: d.kind, outcome: 'dead' });
       log.warn({ delivery: d.id, route: d.route, reason }, 'delivery dead');
@@ -246,6 +256,7 @@ export class DeliveryWorker {
     } finally {
       clearInterval(heartbeat);
     }
+    if (result.outcome === 'dead') result = { ...result, error: `${result.error}${await this.announceDeath(d, n, result.error ?? 'dead')}` };
     this.release(d.id);
     metrics.deliveryAttemptSeconds.observe({ kind: d.kind }, (Date.now() - started) / 1000);
     metrics.deliveries.inc({ kind: d.kind, outcome: result.outcome });
@@ -272,16 +283,29 @@ export class DeliveryWorker {
     return { ...base, outcome: 'transient', nextAttemptAt: at };
   }
 
-  private async deliver(d: LeasedDelivery, n: number, signal: AbortSignal): Promise<Receipt> {
+  /**
+   * A delivery died: let its target tell whoever must know (the forward target's DSN for the
+   * recipients still undelivered). Resolves with a note for the error; a failure to do so is
+   * logged and noted, and the delivery is dead all the same.
+   */
+  private async announceDeath(d: LeasedDelivery, n: number, reason: string): Promise<string> {
     const target = this.deps.targets.get(d.kind);
-    if (!target) throw mailError('CONFIG', `no target of kind '${d.kind}'`, { status: '5.3.5', smtpCode: 554 });
-    const parsed = target.params.safeParse(d.params);
-    if (!parsed.success) {
-      throw mailError('CONFIG', `params of ${d.kind} target invalid: ${parsed.error.message}`, { status: '5.3.5', smtpCode: 554 });
+    if (!target?.dead) return '';
+    try {
+      const params = target.params.parse(d.params);
+      const msg = await buildParsedView(this.deps, d.messageId);
+      const note = await target.dead(msg, params, this.context(d, n, AbortSignal.timeout(this.deps.config.attemptTimeout)), reason);
+      return note ? ` (${note})` : '';
+    } catch (err) {
+      this.deps.log.error({ err, delivery: d.id }, 'could not report a dead delivery (DSN)');
+      return ` (could not report it: ${(err as Error).message})`;
     }
-    const msg = await buildParsedView(this.deps, d.messageId);
+  }
+
+  private context(d: LeasedDelivery, n: number, signal: AbortSignal): DeliveryContext {
     const keep = this.deps.keepOutbound;
-    const ctx: DeliveryContext = {
+    const db = this.deps.db;
+    return {
       deliveryId: d.id,
       attempt: n,
       route: d.route,
@@ -293,7 +317,21 @@ export class DeliveryWorker {
       // Keyed by this delivery: a replay, or a retaken lease after a crash, finds the DSN the
       // first attempt kept instead of bouncing to the sender twice.
       keepOutbound: keep && ((envelope, raw) => keep(envelope, raw, { source: d.id })),
+      recipientOutcomes: {
+        read: () => readRecipientOutcomes(db.kysely, d.id),
+        record: (outcomes) => recordRecipientOutcomes(db, d.id, outcomes),
+      },
     };
-    return target.deliver(msg, parsed.data, ctx);
+  }
+
+  private async deliver(d: LeasedDelivery, n: number, signal: AbortSignal): Promise<Receipt> {
+    const target = this.deps.targets.get(d.kind);
+    if (!target) throw mailError('CONFIG', `no target of kind '${d.kind}'`, { status: '5.3.5', smtpCode: 554 });
+    const parsed = target.params.safeParse(d.params);
+    if (!parsed.success) {
+      throw mailError('CONFIG', `params of ${d.kind} target invalid: ${parsed.error.message}`, { status: '5.3.5', smtpCode: 554 });
+    }
+    const msg = await buildParsedView(this.deps, d.messageId);
+    return target.deliver(msg, parsed.data, this.context(d, n, signal));
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import type { PlannedDelivery, Receipt } from '../core/delivery.js';
+import type { PlannedDelivery, Receipt, RecipientOutcome } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
 import { relaxedTransaction, transact, type Db } from './db.js';
 import type { Database, DeliveriesTable, DeliveryAttemptsTable } from './schema.js';
@@ -412,6 +412,9 @@ export async function retryDelivery(db: Db, id: string, now = new Date()): Promi
   return transact(db, async (trx) => {
     const row = await trx.selectFrom('deliveries').select(['message', 'status']).where('id', '=', id).executeTakeFirst();
     if (!row) return undefined;
+    // A replay tries every recipient not yet delivered again, refused ones too (the operator
+    // may have fixed what refused them); those done stay done and get no second copy.
+    await trx.deleteFrom('delivery_recipients').where('delivery', '=', id).where('status', '!=', 'done').execute();
     if (row.status === 'pending') {
       // Still in the queue (maybe leased right now): make it due now, but leave the lease and
       // the attempt count alone, or a second worker could run it beside the first.
@@ -457,4 +460,43 @@ export async function nextDue(db: Q, now = new Date()): Promise<Date | undefined
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
     .executeTakeFirst();
   return r?.at ? new Date(r.at as string) : undefined;
+}
+
+/** What earlier attempts of a delivery recorded per recipient (lower-case address → outcome). */
+export async function readRecipientOutcomes(db: Q, delivery: string): Promise<Map<string, RecipientOutcome>> {
+  const rows = await db.selectFrom('delivery_recipients').selectAll().where('delivery', '=', delivery).execute();
+  return new Map(
+    rows.map((r) => [
+      r.recipient,
+      { recipient: r.recipient, status: r.status as RecipientOutcome['status'], reply: r.reply, enhancedStatus: r.enhanced_status },
+    ]),
+  );
+}
+
+/** Record per-recipient outcomes of a delivery, durably (a recipient done is never sent to again). */
+export async function recordRecipientOutcomes(db: Db, delivery: string, outcomes: RecipientOutcome[]): Promise<void> {
+  if (!outcomes.length) return;
+  const now = new Date().toISOString();
+  const rows = [...new Map(outcomes.map((o) => [o.recipient.toLowerCase(), o])).values()].map((o) => ({
+    delivery,
+    recipient: o.recipient.toLowerCase(),
+    status: o.status,
+    reply: o.reply?.slice(0, 1000) ?? null,
+    enhanced_status: o.enhancedStatus,
+    updated_at: now,
+  }));
+  await transact(db, (trx) =>
+    trx
+      .insertInto('delivery_recipients')
+      .values(rows)
+      .onConflict((oc) =>
+        oc.columns(['delivery', 'recipient']).doUpdateSet((eb) => ({
+          status: eb.ref('excluded.status'),
+          reply: eb.ref('excluded.reply'),
+          enhanced_status: eb.ref('excluded.enhanced_status'),
+          updated_at: eb.ref('excluded.updated_at'),
+        })),
+      )
+      .execute(),
+  );
 }

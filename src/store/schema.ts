@@ -38,6 +38,19 @@ export interface MessagesTable {
   duplicate_of: string | null;
 }
 
+/** One recipient's outcome within a delivery that takes several recipients at once. */
+export interface DeliveryRecipientsTable {
+  delivery: string;
+  /** As the envelope names it, lower case. */
+  recipient: string;
+  /** done | deferred | failed */
+  status: string;
+  /** The remote reply (or the connection error) that decided it. */
+  reply: string | null;
+  enhanced_status: string | null;
+  updated_at: string;
+}
+
 /** One (Message-ID, content, recipient, route) delivered within the dedup window. */
 export interface DeliveryClaimsTable {
   /** sha256 of Message-ID, content_sha256, recipient (lower case) and route. */
@@ -334,6 +347,7 @@ export interface Database {
   blob_chunks: BlobChunksTable;
   deliveries: DeliveriesTable;
   delivery_claims: DeliveryClaimsTable;
+  delivery_recipients: DeliveryRecipientsTable;
   delivery_attempts: DeliveryAttemptsTable;
   objects: ObjectsTable;
   groups: GroupsTable;

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
+import type { DeliveryContext, ParsedMessage, Receipt, RecipientOutcome, Target } from '../core/delivery.js';
 import { mailError, MailError } from '../core/errors.js';
 import { smtpRelayFields, smtpTransportOptions } from '../outbound/smtp-relay.js';
 import { buildDsn, readHeaderBlock, type DsnRecipient } from './dsn.js';
@@ -80,57 +80,116 @@ async function bounce(msg: ParsedMessage, p: ForwardParams, ctx: DeliveryContext
   return ctx.keepOutbound({ mailFrom: '', rcptTo: [msg.message.mailFrom] }, raw);
 }
 
+/** A recipient's outcome from an SMTP failure that names it (or the whole transaction's). */
+function outcomeOf(recipient: string, f: MailError): RecipientOutcome {
+  return { recipient, status: f.transient ? 'deferred' : 'failed', reply: diagnostic(f), enhancedStatus: f.status };
+}
+
+/** DSN lines for outcomes: each with its status and the reply that decided it. */
+const dsnRecipients = (outcomes: RecipientOutcome[]): DsnRecipient[] =>
+  outcomes.map((o) => ({ address: o.recipient, status: o.enhancedStatus ?? '5.0.0', diagnostic: o.reply ?? 'undelivered' }));
+
+/** `err` with the DSN it queued named in its text. */
+function withDsn(err: MailError, dsnId: string | undefined, sender: string): MailError {
+  return dsnId ? new MailError(err.code, { status: err.status, smtpCode: err.smtpCode, message: `${err.message} (DSN ${dsnId} queued for <${sender}>)`, cause: err }) : err;
+}
+
+/**
+ * The `forward` target: one SMTP transaction to the relay, one RCPT TO per recipient. Each
+ * recipient's outcome is kept across attempts (ctx.recipientOutcomes): accepted ones are never
+ * sent again, deferred ones (4xx, or no answer at all) are retried, refused ones (5xx) are
+ * bounced together in one DSN when nothing is left to retry. A delivery that dies still
+ * deferred bounces the recipients not delivered, with their last reply (`dead`, RFC 3464
+ * `Action: failed`, as Postfix does when a message expires in its queue).
+ */
 export const forwardTarget: Target<ForwardParams> = {
   kind: 'forward',
   params: forwardParams,
   // One SMTP transaction, one RCPT TO per recipient: the upstream fans out.
   takesManyRecipients: true,
   async deliver(msg, p, ctx): Promise<Receipt> {
-    // nodemailer is loaded on first use: a serve that never forwards does not carry it.
-    const { default: nodemailer } = await import('nodemailer');
-    const transport = nodemailer.createTransport(smtpTransportOptions(p));
-    const envelope = { from: p.mailFrom ?? msg.message.mailFrom, to: p.rcptTo ?? ctx.recipients };
-    // `raw`: nodemailer streams the bytes as they are (no header added or rewritten); its SMTP
-    // data stream dot-stuffs lines that start with '.' and ends with CRLF.CRLF (RFC 5321 §4.5.2).
-    const raw = p.trace ? await msg.openRawWithTrace() : await msg.openRaw();
-    let info: { response?: string; accepted?: unknown[]; rejected?: unknown[]; rejectedErrors?: SmtpError[] };
-    try {
-      info = await transport.sendMail({ envelope, raw: raw as Readable, signal: ctx.signal });
-    } catch (thrown) {
-      raw.destroy();
-      const err = smtpFailure(thrown as SmtpError, p.host);
-      // Every recipient refused at RCPT: per-recipient replies; one deferral makes it a retry.
-      const perRcpt = ((thrown as SmtpError).rejectedErrors ?? []).map((e) => ({ e, f: smtpFailure(e, p.host) }));
-      if (err.transient) throw err;
-      const deferred = perRcpt.find((r) => r.f.transient);
-      if (deferred) throw deferred.f;
-      const rcpts: DsnRecipient[] = perRcpt.length
-        ? perRcpt.map(({ e, f }) => ({ address: e.recipient ?? '?', status: f.status, diagnostic: diagnostic(f) }))
-        : envelope.to.map((address) => ({ address, status: err.status, diagnostic: diagnostic(err) }));
-      const dsnId = await bounce(msg, p, ctx, rcpts);
-      throw dsnId ? new MailError(err.code, { status: err.status, smtpCode: err.smtpCode, message: `${err.message} (DSN ${dsnId} queued for <${msg.message.mailFrom}>)`, cause: err }) : err;
-    } finally {
-      transport.close();
+    const all = p.rcptTo ?? ctx.recipients;
+    const before = (await ctx.recipientOutcomes?.read()) ?? new Map<string, RecipientOutcome>();
+    const settled = (r: string) => ['done', 'failed'].includes(before.get(r.toLowerCase())?.status ?? '');
+    const todo = all.filter((r) => !settled(r));
+    const outcomes: RecipientOutcome[] = [];
+    let accepted: unknown[] = [];
+    let response = '';
+    /** The whole transaction failed for everyone this attempt tried (no per-recipient replies). */
+    let whole: MailError | undefined;
+    if (todo.length) {
+      // nodemailer is loaded on first use: a serve that never forwards does not carry it.
+      const { default: nodemailer } = await import('nodemailer');
+      const transport = nodemailer.createTransport(smtpTransportOptions(p));
+      const envelope = { from: p.mailFrom ?? msg.message.mailFrom, to: todo };
+      // `raw`: nodemailer streams the bytes as they are (no header added or rewritten); its SMTP
+      // data stream dot-stuffs lines that start with '.' and ends with CRLF.CRLF (RFC 5321 §4.5.2).
+      const raw = p.trace ? await msg.openRawWithTrace() : await msg.openRaw();
+      try {
+        const info: { response?: string; accepted?: unknown[]; rejectedErrors?: SmtpError[] } = await transport.sendMail({
+          envelope,
+          raw: raw as Readable,
+          signal: ctx.signal,
+        });
+        response = String(info.response ?? 'accepted');
+        accepted = info.accepted ?? [];
+        const refused = new Map((info.rejectedErrors ?? []).map((e) => [(e.recipient ?? '').toLowerCase(), smtpFailure(e, p.host)]));
+        for (const r of todo) {
+          const f = refused.get(r.toLowerCase());
+          outcomes.push(f ? outcomeOf(r, f) : { recipient: r, status: 'done', reply: response.slice(0, 500), enhancedStatus: enhancedOf(response, 2) });
+        }
+      } catch (thrown) {
+        raw.destroy();
+        const err = smtpFailure(thrown as SmtpError, p.host);
+        // Every recipient refused at RCPT: each has a reply of its own; otherwise the whole
+        // transaction's reply (a 4xx/5xx to MAIL or DATA, or no answer) is every recipient's.
+        const perRcpt = new Map(((thrown as SmtpError).rejectedErrors ?? []).map((e) => [(e.recipient ?? '').toLowerCase(), smtpFailure(e, p.host)]));
+        if (!perRcpt.size) whole = err;
+        for (const r of todo) outcomes.push(outcomeOf(r, perRcpt.get(r.toLowerCase()) ?? err));
+      } finally {
+        transport.close();
+      }
+      await ctx.recipientOutcomes?.record(outcomes);
     }
-    const refused = (info.rejectedErrors ?? []).map((e) => ({ e, f: smtpFailure(e, p.host) }));
-    // Some recipients deferred (4xx) while others were accepted: retry the delivery. The
-    // accepted ones may then get it twice, which at-least-once delivery allows; losing the
-    // deferred ones would not be.
-    const deferred = refused.find((r) => r.f.transient);
-    if (deferred) throw deferred.f;
-    let dsnId: string | undefined;
-    if (refused.length) {
-      dsnId = await bounce(
-        msg,
-        p,
-        ctx,
-        refused.map(({ e, f }) => ({ address: e.recipient ?? '?', status: f.status, diagnostic: diagnostic(f) })),
-      );
+    const now = new Map(before);
+    for (const o of outcomes) now.set(o.recipient.toLowerCase(), o);
+    const state = all.map((r) => now.get(r.toLowerCase()) ?? ({ recipient: r, status: 'deferred', reply: null, enhancedStatus: null } as RecipientOutcome));
+    const deferred = state.filter((o) => o.status === 'deferred');
+    if (deferred.length) {
+      // No answer, or a 4xx to MAIL or DATA: the relay's own words are the clearest.
+      if (whole?.transient) throw whole;
+      // Retry only these; the DSN for any refused ones waits, so the sender gets one.
+      const first = outcomes.find((o) => o.status === 'deferred');
+      throw mailError('TARGET_TEMPFAIL', `${p.host}: ${deferred.length} of ${all.length} recipient(s) deferred (${deferred.map((o) => `<${o.recipient}>`).join(', ')}): ${first?.reply ?? 'no answer'}`, {
+        status: first?.enhancedStatus?.startsWith('4') ? first.enhancedStatus : '4.0.0',
+      });
+    }
+    const failed = state.filter((o) => o.status === 'failed');
+    const dsnId = failed.length ? await bounce(msg, p, ctx, dsnRecipients(failed)) : undefined;
+    if (failed.length === all.length) {
+      const o = failed[0];
+      const err = mailError('TARGET_REJECTED', `${p.host} said: ${o.reply ?? 'refused'}${failed.length > 1 ? ` (and ${failed.length - 1} more recipient(s) refused)` : ''}`, {
+        status: o.enhancedStatus?.startsWith('5') ? o.enhancedStatus : '5.0.0',
+        smtpCode: 550,
+      });
+      throw withDsn(err, dsnId, msg.message.mailFrom);
     }
     return {
-      summary: String(info.response ?? 'accepted').slice(0, 200),
-      accepted: info.accepted,
-      ...(refused.length ? { rejected: refused.map((r) => r.e.recipient), dsn: dsnId } : {}),
+      summary: (response || `accepted earlier for ${state.filter((o) => o.status === 'done').length} recipient(s)`).slice(0, 200),
+      accepted: accepted.length ? accepted : state.filter((o) => o.status === 'done').map((o) => o.recipient),
+      ...(failed.length ? { rejected: failed.map((o) => o.recipient), dsn: dsnId } : {}),
     };
+  },
+  async dead(msg, p, ctx) {
+    const all = p.rcptTo ?? ctx.recipients;
+    const known = (await ctx.recipientOutcomes?.read()) ?? new Map<string, RecipientOutcome>();
+    // Everyone not delivered, with the last reply each had (the connection error when the
+    // relay never answered).
+    const undelivered = all
+      .map((r) => known.get(r.toLowerCase()) ?? ({ recipient: r, status: 'deferred', reply: null, enhancedStatus: null } as RecipientOutcome))
+      .filter((o) => o.status !== 'done')
+      .map((o) => ({ ...o, reply: o.reply ?? 'no answer from the relay', enhancedStatus: o.enhancedStatus ?? '4.4.1' }));
+    const dsnId = await bounce(msg, p, ctx, dsnRecipients(undelivered));
+    return dsnId ? `DSN ${dsnId} queued for <${msg.message.mailFrom}>` : undefined;
   },
 };

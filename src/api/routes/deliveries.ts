@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { redact } from '../../delivery/redact.js';
-import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
+import { getAttempts, getDelivery, listDeliveries, readRecipientOutcomes, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
 import { defineRoute } from '../route.js';
 import { Id } from '../schemas.js';
 import type { ApiDeps } from '../server.js';
@@ -59,7 +59,19 @@ const Attempt = z.object({
 });
 
 const DeliveryList = z.object({ items: z.array(Delivery), nextCursor: z.string().nullable() });
-const DeliveryDetail = Delivery.extend({ history: z.array(Attempt).describe('every attempt, oldest first') });
+const RecipientOutcome = z.object({
+  recipient: z.string(),
+  status: z.enum(['done', 'deferred', 'failed']),
+  reply: z.string().nullable().describe("the remote reply (or connection error) that decided it"),
+  enhancedStatus: z.string().nullable(),
+});
+
+const DeliveryDetail = Delivery.extend({
+  history: z.array(Attempt).describe('every attempt, oldest first'),
+  recipientOutcomes: z
+    .array(RecipientOutcome)
+    .describe('per recipient, for a target taking several at once (forward): done ones are not sent again, deferred ones are retried'),
+});
 
 /** A delivery as the API shows it. */
 export function deliveryOf(d: DeliveryRecord): z.output<typeof Delivery> {
@@ -115,7 +127,8 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       const d = await getDelivery(deps.db.kysely, params.id);
       if (!d) throw mailError('NOT_FOUND', `No delivery ${params.id}`);
       const attempts = await getAttempts(deps.db.kysely, d.id);
-      return { ...deliveryOf(d), history: attempts.map(({ id: _id, ...a }) => a) };
+      const outcomes = await readRecipientOutcomes(deps.db.kysely, d.id);
+      return { ...deliveryOf(d), history: attempts.map(({ id: _id, ...a }) => a), recipientOutcomes: [...outcomes.values()] };
     },
   );
 

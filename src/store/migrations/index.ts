@@ -8,6 +8,7 @@ import { m0006Groups } from './0006-groups.js';
 import { m0007GroupPostRefs } from './0007-group-post-refs.js';
 import { m0009DeliveryDestinations } from './0009-delivery-destinations.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
+import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0007-group-post-refs': m0007GroupPostRefs,
   '0009-delivery-destinations': m0009DeliveryDestinations,
   '0013-relay-duplicates': m0013RelayDuplicates,
+  '0014-delivery-recipients': m0014DeliveryRecipients,
 };
