@@ -43,6 +43,7 @@ export const CATALOGUE = {
   EMPTY_MESSAGE: { status: '5.3.0', smtp: 554, text: 'Message is empty' },
   BARE_LINE_ENDING: { status: '5.5.2', smtp: 550, text: 'Bare LF or bare CR in message data is not allowed (RFC 5321 section 2.3.8)' },
   PROTOCOL: { status: '5.5.0', smtp: 500, text: 'Protocol error' },
+  UNKNOWN_PARAMETER: { status: '5.5.4', smtp: 555, text: 'MAIL FROM/RCPT TO parameter not recognized or not implemented' },
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },
   REJECTED: { status: '5.7.1', smtp: 550, text: 'Message rejected' },
@@ -60,6 +61,8 @@ export const CATALOGUE = {
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
+  // -- command line --
+  USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
@@ -152,6 +155,7 @@ export const SYSEXITS = {
 export function toSysexit(err: unknown): number {
   const e = asMailError(err);
   if (e.transient) return SYSEXITS.TEMPFAIL;
+  if (e.code === 'USAGE') return SYSEXITS.USAGE;
   const [, subject, detail] = e.status.split('.');
   if (subject === '1') return e.status === '5.1.1' ? SYSEXITS.NOUSER : SYSEXITS.DATAERR;
   if (subject === '7') return SYSEXITS.NOPERM;

@@ -9,6 +9,7 @@ import type { RecipientCheck } from '../intake/recipients.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { clientList, normaliseIp } from './client-list.js';
+import { unknownParameter } from './smtp-address.js';
 import { verifyPassword } from './smtp-auth.js';
 import { LineEndingGuard, messageBytes } from './smtp-data.js';
 import { PostroomSmtpServer } from './smtp-greeting.js';
@@ -110,10 +111,15 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const c = conns.get(session.id);
     endAbandoned(session, c);
     if (!c) throw mailError('INTERNAL', 'no such connection');
-    if (!c.listed && !session.user) {
-      const e = mailError('AUTH_REQUIRED');
-      logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: e.status });
-      throw e;
+    const unknown = unknownParameter('mail', address.args);
+    const refusal = unknown
+      ? mailError('UNKNOWN_PARAMETER', `MAIL FROM parameter ${unknown} not recognized or not implemented`)
+      : !c.listed && !session.user
+        ? mailError('AUTH_REQUIRED')
+        : undefined;
+    if (refusal) {
+      logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: refusal.status });
+      throw refusal;
     }
     c.tx = { mailFrom: address.address, rcptTo: [], rejectedRcpts: 0, startedAt: Date.now() };
   }
@@ -122,6 +128,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const c = conns.get(session.id);
     const accepted = session.envelope.rcptTo.map((r) => r.address);
     try {
+      const unknown = unknownParameter('rcpt', address.args);
+      if (unknown) throw mailError('UNKNOWN_PARAMETER', `RCPT TO parameter ${unknown} not recognized or not implemented`);
       if (accepted.length >= config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
       const verdict = await recipientCheck(address.address, {
         ingress: 'smtp',

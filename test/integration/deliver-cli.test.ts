@@ -89,6 +89,7 @@ describe('postroom deliver (the built binary)', { concurrency: 4 }, () => {
     { name: 'recipient outside smtp.domains: 5.7.1, exit 77 (EX_NOPERM)', args: () => ['--recipient', 'list@elsewhere.test'], input: () => MSG, env: localEnv, code: 77, status: /^5\.7\.1 / },
     { name: 'a store that cannot be opened: 4.3.0, exit 75', args: () => ['--recipient', 'list@pipe.test'], input: () => MSG, env: () => ({ POSTROOM_DATA_DIR: '/dev/null/nowhere' }), code: 75, status: /^4\.3\.0 / },
     { name: 'invalid --config: 4.3.5, exit 75', args: () => ['--config', '/nonexistent.yaml', '--recipient', 'list@pipe.test'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
+    { name: "--sender that is no address ('a b@@c'): 5.1.7, exit 64 (EX_USAGE)", args: () => ['--sender', 'a b@@c', '--recipient', 'list@pipe.test'], input: () => MSG, env: localEnv, code: 64, status: /^5\.1\.7 --sender 'a b@@c' is not an address/ },
     { name: 'unknown option: 4.3.5, exit 75', args: () => ['--frobnicate'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'URL without an INI file: 4.3.5, exit 75', args: () => ['-c', '/nonexistent.ini', '--recipient', 'list@pipe.test', pr.baseUrl], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'INI without the instance: 4.3.5, exit 75', args: () => ['-c', ini, '-i', 'other', '--recipient', 'list@pipe.test', pr.baseUrl], input: () => MSG, code: 75, status: /^4\.3\.5 .*config-other/ },
