@@ -24,7 +24,9 @@ export const CATALOGUE = {
   SHUTTING_DOWN: { status: '4.3.2', smtp: 421, text: 'Service shutting down; try again later' },
   // -- connection and session --
   TOO_MANY_CLIENTS: { status: '4.7.0', smtp: 421, text: 'Too many connections; try again later' },
+  TOO_MANY_FROM_IP: { status: '4.7.0', smtp: 421, text: 'Too many connections from your address; try again later' },
   TIMEOUT: { status: '4.4.2', smtp: 421, text: 'Timeout; closing connection' },
+  EARLY_TALKER: { status: '5.5.1', smtp: 554, text: 'Protocol error: talked before the greeting (RFC 5321 section 3.1)' },
   CLIENT_REFUSED: { status: '5.7.1', smtp: 554, text: 'Client host rejected: access denied' },
   AUTH_REQUIRED: { status: '5.7.0', smtp: 530, text: 'Authentication required' },
   AUTH_FAILED: { status: '5.7.8', smtp: 535, text: 'Authentication credentials invalid' },
@@ -47,6 +49,7 @@ export const CATALOGUE = {
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },
   REJECTED: { status: '5.7.1', smtp: 550, text: 'Message rejected' },
+  MAIL_LOOP: { status: '5.4.6', smtp: 554, text: 'Routing loop detected' },
   // -- delivery to targets --
   TARGET_TEMPFAIL: { status: '4.4.1', smtp: 451, text: 'Target temporarily unavailable' },
   TARGET_CONNECT: { status: '4.4.4', smtp: 451, text: 'Cannot connect to target' },
