@@ -6,7 +6,9 @@ import type { Config } from './config/schema.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
 import { Intake } from './intake/accept.js';
-import { allChecks, domainCheck, type RecipientCheck } from './intake/recipients.js';
+import { freeSpaceProbe } from './intake/free-space.js';
+import { installationId } from './intake/loop.js';
+import { acceptPostmaster, allChecks, domainCheck, postmasterOf, type RecipientCheck } from './intake/recipients.js';
 import { ParseWorker } from './mime/parse-worker.js';
 import { DEFAULT_RETRY } from './delivery/backoff.js';
 import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
@@ -100,6 +102,12 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     hostname,
     headerLimit: config.parse.maxHeaderSize,
     commitWindowMs: config.store.commitWindow,
+    loop: {
+      maxReceived: config.smtp.maxReceived,
+      maxPasses: config.smtp.maxPasses,
+      installationId: installationId(config.secretKey, config.dataDir, resolveSecret),
+    },
+    postmaster: config.smtp.postmaster ? { is: postmasterOf(config.smtp.domains), alias: config.smtp.postmaster } : undefined,
   });
   const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
   intake.on('stored', (m, raw) => parser.enqueue(m.id, m, raw));
@@ -146,7 +154,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   deliveryWorker.start();
 
   const apiToken = resolveApiToken(config);
-  const recipientCheck: RecipientCheck = allChecks(domainCheck(config.smtp.domains), router.recipientCheck());
+  const recipientCheck: RecipientCheck = acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), router.recipientCheck()));
   const app: Postroom = {
     config,
     db,
@@ -174,7 +182,9 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   };
   try {
     if (config.smtp.enabled) {
-      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics });
+      // Where bytes land: the data directory, file blobs and their temp dir, database blobs' staging.
+      const freeSpace = freeSpaceProbe([config.dataDir, path.join(config.dataDir, 'blobs', 'tmp'), path.join(config.dataDir, 'staging')]);
+      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace });
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {

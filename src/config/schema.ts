@@ -27,16 +27,32 @@ export const smtpSchema = z.strictObject({
   hostname: z.string().optional().describe('name in the banner and the Received: header; default: the OS host name'),
   banner: z.string().default('Postroom ESMTP').describe('text after the host name in the 220 greeting'),
   maxMessageSize: size().default(200 * 1024 * 1024).describe('advertised in EHLO SIZE and enforced (552 5.3.4)'),
+  minFreeSpace: size()
+    .default(64 * 1024 * 1024)
+    .describe('free space that must remain in the data directory (and staging) beyond the declared SIZE, else MAIL gets 452 4.3.1'),
   maxRecipients: z.number().int().positive().default(100).describe('RCPT TO past this get 452 4.5.3'),
-  maxClients: z.number().int().positive().default(100).describe('connections past this get 421'),
-  socketTimeout: duration().default(60_000).describe('idle time before the connection is closed'),
+  maxClients: z.number().int().positive().default(100).describe('connections past this get 421 4.7.0'),
+  maxClientsPerIp: z
+    .number()
+    .int()
+    .positive()
+    .default(50)
+    .describe('connections from one client IP past this get 421 4.7.0 (Postfix smtpd_client_connection_count_limit)'),
+  socketTimeout: duration().default(60_000).describe('idle time before the connection is closed (421 4.4.2)'),
+  dataTimeout: duration()
+    .default(10 * 60_000)
+    .describe('a message not received in full this long after DATA ends the session with 421 4.4.2'),
+  minDataRate: size()
+    .default(1024)
+    .describe('bytes per second DATA must average after minDataRateGrace, else 421 4.4.2 (0 = no check; Postfix smtpd_min_data_rate)'),
+  minDataRateGrace: duration().default(30_000).describe('time DATA may take before minDataRate counts'),
   greetingDelay: z
     .strictObject({
       allowlisted: duration().default(0),
       others: duration().default(100),
     })
     .prefault({})
-    .describe('wait before the 220 greeting; pre-greeting talkers are dropped'),
+    .describe('wait before the 220 greeting; a client that talks before it gets 554 5.5.1 (none where the delay is 0)'),
   clients: clientList.optional().describe('clients allowed to send without AUTH; unset: every client'),
   auth: z
     .strictObject({
@@ -53,12 +69,32 @@ export const smtpSchema = z.strictObject({
     .array(z.string().min(1))
     .default([])
     .describe('recipient domains accepted here; empty: every recipient (only safe on loopback)'),
+  postmaster: z
+    .string()
+    .min(3)
+    .optional()
+    .describe('address that takes mail for postmaster@ every domain (always accepted, RFC 5321 §4.5.1); unset: such mail is kept unrouted'),
   requireMessageId: z.boolean().default(false).describe('refuse mail without Message-ID (550 5.6.0)'),
   bareLineEndings: z
     .enum(['reject', 'normalize'])
     .default('reject')
     .describe('bare LF / bare CR in DATA: reject with 550 5.5.2, or rewrite to CRLF'),
-  traceHeader: z.boolean().default(true).describe('prepend a Received: header to kept mail'),
+  traceHeader: z
+    .boolean()
+    .default(true)
+    .describe('prepend a Received: header to kept mail; it carries this installation\'s id, which maxPasses counts'),
+  maxReceived: z
+    .number()
+    .int()
+    .positive()
+    .default(50)
+    .describe('a message with more Received: headers is a loop: 554 5.4.6 at the end of DATA (every ingress)'),
+  maxPasses: z
+    .number()
+    .int()
+    .positive()
+    .default(2)
+    .describe('a message that has passed this installation this many times (our Received: headers) is a loop: 554 5.4.6'),
 });
 
 export const httpSchema = z.strictObject({

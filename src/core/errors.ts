@@ -24,7 +24,9 @@ export const CATALOGUE = {
   SHUTTING_DOWN: { status: '4.3.2', smtp: 421, text: 'Service shutting down; try again later' },
   // -- connection and session --
   TOO_MANY_CLIENTS: { status: '4.7.0', smtp: 421, text: 'Too many connections; try again later' },
+  TOO_MANY_FROM_IP: { status: '4.7.0', smtp: 421, text: 'Too many connections from your address; try again later' },
   TIMEOUT: { status: '4.4.2', smtp: 421, text: 'Timeout; closing connection' },
+  EARLY_TALKER: { status: '5.5.1', smtp: 554, text: 'Protocol error: talked before the greeting (RFC 5321 section 3.1)' },
   CLIENT_REFUSED: { status: '5.7.1', smtp: 554, text: 'Client host rejected: access denied' },
   AUTH_REQUIRED: { status: '5.7.0', smtp: 530, text: 'Authentication required' },
   AUTH_FAILED: { status: '5.7.8', smtp: 535, text: 'Authentication credentials invalid' },
@@ -43,9 +45,11 @@ export const CATALOGUE = {
   EMPTY_MESSAGE: { status: '5.3.0', smtp: 554, text: 'Message is empty' },
   BARE_LINE_ENDING: { status: '5.5.2', smtp: 550, text: 'Bare LF or bare CR in message data is not allowed (RFC 5321 section 2.3.8)' },
   PROTOCOL: { status: '5.5.0', smtp: 500, text: 'Protocol error' },
+  UNKNOWN_PARAMETER: { status: '5.5.4', smtp: 555, text: 'MAIL FROM/RCPT TO parameter not recognized or not implemented' },
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },
   REJECTED: { status: '5.7.1', smtp: 550, text: 'Message rejected' },
+  MAIL_LOOP: { status: '5.4.6', smtp: 554, text: 'Routing loop detected' },
   // -- delivery to targets --
   TARGET_TEMPFAIL: { status: '4.4.1', smtp: 451, text: 'Target temporarily unavailable' },
   TARGET_CONNECT: { status: '4.4.4', smtp: 451, text: 'Cannot connect to target' },
@@ -60,6 +64,8 @@ export const CATALOGUE = {
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
+  // -- command line --
+  USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
@@ -152,6 +158,7 @@ export const SYSEXITS = {
 export function toSysexit(err: unknown): number {
   const e = asMailError(err);
   if (e.transient) return SYSEXITS.TEMPFAIL;
+  if (e.code === 'USAGE') return SYSEXITS.USAGE;
   const [, subject, detail] = e.status.split('.');
   if (subject === '1') return e.status === '5.1.1' ? SYSEXITS.NOUSER : SYSEXITS.DATAERR;
   if (subject === '7') return SYSEXITS.NOPERM;

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { Intake } from '../intake/accept.js';
-import { allChecks, domainCheck, type RecipientCheck } from '../intake/recipients.js';
+import { installationId } from '../intake/loop.js';
+import { acceptPostmaster, allChecks, domainCheck, postmasterOf, type RecipientCheck } from '../intake/recipients.js';
 import { createRouter } from '../routing/router.js';
 import { migrate, openDb, type Db } from '../store/db.js';
 import { blobKind, openBlobStore } from '../store/open-blobs.js';
@@ -54,6 +55,9 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
     metrics: createMetrics(),
     hostname: config.smtp.hostname ?? os.hostname(),
     headerLimit: config.parse.maxHeaderSize,
+    // The server's key, read only: see installationId.
+    loop: { maxReceived: config.smtp.maxReceived, maxPasses: config.smtp.maxPasses, installationId: installationId(config.secretKey, config.dataDir) },
+    postmaster: config.smtp.postmaster ? { is: postmasterOf(config.smtp.domains), alias: config.smtp.postmaster } : undefined,
   });
   // The targets' RCPT-time checks (a folder exists, `network` may write to it) need the store.
   const targets = bindTargets({ db, blobs, headers: config.objects.headers });
@@ -63,7 +67,7 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
     intake,
     config,
     db,
-    recipientCheck: allChecks(domainCheck(config.smtp.domains), router.recipientCheck()),
+    recipientCheck: acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), router.recipientCheck())),
     resolveList: (list) => resolveList(db.kysely, list),
     async close() {
       try {

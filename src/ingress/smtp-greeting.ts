@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { mailError, toSmtpReply } from '../core/errors.js';
 import { hideQuotedSpaces } from './smtp-address.js';
@@ -21,6 +21,12 @@ export interface ConnectionHooks {
   authBeforeTls: boolean;
   /** Every reply with code ≥ 400, with the enhanced status it carried. */
   refused(code: number, status: string): void;
+  /**
+   * Whether a client that sent bytes before our greeting is refused: true while a greeting
+   * delay is configured for it, false when its delay is 0 (its early commands then wait for
+   * the greeting), undefined while that is not known yet (decided when the greeting is due).
+   */
+  refuseEarlyTalker(session: SMTPServerSession): boolean | undefined;
 }
 
 // A reply text that already starts with an RFC 3463 code (we wrote it through toSmtpReply).
@@ -56,9 +62,36 @@ export class PostroomSmtpServer extends SMTPServer {
     conn.init();
   }
 
+  /**
+   * End a session from outside the library (a limit of ours was passed): the reply, then the
+   * connection is closed as after any 421.
+   */
+  endSession(session: SMTPServerSession, err: unknown): void {
+    for (const conn of this.connections) {
+      if (conn.session !== session) continue;
+      const r = toSmtpReply(err);
+      conn.send(r.code, r.message, false);
+      if (r.code !== 421) conn.close(); // send() closes after a 421 itself
+      return;
+    }
+  }
+
   private patch(conn: SMTPConnection, socket: net.Socket | tls.TLSSocket): void {
     const hooks = this.hooks;
     const send = conn.send.bind(conn);
+    const close = conn.close.bind(conn);
+    // After our last reply nothing the client sends can change anything: the library would go
+    // on reading (and discarding) for up to 5 s, which a client sending an endless line or
+    // message turns into hundreds of MB read for nothing. Stop reading and drop the socket once
+    // the reply is flushed (Postfix's smtpd also just disconnects after a 421).
+    conn.close = () => {
+      close();
+      const s = conn._socket;
+      if (s.destroyed || conn._upgrading) return;
+      s.pause();
+      if (s.writableFinished) s.destroy();
+      else s.once('finish', () => s.destroy());
+    };
     conn.send = (code, data, context) => {
       if (code === 250 && Array.isArray(data) && !hooks.authBeforeTls && !conn.secure) {
         data = data.filter((line) => !/^AUTH /i.test(line));
@@ -77,11 +110,41 @@ export class PostroomSmtpServer extends SMTPServer {
       if (parsed && parsed.address) parsed.address = restore(parsed.address);
       return parsed;
     };
+    // Pre-greeting traffic (postscreen's "pregreet test"): a client that talks before our 220
+    // does not wait for the server as RFC 5321 §3.1 requires; spam bots do this to save time.
+    // The library answered it 421 ("try again later"); a protocol error is 5xx, 554 5.5.1,
+    // and the connection is closed. Where no delay is configured the client's early commands
+    // simply wait for the greeting.
+    let earlyTalker = false;
+    const refuseEarly = () => {
+      const r = toSmtpReply(mailError('EARLY_TALKER'));
+      conn.send(r.code, r.message, false);
+      conn.close();
+    };
+    const onEarlyBytes = () => {
+      if (conn._ready || conn._closing) return socket.off('data', onEarlyBytes);
+      const verdict = hooks.refuseEarlyTalker(conn.session);
+      if (verdict === true) refuseEarly();
+      else if (verdict === undefined) earlyTalker = true;
+      socket.off('data', onEarlyBytes);
+    };
+    let waiting: [Buffer, (() => void) | undefined] | undefined;
+    const onCommand = conn._onCommand.bind(conn);
+    conn._onCommand = (command, callback) => {
+      if (conn._ready || conn._upgrading) return onCommand(command, callback);
+      waiting = [command, callback]; // the parser sends nothing more until the callback runs
+    };
     // RFC 5321 §4.2: "220 <domain> <text>"; the banner text is ours entirely.
-    conn._sendGreeting = () => conn.send(220, hooks.greeting, false);
+    conn._sendGreeting = () => {
+      if (earlyTalker && hooks.refuseEarlyTalker(conn.session) !== false) return refuseEarly();
+      conn.send(220, hooks.greeting, false);
+      if (waiting) onCommand(...waiting);
+      waiting = undefined;
+    };
     conn.init = () => {
       const closed = hooks.opened();
       socket.once('close', closed);
+      socket.on('data', onEarlyBytes);
       conn._setListeners(() => {
         if (this.connections.size > hooks.maxClients) {
           const r = toSmtpReply(mailError('TOO_MANY_CLIENTS'));

@@ -5,12 +5,15 @@ import { asMailError, mailError, toSmtpReply } from '../core/errors.js';
 import type { Envelope } from '../core/message.js';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Accept } from '../intake/accept.js';
+import type { FreeSpace } from '../intake/free-space.js';
 import type { RecipientCheck } from '../intake/recipients.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { clientList, normaliseIp } from './client-list.js';
+import { unknownParameter } from './smtp-address.js';
 import { verifyPassword } from './smtp-auth.js';
 import { LineEndingGuard, messageBytes } from './smtp-data.js';
+import { watchDataPace } from './smtp-slow.js';
 import { PostroomSmtpServer } from './smtp-greeting.js';
 
 /** The SMTP listener. */
@@ -27,6 +30,8 @@ export interface SmtpIngressDeps {
   recipientCheck: RecipientCheck;
   log: Logger;
   metrics: Metrics;
+  /** Free space where messages are kept, asked at MAIL; unset: not checked before DATA. */
+  freeSpace?: FreeSpace;
 }
 
 /** What we know of one connection beyond smtp-server's session. */
@@ -34,6 +39,8 @@ interface Conn {
   ip: string;
   /** Inside `smtp.clients` (or no list configured). */
   listed: boolean;
+  /** Wait before our greeting, ms (greetingDelay for its kind of client). */
+  greetingDelay: number;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
   tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number; requireMessageId?: boolean };
 }
@@ -49,7 +56,7 @@ function replyError(err: unknown): Error & { responseCode: number } {
 
 /** The SMTP ingress: smtp-server in front of intake.accept, with our limits and checks. */
 export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
-  const { config, hostname, accept, recipientCheck, log, metrics } = deps;
+  const { config, hostname, accept, recipientCheck, log, metrics, freeSpace } = deps;
   const allow = config.clients ? clientList(config.clients) : undefined;
   const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
@@ -92,8 +99,15 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       log.info({ session: session.id, client: ip, outcome: 'refused', status: '5.7.1' }, 'smtp client refused');
       throw mailError('CLIENT_REFUSED');
     }
-    conns.set(session.id, { ip, listed });
-    return listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
+    let fromIp = 0;
+    for (const c of conns.values()) if (c.ip === ip) fromIp++;
+    if (fromIp >= config.maxClientsPerIp) {
+      log.info({ session: session.id, client: ip, outcome: 'refused', status: '4.7.0', connections: fromIp }, 'smtp client over maxClientsPerIp');
+      throw mailError('TOO_MANY_FROM_IP');
+    }
+    const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
+    conns.set(session.id, { ip, listed, greetingDelay });
+    return greetingDelay;
   }
 
   async function onAuth(auth: SMTPServerAuthentication): Promise<string> {
@@ -110,18 +124,43 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const c = conns.get(session.id);
     endAbandoned(session, c);
     if (!c) throw mailError('INTERNAL', 'no such connection');
-    if (!c.listed && !session.user) {
-      const e = mailError('AUTH_REQUIRED');
-      logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: e.status });
-      throw e;
+    const unknown = unknownParameter('mail', address.args);
+    const refusal = unknown
+      ? mailError('UNKNOWN_PARAMETER', `MAIL FROM parameter ${unknown} not recognized or not implemented`)
+      : !c.listed && !session.user
+        ? mailError('AUTH_REQUIRED')
+        : undefined;
+    if (refusal) {
+      logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: refusal.status });
+      throw refusal;
     }
+    await checkFreeSpace(session, c, address);
     c.tx = { mailFrom: address.address, rcptTo: [], rejectedRcpts: 0, startedAt: Date.now() };
+  }
+
+  /**
+   * A full disk refused at MAIL, before the client sends a byte of the message (Postfix's
+   * smtpd does the same with queue_minfree): room for the declared SIZE (RFC 1870) plus
+   * `minFreeSpace`, else 452 4.3.1 and the client tries later. The check after DATA stays: a
+   * client may declare no SIZE, or a wrong one, and others write at the same time.
+   */
+  async function checkFreeSpace(session: SMTPServerSession, c: Conn, address: SMTPServerAddress): Promise<void> {
+    const free = await freeSpace?.();
+    if (free === undefined) return;
+    const declared = Number((address.args || {}).SIZE) || 0;
+    if (free >= declared + config.minFreeSpace) return;
+    const e = mailError('STORE_FULL', 'Insufficient system storage; try again later');
+    log.error({ session: session.id, free, declared, minFreeSpace: config.minFreeSpace }, 'storage low: refusing MAIL with 452 4.3.1');
+    logTx(session, c, { mailFrom: address.address, outcome: 'deferred', status: e.status, code: e.code });
+    throw e;
   }
 
   async function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const c = conns.get(session.id);
     const accepted = session.envelope.rcptTo.map((r) => r.address);
     try {
+      const unknown = unknownParameter('rcpt', address.args);
+      if (unknown) throw mailError('UNKNOWN_PARAMETER', `RCPT TO parameter ${unknown} not recognized or not implemented`);
       if (accepted.length >= config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
       const verdict = await recipientCheck(address.address, {
         ingress: 'smtp',
@@ -160,16 +199,25 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     // A recipient's target (a folder) may need a Message-ID even when the listener does not.
     const requireMessageId = config.requireMessageId || !!c?.tx?.requireMessageId;
     const opts = { maxSize: config.maxMessageSize, requireMessageId, trace: config.traceHeader };
+    const pace = { deadline: config.dataTimeout, minRate: config.minDataRate, grace: config.minDataRateGrace };
+    let dropped = false;
+    const stopWatch = watchDataPace(stream, pace, (err) => {
+      dropped = true;
+      logTx(session, c, { size: stream.byteLength, outcome: 'dropped', status: err.status, reason: err.message });
+      server.endSession(session, err);
+    });
     accept(env, messageBytes(stream, guard), opts).then(
       (stored) => {
+        stopWatch();
         logTx(session, c, { id: stored.id, size: stored.size, outcome: stored.duplicate ? 'duplicate' : 'accepted', status: '2.0.0' });
         done(null, `2.0.0 Ok: kept as ${stored.id}`);
       },
       (err) => {
         // Whatever is left of the message is read and dropped; smtp-server replies at its end.
+        // The pace watch goes on until that end: a trickle after a refusal is still a trickle.
         stream.resume();
         const e = asMailError(err);
-        logTx(session, c, { size: stream.byteLength, outcome: e.transient ? 'deferred' : 'rejected', status: e.status, code: e.code });
+        if (!dropped) logTx(session, c, { size: stream.byteLength, outcome: e.transient ? 'deferred' : 'rejected', status: e.status, code: e.code });
         done(replyError(e));
       },
     );
@@ -227,6 +275,10 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       },
       refused(_code, status) {
         metrics.rejections.inc({ ingress: 'smtp', status });
+      },
+      refuseEarlyTalker(session) {
+        const c = conns.get(session.id);
+        return c ? c.greetingDelay > 0 : undefined;
       },
     },
   );

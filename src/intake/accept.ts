@@ -10,6 +10,7 @@ import { transact, type Db } from '../store/db.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';
 import type { MessagesTable } from '../store/schema.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { loopOf, type LoopLimits } from './loop.js';
 import { receivedHeader } from './trace.js';
 
 /** Per-call choices an ingress makes. */
@@ -49,6 +50,10 @@ export interface IntakeDeps {
   headerLimit?: number;
   /** Extra wait to gather a larger batch into one commit; 0 takes whatever is waiting. */
   commitWindowMs?: number;
+  /** Mail loops refused at the end of the data (every ingress); unset: no check. */
+  loop?: LoopLimits;
+  /** Postmaster recipients (see postmasterOf) and the address their mail is kept for (smtp.postmaster); unset: kept as addressed. */
+  postmaster?: { is(rcpt: string): boolean; alias: string };
 }
 
 const MAX_BATCH = 256;
@@ -90,8 +95,14 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       if (staged.size === 0) throw mailError('EMPTY_MESSAGE');
       const head = sniffer.result();
       if (opts.requireMessageId && !head.messageId) throw mailError('MESSAGE_ID_REQUIRED');
+      const loop = this.deps.loop && loopOf(head.lines, this.deps.loop);
+      if (loop) throw loop;
+      const pm = this.deps.postmaster;
+      // Postfix's virtual alias: the envelope recipient becomes the configured address, which
+      // the routes then take (RFC 5321 §4.5.1 only asks that postmaster mail be accepted).
+      if (pm && env.rcptTo.some(pm.is)) env = { ...env, rcptTo: [...new Set(env.rcptTo.map((r) => (pm.is(r) ? pm.alias : r)))] };
       const id = newId();
-      const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname);
+      const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
       const row = newMessageRow(id, env, staged, { ...head, contentSha256: fingerprint.digest() }, trace, opts.dedupScope);
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
         this.queue.push({ staged, row, resolve, reject });

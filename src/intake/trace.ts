@@ -14,8 +14,11 @@ export function rfc5322Date(d: Date): string {
 // Only characters that cannot break out of the header line or its comment.
 const clean = (s: string) => s.replace(/[^\x21-\x7e]/g, '').replace(/[()\\]/g, '').slice(0, 255);
 
-/** The Received: trace header we prepend (RFC 5321 §4.4), CRLF-terminated. */
-export function receivedHeader(env: Envelope, id: string, byHost: string): string {
+/**
+ * The Received: trace header we prepend (RFC 5321 §4.4), CRLF-terminated. `installation` goes
+ * into the comment after our name, `(Postroom <id>)`: how the loop check knows our own passes.
+ */
+export function receivedHeader(env: Envelope, id: string, byHost: string, installation?: string): string {
   const from = env.helo || env.clientHostname || env.clientIp;
   const fromPart = from
     ? `from ${clean(from)}${env.clientIp ? ` (${env.clientHostname ? `${clean(env.clientHostname)} ` : ''}[${clean(env.clientIp)}])` : ''}\r\n\t`
@@ -25,7 +28,7 @@ export function receivedHeader(env: Envelope, id: string, byHost: string): strin
   if (env.ingress === 'smtp' && (env.tls || env.authUser)) proto += `${env.tls ? 'S' : ''}${env.authUser ? 'A' : ''}`;
   // "for" names the recipient only when there is one: listing all would reveal Bcc recipients.
   const forPart = env.rcptTo.length === 1 ? `\r\n\tfor <${clean(env.rcptTo[0])}>` : '';
-  return `Received: ${fromPart}by ${clean(byHost)} (Postroom) with ${proto} id ${id}${forPart};\r\n\t${rfc5322Date(env.receivedAt)}\r\n`;
+  return `Received: ${fromPart}by ${clean(byHost)} (Postroom${installation ? ` ${clean(installation)}` : ''}) with ${proto} id ${id}${forPart};\r\n\t${rfc5322Date(env.receivedAt)}\r\n`;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface SniffedHeaders {
   complete: boolean;
   /** Header block size in bytes, up to the limit. */
   size: number;
+  /** Every header line read, in order (the loop check counts Received: among them). */
+  lines: HeaderLine[];
 }
 
 /**
@@ -62,6 +64,7 @@ export class HeaderSniffer {
       date: parsedDate && !Number.isNaN(parsedDate.getTime()) ? parsedDate.toISOString() : null,
       complete: this.complete || (this.bytes < this.limit && this.bytes > 0),
       size: this.bytes,
+      lines,
     };
   }
 }

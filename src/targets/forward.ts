@@ -66,7 +66,9 @@ function diagnostic(e: MailError): string {
 
 /** Keep and queue a DSN to the envelope sender for the refused recipients; returns its message id, or undefined. */
 async function bounce(msg: ParsedMessage, p: ForwardParams, ctx: DeliveryContext, rcpts: DsnRecipient[]): Promise<string | undefined> {
-  // RFC 5321 §4.5.5 / RFC 3464 §2: never a DSN to the null sender (bounce loops).
+  // RFC 5321 §4.5.5 / RFC 3464 §2: never a DSN to the null sender (bounce loops). Nor for a
+  // recipient refused as a mail loop (5.4.6): the loop ends there, a DSN would only feed it.
+  rcpts = rcpts.filter((r) => r.status !== '5.4.6');
   if (!p.dsn || !msg.message.mailFrom || !ctx.keepOutbound || !rcpts.length) return undefined;
   const raw = buildDsn({
     reportingMta: p.helo ?? os.hostname(),

@@ -233,7 +233,7 @@ describe('HTTP API: messages', () => {
       const all = Buffer.from(await traced.arrayBuffer());
       assert.equal(Number(traced.headers.get('content-length')), all.length);
       const text = all.toString('latin1');
-      assert.match(text, /^Received: from client\.example\.org \(\[127\.0\.0\.1\]\)\r\n\tby mx\.postroom\.test \(Postroom\)/);
+      assert.match(text, /^Received: from client\.example\.org \(\[127\.0\.0\.1\]\)\r\n\tby mx\.postroom\.test \(Postroom [0-9a-f]{12}\)/);
       const cut = all.length - raws[name].length;
       assert.equal(sha256(all.subarray(cut)), sha256(raws[name]), 'after the trace header come the bytes received');
       assert.match(all.subarray(0, cut).toString('latin1'), /^Received: [^]*\r\n$/);

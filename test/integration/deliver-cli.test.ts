@@ -11,6 +11,8 @@ import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
 const MSG = 'From: Jan <jan@example.org>\r\nTo: list@pipe.test\r\nSubject: piped\r\nMessage-ID: <p1@example.org>\r\n\r\nhello\r\n';
 const withXot = (rcpt: string, body = MSG) => `X-Original-To: ${rcpt}\r\n${body}`;
+/** MSG after 51 relays: a mail loop by smtp.maxReceived (50). */
+const LOOPED = `${'Received: from a.example by b.example; Sat, 21 Nov 2026 06:00:00 +0000\r\n'.repeat(51)}${MSG}`;
 
 /** An HTTP server that answers every request with what `answer` says (after reading the body). */
 async function fakeServer(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
@@ -89,6 +91,9 @@ describe('postroom deliver (the built binary)', { concurrency: 4 }, () => {
     { name: 'recipient outside smtp.domains: 5.7.1, exit 77 (EX_NOPERM)', args: () => ['--recipient', 'list@elsewhere.test'], input: () => MSG, env: localEnv, code: 77, status: /^5\.7\.1 / },
     { name: 'a store that cannot be opened: 4.3.0, exit 75', args: () => ['--recipient', 'list@pipe.test'], input: () => MSG, env: () => ({ POSTROOM_DATA_DIR: '/dev/null/nowhere' }), code: 75, status: /^4\.3\.0 / },
     { name: 'invalid --config: 4.3.5, exit 75', args: () => ['--config', '/nonexistent.yaml', '--recipient', 'list@pipe.test'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
+    { name: "--sender that is no address ('a b@@c'): 5.1.7, exit 64 (EX_USAGE)", args: () => ['--sender', 'a b@@c', '--recipient', 'list@pipe.test'], input: () => MSG, env: localEnv, code: 64, status: /^5\.1\.7 --sender 'a b@@c' is not an address/ },
+    { name: '51 Received: headers (local store): 5.4.6 mail loop, exit 65', args: () => ['--recipient', 'list@pipe.test'], input: () => LOOPED, env: localEnv, code: 65, status: /^5\.4\.6 Routing loop detected: 51 Received: headers/ },
+    { name: '51 Received: headers (server): 5.4.6 mail loop, exit 65', args: () => ['-c', ini, '--recipient', 'list@pipe.test', pr.baseUrl], input: () => LOOPED, code: 65, status: /^5\.4\.6 Routing loop detected: 51 Received: headers/ },
     { name: 'unknown option: 4.3.5, exit 75', args: () => ['--frobnicate'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'URL without an INI file: 4.3.5, exit 75', args: () => ['-c', '/nonexistent.ini', '--recipient', 'list@pipe.test', pr.baseUrl], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'INI without the instance: 4.3.5, exit 75', args: () => ['-c', ini, '-i', 'other', '--recipient', 'list@pipe.test', pr.baseUrl], input: () => MSG, code: 75, status: /^4\.3\.5 .*config-other/ },

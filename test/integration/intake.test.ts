@@ -62,7 +62,7 @@ describe('intake', () => {
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
     assert.deepEqual(Buffer.concat(chunks), raw);
-    assert.match(m.trace ?? '', /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.postroom\.test \(Postroom\) with ESMTP id \w+\r\n\tfor <a@example\.org>;\r\n\t.+ \+0000\r\n$/);
+    assert.match(m.trace ?? '', /^Received: from client\.example\.net \(\[127\.0\.0\.1\]\)\r\n\tby mx\.postroom\.test \(Postroom [0-9a-f]{12}\) with ESMTP id \w+\r\n\tfor <a@example\.org>;\r\n\t.+ \+0000\r\n$/);
   });
 
   test('keeps a retransmission (same Message-ID, bytes and recipient) once', async () => {

@@ -109,7 +109,7 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
     // and only the X-Original-To the transport wrote.
     const raw = await (await pr.api(`/api/v1/messages/${posts[0].message}/raw`)).text();
     const kept = raw.replace(/^Received: [^\n]*\n(?:\t[^\n]*\n)*/, '');
-    assert.match(raw, /^Received: [^\n]*\r?\n\tby mx\.postroom\.test \(Postroom\) with HTTP/);
+    assert.match(raw, /^Received: [^\n]*\r?\n\tby mx\.postroom\.test \(Postroom [0-9a-f]{12}\) with HTTP/);
     assert.match(kept, /^Return-path: <ann@relay\.test>\r?\nReceived: from \[127\.0\.0\.1\] \(helo=client\.test\)\r?\n\tby mx\.test\.local/);
     assert.match(raw, /^Subject: hello via exim\r?$/m);
     assert.deepEqual(raw.match(/^X-Original-To: [^\r\n]*/gim), ['X-Original-To: talk@pipe.test']);

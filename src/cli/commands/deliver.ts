@@ -6,6 +6,7 @@ import { mailError, toStderrLine, toSysexit, type MailError } from '../../core/e
 import { readDeliverIni } from '../../ingress/deliver-ini.js';
 import { deliver, type DeliverTo } from '../../ingress/pipe.js';
 import { openLocalIntake } from '../../ingress/pipe-local.js';
+import { isMailbox } from '../../ingress/smtp-address.js';
 import type { Command } from '../command.js';
 
 const USAGE = `usage: postroom deliver [-m MAXSIZE] [-l LIST] [-f FILE|-] [-t server|message] [-c INI] [-i INSTANCE]
@@ -32,7 +33,9 @@ Exit status (sysexits) and one line on stderr starting with the RFC 3463 code:
   0 kept | 75 transient, the MTA retries: 4.3.5 config, 4.4.4 cannot connect, 4.4.5 busy,
   4.5.0 undecodable answer or bad token, 4.5.2 URL without host, 4.3.x could not keep, 4.3.0
   unexpected | 67 5.1.1 no such recipient | 65 5.1.3 no recipient, 5.3.4 too large |
-  66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not allowed (e.g. not a member).
+  65 5.4.6 mail loop (too many Received: headers, or passed this Postroom too often) |
+  66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not allowed (e.g. not a member) |
+  64 5.1.7 --sender is not an address.
 It never exits 1.`;
 
 /** Parse the arguments; a usage mistake is a configuration error (4.3.5): the MTA keeps the mail. */
@@ -65,6 +68,12 @@ function options(argv: string[]) {
   const deadline = Number(v.deadline);
   if (!(deadline > 0)) throw mailError('CONFIG', `usage: --deadline takes seconds, not '${v.deadline}'`);
   if (v.t !== 'server' && v.t !== 'message') throw mailError('CONFIG', `usage: -t takes 'server' or 'message', not '${v.t}'`);
+  // The MTA hands its envelope sender over as it is; one that is no address (a quoting
+  // mistake in master.cf, a sender the MTA should never have taken) is refused as a usage
+  // error (EX_USAGE, which the MTA bounces) rather than kept under an address nobody can answer.
+  if (v.sender && !isMailbox(v.sender)) {
+    throw mailError('USAGE', `--sender '${v.sender}' is not an address (RFC 5321 local@domain; '' for <>)`, { status: '5.1.7' });
+  }
   return { v, url: positionals[0], maxSize: Math.floor(mib * 1024 * 1024), deadlineMs: deadline * 1000, timeSource: v.t as 'server' | 'message' };
 }
 
