@@ -119,6 +119,22 @@ export const deliverySchema = z.strictObject({
     .describe('a delivery leased by a node that died is taken again after this (renewed while an attempt runs)'),
   pollInterval: duration().default(1_000).describe('how often the queue is checked for due retries and other nodes\' work'),
   attemptTimeout: duration().default(10 * 60_000).describe('an attempt running longer is aborted and retried'),
+  perDestination: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      'deliveries run at once per destination (a webhook origin, a forward relay host:port), so one stuck endpoint cannot hold every worker; default: a quarter of workers, at least 1',
+    ),
+  breaker: z
+    .strictObject({
+      failures: z.number().int().min(1).default(5).describe('consecutive transient failures after which a destination is paused'),
+      pause: duration().default(30_000).describe('first pause; then one delivery probes it, and each failed probe doubles the pause'),
+      maxPause: duration().default(10 * 60_000).describe('the longest pause between probes'),
+    })
+    .prefault({})
+    .describe('circuit breaker per destination: while paused, its deliveries wait without spending attempts'),
 });
 
 export const configSchema = z.strictObject({

@@ -90,4 +90,11 @@ export interface Target<P = unknown> {
   check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string }): Promise<void>;
   /** Deliver; throws MailError (transient ⇒ retried, permanent ⇒ failed). */
   deliver(msg: ParsedMessage, params: P, ctx: DeliveryContext): Promise<Receipt>;
+  /**
+   * The remote end these params reach (a webhook's origin, a relay's host:port), shared by every
+   * route pointing there. The worker limits how many deliveries run at once per destination and
+   * pauses one that keeps failing, so a stuck endpoint cannot hold every worker. Local targets
+   * leave it out: nothing remote to protect the others from.
+   */
+  destination?(params: P): string;
 }

@@ -83,6 +83,7 @@ async function bounce(msg: ParsedMessage, p: ForwardParams, ctx: DeliveryContext
 export const forwardTarget: Target<ForwardParams> = {
   kind: 'forward',
   params: forwardParams,
+  destination: (p) => `smtp://${p.host}:${p.port}`,
   async deliver(msg, p, ctx): Promise<Receipt> {
     // nodemailer is loaded on first use: a serve that never forwards does not carry it.
     const { default: nodemailer } = await import('nodemailer');
