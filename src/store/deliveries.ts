@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { PlannedDelivery, Receipt } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
 import { relaxedTransaction, transact, type Db } from './db.js';
@@ -224,6 +224,19 @@ interface LeaseOptions {
   admit?: (c: LeaseCandidate) => boolean;
 }
 
+/** The delivery's route target is not paused (paused_targets: 410 Gone, until an operator resumes it). */
+function notPaused(w: ExpressionBuilder<Database, 'deliveries'>) {
+  return w.not(
+    w.exists(
+      w
+        .selectFrom('paused_targets as p')
+        .select('p.route')
+        .whereRef('p.route', '=', 'deliveries.route')
+        .whereRef('p.target_index', '=', 'deliveries.target_index'),
+    ),
+  );
+}
+
 async function lease(
   db: Db,
   opts: LeaseOptions,
@@ -253,17 +266,7 @@ async function lease(
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', now)
       .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
-      .where((w) =>
-        w.not(
-          w.exists(
-            w
-              .selectFrom('paused_targets as p')
-              .select('p.route')
-              .whereRef('p.route', '=', 'deliveries.route')
-              .whereRef('p.target_index', '=', 'deliveries.target_index'),
-          ),
-        ),
-      );
+      .where(notPaused);
     for (const x of opts.exclude ?? []) {
       due = due.where((w) => w.or([w('route', '!=', x.route), w('target_index', '!=', x.targetIndex)]));
     }
@@ -487,17 +490,7 @@ export async function nextDue(db: Q, now = new Date(), exclude: readonly RouteTa
     .where('status', '=', 'pending')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
     // Held back (paused, or its destination full): due, yet not ours to wait for.
-    .where((w) =>
-      w.not(
-        w.exists(
-          w
-            .selectFrom('paused_targets as p')
-            .select('p.route')
-            .whereRef('p.route', '=', 'deliveries.route')
-            .whereRef('p.target_index', '=', 'deliveries.target_index'),
-        ),
-      ),
-    );
+    .where(notPaused);
   for (const x of exclude) q = q.where((w) => w.or([w('route', '!=', x.route), w('target_index', '!=', x.targetIndex)]));
   const r = await q.executeTakeFirst();
   return r?.at ? new Date(r.at as string) : undefined;
