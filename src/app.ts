@@ -151,6 +151,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   queue.on('enqueued', () => deliveryWorker.wake());
   await parser.start();
   await planner.sweep();
+  await deliveryWorker.reclaimDeadLeases();
   deliveryWorker.start();
 
   const apiToken = resolveApiToken(config);

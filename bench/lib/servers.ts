@@ -56,9 +56,10 @@ function exitOf(child: ChildProcess): Promise<void> {
  * allowlisted clients (every client: no list), logs at warn so that one line per transaction
  * does not become the thing measured, room for a 200 MiB message plus its headers.
  */
-export async function startPostroom(ctx: BenchContext, extraYaml = ''): Promise<BenchServer> {
+export async function startPostroom(ctx: BenchContext, extraYaml = '', opts: { dataDir?: string } = {}): Promise<BenchServer> {
   const dir = mkdtempSync(path.join(ctx.tmpRoot, 'postroom-bench-'));
-  const dataDir = path.join(dir, 'data');
+  // A data directory of the caller's (a store kept across two runs) is the caller's to remove.
+  const dataDir = opts.dataDir ?? path.join(dir, 'data');
   const configFile = path.join(dir, 'postroom.yaml');
   writeFileSync(
     configFile,

@@ -20,3 +20,13 @@ export function unparsedMessages(dataDir: string): number {
     db.close();
   }
 }
+
+/** Deliveries planned for one route (any status). */
+export function routeDeliveries(dataDir: string, route: string): number {
+  const db = new Database(path.join(dataDir, 'postroom.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM deliveries WHERE route = ?').get(route) as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}

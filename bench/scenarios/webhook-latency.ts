@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import nodemailer from 'nodemailer';
 import { pgSchema, requirePg } from '../lib/pg.js';
 import { procCpuMs } from '../lib/proc.js';
+import { pct } from '../lib/percentile.js';
 import { startPostroom } from '../lib/servers.js';
 import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 
@@ -18,11 +19,6 @@ import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 
 const RATE = 100;
 const WARMUP = 200;
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-};
 
 const CASES = [
   { backend: 'sqlite', prefix: 'webhook.latency', name: 'SQLite' },

@@ -12,6 +12,7 @@ import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { deliveryRoutes } from './routes/deliveries.js';
+import { pausedTargetRoutes } from './routes/paused-targets.js';
 import { emailRoutes, type MailApiDeps } from './routes/email.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
@@ -37,7 +38,7 @@ export interface ApiDeps {
   token: string;
   /** `objects:` config, for the addresses shown with folders and workflows (absent: none shown). */
   objects?: ObjectsConfig;
-  /** Told when a delivery was replayed by hand, so a worker in this process runs it at once. */
+  /** Told when a delivery was replayed (or a paused target resumed) by hand, so a worker in this process runs it at once. */
   onDeliveryRetry?: (deliveryId: string) => void;
   /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
   intake?: InboundDeps;
@@ -56,7 +57,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {

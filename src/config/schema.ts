@@ -158,6 +158,22 @@ export const deliverySchema = z.strictObject({
   dedupWindow: duration()
     .default(7 * 24 * 3600_000)
     .describe("a copy of a message delivered this recently (same Message-ID, body and non-trace headers, through another relay) is kept but not delivered again to the same recipient and route; 0 turns it off"),
+  perDestination: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      'deliveries run at once per destination (a webhook origin, a forward relay host:port), so one stuck endpoint cannot hold every worker; default: a quarter of workers, at least 1',
+    ),
+  breaker: z
+    .strictObject({
+      failures: z.number().int().min(1).default(5).describe('consecutive transient failures after which a destination is paused'),
+      pause: duration().default(30_000).describe('first pause; then one delivery probes it, and each failed probe doubles the pause'),
+      maxPause: duration().default(10 * 60_000).describe('the longest pause between probes'),
+    })
+    .prefault({})
+    .describe('circuit breaker per destination: while paused, its deliveries wait without spending attempts'),
 });
 
 export const configSchema = z.strictObject({

@@ -141,4 +141,12 @@ export interface Target<P = unknown> {
   dead?(msg: ParsedMessage, params: P, ctx: DeliveryContext, lastError: string): Promise<string | undefined>;
   /** Deliver; throws MailError (transient ⇒ retried, permanent ⇒ failed). */
   deliver(msg: ParsedMessage, params: P, ctx: DeliveryContext): Promise<Receipt>;
+  /**
+   * The remote end these params reach (a webhook's origin, a relay's host:port), shared by every
+   * route pointing there. The worker limits how many deliveries run at once per endpoint and
+   * pauses one that keeps failing, so a stuck endpoint cannot hold every worker. Local targets
+   * leave it out: nothing remote to protect the others from. (Not `destination`, which is where
+   * one recipient's delivery lands and is part of its id.)
+   */
+  endpoint?(params: P): string;
 }

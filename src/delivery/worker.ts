@@ -14,9 +14,12 @@ import {
   type AttemptResult,
   type LeasedDelivery,
 } from '../store/deliveries.js';
+import { leaseOwnerId, reclaimDeadLeases } from '../store/delivery-leases.js';
+import { pauseTarget } from '../store/paused-targets.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
+import { DEFAULT_BREAKER, Destinations, type BreakerConfig, type Slot, type Verdict } from './destinations.js';
 import type { KeepOutbound } from './keep-outbound.js';
 import { buildParsedView } from './parsed-view.js';
 
@@ -29,6 +32,10 @@ export interface DeliveryWorkerConfig {
   pollInterval: number;
   /** An attempt still running after this is aborted and counts as a transient failure. */
   attemptTimeout: number;
+  /** Deliveries run at once per destination; default a quarter of `workers`, at least 1. */
+  perDestination?: number;
+  /** When a destination that keeps failing is paused, and for how long. */
+  breaker?: BreakerConfig;
 }
 
 export interface DeliveryWorkerDeps {
@@ -53,7 +60,7 @@ export interface DeliveryWorkerDeps {
  */
 export class DeliveryWorker {
   /** Identifies this worker's leases; unique per start so a restarted process never matches an old lease. */
-  readonly owner = `${os.hostname()}:${process.pid}:${newId()}`;
+  readonly owner = leaseOwnerId(newId(), os.hostname());
   private running = false;
   /** Attempts whose target is running: at most `workers`. */
   private inFlight = new Map<string, AbortController>();
@@ -67,8 +74,27 @@ export class DeliveryWorker {
   /** When the armed timer fires (ms since the epoch). */
   private timerAt = 0;
   private waiters: { ready: () => boolean; resolve: () => void }[] = [];
+  /** Running attempts' places at their destinations. */
+  private readonly slots = new Map<string, Slot | undefined>();
+  readonly destinations: Destinations;
 
-  constructor(private readonly deps: DeliveryWorkerDeps) {}
+  constructor(private readonly deps: DeliveryWorkerDeps) {
+    const { workers, perDestination, breaker } = deps.config;
+    this.destinations = new Destinations(deps.targets, perDestination ?? Math.max(1, Math.floor(workers / 4)), breaker ?? DEFAULT_BREAKER, (dest, event, detail) => {
+      if (event === 'paused') deps.log.warn({ destination: dest, ...detail }, 'destination paused after consecutive failures; one delivery will probe it when the pause ends');
+      else deps.log.info({ destination: dest }, 'destination answered its probe; deliveries to it resume');
+    });
+  }
+
+  /**
+   * Take back the leases of this host's processes that died (kill -9, crash): their deliveries
+   * are due at once instead of after the rest of the lease time. Call before start().
+   */
+  async reclaimDeadLeases(): Promise<number> {
+    const n = await reclaimDeadLeases(this.deps.db, this.owner);
+    if (n) this.deps.log.warn({ deliveries: n }, 'took back the delivery leases of a process that died');
+    return n;
+  }
 
   /** Start polling; returns at once. */
   start(): void {
@@ -137,10 +163,14 @@ export class DeliveryWorker {
         // Every slot busy: the next slot released looks again.
         if (free <= 0) this.wanted = true;
         else {
+          this.destinations.beginBatch();
+          const exclude = this.destinations.excluded();
           const leased = await leaseForAttempts(this.deps.db, {
             owner: this.owner,
             leaseMs: this.deps.config.leaseTime,
             limit: free,
+            exclude,
+            admit: this.destinations.admit,
           });
           for (const d of leased) this.launch(d);
           // A full batch: there may be more due. Fewer: nothing else is, until the next wake
@@ -167,8 +197,12 @@ export class DeliveryWorker {
     let wait = this.deps.config.pollInterval;
     // Every slot busy: the next finished attempt wakes us; polling sooner would only spin.
     if (this.inFlight.size >= this.deps.config.workers) return this.arm(wait);
-    const due = await nextDue(this.deps.db.kysely);
+    // Full or paused destinations are left out: their due deliveries must not make us spin. A
+    // full one frees a place when an attempt ends (release wakes us); a pause ends on a timer.
+    const due = await nextDue(this.deps.db.kysely, new Date(), this.destinations.excluded());
     if (due) wait = Math.min(wait, Math.max(0, due.getTime() - Date.now()));
+    const opening = this.destinations.nextOpening();
+    if (opening) wait = Math.min(wait, Math.max(0, opening - Date.now()));
     this.arm(wait);
   }
 
@@ -189,6 +223,7 @@ export class DeliveryWorker {
   private launch(d: LeasedDelivery): void {
     const controller = new AbortController();
     this.inFlight.set(d.id, controller);
+    this.slots.set(d.id, this.destinations.start(d.kind, d.params, { route: d.route, targetIndex: d.targetIndex }));
     this.unrecorded++;
     void this.attempt(d, controller)
       .catch((err) => this.deps.log.error({ err, delivery: d.id }, 'could not record a delivery attempt; its lease will expire and it runs again'))
@@ -203,8 +238,12 @@ export class DeliveryWorker {
    * The target is done with this delivery: its slot goes to the next due one while the outcome
    * commits (an fsync). The lease is still ours until that commit, so nobody else takes it.
    */
-  private release(id: string): void {
+  private release(id: string, verdict: Verdict = 'none'): void {
     if (!this.inFlight.delete(id)) return;
+    const slot = this.slots.get(id);
+    this.slots.delete(id);
+    // A place at a full (or probed) destination came free: its waiting deliveries may go now.
+    if (this.destinations.finish(slot, verdict)) this.wanted = true;
     this.settle();
     // Lease again only when something may be waiting for this slot: after each attempt, an
     // empty lease (a write transaction) per delivery would cost more than the delivery's own.
@@ -244,6 +283,7 @@ export class DeliveryWorker {
     heartbeat.unref?.();
 
     let result: AttemptResult;
+    let code: string | undefined;
     try {
       const receipt = await this.deliver(d, n, signal);
       result = { outcome: 'done', receipt };
@@ -252,12 +292,29 @@ export class DeliveryWorker {
       if (!(thrown instanceof MailError) && timeout.aborted) err = mailError('TIMEOUT', `attempt timed out after ${config.attemptTimeout} ms`);
       if (!(thrown instanceof MailError) && stop.signal.aborted) err = mailError('SHUTTING_DOWN');
       result = this.judge(err, policy, n, firstAt, stop.signal.aborted);
+      code = err.code;
       if (err.code === 'INTERNAL') log.error({ err: thrown, delivery: d.id }, 'target threw an unexpected error');
     } finally {
       clearInterval(heartbeat);
     }
     if (result.outcome === 'dead') result = { ...result, error: `${result.error}${await this.announceDeath(d, n, result.error ?? 'dead')}` };
-    this.release(d.id);
+    if (code === 'TARGET_GONE') {
+      // 410 Gone: hold the rest of this route target's queue (persisted, so a restart or another
+      // node does not try it either) until an operator resumes it. Before the attempt's finish:
+      // a crash between the two repeats the attempt, and the pause is taken again.
+      await pauseTarget(db, {
+        route: d.route,
+        targetIndex: d.targetIndex,
+        kind: d.kind,
+        destination: this.destinations.of(d.kind, d.params),
+        reason: result.error ?? 'gone',
+        delivery: d.id,
+      });
+      log.warn({ delivery: d.id, route: d.route, targetIndex: d.targetIndex, error: result.error }, 'target gone: route target paused until resumed');
+    }
+    // For the destination's breaker: a transient failure (also the last one, that made it dead)
+    // counts against it; delivered or refused for a reason of its own, it is up.
+    this.release(d.id, stop.signal.aborted ? 'none' : result.outcome === 'transient' || result.outcome === 'dead' ? 'failed' : 'ok');
     metrics.deliveryAttemptSeconds.observe({ kind: d.kind }, (Date.now() - started) / 1000);
     metrics.deliveries.inc({ kind: d.kind, outcome: result.outcome });
     const kept = await finishAttempt(db, ids, result);

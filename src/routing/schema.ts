@@ -152,7 +152,7 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .boolean()
         .default(false)
         .describe('true: later routes may deliver this recipient too (fan-out); false: stop here'),
-      retry: retrySchema.optional().describe('retry policy of this route; default: 10 tries over about 10.5 h'),
+      retry: retrySchema.optional().describe('retry policy of this route; default: 14 tries over about 3 days (docs/delivery.md)'),
       dedup: z
         .boolean()
         .default(true)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { PlannedDelivery, Receipt, RecipientOutcome } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
 import { relaxedTransaction, transact, type Db } from './db.js';
@@ -213,11 +213,51 @@ export async function leaseForAttempts(db: Db, opts: LeaseOptions): Promise<Leas
   return leased.map((d, i) => ({ ...d, attemptId: ids[i] }));
 }
 
+/** A route's target: what a pause or a full destination holds back in the lease query. */
+export interface RouteTarget {
+  route: string;
+  targetIndex: number;
+}
+
+/** A due delivery the lease query offers to `admit`, before it is leased. */
+export interface LeaseCandidate {
+  id: string;
+  route: string;
+  targetIndex: number;
+  kind: string;
+  params: string;
+}
+
 interface LeaseOptions {
   owner: string;
   leaseMs: number;
   limit: number;
   now?: Date;
+  /** Route targets whose deliveries are not to be leased now (their destination is full or paused). */
+  exclude?: readonly RouteTarget[];
+  /**
+   * Chooses, in due order, which candidates to lease (at most `limit` are taken): lets the worker
+   * cap each destination within one batch. Without it the first `limit` due are leased.
+   */
+  admit?: (c: LeaseCandidate) => boolean;
+}
+
+/**
+ * Leave out the deliveries of these route targets and of paused ones (paused_targets: 410 Gone,
+ * until an operator resumes it). The few paused rows are read first and compared as plain
+ * columns, which the due index holds: a backlog of thousands held back is passed over in the
+ * index, without a subquery or a row read for each.
+ */
+async function holdBack<Q extends { where: (f: (w: ExpressionBuilder<Database, 'deliveries'>) => any) => Q }>(
+  trx: Kysely<Database> | Transaction<Database>,
+  q: Q,
+  exclude: readonly RouteTarget[],
+): Promise<Q> {
+  const paused = await trx.selectFrom('paused_targets').select(['route', 'target_index']).execute();
+  for (const x of [...exclude, ...paused.map((p) => ({ route: p.route, targetIndex: p.target_index }))]) {
+    q = q.where((w) => w.or([w('route', '!=', x.route), w('target_index', '!=', x.targetIndex)]));
+  }
+  return q;
 }
 
 async function lease(
@@ -234,13 +274,31 @@ async function lease(
     lease_until: until,
     updated_at: now,
   };
-  // One UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING. PostgreSQL: the SELECT locks with
-  // SKIP LOCKED, so workers on other nodes take other rows instead of queueing behind ours.
-  // SQLite: a single write transaction; a second process waits on the write lock and then sees
-  // the new leases. Relaxed (no fsync of its own) on both: a lease lost to a power cut only
-  // means the delivery is leased again after the restart, and the attempt's durable finish
-  // syncs the log past it.
+  // PostgreSQL: the SELECT locks with SKIP LOCKED, so workers on other nodes take other rows
+  // instead of queueing behind ours. SQLite: a single write transaction; a second process waits
+  // on the write lock and then sees the new leases. Relaxed (no fsync of its own) on both: a
+  // lease lost to a power cut only means the delivery is leased again after the restart, and
+  // the attempt's durable finish syncs the log past it.
+  // Paused route targets (paused_targets) and the caller's excluded ones are left out here, in
+  // the query: a stuck destination's backlog, due first, must not fill every batch and starve
+  // the deliveries behind it.
   const rows = await relaxedTransaction(db.kysely, async (trx) => {
+    let due = trx
+      .selectFrom('deliveries')
+      .select(['id', 'route', 'target_index', 'kind', 'params'])
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]));
+    due = await holdBack(trx, due, opts.exclude ?? []);
+    // With `admit`, look a little further than `limit`: a batch's own cap may pass some by.
+    due = due.orderBy('next_attempt_at').limit(opts.admit ? Math.max(32, opts.limit * 4) : opts.limit);
+    const candidates = await (db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due).execute();
+    const ids: string[] = [];
+    for (const c of candidates) {
+      if (ids.length >= opts.limit) break;
+      if (!opts.admit || opts.admit({ id: c.id, route: c.route, targetIndex: c.target_index, kind: c.kind, params: c.params })) ids.push(c.id);
+    }
+    if (!ids.length) return [];
     const leased = await trx
       .updateTable('deliveries')
       .set((eb) => ({
@@ -248,19 +306,15 @@ async function lease(
         attempts: eb('attempts', '+', 1),
         first_attempt_at: eb.fn.coalesce('first_attempt_at', eb.val(now)),
       }))
-      .where('id', 'in', (eb) => {
-        const due = eb
-          .selectFrom('deliveries')
-          .select('id')
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
-          .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
-          .orderBy('next_attempt_at')
-          .limit(opts.limit);
-        return db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due;
-      })
+      .where('id', 'in', ids)
+      // Still free: another process may have leased one between our read and this write.
+      .where('status', '=', 'pending')
+      .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]))
       .returningAll()
       .execute();
+    // The UPDATE returns rows in no promised order: keep the due order the worker chose.
+    const order = new Map(ids.map((id, i) => [id, i]));
+    leased.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
     if (leased.length) await alsoIn(trx, leased, at);
     return leased;
   });
@@ -451,14 +505,16 @@ export async function retryDelivery(db: Db, id: string, now = new Date()): Promi
  * deciding how long to sleep. Leased rows are left out: a row being attempted right now is
  * "due" in the past, and counting it would make an idle worker spin on the store.
  */
-export async function nextDue(db: Q, now = new Date()): Promise<Date | undefined> {
+export async function nextDue(db: Q, now = new Date(), exclude: readonly RouteTarget[] = []): Promise<Date | undefined> {
   const at = now.toISOString();
-  const r = await db
+  let q = db
     .selectFrom('deliveries')
     .select((eb) => eb.fn.min('next_attempt_at').as('at'))
     .where('status', '=', 'pending')
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]))
-    .executeTakeFirst();
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]));
+  // Held back (paused, or its destination full): due, yet not ours to wait for.
+  q = await holdBack(db, q, exclude);
+  const r = await q.executeTakeFirst();
   return r?.at ? new Date(r.at as string) : undefined;
 }
 

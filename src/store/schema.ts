@@ -131,6 +131,20 @@ export interface DeliveryAttemptsTable {
   next_attempt_at: string | null;
 }
 
+/** A route's target held back: its deliveries stay pending and are not leased until resumed. */
+export interface PausedTargetsTable {
+  route: string;
+  target_index: number;
+  kind: string;
+  /** Where the target points (a webhook's origin), for the operator. */
+  destination: string | null;
+  /** Why: the endpoint's answer (410 Gone) or the operator's words. */
+  reason: string;
+  /** The delivery whose answer paused it, if any. */
+  delivery: string | null;
+  paused_at: string;
+}
+
 /** A built-in object (folder, document, workflow, process): one numeric id sequence for all. */
 export interface ObjectsTable {
   id: Generated<number>;
@@ -349,6 +363,7 @@ export interface Database {
   delivery_claims: DeliveryClaimsTable;
   delivery_recipients: DeliveryRecipientsTable;
   delivery_attempts: DeliveryAttemptsTable;
+  paused_targets: PausedTargetsTable;
   objects: ObjectsTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;

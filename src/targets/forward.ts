@@ -109,6 +109,8 @@ export const forwardTarget: Target<ForwardParams> = {
   params: forwardParams,
   // One SMTP transaction, one RCPT TO per recipient: the upstream fans out.
   takesManyRecipients: true,
+  // The relay: forwards to one server share its limit and its circuit breaker.
+  endpoint: (p) => `smtp://${p.host}:${p.port}`,
   async deliver(msg, p, ctx): Promise<Receipt> {
     const all = p.rcptTo ?? ctx.recipients;
     const before = (await ctx.recipientOutcomes?.read()) ?? new Map<string, RecipientOutcome>();

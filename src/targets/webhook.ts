@@ -67,11 +67,17 @@ export function httpStatusError(status: number, detail: string, retryAfter?: num
   const text = `HTTP ${status}${detail ? `: ${detail}` : ''}`;
   // 408 Request Timeout, 425 Too Early, 429 Too Many Requests: the receiver asks us to come back.
   if (status === 408 || status === 425) return mailError('TARGET_TEMPFAIL', text);
-  if (status === 429) return mailError('TARGET_BUSY', text, { retryAfter });
+  // 429 Too Many Requests and 503 Service Unavailable with Retry-After (RFC 9110 §15.6.4): the
+  // receiver says when to come back; that time is the floor of the next attempt's.
+  if (status === 429 || (status === 503 && retryAfter !== undefined)) return mailError('TARGET_BUSY', text, { retryAfter });
   if (status >= 300 && status < 400) return mailError('TARGET_REDIRECT', `${text} (redirects are not followed: point the route at the final URL)`);
-  // 410 Gone and every other 4xx: the request itself is wrong; repeating it will not help.
+  // 410 Gone (RFC 9110 §15.5.11): the endpoint is gone for good, not just this request. The
+  // worker pauses the route's target on it, as Standard Webhooks senders disable the endpoint,
+  // so the rest of its queue is held instead of each delivery failing in turn.
+  if (status === 410) return mailError('TARGET_GONE', `${text} (the route's target is paused until an operator resumes it)`);
+  // Every other 4xx: the request itself is wrong; repeating it will not help.
   if (status >= 400 && status < 500) return mailError('TARGET_REJECTED', text);
-  return mailError('TARGET_TEMPFAIL', text, { retryAfter: status === 503 ? retryAfter : undefined });
+  return mailError('TARGET_TEMPFAIL', text);
 }
 
 const TRANSIENT_NET = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_SOCKET|ERR_STREAM_PREMATURE_CLOSE)$/;
@@ -171,6 +177,8 @@ export const webhookTarget: Target<WebhookParams> = {
   params: webhookParams,
   // One POST carries every recipient the route took, each with its own captures (routed).
   takesManyRecipients: true,
+  // The origin: routes posting to one server share its limit and its circuit breaker.
+  endpoint: (p) => new URL(p.url).origin,
   async deliver(msg, p, ctx): Promise<Receipt> {
     const body = await buildBody(msg, p, ctx);
     const headers: Record<string, string> = {

@@ -20,6 +20,8 @@ describe('delivery end to end and the deliveries API', () => {
   let pr: TestPostroom;
   let hook: http.Server;
   let healthy = false;
+  /** /gone answers 410 Gone while this is true. */
+  let gone = true;
   const hits: { headers: http.IncomingHttpHeaders; body: string }[] = [];
 
   before(async () => {
@@ -27,6 +29,7 @@ describe('delivery end to end and the deliveries API', () => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
+        if (req.url === '/gone') return res.writeHead(gone ? 410 : 204).end(gone ? 'endpoint deleted' : '');
         hits.push({ headers: req.headers, body });
         res.writeHead(healthy ? 204 : 503).end();
       });
@@ -41,6 +44,11 @@ describe('delivery end to end and the deliveries API', () => {
           match: { recipient: 'hook@postroom.test' },
           deliver: [{ webhook: { url, allowPrivate: true, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', token: 's3cret-token' } }],
           retry: { schedule: ['50ms'], maxAttempts: 2, jitter: 0 },
+        },
+        {
+          name: 'gone',
+          match: { recipient: 'gone@postroom.test' },
+          deliver: [{ webhook: { url: url.replace(/\/in$/, '/gone'), allowPrivate: true } }],
         },
       ],
     });
@@ -134,6 +142,48 @@ describe('delivery end to end and the deliveries API', () => {
     await waitFor(() => hits.length > before, 'the replay reaches the hook');
     assert.equal((await cli('show', 'dlv_nope')).code, 67);
     assert.equal((await cli('list', '--status', 'lost')).code, 64);
+  });
+
+  it('410 Gone pauses the route target: listed by the API and the CLI, resumed through either', async () => {
+    type Paused = { route: string; targetIndex: number; kind: string; reason: string; pending: number };
+    const paused = async () => ((await (await pr.api('/api/v1/paused-targets')).json()) as { items: Paused[] }).items;
+    const deliveries = async (status: string) =>
+      ((await (await pr.api(`/api/v1/deliveries?route=gone&status=${status}`)).json()) as { items: { id: string; attempts: number; lastError: string }[] }).items;
+    healthy = true;
+    await send('gone@postroom.test', 'first');
+    const [failed] = await waitFor(() => deliveries('failed').then((x) => (x.length ? x : undefined)), 'the 410 to fail the delivery');
+    assert.match(failed.lastError, /^5\.1\.6 HTTP 410: endpoint deleted/);
+    assert.deepEqual((await paused()).map((p) => [p.route, p.targetIndex, p.kind]), [['gone', 0, 'webhook']]);
+
+    // Held: the next message's delivery waits unattempted while another route delivers.
+    await send('gone@postroom.test', 'second');
+    const before = hits.length;
+    await send('hook@postroom.test', 'beside');
+    await waitFor(() => hits.length > before, 'the other route to deliver');
+    const [held] = await deliveries('pending');
+    assert.equal(held.attempts, 0);
+    assert.equal((await paused())[0].pending, 1);
+    const listed = await cli('paused', '--json');
+    assert.equal(listed.code, 0);
+    assert.deepEqual((JSON.parse(listed.out) as Paused[]).map((p) => [p.route, p.targetIndex, p.pending]), [['gone', 0, 1]]);
+    assert.match((await cli('paused')).out, /^gone\t0\twebhook\twebhook http:\/\/127\.0\.0\.1:\d+\t1 pending\t\S+\t5\.1\.6 HTTP 410/m);
+
+    // The API resumes it: the held delivery goes (still 410: paused again).
+    const resumed = await pr.api('/api/v1/paused-targets/gone/0/resume', { method: 'POST' });
+    assert.equal(resumed.status, 200);
+    assert.deepEqual(await resumed.json(), { route: 'gone', targetIndex: 0, resumed: true });
+    await waitFor(() => deliveries('failed').then((x) => x.length === 2), 'the held delivery to be attempted after resume');
+    assert.equal((await paused()).length, 1, 'paused again by its own 410');
+
+    // The endpoint is back; the CLI resumes it and the next message is delivered.
+    gone = false;
+    assert.equal((await cli('resume', 'gone', '0')).code, 0);
+    assert.deepEqual(await paused(), []);
+    await send('gone@postroom.test', 'third');
+    await waitFor(() => deliveries('done').then((x) => x.length === 1), 'delivery after the CLI resume');
+    assert.equal((await cli('resume', 'gone', '0')).code, 67, 'not paused');
+    assert.equal((await cli('resume', 'gone', 'x')).code, 64);
+    assert.equal((await pr.api('/api/v1/paused-targets/gone/0/resume', { method: 'POST' })).status, 404);
   });
 
   it('answers 404 for an unknown delivery and 400 for a bad filter', async () => {

@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import type { PlannedDelivery } from '../../src/core/delivery.js';
+import type { DeliveryWorker } from '../../src/delivery/worker.js';
 import { getAttempts, getDelivery, type DeliveryRecord } from '../../src/store/deliveries.js';
+import { listPausedTargets, resumeTarget } from '../../src/store/paused-targets.js';
 import { webhookParams, webhookTarget } from '../../src/targets/webhook.js';
 import { deliveryRig, fastRetry, messageStatus, type DeliveryRig } from '../helpers/delivery.js';
 import { waitFor } from '../helpers/env.js';
@@ -74,17 +76,28 @@ async function hookServer(answer: (path: string, n: number, res: http.ServerResp
 describe('webhook target against a local HTTP server', () => {
   let rig: DeliveryRig;
   let srv: Awaited<ReturnType<typeof hookServer>>;
+  let worker: DeliveryWorker;
   before(async () => {
     rig = await deliveryRig();
     srv = await hookServer((path, n, res) => {
       if (path === '/flaky' && n <= 3) return res.writeHead(500).end('not yet');
-      if (path === '/gone') return res.writeHead(410).end('this hook was deleted');
+      if (path === '/gone' && n === 1) return res.writeHead(410).end('this hook was deleted');
       if (path === '/busy' && n === 1) return res.writeHead(429, { 'retry-after': '1' }).end();
+      if (path === '/unavailable' && n === 1) return res.writeHead(503, { 'retry-after': '1' }).end('down for maintenance');
+      if (path === '/unavailable-plain' && n === 1) return res.writeHead(503).end('overloaded');
       if (path === '/moved') return res.writeHead(302, { location: '/elsewhere' }).end();
       if (path === '/hang') return; // never answers
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     });
-    rig.worker(new Map([['webhook', webhookTarget]]), { publicUrl: 'https://postroom.example' }).start();
+    // Every path here is one origin (one test server), so one destination: its concurrency limit
+    // and breaker, which keep real endpoints apart, would tie these cases together (the hanging
+    // one, retried in the background, would pause the rest).
+    worker = rig.worker(new Map([['webhook', webhookTarget]]), {
+      publicUrl: 'https://postroom.example',
+      perDestination: 4,
+      breaker: { failures: 1_000, pause: 1_000, maxPause: 1_000 },
+    });
+    worker.start();
   });
   after(async () => {
     await rig.cleanup();
@@ -159,13 +172,48 @@ describe('webhook target against a local HTTP server', () => {
     assert.equal(doc.attachments[0].url, `https://postroom.example/api/v1/messages/${m.id}/attachments/${doc.attachments[0].id}`);
   });
 
-  it('410 Gone is failed at once, without a retry', async () => {
+  it('410 Gone fails the delivery at once and pauses the route target until it is resumed', async () => {
     const { m, d, attempts } = await deliver('gone', { url: srv.url('/gone') }, (r) => r.status !== 'pending');
     assert.equal(d.status, 'failed');
     assert.equal(srv.on('/gone').length, 1);
     assert.equal(attempts.length, 1);
-    assert.match(d.lastError ?? '', /^5\.0\.0 HTTP 410: this hook was deleted/);
+    assert.match(d.lastError ?? '', /^5\.1\.6 HTTP 410: this hook was deleted \(the route's target is paused until an operator resumes it\)/);
     assert.equal(await messageStatus(rig.db, m.id), 'failed');
+    const [paused] = await listPausedTargets(rig.db.kysely);
+    assert.deepEqual(
+      { route: paused.route, targetIndex: paused.targetIndex, kind: paused.kind, destination: paused.destination, delivery: paused.delivery },
+      { route: 'gone', targetIndex: 0, kind: 'webhook', destination: `webhook http://127.0.0.1:${srv.port}`, delivery: d.id },
+    );
+    assert.match(paused.reason, /HTTP 410/);
+
+    // The next message for that route target waits, unattempted, while another route's goes.
+    const held = await rig.keep(RAW, { rcptTo: ['orders@postroom.test'] });
+    const [heldId] = await rig.queue.enqueue(held.id, [
+      { route: 'gone', targetIndex: 0, kind: 'webhook', params: webhookParams.parse({ allowPrivate: true, url: srv.url('/gone') }), recipients: ['orders@postroom.test'], captures: {} },
+    ]);
+    await deliver('beside', { url: srv.url('/beside') }, (r) => r.status === 'done');
+    const waiting = await getDelivery(rig.db.kysely, heldId);
+    assert.equal(waiting?.status, 'pending');
+    assert.equal(waiting?.attempts, 0, 'a paused target spends no attempts');
+    assert.equal(srv.on('/gone').length, 1);
+    assert.equal((await listPausedTargets(rig.db.kysely))[0].pending, 1);
+
+    assert.equal(await resumeTarget(rig.db, 'gone', 0), true);
+    worker.wake();
+    await waitFor(async () => (await getDelivery(rig.db.kysely, heldId))?.status === 'done', 'the held delivery after resume');
+    assert.deepEqual(await listPausedTargets(rig.db.kysely), []);
+    assert.equal(await resumeTarget(rig.db, 'gone', 0), false, 'resuming twice says it was not paused');
+  });
+
+  it('503 with Retry-After is retried no sooner than asked, like 429; 503 without it follows the schedule', async () => {
+    const { d } = await deliver('unavailable', { url: srv.url('/unavailable') }, (r) => r.status === 'done');
+    const [first, second] = srv.on('/unavailable');
+    assert.ok(second.at - first.at >= 950, `second request ${second.at - first.at} ms after the first`);
+    const [a1] = await getAttempts(rig.db.kysely, d.id);
+    assert.match(a1.error ?? '', /^4\.4\.5 HTTP 503/);
+    const plain = await deliver('unavailable-plain', { url: srv.url('/unavailable-plain') }, (r) => r.status === 'done');
+    const [p1] = plain.attempts;
+    assert.match(p1.error ?? '', /^4\.4\.1 HTTP 503/);
   });
 
   it('429 with Retry-After is retried no sooner than asked, though the schedule says 50 ms', async () => {

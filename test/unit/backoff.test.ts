@@ -6,13 +6,28 @@ const mid = () => 0.5; // jitter term vanishes at 0.5
 const t0 = new Date('2026-01-01T00:00:00Z');
 
 describe('retry policy', () => {
-  it('default schedule is Postmark-like: 10 attempts spread over about 10.5 hours', () => {
-    assert.equal(DEFAULT_RETRY.maxAttempts, 10);
+  it('default schedule spans about three days: 14 attempts, the last ~58 h after the first, dead at 72 h', () => {
+    assert.equal(DEFAULT_RETRY.maxAttempts, 14);
     let total = 0;
-    for (let n = 2; n <= 10; n++) total += retryDelay(DEFAULT_RETRY, n, mid);
-    // 1m + 5m + 10m×3 + 15m + 30m + 1h + 2h = 4h21m before the 10th attempt; the 6h step is past it.
-    assert.equal(total, (1 + 5 + 30 + 15 + 30 + 60 + 120) * 60_000);
-    assert.ok(DEFAULT_RETRY.maxAge >= 10 * 3_600_000);
+    for (let n = 2; n <= 14; n++) total += retryDelay(DEFAULT_RETRY, n, mid);
+    // 1m + 5m + 10m + 15m + 30m + 1h + 2h + 4h + 6h + 8h + 12h×3 = 58 h 1 min before the 14th attempt.
+    assert.equal(total, (1 + 5 + 10 + 15 + 30) * 60_000 + (1 + 2 + 4 + 6 + 8 + 36) * 3_600_000);
+    assert.equal(DEFAULT_RETRY.maxAge, 72 * 3_600_000);
+    // Even with the jitter at its widest (+20 %) every scheduled attempt fits within maxAge.
+    let t = new Date(t0);
+    for (let n = 2; n <= 14; n++) {
+      const at = nextAttemptAt(DEFAULT_RETRY, n, t0, t, 0, () => 0.999999);
+      assert.ok(at, `attempt ${n} is scheduled`);
+      t = at;
+    }
+    assert.equal(nextAttemptAt(DEFAULT_RETRY, 15, t0, t), null, 'no 15th attempt');
+  });
+
+  it('a route keeps Postmark\'s ~10.5 h by saying so in its own retry:', () => {
+    const postmark = retrySchema.parse({ schedule: ['1m', '5m', '10m', '10m', '10m', '15m', '30m', '1h', '2h', '6h'], maxAttempts: 11, maxAge: '10h30m' });
+    let total = 0;
+    for (let n = 2; n <= 11; n++) total += retryDelay(postmark, n, mid);
+    assert.equal(total, (1 + 5 + 30 + 15 + 30 + 60 + 120 + 360) * 60_000);
   });
 
   it('explicit schedule: delays before attempts 2, 3, …; the last one repeats', () => {

@@ -2,17 +2,22 @@ import { parseArgs } from 'node:util';
 import type { Db } from '../../store/db.js';
 import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
 import { redact } from '../../delivery/redact.js';
+import { listPausedTargets, resumeTarget } from '../../store/paused-targets.js';
 import type { Command } from '../command.js';
 import { withStore } from '../with-store.js';
 
 const USAGE = `usage: postroom deliveries list [--status pending|done|failed|dead] [--route NAME] [--message ID] [--limit N] [--json] [--config FILE]
        postroom deliveries show ID [--json] [--config FILE]
        postroom deliveries retry ID [--config FILE]
+       postroom deliveries paused [--json] [--config FILE]
+       postroom deliveries resume ROUTE TARGET_INDEX [--config FILE]
 
 Reads the delivery queue from the configured store (SQLite or PostgreSQL), so it works
 whether or not 'postroom serve' runs. 'retry' makes a delivery pending again with a fresh
 attempt budget (a pending one is only made due now); a running server picks it up at its
-next poll. Exit 67 (EX_NOUSER) when the delivery does not exist.`;
+next poll. 'paused' lists route targets paused because their endpoint answered 410 Gone
+(their deliveries wait, unattempted); 'resume' lets them go again. Exit 67 (EX_NOUSER) when
+the delivery does not exist or the target is not paused.`;
 
 function line(d: DeliveryRecord): string {
   const when = d.status === 'pending' ? `next ${d.nextAttemptAt}` : d.updatedAt;
@@ -41,6 +46,25 @@ export const deliveriesCmd: Command = {
     });
     const [sub, id, ...extra] = positionals;
     const out = (s: string) => process.stdout.write(`${s}\n`);
+    if (sub === 'paused' && !id) {
+      const rows = await withDb(values.config, (db) => listPausedTargets(db.kysely));
+      if (values.json) out(JSON.stringify(rows, null, 2));
+      else for (const p of rows) out([p.route, p.targetIndex, p.kind, p.destination ?? '', `${p.pending} pending`, p.pausedAt, p.reason].join('\t'));
+      return 0;
+    }
+    if (sub === 'resume' && id && extra.length === 1) {
+      const index = Number(extra[0]);
+      if (!Number.isInteger(index) || index < 0) {
+        process.stderr.write('postroom deliveries: TARGET_INDEX must be a whole number (0 = the first target of the route)\n');
+        return 64;
+      }
+      if (!(await withDb(values.config, (db) => resumeTarget(db, id, index)))) {
+        process.stderr.write(`postroom deliveries: target ${index} of route ${id} is not paused\n`);
+        return 67;
+      }
+      out(`resumed target ${index} of route ${id}; a running server picks its deliveries up at its next poll`);
+      return 0;
+    }
     if (sub === 'list' && !id) {
       if (values.status && !['pending', 'done', 'failed', 'dead'].includes(values.status)) {
         process.stderr.write(`postroom deliveries: --status must be pending, done, failed or dead\n`);
