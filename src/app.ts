@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config/schema.js';
+import { makeDirsSync } from './core/make-dirs.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
 import { Intake } from './intake/accept.js';
@@ -62,7 +63,7 @@ export function resolveApiToken(config: Config): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(config.dataDir, { recursive: true });
+    makeDirsSync(config.dataDir);
     const token = randomBytes(24).toString('base64url');
     writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
     return token;
@@ -82,7 +83,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = createMetrics();
-  mkdirSync(config.dataDir, { recursive: true });
+  makeDirsSync(config.dataDir);
   const db = openDb(config.store.database, config.dataDir, {
     poolSize: config.store.poolSize,
     statementTimeout: config.store.statementTimeout,

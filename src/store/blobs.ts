@@ -1,10 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
 import { MailError, mailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import type { Database } from './schema.js';
 import { prepareStagingDir, stageStream } from './stage.js';
 
@@ -36,7 +37,7 @@ export class FsBlobStore implements BlobStore {
       await prepareStagingDir(this.tmpDir);
       const hex = '0123456789abcdef';
       await Promise.all(
-        [...hex].flatMap((a) => [...hex].map((b) => mkdir(path.join(this.dir, a + b), { recursive: true }))),
+        [...hex].flatMap((a) => [...hex].map((b) => makeDirs(path.join(this.dir, a + b)))),
       );
     })();
     return this.ready;

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { mailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import type { StagedBlob } from '../core/ports.js';
 import { streamedBytes } from '../core/stream-gc.js';
 
@@ -116,7 +117,7 @@ function unwritten(bufs: Uint8Array[], written: number): Uint8Array[] {
  * into the same directory right now.
  */
 export async function prepareStagingDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const cutoff = Date.now() - 3_600_000;
   for (const name of await readdir(dir)) {
     const p = path.join(dir, name);

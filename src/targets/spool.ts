@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import iconv from 'iconv-lite';
 import { z } from 'zod';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
 import { asMailError, mailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import { compileTemplate, type Template } from '../routing/template.js';
 import { fsyncDir } from '../store/blobs.js';
 import { renderIni, writeAtomic, type IniData } from './spool-files.js';
@@ -158,7 +158,7 @@ async function spool(
   const out = await render(src, p);
   if (!out) throw mailError('BAD_CONTENT', `spool: the message has none of the formats ${p.format.join(', ')}`);
   const dir = path.resolve(p.dir);
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   // Sortable (message ids sort by arrival) and stable per delivery: a retry rewrites its own
   // files instead of producing a second fax.
   const base = `${p.prefix}${msg.message.id}-${createHash('sha256').update(ctx.deliveryId).digest('hex').slice(0, 8)}`;

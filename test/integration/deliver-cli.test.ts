@@ -87,7 +87,7 @@ describe('postroom deliver (the built binary)', { concurrency: 4 }, () => {
     { name: 'larger than -m: 5.3.4, exit 65', args: () => ['-m', '1', '--recipient', 'list@pipe.test'], input: () => Buffer.alloc(3 << 20, 'a'), env: localEnv, code: 65, status: /^5\.3\.4 / },
     { name: 'unknown recipient (local store): 5.1.1, exit 67 (EX_NOUSER)', args: () => ['--recipient', 'nobody@pipe.test'], input: () => MSG, env: localEnv, code: 67, status: /^5\.1\.1 / },
     { name: 'recipient outside smtp.domains: 5.7.1, exit 77 (EX_NOPERM)', args: () => ['--recipient', 'list@elsewhere.test'], input: () => MSG, env: localEnv, code: 77, status: /^5\.7\.1 / },
-    { name: 'a store that cannot be opened: 4.3.0, exit 75', args: () => ['--recipient', 'list@pipe.test'], input: () => MSG, env: () => ({ POSTROOM_DATA_DIR: '/dev/null/nowhere' }), code: 75, status: /^4\.3\.0 / },
+    { name: 'a data directory that cannot be created (under /dev/null): 4.3.5 naming it, exit 75', args: () => ['--recipient', 'list@pipe.test'], input: () => MSG, env: () => ({ POSTROOM_DATA_DIR: '/dev/null/nowhere' }), code: 75, status: /^4\.3\.5 Cannot create directory \/dev\/null\/nowhere/ },
     { name: 'invalid --config: 4.3.5, exit 75', args: () => ['--config', '/nonexistent.yaml', '--recipient', 'list@pipe.test'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'unknown option: 4.3.5, exit 75', args: () => ['--frobnicate'], input: () => MSG, code: 75, status: /^4\.3\.5 / },
     { name: 'URL without an INI file: 4.3.5, exit 75', args: () => ['-c', '/nonexistent.ini', '--recipient', 'list@pipe.test', pr.baseUrl], input: () => MSG, code: 75, status: /^4\.3\.5 / },
