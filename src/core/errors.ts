@@ -56,6 +56,7 @@ export const CATALOGUE = {
   DEADLINE: { status: '4.4.7', smtp: 451, text: 'Gave up within the time limit; try again later' },
   TARGET_PRIVATE: { status: '5.7.1', smtp: 550, text: 'Target address is loopback, link-local or private' },
   TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
+  SPOOL_REFUSED: { status: '5.3.0', smtp: 550, text: 'The spool directory\'s file system refuses this file' },
   // -- API --
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
