@@ -30,6 +30,7 @@ import { OUTBOUND_ROUTE } from './outbound/compose.js';
 import { createDsnTarget } from './outbound/send-dsn.js';
 import { createOutboundTarget } from './outbound/send.js';
 import { openLeases } from './store/leases.js';
+import { Sweeper } from './store/sweep.js';
 
 /** A whole Postroom, built from a config; tests build one in-process on temp dirs and free ports. */
 export interface Postroom {
@@ -49,6 +50,8 @@ export interface Postroom {
   deliveryWorker: DeliveryWorker;
   /** Seals and opens mail-account passwords (secretKey). */
   box: SecretBox;
+  /** Removes orphan blobs and staging leftovers (at start, then every store.sweep.interval). */
+  sweeper: Sweeper;
   /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
@@ -92,6 +95,9 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   });
   await migrate(db);
   const blobs = openBlobStore(config, db);
+  // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
+  const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
+  sweeper.start();
   const hostname = config.smtp.hostname ?? os.hostname();
   const intake = new Intake({
     db,
@@ -152,6 +158,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     queue,
     deliveryWorker,
     box,
+    sweeper,
     addresses: {},
     async stop() {
       await app.fetcher?.stop();
@@ -161,6 +168,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       await parser.stop();
       await planner.stop();
       await deliveryWorker.stop();
+      await sweeper.stop();
       await db.close();
     },
   };
