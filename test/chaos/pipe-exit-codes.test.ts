@@ -75,27 +75,19 @@ describe('postroom deliver under faults: 75 with 4.x.x unless kept, then 0 (the 
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 
-  it('an uncaught exception while the message streams exits 75 with a 4.3.0 line, and nothing is kept', async () => {
-    const dataDir = path.join(tmp.dir, 'uncaught');
-    const r = await deliver(['--config', config('uncaught', dataDir), '--recipient', 'box@pipe.test'], {
-      holdInput: true,
-      inject: inject('throw', "setTimeout(() => { throw new Error('injected fault'); }, 1500);\n"),
+  for (const [what, code, line] of [
+    ['an uncaught exception', "setTimeout(() => { throw new Error('injected fault'); }, 1500);\n", /^4\.3\.0 Internal error: injected fault$/m],
+    ['an unhandled rejection', "setTimeout(() => { void Promise.reject(new Error('injected rejection')); }, 1500);\n", /^4\.3\.0 Internal error: injected rejection$/m],
+  ] as const) {
+    it(`${what} while the message streams exits 75 with a 4.3.0 line, and nothing is kept`, async () => {
+      const name = what.replace(/\W+/g, '-');
+      const dataDir = path.join(tmp.dir, name);
+      const r = await deliver(['--config', config(name, dataDir), '--recipient', 'box@pipe.test'], { holdInput: true, inject: inject(name, code) });
+      assert.equal(r.code, 75, r.stderr);
+      assert.match(r.stderr, line);
+      assert.equal(keptCount(dataDir), 0);
     });
-    assert.equal(r.code, 75, r.stderr);
-    assert.match(r.stderr, /^4\.3\.0 Internal error: injected fault$/m);
-    assert.equal(keptCount(dataDir), 0);
-  });
-
-  it('an unhandled rejection while the message streams exits 75 with a 4.3.0 line, and nothing is kept', async () => {
-    const dataDir = path.join(tmp.dir, 'rejection');
-    const r = await deliver(['--config', config('rejection', dataDir), '--recipient', 'box@pipe.test'], {
-      holdInput: true,
-      inject: inject('reject', "setTimeout(() => { void Promise.reject(new Error('injected rejection')); }, 1500);\n"),
-    });
-    assert.equal(r.code, 75, r.stderr);
-    assert.match(r.stderr, /^4\.3\.0 Internal error: injected rejection$/m);
-    assert.equal(keptCount(dataDir), 0);
-  });
+  }
 
   it('a stdout the MTA closed (EPIPE on the success line) after the message was kept exits 0, kept once', async () => {
     const dataDir = path.join(tmp.dir, 'epipe');
