@@ -31,8 +31,9 @@ input (default -), always to its end, and keeps it.
 Exit status (sysexits) and one line on stderr starting with the RFC 3463 code:
   0 kept | 75 transient, the MTA retries: 4.3.5 config (also a dataDir that cannot be
   created), 4.4.4 cannot connect, 4.4.5 busy, 4.5.0 undecodable answer or bad token, 4.5.2 URL
-  without host, 4.3.x could not keep, 4.3.0 unexpected | 67 5.1.1 no such recipient | 65 5.1.3 no recipient, 5.3.4 too large |
-  66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not allowed (e.g. not a member).
+  without host, 4.3.x could not keep, 4.3.0 unexpected | 67 5.1.1 no such recipient |
+  65 5.1.3 no recipient, 5.3.4 too large | 66 5.3.0 empty | 76 5.5.0 protocol error |
+  77 5.7.1 not allowed (e.g. not a member).
 It never exits 1: any failure nobody foresaw is 75 with 4.3.0, or 0 if the message was kept.`;
 
 /** Parse the arguments; a usage mistake is a configuration error (4.3.5): the MTA keeps the mail. */
