@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config/schema.js';
+import { makeDirsSync } from './core/make-dirs.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
 import { Intake } from './intake/accept.js';
@@ -31,6 +32,7 @@ import { OUTBOUND_ROUTE } from './outbound/compose.js';
 import { createDsnTarget } from './outbound/send-dsn.js';
 import { createOutboundTarget } from './outbound/send.js';
 import { openLeases } from './store/leases.js';
+import { Sweeper } from './store/sweep.js';
 
 /** A whole Postroom, built from a config; tests build one in-process on temp dirs and free ports. */
 export interface Postroom {
@@ -50,6 +52,8 @@ export interface Postroom {
   deliveryWorker: DeliveryWorker;
   /** Seals and opens mail-account passwords (secretKey). */
   box: SecretBox;
+  /** Removes orphan blobs and staging leftovers (at start, then every store.sweep.interval). */
+  sweeper: Sweeper;
   /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
@@ -64,7 +68,7 @@ export function resolveApiToken(config: Config): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(config.dataDir, { recursive: true });
+    makeDirsSync(config.dataDir);
     const token = randomBytes(24).toString('base64url');
     writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
     return token;
@@ -84,7 +88,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = createMetrics();
-  mkdirSync(config.dataDir, { recursive: true });
+  makeDirsSync(config.dataDir);
   const db = openDb(config.store.database, config.dataDir, {
     poolSize: config.store.poolSize,
     statementTimeout: config.store.statementTimeout,
@@ -93,6 +97,9 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   });
   await migrate(db);
   const blobs = openBlobStore(config, db);
+  // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
+  const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
+  sweeper.start();
   const hostname = config.smtp.hostname ?? os.hostname();
   const intake = new Intake({
     db,
@@ -169,6 +176,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     queue,
     deliveryWorker,
     box,
+    sweeper,
     addresses: {},
     async stop() {
       await app.fetcher?.stop();
@@ -178,6 +186,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       await parser.stop();
       await planner.stop();
       await deliveryWorker.stop();
+      await sweeper.stop();
       await db.close();
     },
   };

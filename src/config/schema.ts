@@ -123,6 +123,16 @@ export const storeSchema = z.strictObject({
   statementTimeout: duration()
     .default(30_000)
     .describe('PostgreSQL: a statement running longer is cancelled (0 = never)'),
+  sweep: z
+    .strictObject({
+      interval: duration().default(3_600_000).describe('how often leftovers of failed intakes are removed (also once at start; 0 = only at start)'),
+      grace: duration()
+        .default(3_600_000)
+        .refine((v) => v >= 600_000, 'at least 10m: longer than any intake in flight')
+        .describe('age before an unreferenced blob (or a staging file of a dead process) is removed; longer than any intake in flight'),
+    })
+    .prefault({})
+    .describe('removing blobs no row points at (a transaction that failed after the bytes were in place) and staging files of crashed processes'),
 });
 
 export const parseSchema = z.strictObject({

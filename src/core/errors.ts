@@ -62,6 +62,7 @@ export const CATALOGUE = {
   TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
   // RFC 3463 X.1.6: "destination … has moved, no forwarding address" is what 410 Gone says.
   TARGET_GONE: { status: '5.1.6', smtp: 550, text: 'Target is gone' },
+  SPOOL_REFUSED: { status: '5.3.0', smtp: 550, text: 'The spool directory\'s file system refuses this file' },
   // -- API --
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },

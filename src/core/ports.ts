@@ -45,4 +45,9 @@ export interface BlobStore {
   open(sha256: string): Promise<Readable>;
   /** Whether the blob exists. */
   has(sha256: string): Promise<boolean>;
+  /**
+   * Remove blobs no row points at that are older than `graceMs`, and staging files of
+   * processes that died (see store/sweep.ts); returns how many of each.
+   */
+  sweep?(opts: { graceMs: number; db: Kysely<Database> }): Promise<{ blobs: number; staging: number }>;
 }

@@ -25,6 +25,8 @@ export interface DeliverOptions {
   timeSource: 'server' | 'message';
   /** Give up (exit 75) after this many ms, before the MTA's own command time limit kills us. */
   deadlineMs: number;
+  /** Told the message id as soon as the message is kept, before anything else can fail. */
+  onKept?: (id: string) => void;
 }
 
 /** Where the message goes: a server's HTTP intake, or the store on this host. */
@@ -62,7 +64,9 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
       url.searchParams.append(/@/.test(rcpt) ? 'recipient' : 'list', rcpt);
       url.searchParams.set('sender', mailFrom);
       if (opts.timeSource === 'message') url.searchParams.set('time', 'message');
-      return postMessage(url, to.token(), body, ac.signal);
+      const posted = await postMessage(url, to.token(), body, ac.signal);
+      opts.onKept?.(posted.id);
+      return posted;
     }
     local = await to.open();
     if (ac.signal.aborted) throw mailError('DEADLINE');
@@ -75,6 +79,7 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
       requireMessageId: smtp.requireMessageId || !!verdict?.requireMessageId,
       trace: smtp.traceHeader,
     });
+    opts.onKept?.(stored.id);
     return { id: stored.id };
   })();
   work.catch(() => {});

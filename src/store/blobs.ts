@@ -1,12 +1,14 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
 import { MailError, mailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import type { Database } from './schema.js';
-import { prepareStagingDir, stageStream } from './stage.js';
+import { prepareStagingDir, stageStream, sweepStagingDir } from './stage.js';
+import { referencedBlobs, SWEEP_BATCH } from './sweep.js';
 
 /** Blobs up to this size are kept in the database by default (see FsBlobStore). */
 export const INLINE_LIMIT = 128 * 1024;
@@ -36,7 +38,7 @@ export class FsBlobStore implements BlobStore {
       await prepareStagingDir(this.tmpDir);
       const hex = '0123456789abcdef';
       await Promise.all(
-        [...hex].flatMap((a) => [...hex].map((b) => mkdir(path.join(this.dir, a + b), { recursive: true }))),
+        [...hex].flatMap((a) => [...hex].map((b) => makeDirs(path.join(this.dir, a + b)))),
       );
     })();
     return this.ready;
@@ -99,6 +101,57 @@ export class FsBlobStore implements BlobStore {
 
   async has(sha256: string): Promise<boolean> {
     return (await this.hasFile(sha256)) || ((await this.inline?.store.has(sha256)) ?? false);
+  }
+
+  /**
+   * Remove blob files no row names once older than the grace period (their transaction failed
+   * after the rename, or the process died between), the staging files of dead processes, and
+   * the same in the inline store. A candidate is moved aside before it is unlinked: if an
+   * intake renamed the same bytes into place since we looked (a new inode, a young mtime), the
+   * file is put back, so a row about to be committed never loses its bytes.
+   */
+  async sweep(opts: { graceMs: number; db: Kysely<Database> }): Promise<{ blobs: number; staging: number }> {
+    const inner = (await this.inline?.store.sweep?.(opts)) ?? { blobs: 0, staging: 0 };
+    const staging = await sweepStagingDir(this.tmpDir);
+    const cutoff = Date.now() - opts.graceMs;
+    let blobs = 0;
+    const hex = '0123456789abcdef';
+    for (const sub of [...hex].flatMap((a) => [...hex].map((b) => a + b))) {
+      const names = await readdir(path.join(this.dir, sub)).catch(() => [] as string[]);
+      const old: { sha256: string; ino: number; mtimeMs: number }[] = [];
+      for (const name of names) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const st = await stat(path.join(this.dir, sub, name)).catch(() => undefined);
+        if (st && st.mtimeMs < cutoff) old.push({ sha256: name, ino: st.ino, mtimeMs: st.mtimeMs });
+      }
+      for (let i = 0; i < old.length; i += SWEEP_BATCH) {
+        const batch = old.slice(i, i + SWEEP_BATCH);
+        const named = await referencedBlobs(opts.db, batch.map((c) => c.sha256));
+        for (const c of batch) if (!named.has(c.sha256) && (await this.removeOrphan(c))) blobs++;
+      }
+    }
+    return { blobs: blobs + inner.blobs, staging: staging + inner.staging };
+  }
+
+  private async removeOrphan(c: { sha256: string; ino: number; mtimeMs: number }): Promise<boolean> {
+    const p = this.pathOf(c.sha256);
+    // Named after our pid: a staging sweep (ours or a pipe's) leaves it to us.
+    const aside = path.join(this.tmpDir, `p${process.pid}-sweep-${c.sha256}`);
+    try {
+      await rename(p, aside);
+    } catch {
+      return false;
+    }
+    const st = await stat(aside).catch(() => undefined);
+    if (!st || st.ino !== c.ino || st.mtimeMs !== c.mtimeMs) {
+      // Not the file we judged: an intake put these bytes in place meanwhile. Any copy of
+      // content-addressed bytes is right, so EEXIST (another copy is there again) is fine too.
+      await link(aside, p).catch(() => {});
+      await unlink(aside).catch(() => {});
+      return false;
+    }
+    await unlink(aside);
+    return true;
   }
 
   private async hasFile(sha256: string): Promise<boolean> {

@@ -1,9 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, type SqliteDialectConfig, type MigrationProvider, type Transaction } from 'kysely';
 import type pg from 'pg';
+import { makeDirsSync } from '../core/make-dirs.js';
 import { migrations } from './migrations/index.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import { WalSync } from './wal-sync.js';
@@ -104,7 +104,7 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
     return { kysely, dialect: 'postgres', pg: target, close: () => kysely.destroy() };
   }
   const file = database ?? path.join(dataDir, 'postroom.db');
-  mkdirSync(path.dirname(file), { recursive: true });
+  makeDirsSync(path.dirname(file));
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   // FULL: in WAL mode NORMAL may lose the last commits on power loss. Every write is durable by

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import { mailError } from '../core/errors.js';
 import type { BlobStore, StagedBlob } from '../core/ports.js';
-import { prepareStagingDir, stageStream } from './stage.js';
+import { prepareStagingDir, stageStream, sweepStagingDir } from './stage.js';
+import { SWEEP_BATCH, unreferencedBlob } from './sweep.js';
 import type { Database } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -62,17 +63,20 @@ export class DbBlobStore implements BlobStore {
     for (const s of staged) byHash.set(s.sha256, s);
     const unique = [...byHash.values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1));
     const now = new Date().toISOString();
-    // ON CONFLICT DO NOTHING: the same content kept before (or by another node right now: the
-    // insert waits for that transaction) is kept once. Only the hashes we inserted get chunks.
-    const fresh = new Set<string>();
-    for (let i = 0; i < unique.length; i += MAX_ROWS) {
-      const inserted = await trx
-        .insertInto('blobs')
-        .values(unique.slice(i, i + MAX_ROWS).map((s) => ({ sha256: s.sha256, size: s.size, created_at: now })))
-        .onConflict((oc) => oc.column('sha256').doNothing())
-        .returning('sha256')
-        .execute();
-      for (const r of inserted) fresh.add(r.sha256);
+    const fresh = await insertBlobRows(trx, unique, now);
+    const existing = unique.filter((s) => !fresh.has(s.sha256)).map((s) => s.sha256);
+    if (existing.length) {
+      // The sweep deletes blobs older than its grace period that no committed row names: an old
+      // orphan with these very bytes may be one, and our row is not committed yet. Touching it
+      // makes it young and (PostgreSQL) row-locks it until we commit, so the sweep's DELETE waits
+      // and then finds it young. One the sweep removed since our insert is inserted again.
+      const touched = new Set<string>();
+      for (let i = 0; i < existing.length; i += MAX_ROWS) {
+        const rows = await trx.updateTable('blobs').set({ created_at: now }).where('sha256', 'in', existing.slice(i, i + MAX_ROWS)).returning('sha256').execute();
+        for (const r of rows) touched.add(r.sha256);
+      }
+      const lost = unique.filter((s) => !fresh.has(s.sha256) && !touched.has(s.sha256));
+      for (const h of await insertBlobRows(trx, lost, now)) fresh.add(h);
     }
     let rows: { sha256: string; seq: number; data: Uint8Array }[] = [];
     let rowBytes = 0;
@@ -143,6 +147,57 @@ export class DbBlobStore implements BlobStore {
     const r = await this.db.selectFrom('blobs').select('sha256').where('sha256', '=', sha256).executeTakeFirst();
     return !!r;
   }
+
+  /**
+   * Delete blobs older than the grace period that no row names, a batch at a time. The check
+   * and the delete are one statement: on SQLite nothing writes between them; on PostgreSQL an
+   * intake committing the same bytes has touched the row (see insert), so the delete waits for
+   * it and then skips it.
+   */
+  async sweep(opts: { graceMs: number }): Promise<{ blobs: number; staging: number }> {
+    const staging = await sweepStagingDir(this.stagingDir);
+    const cutoff = new Date(Date.now() - opts.graceMs).toISOString();
+    let blobs = 0;
+    let after = '';
+    for (;;) {
+      const batch = (
+        await this.db.selectFrom('blobs').select('sha256').where('created_at', '<', cutoff).where('sha256', '>', after).orderBy('sha256').limit(SWEEP_BATCH).execute()
+      ).map((r) => r.sha256);
+      if (!batch.length) break;
+      after = batch[batch.length - 1];
+      blobs += await this.db.transaction().execute(async (trx) => {
+        const gone = await trx
+          .deleteFrom('blobs')
+          .where('sha256', 'in', batch)
+          .where('created_at', '<', cutoff)
+          .where(unreferencedBlob())
+          .returning('sha256')
+          .execute();
+        if (gone.length) await trx.deleteFrom('blob_chunks').where('sha256', 'in', gone.map((g) => g.sha256)).execute();
+        return gone.length;
+      });
+    }
+    return { blobs, staging };
+  }
+}
+
+/**
+ * Insert `blobs` rows; returns the hashes inserted. ON CONFLICT DO NOTHING: the same content
+ * kept before (or by another node right now: the insert waits for that transaction) is kept
+ * once. Only the hashes inserted get chunks.
+ */
+async function insertBlobRows(trx: Q, staged: StagedBlob[], now: string): Promise<Set<string>> {
+  const fresh = new Set<string>();
+  for (let i = 0; i < staged.length; i += MAX_ROWS) {
+    const inserted = await trx
+      .insertInto('blobs')
+      .values(staged.slice(i, i + MAX_ROWS).map((s) => ({ sha256: s.sha256, size: s.size, created_at: now })))
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .returning('sha256')
+      .execute();
+    for (const r of inserted) fresh.add(r.sha256);
+  }
+  return fresh;
 }
 
 /** Read `len` bytes at `pos` of a file. */

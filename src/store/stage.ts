@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { mailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import type { StagedBlob } from '../core/ports.js';
 import { streamedBytes } from '../core/stream-gc.js';
 
@@ -44,7 +45,7 @@ export async function stageStream(
   const flush = async () => {
     if (!pendingBytes) return;
     if (!fd) {
-      tempPath = path.join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+      tempPath = stagingPath(dir);
       fd = await open(tempPath, 'wx', 0o640);
     }
     // The pieces as they came (writev), not joined into a new buffer: a large message would
@@ -82,7 +83,7 @@ export async function stageStream(
     await flush();
     if (!fd) {
       // An empty blob with inlineLimit 0: still a file, like every other.
-      tempPath = path.join(dir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+      tempPath = stagingPath(dir);
       fd = await open(tempPath, 'wx', 0o640);
     }
     if (opts.fsync) await fd.sync();
@@ -111,16 +112,59 @@ function unwritten(bufs: Uint8Array[], written: number): Uint8Array[] {
 }
 
 /**
- * Create `dir` and remove staging leftovers older than an hour: a crash left them, and they
- * were never acknowledged. Only old ones: another process (`postroom deliver`) may be staging
- * into the same directory right now.
+ * A new staging file's name: the writing process's pid first, so a sweep can tell the files of
+ * a process that died (kill -9 during DATA) from those still being written by a live one
+ * (`postroom deliver` stages into the same directory as the server).
+ */
+function stagingPath(dir: string): string {
+  return path.join(dir, `p${process.pid}-${Date.now()}-${randomBytes(8).toString('hex')}`);
+}
+
+/** Past this age a staging file is a leftover whoever wrote it (a pid may have been reused). */
+export const STAGING_MAX_AGE = 3_600_000;
+
+/**
+ * Remove staging files no live process holds: those named after a pid that no longer runs, and
+ * any older than `maxAge` (names from before pids were recorded, a reused pid). Returns how many.
+ */
+export async function sweepStagingDir(dir: string, maxAge = STAGING_MAX_AGE): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  const cutoff = Date.now() - maxAge;
+  let removed = 0;
+  for (const name of names) {
+    const p = path.join(dir, name);
+    const pid = /^p(\d+)-/.exec(name)?.[1];
+    const dead = pid !== undefined && !processAlive(Number(pid));
+    const st = dead ? undefined : await stat(p).catch(() => undefined);
+    if (dead || (st && st.mtimeMs < cutoff)) {
+      await rm(p, { force: true, recursive: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** Whether a process with this pid runs (on this host: staging directories are local). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user (the MTA's pipe user, say).
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Create `dir`. Leftovers of processes that died are removed by the server's sweep (at start
+ * and periodically, counted in a metric: store/sweep.ts), not here at the first intake.
  */
 export async function prepareStagingDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const cutoff = Date.now() - 3_600_000;
-  for (const name of await readdir(dir)) {
-    const p = path.join(dir, name);
-    const st = await stat(p).catch(() => undefined);
-    if (st && st.mtimeMs < cutoff) await rm(p, { force: true });
-  }
+  await makeDirs(dir);
 }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import iconv from 'iconv-lite';
 import { z } from 'zod';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
-import { asMailError, mailError } from '../core/errors.js';
+import { asMailError, mailError, MailError } from '../core/errors.js';
+import { makeDirs } from '../core/make-dirs.js';
 import { compileTemplate, type Template } from '../routing/template.js';
-import { fsyncDir } from '../store/blobs.js';
-import { renderIni, writeAtomic, type IniData } from './spool-files.js';
+import { sanitiseFilename } from '../mime/filename.js';
+import { renderIni, SpoolFiles, SPOOL_NAME_MAX, type IniData } from './spool-files.js';
 import { attachedSource, outerSource, type SpoolSource } from './spool-source.js';
 
 /**
@@ -59,6 +59,7 @@ export const spoolParams = z.strictObject({
   prefix: z
     .string()
     .regex(/^[A-Za-z0-9_-]*$/, 'letters, digits, _ -')
+    .max(64, 'at most 64 characters: file names have 255 bytes in all')
     .default('')
     .describe('prepended to every file name'),
 });
@@ -140,8 +141,7 @@ export function createSpoolTarget(opts: { now?: () => Date } = {}): Target<Spool
       try {
         return await spool(msg, p, ctx, tpl, opts.now?.() ?? new Date());
       } catch (err) {
-        const e = asMailError(err);
-        throw e.code === 'INTERNAL' ? mailError('TARGET_TEMPFAIL', `spool: ${(err as Error).message}`, { cause: err }) : e;
+        throw spoolError(err);
       }
     },
   };
@@ -158,58 +158,92 @@ async function spool(
   const out = await render(src, p);
   if (!out) throw mailError('BAD_CONTENT', `spool: the message has none of the formats ${p.format.join(', ')}`);
   const dir = path.resolve(p.dir);
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   // Sortable (message ids sort by arrival) and stable per delivery: a retry rewrites its own
   // files instead of producing a second fax.
   const base = `${p.prefix}${msg.message.id}-${createHash('sha256').update(ctx.deliveryId).digest('hex').slice(0, 8)}`;
   const msgFileName = `${base}.${out.format}`;
-  const written: string[] = [];
-  await writeAtomic(dir, msgFileName, out.data);
-  written.push(msgFileName);
-  if (p.attachments) {
-    // mht carries its inline parts inside; eml carries everything but was asked for anyway.
-    const files = src.files.filter((f) => !(out.format === 'mht' && f.inline && f.contentId));
-    for (const [i, f] of files.entries()) {
-      const name = `${base}.${i + 1}.${f.filename}`;
-      await writeAtomic(dir, name, await f.open());
-      written.push(name);
+  const format = out.format;
+  const files = new SpoolFiles(dir);
+  try {
+    const attached: string[] = [];
+    if (p.attachments) {
+      // mht carries its inline parts inside; eml carries everything but was asked for anyway.
+      const parts = src.files.filter((f) => !(format === 'mht' && f.inline && f.contentId));
+      for (const [i, f] of parts.entries()) {
+        // The sender chooses the name: cut it (in UTF-8 bytes, extension kept) to what the file system takes after our prefix.
+        const head = `${base}.${i + 1}.`;
+        const name = head + sanitiseFilename(f.filename, { maxLength: SPOOL_NAME_MAX - Buffer.byteLength(head), index: i + 1, contentType: f.contentType });
+        await files.add(name, await f.open());
+        attached.push(name);
+      }
     }
-  }
-  if (p.control) {
-    await fsyncDir(dir); // the data files are durable before the control file announces them
-    const from = src.from[0];
-    const replyTo = src.replyTo[0];
-    const vars: Record<string, string> = {
-      address: ctx.recipients[0] ?? '',
-      app: ctx.route,
-      format: out.format,
-      msgFileName,
-      attachmentFiles: written.slice(1).join(','),
-      pri: priorityOf(src.headers),
-      subject: src.subject,
-      msg: (await src.text()) ?? '',
-      messageFromAddress: from?.address ?? '',
-      messageFromName: from?.name ?? '',
-      messageReplyToAddress: replyTo?.address ?? '',
-      messageReplyToName: replyTo?.name ?? '',
-      sender: msg.message.mailFrom,
-      messageId: msg.message.messageId ?? '',
-      id: msg.message.id,
-      ...ctx.captures,
-    };
-    const data: IniData = {};
-    for (const [k, v] of Object.entries(p.control)) {
-      data[k] =
-        typeof v === 'string'
-          ? tpl(v).render({ vars, now })
-          : Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, tpl(vv).render({ vars, now })]));
+    // The message file after its attachments: without a control file it is what a consumer picks up.
+    await files.add(msgFileName, out.data);
+    const written = [msgFileName, ...attached];
+    if (p.control) {
+      const from = src.from[0];
+      const replyTo = src.replyTo[0];
+      const vars: Record<string, string> = {
+        address: ctx.recipients[0] ?? '',
+        app: ctx.route,
+        format,
+        msgFileName,
+        attachmentFiles: attached.join(','),
+        pri: priorityOf(src.headers),
+        subject: src.subject,
+        msg: (await src.text()) ?? '',
+        messageFromAddress: from?.address ?? '',
+        messageFromName: from?.name ?? '',
+        messageReplyToAddress: replyTo?.address ?? '',
+        messageReplyToName: replyTo?.name ?? '',
+        sender: msg.message.mailFrom,
+        messageId: msg.message.messageId ?? '',
+        id: msg.message.id,
+        ...ctx.captures,
+      };
+      const data: IniData = {};
+      for (const [k, v] of Object.entries(p.control)) {
+        data[k] =
+          typeof v === 'string'
+            ? tpl(v).render({ vars, now })
+            : Object.fromEntries(Object.entries(v).map(([kk, vv]) => [kk, tpl(vv).render({ vars, now })]));
+      }
+      const ctl = `${base}.${p.controlExtension}`;
+      await files.add(ctl, iconv.encode(renderIni(data, p.newline === 'crlf' ? '\r\n' : '\n'), p.encoding));
+      written.push(ctl);
     }
-    const ctl = `${base}.${p.controlExtension}`;
-    await writeAtomic(dir, ctl, iconv.encode(renderIni(data, p.newline === 'crlf' ? '\r\n' : '\n'), p.encoding));
-    written.push(ctl);
+    await files.commit();
+    return { summary: `wrote ${path.join(p.dir, msgFileName)}${written.length > 1 ? ` + ${written.length - 1} more` : ''}`, files: written, dir };
+  } catch (err) {
+    await files.abort();
+    throw err;
   }
-  await fsyncDir(dir);
-  return { summary: `wrote ${path.join(p.dir, msgFileName)}${written.length > 1 ? ` + ${written.length - 1} more` : ''}`, files: written, dir };
+}
+
+/**
+ * What a failed write means, by errno: whether writing again can succeed without anyone
+ * changing the message. Permanent: the file system refuses this name or these bytes whatever
+ * we retry (ENAMETOOLONG once names are cut to NAME_MAX means the directory path itself is too
+ * long; EINVAL/EILSEQ: a name the file system cannot store, e.g. on vfat; EFBIG: larger than
+ * the file system's file size limit), so retrying until the delivery dies only delays the
+ * bounce. Transient: what an operator or time fixes (ENOSPC/EDQUOT: a full disk, 4.3.1;
+ * EACCES/EPERM/EROFS: permissions or a read-only mount, fixed with chmod or a remount, and
+ * ENOTDIR/EISDIR/ELOOP: something else where the spool path or a file should be: 4.3.5;
+ * EIO, EMFILE, ENOENT of a directory removed meanwhile: 4.4.1). Unknown ones are transient
+ * (a sender told 5xx by mistake loses the message).
+ */
+const PERMANENT_ERRNO = new Set(['ENAMETOOLONG', 'EINVAL', 'EILSEQ', 'EFBIG']);
+const CONFIG_ERRNO = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'ELOOP']);
+
+export function spoolError(err: unknown): MailError {
+  if (err instanceof MailError) return err;
+  const errno = (err as NodeJS.ErrnoException | undefined)?.code;
+  const why = `spool: ${(err as Error)?.message ?? String(err)}`;
+  if (errno && PERMANENT_ERRNO.has(errno)) return mailError('SPOOL_REFUSED', why, { cause: err });
+  if (errno && CONFIG_ERRNO.has(errno)) return mailError('CONFIG', why, { cause: err });
+  const e = asMailError(err);
+  return e.code === 'INTERNAL' ? mailError('TARGET_TEMPFAIL', why, { cause: err }) : e;
 }
 
 /** The spool target with the real clock. */

@@ -34,6 +34,12 @@ export function createMetrics() {
       help: 'Messages parsed into parts',
       registers: [registry],
     }),
+    sweepRemoved: new Counter({
+      name: 'postroom_sweep_removed_total',
+      help: 'Leftovers of faults removed by the sweep: blob (no row points at it) or staging (file of a process that died)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     commitBatch: new Histogram({
       name: 'postroom_intake_commit_batch_size',
       help: 'Messages made durable by one fsync + commit (group commit)',

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../config/load.js';
-import { mailError, toStderrLine, toSysexit, type MailError } from '../../core/errors.js';
+import { mailError, SYSEXITS, toStderrLine, toSysexit, type MailError } from '../../core/errors.js';
 import { readDeliverIni } from '../../ingress/deliver-ini.js';
 import { deliver, type DeliverTo } from '../../ingress/pipe.js';
 import { openLocalIntake } from '../../ingress/pipe-local.js';
@@ -30,13 +30,13 @@ input (default -), always to its end, and keeps it.
                 command_time_limit of 1000 s)
 
 Exit status (sysexits) and one line on stderr starting with the RFC 3463 code:
-  0 kept | 75 transient, the MTA retries: 4.3.5 config, 4.4.4 cannot connect, 4.4.5 busy,
-  4.5.0 undecodable answer or bad token, 4.5.2 URL without host, 4.3.x could not keep, 4.3.0
-  unexpected | 67 5.1.1 no such recipient | 65 5.1.3 no recipient, 5.3.4 too large |
-  65 5.4.6 mail loop (too many Received: headers, or passed this Postroom too often) |
-  66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not allowed (e.g. not a member) |
-  64 5.1.7 --sender is not an address.
-It never exits 1.`;
+  0 kept | 75 transient, the MTA retries: 4.3.5 config (also a dataDir that cannot be
+  created), 4.4.4 cannot connect, 4.4.5 busy, 4.5.0 undecodable answer or bad token, 4.5.2 URL
+  without host, 4.3.x could not keep, 4.3.0 unexpected | 67 5.1.1 no such recipient |
+  65 5.1.3 no recipient, 5.3.4 too large | 65 5.4.6 mail loop (too many Received: headers, or
+  passed this Postroom too often) | 66 5.3.0 empty | 76 5.5.0 protocol error | 77 5.7.1 not
+  allowed (e.g. not a member) | 64 5.1.7 --sender is not an address.
+It never exits 1: any failure nobody foresaw is 75 with 4.3.0, or 0 if the message was kept.`;
 
 /** Parse the arguments; a usage mistake is a configuration error (4.3.5): the MTA keeps the mail. */
 function options(argv: string[]) {
@@ -77,6 +77,62 @@ function options(argv: string[]) {
   return { v, url: positionals[0], maxSize: Math.floor(mib * 1024 * 1024), deadlineMs: deadline * 1000, timeSource: v.t as 'server' | 'message' };
 }
 
+/**
+ * From here on, whatever fails — an uncaught exception, an unhandled rejection, an error event
+ * nobody listens to (a closed stdout: EPIPE) — ends the process with the pipe's contract, never
+ * Node's exit 1 (or main's 70), which Postfix and Exim take as a bounce: 0 once the message is
+ * kept (the MTA must not send it again, nor bounce what will be delivered), else 75 with a
+ * 4.3.0 line, so the MTA keeps the mail and retries. The state after such an error is unknown,
+ * so the process exits at once.
+ */
+function guardPipe(): { kept(id: string): void; dispose(): void } {
+  let keptId: string | undefined;
+  const fatal = (err: unknown) => {
+    if (keptId) {
+      process.exitCode = 0;
+      process.exit(0);
+    }
+    const e = mailError('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    try {
+      process.stderr.write(`${toStderrLine(e)}\n`);
+    } catch {
+      // stderr gone too: the exit status alone still tells the MTA to defer.
+    }
+    process.exit(SYSEXITS.TEMPFAIL);
+  };
+  // In place of bin/postroom.js's early guard, which cannot know that a message was kept.
+  process.removeAllListeners('uncaughtException');
+  process.removeAllListeners('unhandledRejection');
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  // A stdout or stderr the MTA closed early must not turn the status line into a crash.
+  const quiet = () => {};
+  process.stdout.on('error', quiet);
+  process.stderr.on('error', quiet);
+  return {
+    kept: (id) => (keptId = id),
+    dispose() {
+      process.off('uncaughtException', fatal);
+      process.off('unhandledRejection', fatal);
+    },
+  };
+}
+
+/** Every failure of `run`, also one nobody foresaw, as the pipe's status: 0 if kept, else 75 4.3.0. */
+async function guarded(run: (kept: (id: string) => void) => Promise<number>): Promise<number> {
+  const guard = guardPipe();
+  let keptId: string | undefined;
+  try {
+    return await run((id) => {
+      keptId = id;
+      guard.kept(id);
+    });
+  } catch (err) {
+    if (keptId) return 0;
+    return finish(SYSEXITS.TEMPFAIL, toStderrLine(mailError('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`, { cause: err })));
+  }
+}
+
 /** The exit code, after writing the status line to stderr. */
 function finish(code: number, line: string): number {
   process.stderr.write(`${line}\n`);
@@ -89,40 +145,42 @@ export const deliverCmd: Command = {
   name: 'deliver',
   summary: 'MTA pipe command: keep one message from stdin (locally or via a server URL); sysexits + RFC 3463',
   usage: USAGE,
-  async run(argv) {
-    let o;
-    let to: DeliverTo;
-    try {
-      o = options(argv);
-      const iniFile = path.resolve(o.v.c);
-      const instance = o.v.i;
-      if (o.url) to = { kind: 'http', url: o.url, token: () => readDeliverIni(iniFile, instance).token };
-      else {
-        const config = loadConfig(o.v.config);
-        to = { kind: 'local', open: () => openLocalIntake(config) };
-      }
-    } catch (err) {
-      const e: MailError | unknown = err instanceof ConfigError ? mailError('CONFIG', err.message.replace(/\n\s*/g, '; ')) : err;
-      // Read the message to its end even so: the MTA is writing it to us.
-      process.stdin.resume();
-      return finish(toSysexit(e), toStderrLine(e));
-    }
-    let input;
-    try {
-      input = o.v.f === '-' ? process.stdin : createReadStream(o.v.f);
-    } catch (err) {
-      const e = mailError('CONFIG', `cannot read ${o.v.f}: ${(err as Error).message}`);
-      return finish(toSysexit(e), toStderrLine(e));
-    }
-    const r = await deliver(
-      input,
-      { maxSize: o.maxSize, list: o.v.l, recipient: o.v.recipient, sender: o.v.sender, timeSource: o.timeSource, deadlineMs: o.deadlineMs },
-      to,
-    );
-    if (r.code === 0) {
-      process.stdout.write(`${r.line}\n`);
-      return 0;
-    }
-    return finish(r.code, r.line);
-  },
+  run: (argv) => guarded((kept) => runDeliver(argv, kept)),
 };
+
+async function runDeliver(argv: string[], kept: (id: string) => void): Promise<number> {
+  let o;
+  let to: DeliverTo;
+  try {
+    o = options(argv);
+    const iniFile = path.resolve(o.v.c);
+    const instance = o.v.i;
+    if (o.url) to = { kind: 'http', url: o.url, token: () => readDeliverIni(iniFile, instance).token };
+    else {
+      const config = loadConfig(o.v.config);
+      to = { kind: 'local', open: () => openLocalIntake(config) };
+    }
+  } catch (err) {
+    const e: MailError | unknown = err instanceof ConfigError ? mailError('CONFIG', err.message.replace(/\n\s*/g, '; ')) : err;
+    // Read the message to its end even so: the MTA is writing it to us.
+    process.stdin.resume();
+    return finish(toSysexit(e), toStderrLine(e));
+  }
+  let input;
+  try {
+    input = o.v.f === '-' ? process.stdin : createReadStream(o.v.f);
+  } catch (err) {
+    const e = mailError('CONFIG', `cannot read ${o.v.f}: ${(err as Error).message}`);
+    return finish(toSysexit(e), toStderrLine(e));
+  }
+  const r = await deliver(
+    input,
+    { maxSize: o.maxSize, list: o.v.l, recipient: o.v.recipient, sender: o.v.sender, timeSource: o.timeSource, deadlineMs: o.deadlineMs, onKept: kept },
+    to,
+  );
+  if (r.code === 0) {
+    process.stdout.write(`${r.line}\n`);
+    return 0;
+  }
+  return finish(r.code, r.line);
+}

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { makeDirsSync } from '../../core/make-dirs.js';
 
 /**
  * Passwords of mail accounts, encrypted at rest with AES-256-GCM (NIST SP 800-38D). A stolen
@@ -54,7 +55,7 @@ export function resolveSecret(configured: string | undefined, dataDir: string): 
   try {
     return readFileSync(file, 'utf8').trim();
   } catch {
-    mkdirSync(dataDir, { recursive: true });
+    makeDirsSync(dataDir);
     const secret = randomBytes(32).toString('base64url');
     try {
       writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });

@@ -10,6 +10,7 @@ import { m0009DeliveryDestinations } from './0009-delivery-destinations.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0011PausedTargets } from './0011-paused-targets.js';
+import { m0012BlobRefs } from './0012-blob-refs.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0013-relay-duplicates': m0013RelayDuplicates,
   '0014-delivery-recipients': m0014DeliveryRecipients,
   '0011-paused-targets': m0011PausedTargets,
+  '0012-blob-refs': m0012BlobRefs,
 };

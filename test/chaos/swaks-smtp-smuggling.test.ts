@@ -37,7 +37,7 @@ async function rawOf(app: TestPostroom, id: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-describe('SMTP smuggling payloads, sent byte for byte with swaks', () => {
+describe('SMTP smuggling payloads, sent byte for byte with swaks', { timeout: 300_000 }, () => {
   test('refuses every bare-LF / bare-CR end-of-data look-alike with 550 5.5.2 and keeps nothing', async (t) => {
     if (!requirePeer(t, 'swaks', 'swaks')) return;
     const app = await startTestPostroom({});

@@ -51,7 +51,7 @@ function smtpSourceLoop(port: number): { stop(): Promise<number> } {
   };
 }
 
-it('every message that got a 250 is kept exactly once across SIGKILL and restart, and only whole messages are kept', async (t) => {
+it('every message that got a 250 is kept exactly once across SIGKILL and restart, and only whole messages are kept', { timeout: 600_000 }, async (t) => {
   if (!requirePeer(t, 'smtp-source', 'postfix')) return;
   if (!requirePeer(t, PYTHON, 'python3')) return;
   if (testBackend() !== 'sqlite') return t.skip('runs against the embedded SQLite store (the PostgreSQL run covers the same intake)');

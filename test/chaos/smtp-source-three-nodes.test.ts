@@ -116,7 +116,7 @@ async function receiver() {
   };
 }
 
-it('three nodes on one PostgreSQL database: every 250 kept once across a SIGKILL, every delivery seen under one webhook-id', async (t) => {
+it('three nodes on one PostgreSQL database: every 250 kept once across a SIGKILL, every delivery seen under one webhook-id', { timeout: 600_000 }, async (t) => {
   if (testBackend() !== 'postgres') {
     return t.skip(`runs on the postgres backend only (this run is ${testBackend()}): three nodes share one PostgreSQL database`);
   }
