@@ -4,7 +4,7 @@ import { createSpoolTarget, spoolParams } from '../../src/targets/spool.js';
 import { fakeParsed } from './parsed.js';
 
 const spool = createSpoolTarget();
-export const ctx = (id: string): DeliveryContext => ({ deliveryId: id, attempt: 1, route: 'fax', recipients: ['a@x'], captures: {}, signal: new AbortController().signal });
+export const ctx = (id: string): DeliveryContext => ({ deliveryId: id, attempt: 1, route: 'fax', recipients: ['a@x'], captures: {}, recipientCaptures: { 'a@x': {} }, signal: new AbortController().signal });
 export const withAttachment = (filename: string): ParsedMessage =>
   fakeParsed({
     rcptTo: ['a@x'],
