@@ -17,6 +17,7 @@ import { createRouter, type Router } from './routing/router.js';
 import { bindTargets } from './targets/index.js';
 import { openBlobStore } from './store/open-blobs.js';
 import { migrate, openDb, type Db } from './store/db.js';
+import { countRawByStatus } from './store/messages.js';
 import type { BlobStore } from './core/ports.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -90,6 +91,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     backgroundCheckpoints: true,
   });
   await migrate(db);
+  metrics.countRawWith(() => countRawByStatus(db.kysely));
   const blobs = openBlobStore(config, db);
   const hostname = config.smtp.hostname ?? os.hostname();
   const intake = new Intake({

@@ -17,8 +17,8 @@ export interface Planning {
 
 /**
  * The step between parsing and delivery: when a message is parsed, ask the router for its
- * deliveries and store them. Only mail that arrived is routed (status `received`, or `raw`
- * when it could not be parsed: routing looks at the envelope); our own outbound messages
+ * deliveries and store them. Only mail that arrived is routed (status `received`, parsed or
+ * kept raw: routing looks at the envelope); our own outbound messages
  * (DSNs, status `sending`) never are. A crash between parse and plan is healed by `sweep()`.
  */
 export class Planner {
@@ -58,7 +58,7 @@ export class Planner {
     const { db, router, queue, log } = this.deps;
     try {
       const view = parsed ? viewOfParse(this.deps.blobs, parsed.message, parsed.saved) : await buildParsedView(this.deps, messageId);
-      if (view.message.status !== 'received' && view.message.status !== 'raw') return;
+      if (view.message.status !== 'received') return;
       const planned = (await this.deps.forced?.(view)) ?? (await router.plan(view));
       if (!planned.length) {
         if (view.message.status === 'received') {

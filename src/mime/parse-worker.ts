@@ -257,9 +257,9 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
       if (!msg) return;
       const result = (await this.parseOnThread(msg, held)) ?? (await parseStored(msg, { blobs, config }));
       await (result.staged.every((s) => s.data) ? this.saveSoon(msg, result) : this.save(msg, result));
-      if (result.save.status === 'raw') {
+      if (result.save.parseStatus === 'raw') {
         metrics.parseFailures.inc();
-        log.warn({ msg: 'kept as raw', id, reason: result.save.error });
+        log.warn({ msg: 'kept as raw', id, reason: result.save.parseError });
       } else {
         metrics.parsed.inc();
         log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
@@ -301,7 +301,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
       // with the reason rather than retry the same refusal on every start. The raw result
       // names only the raw blob; the parts' blobs rolled back with the rows (or, as files,
       // stay unreferenced, as before).
-      if (result.save.status === 'raw') throw err;
+      if (result.save.parseStatus === 'raw') throw err;
       log.warn({ msg: 'parse result not storable; keeping as raw', id: msg.id, err: String(err) });
       result.save = rawResult(msg, `parse result could not be stored: ${(err as Error)?.message ?? err}`);
       await saveParsed(db.kysely, msg.id, result.save);

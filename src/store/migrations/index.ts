@@ -6,6 +6,7 @@ import { m0004MailAccounts } from './0004-mail-accounts.js';
 import { m0005Tracker } from './0005-tracker.js';
 import { m0006Groups } from './0006-groups.js';
 import { m0007GroupPostRefs } from './0007-group-post-refs.js';
+import { m0008ParseStatus } from './0008-parse-status.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0005-tracker': m0005Tracker,
   '0006-groups': m0006Groups,
   '0007-group-post-refs': m0007GroupPostRefs,
+  '0008-parse-status': m0008ParseStatus,
 };
