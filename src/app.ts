@@ -20,6 +20,7 @@ import { createRouter, type Router } from './routing/router.js';
 import { bindTargets } from './targets/index.js';
 import { openBlobStore } from './store/open-blobs.js';
 import { migrate, openDb, type Db } from './store/db.js';
+import { countRawByStatus } from './store/messages.js';
 import type { BlobStore } from './core/ports.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -96,6 +97,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     backgroundCheckpoints: true,
   });
   await migrate(db);
+  metrics.countRawWith(() => countRawByStatus(db.kysely));
   const blobs = openBlobStore(config, db);
   // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });

@@ -5,7 +5,10 @@ import { z } from 'zod';
  * and generate docs/openapi.json (openapi.ts): one source for both.
  */
 
-const STATUSES = ['received', 'routed', 'delivered', 'failed', 'raw', 'rejected', 'sending', 'sent', 'error'] as const;
+/** A message's way through routing and delivery (our own outbound mail: sending → sent | error). */
+const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'sending', 'sent', 'error'] as const;
+/** How parsing went; apart from the status, so delivering a message never hides that it could not be parsed. */
+const PARSE_STATUSES = ['pending', 'parsed', 'raw'] as const;
 
 /** Our ids (and part ids): base32 plus an optional prefix; anything else cannot exist. */
 export const Id = z
@@ -35,7 +38,11 @@ export const MessageListQuery = z.strictObject({
   from: Search.optional().describe('substring of the envelope sender or the From: header, case-insensitive'),
   rcpt: Search.optional().describe('substring of any envelope recipient, case-insensitive'),
   subject: Search.optional().describe('substring of the decoded Subject:, case-insensitive'),
-  status: z.enum(STATUSES).optional().describe('message status'),
+  status: z
+    .enum([...STATUSES, 'raw'])
+    .optional()
+    .describe('routing/delivery status; `raw` finds the messages that could not be parsed, whatever their delivery status (as `parse=raw`)'),
+  parse: z.enum(PARSE_STATUSES).optional().describe('parse outcome: pending (not parsed yet), parsed, raw (could not be parsed; kept whole)'),
   ingress: z.string().min(1).max(32).optional().describe('how the message arrived: smtp, pipe, http, imap, pop3'),
   account: Id.optional().describe('fetched from, or sent through, this mail account (id)'),
   folder: Id.optional().describe('fetched from this mail-account folder (id)'),
@@ -82,7 +89,8 @@ export const MessageSummary = z.object({
   date: z.string().nullable(),
   size: z.number().int().describe('bytes received (without our trace header)'),
   sha256: z.string().describe('sha256 of the bytes received'),
-  status: z.enum(STATUSES),
+  status: z.enum(STATUSES).describe('routing and delivery: received → routed → delivered | failed'),
+  parseStatus: z.enum(PARSE_STATUSES).describe('pending, parsed, or raw (could not be parsed; see parseError)'),
 });
 
 export const MessageList = z.object({
@@ -113,8 +121,10 @@ export const MessageDetail = z.object({
   date: z.string().nullable(),
   size: z.number().int(),
   sha256: z.string(),
-  status: z.enum(STATUSES),
-  error: z.string().nullable(),
+  status: z.enum(STATUSES).describe('routing and delivery: received → routed → delivered | failed'),
+  error: z.string().nullable().describe('why routing or delivery went wrong (which route refused and why, a failed delivery)'),
+  parseStatus: z.enum(PARSE_STATUSES).describe('pending, parsed, or raw (could not be parsed; kept whole as one raw part)'),
+  parseError: z.string().nullable().describe('why the message could not be parsed (parseStatus raw)'),
   parsedAt: z.string().nullable().describe('null until the parser has run'),
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),

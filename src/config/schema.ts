@@ -147,7 +147,7 @@ export const parseSchema = z.strictObject({
     .describe('messages parsed at once; besides them, up to 16 small ones (256 KiB or less) just received'),
   pollInterval: duration()
     .default(2_000)
-    .describe('how often to look for messages `postroom deliver` kept in this store from another process (0 = only at start)'),
+    .describe('how often to look for messages `postroom deliver` or `postroom fetch` kept in this store from another process (0 = only at start)'),
   thread: z
     .boolean()
     .default(true)

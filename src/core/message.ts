@@ -23,11 +23,13 @@ export type MessageStatus =
   | 'routed'
   | 'delivered'
   | 'failed'
-  | 'raw'
   | 'rejected'
   | 'sending'
   | 'sent'
   | 'error';
+
+/** How parsing went: not yet, into parts, or not at all (kept whole as one raw part). */
+export type ParseStatus = 'pending' | 'parsed' | 'raw';
 
 export type PartKind = 'text' | 'html' | 'attachment' | 'inline' | 'raw';
 
@@ -49,8 +51,13 @@ export interface StoredMessage {
   rawSha256: string;
   /** Our Received: trace header (with CRLF), served before the raw bytes; null if disabled. */
   trace: string | null;
+  /** Routing and delivery (received → routed → delivered | failed); never the parse outcome. */
   status: MessageStatus;
+  /** Why routing or delivery went wrong. */
   error: string | null;
+  parseStatus: ParseStatus;
+  /** Why the message could not be parsed (parseStatus raw). */
+  parseError: string | null;
   /** True when intake found this exact message already kept and returned the earlier row. */
   duplicate?: boolean;
   /** sha256 of the message without its trace fields (the same message through another relay has the same). */

@@ -50,13 +50,14 @@ export async function buildParsedView(deps: { db: Db; blobs: BlobStore }, messag
  * rows it wrote), so that planning right after a parse does not read them back.
  */
 export function viewOfParse(blobs: BlobStore, read: StoredMessage, saved: ParsedRows): ParsedMessage {
-  // As the row reads after saveParsed: its decoded header fields, and the status when it set one.
+  // As the row reads after saveParsed: its decoded header fields and the parse outcome.
   const message: StoredMessage = {
     ...read,
     subject: saved.subject,
     from: saved.from,
     date: saved.date,
-    ...(saved.status ? { status: saved.status, error: saved.error ?? null } : {}),
+    parseStatus: saved.parseStatus,
+    parseError: saved.parseError ?? null,
   };
   const parts = [...saved.parts].sort((a, b) => a.idx - b.idx).map(toStoredPart);
   return parsedView(blobs, message, saved.headers, saved.addresses, parts);

@@ -4,22 +4,25 @@ import type { Db } from '../store/db.js';
 import { batchedWrite } from '../store/write-batch.js';
 import type { Logger } from '../telemetry/log.js';
 import type { ParsedNow } from '../mime/parse-worker.js';
+import { describeUnrouted } from '../routing/no-route.js';
+import type { Router } from '../routing/router.js';
 import { buildParsedView, viewOfParse } from './parsed-view.js';
 import type { DedupPolicy } from './duplicates.js';
 import type { DeliveryQueue } from './queue.js';
 
-/** Marks a message no route took, so the start-up sweep does not plan it again and again. */
+/**
+ * Starts the error of a message no route took (followed by each route's reason), so the
+ * start-up sweep does not plan it again and again.
+ */
 export const NO_ROUTE = 'no route took any recipient';
 
 /** The part of the router the planner needs. */
-export interface Planning {
-  plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
-}
+export type Planning = Pick<Router, 'evaluate'>;
 
 /**
  * The step between parsing and delivery: when a message is parsed, ask the router for its
- * deliveries and store them. Only mail that arrived is routed (status `received`, or `raw`
- * when it could not be parsed: routing looks at the envelope); our own outbound messages
+ * deliveries and store them. Only mail that arrived is routed (status `received`, parsed or
+ * kept raw: routing looks at the envelope); our own outbound messages
  * (DSNs, status `sending`) never are. A crash between parse and plan is healed by `sweep()`.
  */
 export class Planner {
@@ -61,16 +64,18 @@ export class Planner {
     const { db, router, queue, log } = this.deps;
     try {
       const view = parsed ? viewOfParse(this.deps.blobs, parsed.message, parsed.saved) : await buildParsedView(this.deps, messageId);
-      if (view.message.status !== 'received' && view.message.status !== 'raw') return;
-      const planned = (await this.deps.forced?.(view)) ?? (await router.plan(view));
+      if (view.message.status !== 'received') return;
+      const forced = await this.deps.forced?.(view);
+      const { deliveries: planned, unrouted } = forced ? { deliveries: forced, unrouted: [] } : await router.evaluate(view);
       if (!planned.length) {
+        const error = unrouted.length ? `${NO_ROUTE}: ${describeUnrouted(unrouted)}` : NO_ROUTE;
         if (view.message.status === 'received') {
           // Derived from the kept message: if a crash loses this mark, the sweep plans it again.
           await batchedWrite(db, 'relaxed', (trx) =>
-            trx.updateTable('messages').set({ error: NO_ROUTE }).where('id', '=', messageId).execute(),
+            trx.updateTable('messages').set({ error }).where('id', '=', messageId).execute(),
           );
         }
-        log.info({ id: messageId }, NO_ROUTE);
+        log.info({ id: messageId, error }, NO_ROUTE);
         return;
       }
       const m = view.message;
@@ -95,7 +100,7 @@ export class Planner {
         .where((eb) =>
           eb.or([
             // A copy whose recipients all went to an earlier copy has no deliveries, by design.
-            eb.and([eb('status', '=', 'received'), eb('duplicate_of', 'is', null), eb.or([eb('error', 'is', null), eb('error', '!=', NO_ROUTE)])]),
+            eb.and([eb('status', '=', 'received'), eb('duplicate_of', 'is', null), eb.or([eb('error', 'is', null), eb('error', 'not like', `${NO_ROUTE}%`)])]),
             eb('status', '=', 'raw'),
           ]),
         )

@@ -1,6 +1,7 @@
 import { asMailError, type MailError } from '../core/errors.js';
 import type { StoredMessage } from '../core/message.js';
 import type { Accept } from '../intake/accept.js';
+import { firstAddress, headerValue } from '../ingress/pipe-source.js';
 import { parseHeaderBlock } from '../mime/header-sniff.js';
 
 /** Where a fetched message came from: the envelope intake records for it. */
@@ -28,7 +29,7 @@ const HEAD_PEEK = 64 * 1024;
 
 /**
  * Read the start of a message until its header block ends (or 64 KiB), so the envelope sender
- * can be taken from Return-Path before intake starts; the bytes read are handed on unchanged.
+ * can be taken from its headers before intake starts; the bytes read are handed on unchanged.
  */
 async function peekHead(raw: AsyncIterable<Uint8Array>): Promise<{ head: Buffer; rest: AsyncIterable<Uint8Array> }> {
   const it = raw[Symbol.asyncIterator]();
@@ -61,16 +62,35 @@ async function peekHead(raw: AsyncIterable<Uint8Array>): Promise<{ head: Buffer;
 }
 
 /**
- * The envelope sender of a fetched message: its Return-Path (RFC 5321 §4.4: the final MTA
- * records MAIL FROM there), '' for `<>`; without one, '' as well: we never invent a sender.
+ * Where a fetched message's envelope sender is read, in fetchmail's order (transact.c,
+ * readheaders): Return-Path first (RFC 5321 §4.4: the final MTA records MAIL FROM there), then
+ * the headers naming who is responsible for sending it, then its author. A mailbox often has
+ * no Return-Path (mail appended by a client, a server that does not add one), and taking the
+ * null sender then would make routes that refuse `<>` (spool, webhook) refuse real mail.
  */
-export function returnPathOf(head: Buffer): string {
+const SENDER_HEADERS = ['return-path', 'resent-sender', 'sender', 'resent-from', 'from', 'reply-to', 'apparently-from'];
+
+/** An address usable as MAIL FROM: one local@domain, no spaces, brackets or line breaks. */
+const MAILBOX = /^[^\s<>(),;:@"]+@[^\s<>(),;:@"]+$/;
+
+/**
+ * The envelope sender of a fetched message, from its header block (see SENDER_HEADERS). A
+ * `Return-Path: <>` is kept as the null sender: the message is a bounce (RFC 5321 §4.5.5), and
+ * answering its From: would start a loop. A header whose address is unusable is skipped, as
+ * fetchmail skips a multi-line one; with none at all the sender is '' (we never invent one).
+ */
+export function envelopeSenderOf(head: Buffer): string {
   const end = head.indexOf('\r\n\r\n') >= 0 ? head.indexOf('\r\n\r\n') : head.indexOf('\n\n');
   const headers = parseHeaderBlock(end >= 0 ? head.subarray(0, end + 2) : head);
-  const rp = headers.find(([name]) => name.toLowerCase() === 'return-path')?.[1];
-  if (!rp) return '';
-  const m = /<([^<>]*)>/.exec(rp);
-  return (m ? m[1] : rp).trim();
+  for (const name of SENDER_HEADERS) {
+    const value = headerValue(headers, name);
+    if (value === undefined) continue;
+    if (name === 'return-path' && /^<\s*>$/.test(value.trim())) return '';
+    // A bare address may carry a comment: `alice@example.org (Alice)` (RFC 5322 §3.2.2).
+    const address = firstAddress(value.replace(/\([^()]*\)/g, ' '));
+    if (address && MAILBOX.test(address)) return address;
+  }
+  return '';
 }
 
 /** Keep one fetched message through intake; resolves only after it is durable (or refused). */
@@ -84,7 +104,7 @@ export async function keepFetched(
     const { head, rest } = await peekHead(raw);
     const message = await accept(
       {
-        mailFrom: returnPathOf(head),
+        mailFrom: envelopeSenderOf(head),
         rcptTo: [origin.recipient],
         ingress: origin.ingress,
         clientHostname: origin.host,

@@ -110,6 +110,16 @@ function idleUntilNews(client: ImapFlow, dirty: () => boolean, signal: AbortSign
   });
 }
 
+/**
+ * How long a healthy session may go without recording a good poll: a third of `staleAfter`
+ * (so two can be missed before the folder reads stale), never more than 5 minutes, never less
+ * than a second. RFC 2177 asks only that IDLE be re-issued within 29 minutes; a fixed 5-minute
+ * IDLE made every healthy folder look stale under a shorter `mail.staleAfter`.
+ */
+export function heartbeatMs(staleAfter: number): number {
+  return Math.min(5 * 60_000, Math.max(1_000, Math.floor(staleAfter / 3)));
+}
+
 /** One IMAP session: connect, select, then pass → IDLE (or sleep) → pass … until stopped or failed. */
 async function imapSession(deps: WatchDeps, job: FolderJob, signal: AbortSignal, onOk: () => Promise<void>): Promise<void> {
   const ij = imapJobOf(job, deps.config);
@@ -128,14 +138,23 @@ async function imapSession(deps: WatchDeps, job: FolderJob, signal: AbortSignal,
     await client.mailboxOpen(ij.path);
     const useIdle = opts.idle !== false && client.capabilities.has('IDLE');
     const interval = opts.after_read_timeout ?? DEFAULT_AFTER_READ_TIMEOUT;
+    const heartbeat = heartbeatMs(deps.config.staleAfter);
     while (!signal.aborted) {
       news = false;
       await imapPass(client, ij, { accept: deps.accept, log: deps.log, db: deps.db, onOutcome: (o) => countOutcome(deps, job, o) });
       await onOk();
-      if (useIdle) await idleUntilNews(client, () => news, signal, 5 * 60_000);
+      if (useIdle) await idleUntilNews(client, () => news, signal, heartbeat);
       else {
-        await sleep(interval, undefined, { signal }).catch(() => {});
-        if (!signal.aborted) await client.noop();
+        // Between polls a NOOP every heartbeat shows the server still answers (and may bring an
+        // EXISTS): a poll interval longer than staleAfter is not a stale folder.
+        for (let waited = 0; waited < interval && !news && !signal.aborted; ) {
+          const step = Math.min(heartbeat, interval - waited);
+          await sleep(step, undefined, { signal }).catch(() => {});
+          waited += step;
+          if (signal.aborted) break;
+          await client.noop();
+          if (waited < interval && client.usable) await onOk();
+        }
       }
       if (!client.usable && !signal.aborted) throw lastError ?? new Error('connection closed by the server');
     }

@@ -23,6 +23,11 @@ export interface AcceptOptions {
   trace?: boolean;
   /** Where identical bytes without a Message-ID are one message (a fetched folder's id); see dedupKey. */
   dedupScope?: string;
+  /**
+   * Kept by a process that parses nothing itself (a `postroom fetch` one-shot): recorded on the
+   * row so that a running server's parse poll takes the message at once (ParseWorker.poll).
+   */
+  handoff?: string;
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
@@ -104,6 +109,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       const id = newId();
       const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
       const row = newMessageRow(id, env, staged, { ...head, contentSha256: fingerprint.digest() }, trace, opts.dedupScope);
+      if (opts.handoff) row.handoff = opts.handoff;
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
         this.queue.push({ staged, row, resolve, reject });
         if (!this.running) void this.drain();

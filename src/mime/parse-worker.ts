@@ -145,8 +145,8 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
 
   /**
    * Queue unparsed messages kept by other processes in the last few minutes: `postroom deliver`
-   * (ingress `pipe`) at once; any other ingress once it has waited FOREIGN_GRACE, which covers
-   * `postroom fetch` one-shots (ingress imap/pop3, no parser of their own) and a node that died
+   * (ingress `pipe`) and `postroom fetch` one-shots (marked `handoff`: no parser of their own)
+   * at once; any other ingress once it has waited FOREIGN_GRACE, which covers a node that died
    * before parsing what it kept. SMTP, HTTP and scheduled fetches are parsed by the node that
    * took them (its intake enqueues them), so they are not touched while that is still likely;
    * parsing one twice would be harmless (parts are replaced, deliveries are keyed). The id range
@@ -161,7 +161,9 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
         .selectFrom('messages')
         .select('id')
         .where('id', '>=', idFloor(Date.now() - POLL_WINDOW))
-        .where((eb) => eb.or([eb('ingress', '=', 'pipe'), eb('id', '<', idFloor(Date.now() - FOREIGN_GRACE))]))
+        .where((eb) =>
+          eb.or([eb('ingress', '=', 'pipe'), eb('handoff', 'is not', null), eb('id', '<', idFloor(Date.now() - FOREIGN_GRACE))]),
+        )
         .where('parsed_at', 'is', null)
         .orderBy('id')
         .limit(SWEEP_BATCH)
@@ -257,9 +259,9 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
       if (!msg) return;
       const result = (await this.parseOnThread(msg, held)) ?? (await parseStored(msg, { blobs, config }));
       await (result.staged.every((s) => s.data) ? this.saveSoon(msg, result) : this.save(msg, result));
-      if (result.save.status === 'raw') {
+      if (result.save.parseStatus === 'raw') {
         metrics.parseFailures.inc();
-        log.warn({ msg: 'kept as raw', id, reason: result.save.error });
+        log.warn({ msg: 'kept as raw', id, reason: result.save.parseError });
       } else {
         metrics.parsed.inc();
         log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
@@ -301,7 +303,7 @@ export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
       // with the reason rather than retry the same refusal on every start. The raw result
       // names only the raw blob; the parts' blobs rolled back with the rows (or, as files,
       // stay unreferenced, as before).
-      if (result.save.status === 'raw') throw err;
+      if (result.save.parseStatus === 'raw') throw err;
       log.warn({ msg: 'parse result not storable; keeping as raw', id: msg.id, err: String(err) });
       result.save = rawResult(msg, `parse result could not be stored: ${(err as Error)?.message ?? err}`);
       await saveParsed(db.kysely, msg.id, result.save);

@@ -265,6 +265,7 @@ export async function parseStream(
       from: from === null ? null : dbText(decodeWords(from)),
       date,
       parts,
+      parseStatus: 'parsed',
     },
     truncated,
   };
@@ -310,7 +311,7 @@ function attachmentDraft(a: AttachmentStream, staged: StagedBlob): PartDraft {
 }
 
 /**
- * Parse a kept message from its blob. Bad mail never throws: it comes back with status `raw`
+ * Parse a kept message from its blob. Bad mail never throws: it comes back with parseStatus `raw`
  * and the reason, its one part the raw message. Store failures (disk, database) do throw.
  */
 export async function parseStored(
@@ -357,7 +358,7 @@ export function rawResult(msg: StoredMessage, reason: string): ParsedSave {
         sha256: msg.rawSha256,
       },
     ],
-    status: 'raw',
-    error: reason.slice(0, 1000),
+    parseStatus: 'raw',
+    parseError: reason.slice(0, 1000),
   };
 }

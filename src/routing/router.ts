@@ -17,11 +17,26 @@ import type { Route } from './schema.js';
  * refusal is the answer (550 5.7.1); no route at all is 550 5.1.1.
  */
 
+/** A route whose recipient pattern matched but which did not take the recipient, and why. */
+export interface RouteRefusal {
+  route: string;
+  reason: string;
+}
+
 /** A recipient's routes, or why it has none. */
 export interface RecipientDecision {
   recipient: string;
   matches: { route: CompiledRoute; captures: Record<string, string> }[];
   refusal?: MailError;
+  /** Every route that matched the recipient but refused it (sender, client, content…), in order. */
+  refusals: RouteRefusal[];
+}
+
+/** A recipient no route took: the answer an SMTP client would get, and each route's reason. */
+export interface Unrouted {
+  recipient: string;
+  error: MailError;
+  refusals: RouteRefusal[];
 }
 
 export interface Router {
@@ -31,7 +46,7 @@ export interface Router {
   /** Decide one recipient; without `content` the content conditions count as passed (RCPT time). */
   decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision>;
   /** Planned deliveries for a parsed message, plus the recipients nothing routes (and why). */
-  evaluate(parsed: ParsedMessage): Promise<{ deliveries: PlannedDelivery[]; unrouted: { recipient: string; error: MailError }[] }>;
+  evaluate(parsed: ParsedMessage): Promise<{ deliveries: PlannedDelivery[]; unrouted: Unrouted[] }>;
   /** Planned deliveries for a parsed message: one per route, target and destination (routing/plan.ts). */
   plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
   /** The retry policy of a route (its own, else the default). */
@@ -69,6 +84,7 @@ export function createRouter(
 
   async function walk(list: CompiledRoute[], rcpt: string, env: EnvelopeFacts, content: ContentFacts | undefined) {
     const matches: RecipientDecision['matches'] = [];
+    const refusals: RouteRefusal[] = [];
     let refusal: MailError | undefined;
     for (const c of list) {
       const captures = c.matchRecipient(rcpt);
@@ -76,15 +92,21 @@ export function createRouter(
       const denied = await c.checkEnvelope(env);
       if (denied) {
         refusal ??= denied;
+        refusals.push({ route: c.name, reason: `${denied.status} ${denied.message}` });
         continue;
       }
       if (content) {
-        if (c.checkContent(content) !== null) continue;
+        const unmet = c.checkContent(content);
+        if (unmet !== null) {
+          refusals.push({ route: c.name, reason: unmet });
+          continue;
+        }
       } else if (!c.waitsForData) {
         // The route's verdict is final here, so its target may refuse (reject) now.
         const refused = await targetRefusal(c, rcpt, captures, env);
         if (refused) {
           refusal ??= refused;
+          refusals.push({ route: c.name, reason: `${refused.status} ${refused.message}` });
           if (!c.route.continue) break;
           continue;
         }
@@ -92,13 +114,14 @@ export function createRouter(
       matches.push({ route: c, captures });
       if (!c.route.continue) break;
     }
-    return { matches, refusal };
+    return { matches, refusal, refusals };
   }
 
   async function decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision> {
     const first = await walk(normal, rcpt, env, content);
     if (first.matches.length || first.refusal) return { recipient: rcpt, ...first };
-    return { recipient: rcpt, ...(await walk(catchAll, rcpt, env, content)) };
+    const second = await walk(catchAll, rcpt, env, content);
+    return { recipient: rcpt, ...second, refusals: [...first.refusals, ...second.refusals] };
   }
 
   async function evaluate(parsed: ParsedMessage) {
@@ -111,7 +134,7 @@ export function createRouter(
       from: parsed.addresses.from ?? [],
     };
     const routed: RoutedRecipient[] = [];
-    const unrouted: { recipient: string; error: MailError }[] = [];
+    const unrouted: Unrouted[] = [];
     // The same recipient twice in the envelope is one recipient.
     const seen = new Set<string>();
     for (const rcpt of msg.rcptTo) {
@@ -119,7 +142,7 @@ export function createRouter(
       seen.add(rcpt.toLowerCase());
       const d = await decide(rcpt, env, content);
       if (!d.matches.length) {
-        unrouted.push({ recipient: rcpt, error: d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No route for <${rcpt}>`) });
+        unrouted.push({ recipient: rcpt, error: d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No route for <${rcpt}>`), refusals: d.refusals });
         continue;
       }
       for (const { route, captures } of d.matches) {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
-import type { Envelope, HeaderLine, MessageStatus, StoredMessage, StoredPart } from '../core/message.js';
+import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, StoredPart } from '../core/message.js';
 import { relaxedTransaction } from './db.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
@@ -48,6 +48,9 @@ export function newMessageRow(
     dedup_key: dedupKey(head.messageId, blob.sha256, env.rcptTo, dedupScope),
     status: 'received',
     error: null,
+    parse_status: 'pending',
+    parse_error: null,
+    handoff: null,
     headers: null,
     addresses: null,
     parsed_at: null,
@@ -80,6 +83,8 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     error: r.error,
     contentSha256: r.content_sha256,
     duplicateOf: r.duplicate_of,
+    parseStatus: r.parse_status as ParseStatus,
+    parseError: r.parse_error,
   };
 }
 
@@ -180,7 +185,10 @@ export interface MessageFilter {
   from?: string;
   rcpt?: string;
   subject?: string;
+  /** Routing and delivery status; `raw` is taken as `parse: 'raw'` (whatever the delivery state). */
   status?: string;
+  /** How parsing went: pending, parsed, raw. */
+  parse?: string;
   ingress?: string;
   /** Fetched from (or sent through) this mail account. */
   account?: string;
@@ -198,7 +206,10 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   // '…T00:00:00.000Z', so a bound must be written the same way before it is compared.
   if (f.since) q = q.where('received_at', '>=', isoText(f.since));
   if (f.until) q = q.where('received_at', '<', isoText(f.until));
-  if (f.status) q = q.where('status', '=', f.status);
+  // `raw` was once a status that delivery overwrote; it now names the parse outcome, which lasts.
+  if (f.status === 'raw') q = q.where('parse_status', '=', 'raw');
+  else if (f.status) q = q.where('status', '=', f.status);
+  if (f.parse) q = q.where('parse_status', '=', f.parse);
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
   if (f.account || f.folder) {
@@ -218,6 +229,17 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   if (f.rcpt) q = q.where(contains('rcpt_to', f.rcpt));
   if (f.from) q = q.where((eb) => eb.or([contains('from_addr', f.from!), contains('mail_from', f.from!)]));
   return (await q.execute()).map(toStoredMessage);
+}
+
+/** Messages kept as raw (could not be parsed), counted by their routing/delivery status. */
+export async function countRawByStatus(db: Q): Promise<{ status: string; n: number }[]> {
+  const rows = await db
+    .selectFrom('messages')
+    .select((eb) => ['status', eb.fn.countAll<string | number>().as('n')])
+    .where('parse_status', '=', 'raw')
+    .groupBy('status')
+    .execute();
+  return rows.map((r) => ({ status: r.status, n: Number(r.n) }));
 }
 
 /** A time bound as stored text (toISOString); left as given if it is not a date. */
@@ -246,8 +268,9 @@ export interface ParsedRows {
   from: string | null;
   date: string | null;
   parts: PartsTable[];
-  status?: MessageStatus;
-  error?: string | null;
+  /** parsed, or raw when the message could not be parsed (with the reason in parseError). */
+  parseStatus: Exclude<ParseStatus, 'pending'>;
+  parseError?: string | null;
 }
 
 /**
@@ -279,7 +302,7 @@ export async function writeParsedMany(trx: Transaction<Database>, items: { id: s
     await trx.insertInto('parts').values(parts.slice(at, at + PARTS_PER_INSERT)).execute();
   }
   for (const { id, result } of items) {
-    let u = trx
+    await trx
       .updateTable('messages')
       .set({
         headers: JSON.stringify(result.headers),
@@ -289,10 +312,11 @@ export async function writeParsedMany(trx: Transaction<Database>, items: { id: s
         date: result.date,
         parsed_at: now,
         updated_at: now,
+        parse_status: result.parseStatus,
+        parse_error: result.parseError ?? null,
       })
-      .where('id', '=', id);
-    if (result.status) u = u.set({ status: result.status, error: result.error ?? null });
-    await u.execute();
+      .where('id', '=', id)
+      .execute();
   }
 }
 

@@ -21,8 +21,16 @@ export interface MessagesTable {
   trace: string | null;
   /** Message-ID + content + recipients; unique, so a retransmission is kept once. */
   dedup_key: string | null;
+  /** Routing and delivery: received → routed → delivered | failed (sending → sent | error for our own). */
   status: string;
+  /** Why routing or delivery went wrong (or that no route took the message). */
   error: string | null;
+  /** pending | parsed | raw (could not be parsed: kept whole as one raw part); never changed by delivery. */
+  parse_status: string;
+  /** Why the message could not be parsed (parse_status raw). */
+  parse_error: string | null;
+  /** Kept by a process that parses nothing itself (`fetch`): a running server parses it at its next poll. */
+  handoff: string | null;
   /** JSON array of [name, value] in order, set once parsed. */
   headers: string | null;
   /** JSON: { from, to, cc, replyTo } address lists, set once parsed. */

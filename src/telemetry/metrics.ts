@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Every Prometheus metric Postroom exports, on one registry (no global default registry). */
 export function createMetrics() {
   const registry = new Registry();
+  let rawSource: (() => Promise<{ status: string; n: number }[]>) | undefined;
   collectDefaultMetrics({ register: registry, prefix: 'postroom_process_' });
   const m = {
     registry,
@@ -39,6 +40,20 @@ export function createMetrics() {
       help: 'Leftovers of faults removed by the sweep: blob (no row points at it) or staging (file of a process that died)',
       labelNames: ['kind'] as const,
       registers: [registry],
+    }),
+    rawMessages: new Gauge({
+      name: 'postroom_raw_messages',
+      help: 'Kept messages that could not be parsed (parse status raw), by routing/delivery status',
+      labelNames: ['status'] as const,
+      registers: [registry],
+      // Counted in the store when scraped: the parse outcome lasts whatever delivery does, and
+      // a counter could not say how many of them were delivered. Few rows (index on parse_status).
+      async collect() {
+        if (!rawSource) return;
+        const rows = await rawSource();
+        this.reset();
+        for (const r of rows) this.set({ status: r.status }, r.n);
+      },
     }),
     commitBatch: new Histogram({
       name: 'postroom_intake_commit_batch_size',
@@ -94,6 +109,10 @@ export function createMetrics() {
       labelNames: ['account', 'folder'] as const,
       registers: [registry],
     }),
+    /** Where postroom_raw_messages is counted (the store, once it is open). */
+    countRawWith(fn: () => Promise<{ status: string; n: number }[]>) {
+      rawSource = fn;
+    },
   };
   return m;
 }

@@ -51,6 +51,8 @@ export function fakeParsed(f: FakeMessage): ParsedMessage {
     rawSha256: '0'.repeat(64),
     trace: null,
     status: 'received',
+    parseStatus: 'parsed',
+    parseError: null,
     error: null,
   };
   const bodies = new Map<string, Buffer>();

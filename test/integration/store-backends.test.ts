@@ -115,14 +115,15 @@ describe(`messages on ${testBackend()}`, () => {
       addresses: { from: [{ address: 'ann@example.net', name: 'Ann' }] },
       subject: 'parsed', from: 'ann@example.net', date: null,
       parts: [part(1, 'attachment'), part(0, 'text')],
-      status: 'routed',
+      parseStatus: 'parsed',
     });
     const parts = await getParts(db.kysely, row.id);
     assert.deepEqual(parts.map((p) => [p.idx, p.kind, p.size]), [[0, 'text', 3_000_000_000], [1, 'attachment', 3_000_000_001]]);
     const detail = await getParsedDetail(db.kysely, row.id);
     assert.deepEqual(detail?.headers, headers.map(([name, value]) => ({ name, value })));
     assert.deepEqual(detail?.addresses, { from: [{ address: 'ann@example.net', name: 'Ann' }] });
-    assert.equal((await getMessage(db.kysely, row.id))?.status, 'routed');
+    assert.equal((await getMessage(db.kysely, row.id))?.parseStatus, 'parsed');
+    assert.equal((await getMessage(db.kysely, row.id))?.status, 'received', 'parsing leaves the delivery status alone');
   });
 
   test('two nodes on one store accepting the same message at once keep it once', async () => {

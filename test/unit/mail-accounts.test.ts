@@ -5,7 +5,7 @@ import { it } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { effectiveOptions } from '../../src/domain/accounts/config.js';
 import { resolveSecret, secretBox } from '../../src/domain/accounts/secret-box.js';
-import { returnPathOf } from '../../src/fetch/keep.js';
+import { envelopeSenderOf } from '../../src/fetch/keep.js';
 import { isStale } from '../../src/fetch/scheduler.js';
 import { reconnectDelay } from '../../src/fetch/watch.js';
 import { bareAddress } from '../../src/outbound/compose.js';
@@ -54,11 +54,19 @@ it('takes after_read_timeout from the folder, else the account, else the profile
   assert.equal(effectiveOptions({}, undefined, {}).after_read_timeout, undefined);
 });
 
-it('takes the envelope sender of fetched mail from Return-Path (<> is the null sender; none: empty)', () => {
-  assert.equal(returnPathOf(Buffer.from('Return-Path: <bounce@example.org>\r\nSubject: x\r\n\r\nbody')), 'bounce@example.org');
-  assert.equal(returnPathOf(Buffer.from('Return-Path: <>\r\n\r\n')), '');
-  assert.equal(returnPathOf(Buffer.from('Subject: x\r\n\r\nReturn-Path: <not@header>\r\n')), '', 'only the header block counts');
-  assert.equal(returnPathOf(Buffer.from('Return-path:\r\n <folded@example.org>\r\n\r\n')), 'folded@example.org');
+it('takes the envelope sender of fetched mail as fetchmail does: Return-Path, else Sender, else From (<> stays the null sender)', () => {
+  const of = (s: string) => envelopeSenderOf(Buffer.from(s));
+  assert.equal(of('Return-Path: <bounce@example.org>\r\nFrom: a@example.org\r\nSubject: x\r\n\r\nbody'), 'bounce@example.org');
+  assert.equal(of('Return-Path: <>\r\nFrom: MAILER-DAEMON@example.org\r\n\r\n'), '', 'a bounce keeps the null sender');
+  assert.equal(of('Return-path:\r\n <folded@example.org>\r\n\r\n'), 'folded@example.org');
+  assert.equal(of('From: Ann <ann@example.org>\r\nSender: List <list-owner@example.org>\r\n\r\n'), 'list-owner@example.org', 'Sender before From');
+  assert.equal(of('From: "Ann, A." <ann@example.org>, bob@example.org\r\n\r\n'), 'ann@example.org', 'the first From: address');
+  assert.equal(of('From: ann@example.org (Ann Example)\r\n\r\n'), 'ann@example.org', 'a bare address with a comment');
+  assert.equal(of('Resent-From: <re@example.org>\r\nFrom: ann@example.org\r\n\r\n'), 're@example.org');
+  assert.equal(of('Sender: not an address\r\nFrom: ann@example.org\r\n\r\n'), 'ann@example.org', 'an unusable header is skipped');
+  assert.equal(of('Reply-To: r@example.org\r\n\r\n'), 'r@example.org');
+  assert.equal(of('Subject: x\r\n\r\nFrom: <not@header>\r\n'), '', 'only the header block counts; none at all: the null sender');
+  assert.equal(of('From: =?utf-8?q?Ann?= <ann@example.org>\r\n\r\n'), 'ann@example.org');
 });
 
 it('dedups messages without Message-ID only within a scope (a fetched folder)', () => {

@@ -34,6 +34,8 @@ function message(id: string, raw: Buffer): StoredMessage {
     rawSha256: 'f'.repeat(64),
     trace: null,
     status: 'received',
+    parseStatus: 'pending',
+    parseError: null,
     error: null,
   };
 }
@@ -94,8 +96,8 @@ describe('parse thread', () => {
   test('a message the parser refuses comes back as raw with the reason, as in-process', async () => {
     const raw = readFileSync(path.join(FIXTURES, 'deep-nesting-over.eml'));
     const r = await thread.parse(message('deep', raw), raw);
-    assert.equal(r?.save.status, 'raw');
-    assert.match(r?.save.error ?? '', /nesting deeper than 20/);
+    assert.equal(r?.save.parseStatus, 'raw');
+    assert.match(r?.save.parseError ?? '', /nesting deeper than 20/);
   });
 
   test('a thread that dies answers undefined (the caller parses in-process) and the next parse starts a new one', async () => {

@@ -315,16 +315,18 @@ describe('parse worker', () => {
     assert.ok(detail?.parsedAt);
     assert.equal(detail?.headers[0][0], 'From');
     assert.equal((await getMessage(db.kysely, m.id))?.status, 'received');
+    assert.equal((await getMessage(db.kysely, m.id))?.parseStatus, 'parsed');
   });
 
   for (const [f, why] of Object.entries(RAW)) {
-    test(`keeps ${f} as status raw with the reason, counts a parse failure`, async () => {
+    test(`keeps ${f} as parse status raw with the reason, counts a parse failure`, async () => {
       const before = (await metrics.parseFailures.get()).values[0]?.value ?? 0;
       const m = await keep(f);
       await worker.idle();
       const row = await getMessage(db.kysely, m.id);
-      assert.equal(row?.status, 'raw');
-      assert.match(row?.error ?? '', why);
+      assert.equal(row?.parseStatus, 'raw');
+      assert.match(row?.parseError ?? '', why);
+      assert.equal(row?.status, 'received', 'the delivery status is apart from the parse outcome');
       assert.equal((await metrics.parseFailures.get()).values[0]?.value, before + 1);
       const parts = await getParts(db.kysely, m.id);
       assert.deepEqual(parts.map((p) => [p.kind, p.sha256]), [['raw', m.rawSha256]]);
@@ -344,7 +346,7 @@ describe('parse worker', () => {
     await worker.idle();
     for (const m of kept) {
       const row = await getMessage(db.kysely, m.id);
-      assert.ok(row && (row.status === 'received' || row.status === 'raw'), `status ${row?.status}`);
+      assert.ok(row && row.status === 'received' && row.parseStatus !== 'pending', `status ${row?.status}, parse ${row?.parseStatus}`);
       assert.ok((await getParsedDetail(db.kysely, m.id))?.parsedAt, 'marked parsed');
     }
   });
@@ -438,8 +440,8 @@ describe('parse worker', () => {
     await picky.stop();
     assert.equal(refuse, false, 'the parts insert was refused');
     const row = await getMessage(db.kysely, m.id);
-    assert.equal(row?.status, 'raw');
-    assert.match(row?.error ?? '', /could not be stored: value out of range for the test/);
+    assert.equal(row?.parseStatus, 'raw');
+    assert.match(row?.parseError ?? '', /could not be stored: value out of range for the test/);
     const parts = await getParts(db.kysely, m.id);
     assert.deepEqual(parts.map((p) => [p.kind, p.sha256]), [['raw', m.rawSha256]]);
   });

@@ -43,6 +43,7 @@ export function summaryOf(m: StoredMessage): z.output<typeof MessageSummary> {
     size: m.size,
     sha256: m.rawSha256,
     status: m.status,
+    parseStatus: m.parseStatus,
   };
 }
 
@@ -135,6 +136,8 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         sha256: m.rawSha256,
         status: m.status,
         error: m.error,
+        parseStatus: m.parseStatus,
+        parseError: m.parseError,
         parsedAt: detail?.parsedAt ?? null,
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,

@@ -8,7 +8,7 @@ import { imapPass, type PassResult } from '../../fetch/imap.js';
 import { imapClient, imapFailure } from '../../fetch/imap-session.js';
 import type { KeepOutcome } from '../../fetch/keep.js';
 import { pop3Pass } from '../../fetch/pop3.js';
-import { Intake } from '../../intake/accept.js';
+import { Intake, type Accept } from '../../intake/accept.js';
 import { migrate, openDb } from '../../store/db.js';
 import { openBlobStore } from '../../store/open-blobs.js';
 import { createLogger } from '../../telemetry/log.js';
@@ -24,7 +24,8 @@ const USAGE = `usage: postroom fetch imap --host H [--port P] [--ssl | --starttl
 
 One pass over a mailbox, for cron (the options of the Redmine/OpenProject mail handlers). Every
 message is kept in the configured store first; only then is it moved, flagged or deleted on
-the server. A running (or the next) 'postroom serve' parses, routes and delivers it.
+the server. A running 'postroom serve' on the same store parses, routes and delivers it within
+its parse.pollInterval (2 s by default); otherwise the next one started does.
 
   imap   takes the messages not \\Seen in --folder; kept ones are moved to --move-on-success,
          or deleted with --delete, else flagged \\Seen. Messages refused for good (too large,
@@ -103,6 +104,9 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
     await migrate(db);
     const blobs = openBlobStore(config, db);
     const intake = new Intake({ db, blobs, log, metrics: createMetrics(), hostname: config.smtp.hostname ?? os.hostname(), headerLimit: config.parse.maxHeaderSize });
+    // No parser runs here: a running `postroom serve` on this store parses and routes what is
+    // kept, and the handoff mark has its parse poll take it at once rather than after a grace.
+    const accept: Accept = (env, raw, opts) => intake.accept(env, raw, { ...opts, handoff: 'fetch' });
     let firstRefusal: KeepOutcome | undefined;
     const onOutcome = (x: KeepOutcome) => {
       if (x.kind === 'refused') firstRefusal ??= x;
@@ -123,7 +127,7 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
             link,
             maxSize: config.mail.maxMessageSize,
           },
-          { accept: intake.accept, log, db, onOutcome },
+          { accept, log, db, onOutcome },
         );
         return { res, firstRefusal };
       }
@@ -145,7 +149,7 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
             maxSize: config.mail.maxMessageSize,
             batch: config.mail.batch,
           },
-          { accept: intake.accept, log, db, onOutcome },
+          { accept, log, db, onOutcome },
         );
         return { res, firstRefusal };
       } catch (err) {

@@ -4,6 +4,7 @@ import { deliveriesCmd } from './deliveries.js';
 import { deliverCmd } from './deliver.js';
 import { fetchCmd } from './fetch.js';
 import { hashPasswordCmd } from './hash-password.js';
+import { messagesCmd } from './messages.js';
 import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
 import { serve } from './serve.js';
@@ -11,5 +12,5 @@ import { trackerCmd } from './tracker.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, deliverCmd, fetchCmd, objectsCmd, trackerCmd].map((c) => [c.name, c]),
+  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, trackerCmd].map((c) => [c.name, c]),
 );

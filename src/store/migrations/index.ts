@@ -6,11 +6,12 @@ import { m0004MailAccounts } from './0004-mail-accounts.js';
 import { m0005Tracker } from './0005-tracker.js';
 import { m0006Groups } from './0006-groups.js';
 import { m0007GroupPostRefs } from './0007-group-post-refs.js';
+import { m0008ParseStatus } from './0008-parse-status.js';
 import { m0009DeliveryDestinations } from './0009-delivery-destinations.js';
-import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
-import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0011PausedTargets } from './0011-paused-targets.js';
 import { m0012BlobRefs } from './0012-blob-refs.js';
+import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
+import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -25,9 +26,10 @@ export const migrations: Record<string, Migration> = {
   '0005-tracker': m0005Tracker,
   '0006-groups': m0006Groups,
   '0007-group-post-refs': m0007GroupPostRefs,
+  '0008-parse-status': m0008ParseStatus,
   '0009-delivery-destinations': m0009DeliveryDestinations,
-  '0013-relay-duplicates': m0013RelayDuplicates,
-  '0014-delivery-recipients': m0014DeliveryRecipients,
   '0011-paused-targets': m0011PausedTargets,
   '0012-blob-refs': m0012BlobRefs,
+  '0013-relay-duplicates': m0013RelayDuplicates,
+  '0014-delivery-recipients': m0014DeliveryRecipients,
 };
