@@ -60,6 +60,10 @@ export const CATALOGUE = {
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
+  // 5.6.1: media not supported (RFC 3463 §3.7).
+  UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type' },
+  // The request is well-formed but clashes with what is stored (a name taken, a thing still in use).
+  CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
@@ -176,6 +180,10 @@ export function toHttpStatus(err: unknown): number {
       return 404;
     case 'INVALID_REQUEST':
       return 400;
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'CONFLICT':
+      return 409;
     case 'TOO_LARGE':
       return 413;
     case 'STORE_FULL':

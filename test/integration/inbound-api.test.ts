@@ -136,8 +136,18 @@ describe('POST /api/v1/inbound', () => {
     assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.3.0');
   });
 
-  it('another media type is refused (415/400 problem), not parsed', async () => {
-    const res = await post('recipient=list@in.test', MSG, { 'content-type': 'text/plain' });
-    assert.ok(res.status === 415 || res.status === 400, String(res.status));
+  it('another media type is refused with 415 UNSUPPORTED_MEDIA_TYPE, and nothing is kept', async () => {
+    const before = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    for (const type of ['text/plain', 'application/json', 'application/octet-stream']) {
+      const res = await post('recipient=list@in.test', MSG, { 'content-type': type });
+      const text = await res.text();
+      assert.equal(res.status, 415, `${type}: ${text}`);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const p = JSON.parse(text) as { code: string; detail: string };
+      assert.equal(p.code, 'UNSUPPORTED_MEDIA_TYPE', type);
+      assert.match(p.detail, /message\/rfc822/, type);
+    }
+    const now = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    assert.equal(Number(now.n), Number(before.n), 'no message was kept');
   });
 });
