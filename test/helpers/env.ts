@@ -181,3 +181,27 @@ export async function waitFor<T>(fn: () => Promise<T> | T, what: string, ms = 10
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Watches how far this process's memory (JS heap plus Buffers, the memory a body held whole
+ * would take; RSS never shrinks, so it would count an earlier test's garbage) rises above where
+ * it stands now. `peak()` is the highest rise seen so far, in bytes; `stop()` ends the sampling.
+ */
+export function memoryWatch(everyMs = 10): { peak(): number; reset(): void; stop(): void } {
+  const now = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  let base = now();
+  let top = base;
+  const timer = setInterval(() => (top = Math.max(top, now())), everyMs);
+  return {
+    peak: () => Math.max(top, now()) - base,
+    reset: () => {
+      base = now();
+      top = base;
+    },
+    stop: () => clearInterval(timer),
+  };
+}

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { memoryWatch } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
 const MSG = 'From: jan@example.org\r\nTo: list@in.test\r\nSubject: over http\r\nMessage-ID: <h1@example.org>\r\n\r\nhello\r\n';
@@ -124,8 +125,13 @@ describe('POST /api/v1/inbound', () => {
     const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line));
     const chunks = [head, ...Array.from({ length: 48 }, () => chunk)];
     for (const c of chunks) hash.update(c);
+    // The client's chunks are one 1 MiB buffer 48 times: whatever grows is the server's.
+    const mem = memoryWatch();
     const res = await postChunked(pr, 'recipient=list@in.test', chunks);
+    mem.stop();
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    // Held whole, the body alone would take 48 MiB (more with copies); streamed, a few chunks.
+    assert.ok(mem.peak() < 16 * 2 ** 20, `memory rose by ${(mem.peak() / 2 ** 20).toFixed(1)} MiB while a 48 MiB body was kept`);
     const d = (await (await pr.api(`/api/v1/messages/${res.body.id}`)).json()) as { size: number; sha256: string };
     assert.equal(d.size, head.length + 48 * chunk.length);
     assert.equal(d.sha256, hash.digest('hex'));
