@@ -71,6 +71,17 @@ function realOrUndefined(p: string): string | undefined {
   }
 }
 
+/** Whether something accepts a TCP connection on 127.0.0.1:port now (a peer that is up). */
+export function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
 /** Whether a command is on PATH. */
 export function hasCommand(cmd: string): boolean {
   return onPath(cmd) !== undefined;

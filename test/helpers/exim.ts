@@ -1,8 +1,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { eximBinary, freePort, tempDir, waitFor } from './env.js';
+import { eximBinary, freePort, portAnswers, tempDir, waitFor } from './env.js';
 
 /**
  * A throw-away Exim 4 (Debian's exim4-daemon-light binary, unpacked by scripts/peers.sh
@@ -152,13 +151,7 @@ export async function startExim(o: EximOptions): Promise<EximInstance> {
       () =>
         daemon.exitCode !== null
           ? Promise.reject(new Error(`exim exited ${daemon.exitCode}: ${stderr}${read('paniclog')}${read('mainlog')}`))
-          : new Promise<boolean>((resolve) => {
-              const s = net.connect(port, '127.0.0.1', () => {
-                s.destroy();
-                resolve(true);
-              });
-              s.on('error', () => resolve(false));
-            }),
+          : portAnswers(port),
       'exim listening',
       20_000,
     );

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, tempDir, waitFor } from './env.js';
+import { freePort, portAnswers, tempDir, waitFor } from './env.js';
 
 /**
  * A throw-away Postfix on 127.0.0.1:<free port> (the recipe of ../shared/peers/postfix-instance.sh),
@@ -206,20 +206,8 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     cleanup();
     throw new Error(`postfix start failed: ${(e as { stderr?: string }).stderr ?? e}`);
   }
-  const net = await import('node:net');
   try {
-    await waitFor(
-      () =>
-        new Promise<boolean>((resolve) => {
-          const s = net.connect(port, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        }),
-      'postfix listening',
-      20_000,
-    );
+    await waitFor(() => portAnswers(port), 'postfix listening', 20_000);
   } catch (e) {
     cleanup();
     throw e;

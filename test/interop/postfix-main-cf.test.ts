@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { skipWithout, waitFor } from '../helpers/env.js';
+import { portAnswers as answers, skipWithout, waitFor } from '../helpers/env.js';
 import { startPostfix, sweepStalePostfix } from '../helpers/postfix.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -30,14 +29,6 @@ function mainCf(): string {
   });
 }
 const listed = (etc: string) => readFileSync(MAIN_CF, 'utf8').split('\n').some((l) => /^alternate_config_directories\s*=/.test(l) && l.split(/[\s,=]+/).includes(etc));
-const answers = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 
 /** A child process with a Postfix of its own (test/helpers/postfix-child.ts), once it is up. */
 async function child(how: 'wait' | 'throw') {

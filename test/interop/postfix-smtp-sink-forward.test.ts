@@ -10,7 +10,7 @@ import { createDsnTarget } from '../../src/outbound/send-dsn.js';
 import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../src/store/deliveries.js';
 import { forwardParams, forwardTarget } from '../../src/targets/forward.js';
 import { deliveryRig, fastRetry, messageStatus, type DeliveryRig } from '../helpers/delivery.js';
-import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, portAnswers, requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
 import { PYTHON, pythonDsn } from '../helpers/python-email.js';
 
@@ -40,19 +40,7 @@ async function smtpSink(extra: string[] = []): Promise<{ port: number; dumps(): 
   const child: ChildProcess = spawn('smtp-sink', ['-u', 'nobody', ...extra, '-d', `${tmp.dir}/%M.`, `127.0.0.1:${port}`, '100'], {
     stdio: 'ignore',
   });
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        import('node:net').then(({ default: net }) => {
-          const s = net.connect(port, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        });
-      }),
-    'smtp-sink listening',
-  );
+  await waitFor(() => portAnswers(port), 'smtp-sink listening');
   return {
     port,
     dumps: () =>
