@@ -10,6 +10,22 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   return rest;
 }
 
+/**
+ * A stable, unique name for each operation (client generators name their methods by it):
+ * the method and the path after /api/v1, a parameter as `By<Name>`.
+ * GET /api/v1/messages/:id/raw → getMessagesByIdRaw.
+ */
+export function operationId(method: string, url: string): string {
+  const words = url
+    .replace(/^\/api\/v1(?=\/|$)/, '')
+    .split(/[/._-]+/)
+    .filter(Boolean)
+    .map((w) => (w.startsWith(':') ? `By${cap(w.slice(1))}` : w === '*' ? 'Path' : cap(w)));
+  return method.toLowerCase() + words.join('');
+}
+
+const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1);
+
 /** `:id` → `{id}`. */
 function openApiPath(url: string): string {
   return url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -59,7 +75,8 @@ const problem = (description: string): Json => ({
 /** The error responses every route can give, added so each route need not repeat them. */
 function errorResponses(spec: RouteSpec): Record<string, Json> {
   const out: Record<string, Json> = {};
-  if (spec.params || spec.query || spec.body) out['400'] = problem('Invalid request (code INVALID_REQUEST)');
+  if (spec.params || spec.query || spec.body) out['400'] = problem('Invalid request: a malformed id, parameter or field (code INVALID_REQUEST)');
+  if (spec.body) out['415'] = problem('The body is not of the media type the route takes (code UNSUPPORTED_MEDIA_TYPE)');
   if (!spec.public) out['401'] = problem('Missing or invalid bearer token (code UNAUTHORISED)');
   if (spec.params) out['404'] = problem('No such resource (code NOT_FOUND)');
   out.default = problem('Any other error, as RFC 9457 problem JSON with a stable code');
@@ -67,13 +84,14 @@ function errorResponses(spec: RouteSpec): Record<string, Json> {
 }
 
 /** The OpenAPI 3.1 document for a set of routes. */
-export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version: string }): Json {
+export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version: string }, extraPaths: Record<string, Json> = {}): Json {
   const paths: Record<string, Record<string, Json>> = {};
   for (const spec of [...specs].sort((a, b) => a.url.localeCompare(b.url))) {
     const p = (paths[openApiPath(spec.url)] ??= {});
     const responses: Record<string, Json> = {};
     for (const [code, r] of Object.entries(spec.responses)) responses[code] = response(r);
     p[spec.method.toLowerCase()] = {
+      operationId: operationId(spec.method, spec.url),
       summary: spec.summary,
       ...(spec.description ? { description: spec.description } : {}),
       ...(spec.tags ? { tags: spec.tags } : {}),
@@ -93,10 +111,13 @@ export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version
         'errors are RFC 9457 problem JSON (`application/problem+json`) with a stable `code`.',
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'the API token (DATA_DIR/api-token or http.apiToken)' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'the API token (DATA_DIR/api-token or http.apiToken)' },
+        basic: { type: 'http', scheme: 'basic', description: 'WebDAV only: any user name, the API token as the password (what file managers send)' },
+      },
       schemas: { Problem: jsonSchema(Problem, 'output') },
     },
     security: [{ bearer: [] }],
-    paths,
+    paths: { ...paths, ...extraPaths },
   };
 }

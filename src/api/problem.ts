@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { asMailError, mailError, MailError, toProblem } from '../core/errors.js';
 import type { Logger } from '../telemetry/log.js';
+import { wrongMediaType, type RouteSpec } from './route.js';
 
 /** RFC 9457 §3: the media type of a problem document. */
 export const PROBLEM_TYPE = 'application/problem+json';
@@ -12,6 +13,7 @@ export const PROBLEM_TYPE = 'application/problem+json';
 function fromFastify(err: FastifyError): MailError | undefined {
   if (err instanceof MailError) return undefined;
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return mailError('TOO_LARGE', err.message, { cause: err });
+  if (err.statusCode === 415) return mailError('UNSUPPORTED_MEDIA_TYPE', err.message, { cause: err });
   if (err.validation || (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500)) {
     return mailError('INVALID_REQUEST', err.message, { cause: err });
   }
@@ -37,7 +39,10 @@ export function sendProblem(reply: FastifyReply, err: unknown, instance?: string
  */
 export function installProblemHandlers(app: FastifyInstance, log: Logger): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const e = fromFastify(err) ?? asMailError(err);
+    // A body fastify could not parse (JSON sent to the message/rfc822 intake) is, first of all,
+    // of a media type the route does not take: 415 as when it parses, not 400.
+    const spec = (request.routeOptions?.config as { spec?: RouteSpec } | undefined)?.spec;
+    const e = (err.code?.startsWith('FST_ERR_CTP_') && err.code !== 'FST_ERR_CTP_BODY_TOO_LARGE' ? wrongMediaType(request, spec?.body) : undefined) ?? fromFastify(err) ?? asMailError(err);
     const problem = toProblem(e);
     if ((problem.status as number) >= 500) {
       log.error({ msg: 'api request failed', method: request.method, url: request.url, code: e.code, err: err?.message ?? String(err) });

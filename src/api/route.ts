@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { mailError } from '../core/errors.js';
+import { mailError, type MailError } from '../core/errors.js';
 
 type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -61,6 +61,20 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where
   throw mailError('INVALID_REQUEST', detail);
 }
 
+/**
+ * A body of another media type than the route takes is 415 (RFC 9110 §15.5.16), before any
+ * field of it is judged: fastify would otherwise hand a text/plain body to the JSON schema and
+ * answer 400 as if a field were wrong. No Content-Type: no body, which the schema judges.
+ */
+export function wrongMediaType(request: FastifyRequest, body: RouteSpec['body']): MailError | undefined {
+  const sent = request.headers['content-type'];
+  if (!body || sent === undefined) return undefined;
+  const type = sent.split(';')[0]!.trim().toLowerCase();
+  const want = 'safeParse' in body ? 'application/json' : body.contentType;
+  if (type !== want) return mailError('UNSUPPORTED_MEDIA_TYPE', `send the body as ${want}, not ${type || 'an empty Content-Type'}`);
+  return undefined;
+}
+
 /** Register a route whose params and query are validated by its spec's zod schemas. */
 export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType | undefined, B extends RouteSpec['body'] = undefined>(
   app: FastifyInstance,
@@ -74,6 +88,8 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
     handler: async (request, reply) => {
       const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
       const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;
+      const wrong = wrongMediaType(request, spec.body);
+      if (wrong) throw wrong;
       const body = spec.body && 'safeParse' in spec.body ? parseInput(spec.body, request.body, 'body') : request.body;
       return handler({ params, query, body: body as never, request, reply });
     },

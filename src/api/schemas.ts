@@ -10,11 +10,14 @@ const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'send
 /** How parsing went; apart from the status, so delivering a message never hides that it could not be parsed. */
 const PARSE_STATUSES = ['pending', 'parsed', 'raw'] as const;
 
-/** Our ids (and part ids): base32 plus an optional prefix; anything else cannot exist. */
+/**
+ * Our ids (and part ids): 26 characters of Crockford base32 (src/core/ids.ts), after an optional
+ * two-letter prefix (`ma_`, `mf_`, `mp_`). Anything else cannot exist: a malformed id is the
+ * client's mistake (400), told apart from a well-formed one we do not have (404).
+ */
 export const Id = z
   .string()
-  .max(64)
-  .regex(/^[0-9a-z_-]+$/i, 'not an id');
+  .regex(/^(?:[a-z]{2}_)?[0-9a-hjkmnp-tv-z]{26}$/i, 'not an id');
 
 /** An instant given as ISO 8601 (or anything Date parses), normalised to the stored UTC form. */
 const Instant = z

@@ -25,7 +25,7 @@ import { folderRoutes } from './routes/folders.js';
 import { objectRoutes } from './routes/objects.js';
 import { processRoutes } from './routes/processes.js';
 import { trackerRoutes } from './routes/tracker.js';
-import { webdavRoutes } from './routes/webdav.js';
+import { webdavOpenApi, webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
 
 /** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
@@ -108,7 +108,7 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
       tags: ['operations'],
       responses: { 200: { description: 'the OpenAPI document', contentType: 'application/json' } },
     },
-    async () => (document ??= buildOpenApi(specs, { version })),
+    async () => (document ??= buildOpenApi(specs, { version }, modules.includes(webdavRoutes) ? webdavOpenApi() : {})),
   );
   await fastify.ready();
 

@@ -38,7 +38,18 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (err) {
+    // node:util parseArgs refuses an unknown option, a missing value or a stray argument:
+    // the caller's mistake, EX_USAGE like any other (sysexits.h), never a software error (70).
+    if (isUsageError(err)) {
+      process.stderr.write(`postroom ${name}: ${err.message}\n'postroom ${name} --help' shows its options.\n`);
+      return 64;
+    }
     process.stderr.write(`postroom ${name}: ${err instanceof Error && !('status' in err) ? err.message : toStderrLine(err)}\n`);
     return err instanceof Error && 'status' in err ? toSysexit(err) : 70;
   }
+}
+
+function isUsageError(err: unknown): err is Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
 }

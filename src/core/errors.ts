@@ -69,6 +69,10 @@ export const CATALOGUE = {
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
   // -- command line --
   USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error' },
+  // 5.6.1: media not supported (RFC 3463 §3.7).
+  UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type' },
+  // The request is well-formed but clashes with what is stored (a name taken, a thing still in use).
+  CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
@@ -186,6 +190,10 @@ export function toHttpStatus(err: unknown): number {
       return 404;
     case 'INVALID_REQUEST':
       return 400;
+    case 'UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'CONFLICT':
+      return 409;
     case 'TOO_LARGE':
       return 413;
     case 'STORE_FULL':

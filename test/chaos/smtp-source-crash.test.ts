@@ -6,7 +6,7 @@ import path from 'node:path';
 import { it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { freePort, requirePeer, tempDir, testBackend } from '../helpers/env.js';
+import { DEBIAN_PYTHON, freePort, requirePeer, tempDir, testBackend } from '../helpers/env.js';
 import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
 
 // Promise 1 of DESIGN.md under a crash: a message that got a 250 is kept, exactly once, and
@@ -18,7 +18,6 @@ import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
 // which numbered message (unique Message-ID) got a 250 and the sha256 of the exact bytes sent.
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const PYTHON = '/usr/bin/python3'; // Debian's, with the standard library only
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Run short smtp-source batches back to back until stopped; a dead server just ends a batch. */
@@ -52,8 +51,8 @@ function smtpSourceLoop(port: number): { stop(): Promise<number> } {
 }
 
 it('every message that got a 250 is kept exactly once across SIGKILL and restart, and only whole messages are kept', { timeout: 600_000 }, async (t) => {
-  if (!requirePeer(t, 'smtp-source', 'postfix')) return;
-  if (!requirePeer(t, PYTHON, 'python3')) return;
+  if (!requirePeer(t, 'smtp-source')) return;
+  if (!requirePeer(t, 'python3')) return;
   if (testBackend() !== 'sqlite') return t.skip('runs against the embedded SQLite store (the PostgreSQL run covers the same intake)');
   const tmp = tempDir();
   t.after(tmp.cleanup);
@@ -76,7 +75,7 @@ it('every message that got a 250 is kept exactly once across SIGKILL and restart
   };
 
   let server = await serve();
-  const client = spawn(PYTHON, [path.join(here, 'smtp-source-crash.client.py'), '127.0.0.1', String(smtpPort), 'k'], {
+  const client = spawn(DEBIAN_PYTHON, [path.join(here, 'smtp-source-crash.client.py'), '127.0.0.1', String(smtpPort), 'k'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => client.kill('SIGKILL'));

@@ -120,7 +120,7 @@ it('three nodes on one PostgreSQL database: every 250 kept once across a SIGKILL
   if (testBackend() !== 'postgres') {
     return t.skip(`runs on the postgres backend only (this run is ${testBackend()}): three nodes share one PostgreSQL database`);
   }
-  if (!requirePeer(t, 'smtp-source', 'postfix')) return;
+  if (!requirePeer(t, 'smtp-source')) return;
   const tmp = tempDir();
   t.after(tmp.cleanup);
   const pgs = await pgTestSchema();

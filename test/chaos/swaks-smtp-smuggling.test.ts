@@ -39,7 +39,7 @@ async function rawOf(app: TestPostroom, id: string): Promise<Buffer> {
 
 describe('SMTP smuggling payloads, sent byte for byte with swaks', { timeout: 300_000 }, () => {
   test('refuses every bare-LF / bare-CR end-of-data look-alike with 550 5.5.2 and keeps nothing', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const app = await startTestPostroom({});
     try {
       for (const [name, end] of VARIANTS) {
@@ -56,7 +56,7 @@ describe('SMTP smuggling payloads, sent byte for byte with swaks', { timeout: 30
   });
 
   test('with bareLineEndings: normalize, keeps exactly one message (never two) with every line ending CRLF', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const app = await startTestPostroom({ smtp: { bareLineEndings: 'normalize' } });
     try {
       let n = 0;

@@ -47,7 +47,7 @@ describe('spool route, 230-character attachment names sent with swaks', { timeou
     ['Czech (two bytes a character)', `${'ž'.repeat(226)}.pdf`],
   ] as const) {
     it(`${what}: .txt, the attachment and the .ctl, every name within 255 bytes, the .pdf kept`, async (t) => {
-      if (!requirePeer(t, 'swaks', 'swaks')) return;
+      if (!requirePeer(t, 'swaks')) return;
       const body = path.join(tmp.dir, `att-${what.length}.pdf`);
       writeFileSync(body, '%PDF-1.4\n%fake\n');
       const r = await swaks(app.smtpPort, [

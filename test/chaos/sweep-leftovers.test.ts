@@ -65,7 +65,7 @@ describe('leftovers of faults are swept: orphan blobs and staging files of dead 
   });
 
   it('a transaction that fails after the blob was renamed into place (an injected trigger): the sender gets 451, and the orphan is swept once past the grace period, never a kept one', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const app = await startTestPostroom({ store: { sweep: { interval: 0 } } });
     try {
       // A real database failure inside the intake transaction, after the blob file was renamed into place.

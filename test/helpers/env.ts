@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { accessSync, appendFileSync, constants, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'postroom-test-'): { dir: string; cleanup(): void } {
@@ -38,27 +39,142 @@ function probePort(): Promise<number> {
   });
 }
 
-/** Whether a command is on PATH. */
-export function hasCommand(cmd: string): boolean {
+/**
+ * Where `cmd` resolves on PATH, like the shell's `command -v` (no shell involved), or undefined.
+ * An absolute path counts only when a PATH directory holds an executable of the same name that
+ * is the same file (after symlinks): the peers are found through PATH alone, so a PATH that
+ * leaves them out hides them, as on a machine without them.
+ */
+export function onPath(cmd: string): string | undefined {
+  const want = path.isAbsolute(cmd) ? realOrUndefined(cmd) : undefined;
+  if (path.isAbsolute(cmd) && !want) return undefined;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const p = path.join(dir, path.basename(cmd));
+    try {
+      accessSync(p, constants.X_OK);
+      if (!statSync(p).isFile()) continue;
+    } catch {
+      continue;
+    }
+    if (!want) return p;
+    if (realOrUndefined(p) === want) return cmd;
+  }
+  return undefined;
+}
+
+function realOrUndefined(p: string): string | undefined {
   try {
-    execFileSync('sh', ['-c', `command -v "$1"`, 'sh', cmd], { stdio: 'ignore' });
-    return true;
+    return realpathSync(p);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
+/** Whether something accepts a TCP connection on 127.0.0.1:port now (a peer that is up). */
+export function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** Whether a command is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  return onPath(cmd) !== undefined;
+}
+
+/** Debian's Python (its `email` package and python3-aiosmtpd are what the tests compare against). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
 /**
- * The peer (a command on PATH, or a path) a test needs. Missing: under CI=true the test fails;
- * elsewhere it is skipped with the reason, so a laptop without Postfix can still run the rest.
- * `install` says how to get it when that is not `apt-get install -y PKG`.
+ * The real peers the tests talk to, each with how to tell it is there. `npm run peers`
+ * (scripts/peers.sh) installs every one of them; that script holds the Debian package list.
  */
-export function requirePeer(t: TestContext, cmd: string, pkg: string, install = `apt-get install -y ${pkg}`): boolean {
-  if (hasCommand(cmd)) return true;
-  const why = `${cmd} not installed (${install})`;
-  if (process.env.CI === 'true') throw new Error(`missing peer under CI: ${why}`);
-  t.skip(why);
+const PEERS = {
+  swaks: () => hasCommand('swaks'),
+  postfix: () => ['postfix', 'postconf', 'postqueue'].every(hasCommand),
+  'smtp-source': () => hasCommand('smtp-source'),
+  'smtp-sink': () => hasCommand('smtp-sink'),
+  dovecot: () => hasCommand('dovecot') && hasCommand('openssl'),
+  python3: () => hasCommand(DEBIAN_PYTHON),
+  aiosmtpd: () => hasCommand(DEBIAN_PYTHON) && spawnSync(DEBIAN_PYTHON, ['-c', 'import aiosmtpd.controller'], { stdio: 'ignore' }).status === 0,
+  // Not on PATH by design: scripts/peers.sh unpacks it under .peers/ (see test/helpers/exim.ts).
+  exim: () => {
+    try {
+      accessSync(eximBinary(), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  sqlite3: () => hasCommand('sqlite3'),
+  rsync: () => hasCommand('rsync'),
+  pg_dump: () => hasCommand('pg_dump'),
+  curl: () => hasCommand('curl'),
+  openssl: () => hasCommand('openssl'),
+} satisfies Record<string, () => boolean>;
+
+export type Peer = keyof typeof PEERS;
+
+/** Where scripts/peers.sh unpacked Exim (POSTROOM_EXIM_DIR overrides, as there). */
+export function eximBinary(): string {
+  return path.join(process.env.POSTROOM_EXIM_DIR ?? path.join(repoRoot, '.peers/exim4'), 'usr/sbin/exim4');
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const known = new Map<Peer, boolean>();
+
+/** The peers of `peers` this machine lacks (each looked at once per process). */
+export function missingPeers(...peers: Peer[]): Peer[] {
+  return peers.filter((p) => {
+    if (!known.has(p)) known.set(p, PEERS[p]());
+    return !known.get(p);
+  });
+}
+
+/**
+ * Notes a skip for scripts/run-tests.mjs, which ends the run with one line naming what was
+ * skipped for lack of which peer (it passes the file in POSTROOM_TEST_PEER_LOG).
+ */
+function noteSkip(missing: Peer[], test: string): void {
+  const log = process.env.POSTROOM_TEST_PEER_LOG;
+  if (!log) return;
+  const file = path.relative(repoRoot, process.argv[1] ?? '');
+  appendFileSync(log, `${JSON.stringify({ peers: missing, file, test })}\n`);
+}
+
+function reason(missing: Peer[]): string {
+  return `${missing.join(', ')} not installed (npm run peers installs the test peers)`;
+}
+
+/**
+ * The peers a test needs. Missing: under CI=true the test fails; elsewhere it is skipped with
+ * the reason, so a laptop without Postfix can still run the rest.
+ */
+export function requirePeer(t: TestContext, ...peers: Peer[]): boolean {
+  const missing = missingPeers(...peers);
+  if (!missing.length) return true;
+  if (process.env.CI === 'true') throw new Error(`missing peer under CI: ${reason(missing)}`);
+  noteSkip(missing, t.name);
+  t.skip(reason(missing));
   return false;
+}
+
+/**
+ * For a suite whose hooks start a peer: `describe(name, { skip: skipWithout(name, 'postfix') }, …)`.
+ * A skip reason when a peer is missing outside CI (its hooks then do not run); under CI=true the
+ * file fails on it.
+ */
+export function skipWithout(suite: string, ...peers: Peer[]): string | false {
+  const missing = missingPeers(...peers);
+  if (!missing.length) return false;
+  if (process.env.CI === 'true') throw new Error(`missing peer under CI: ${reason(missing)} (suite "${suite}")`);
+  noteSkip(missing, suite);
+  return reason(missing);
 }
 
 /** Which store the suite runs on this time (scripts/run-tests.mjs runs it once per backend). */
@@ -75,4 +191,28 @@ export async function waitFor<T>(fn: () => Promise<T> | T, what: string, ms = 10
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Watches how far this process's memory (JS heap plus Buffers, the memory a body held whole
+ * would take; RSS never shrinks, so it would count an earlier test's garbage) rises above where
+ * it stands now. `peak()` is the highest rise seen so far, in bytes; `stop()` ends the sampling.
+ */
+export function memoryWatch(everyMs = 10): { peak(): number; reset(): void; stop(): void } {
+  const now = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  let base = now();
+  let top = base;
+  const timer = setInterval(() => (top = Math.max(top, now())), everyMs);
+  return {
+    peak: () => Math.max(top, now()) - base,
+    reset: () => {
+      base = now();
+      top = base;
+    },
+    stop: () => clearInterval(timer),
+  };
 }

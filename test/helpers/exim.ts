@@ -1,12 +1,10 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, tempDir, waitFor } from './env.js';
+import { eximBinary, freePort, portAnswers, tempDir, waitFor } from './env.js';
 
 /**
- * A throw-away Exim 4 (Debian's exim4-daemon-light binary, unpacked by scripts/fetch-exim.sh
+ * A throw-away Exim 4 (Debian's exim4-daemon-light binary, unpacked by scripts/peers.sh
  * because the exim4 packages cannot be installed next to postfix) on 127.0.0.1:<free port>, run
  * in the foreground as root. Debian's binary honours `-C` with root privilege only for files
  * listed in /etc/exim4/trusted_configs (TRUSTED_CONFIG_LIST; otherwise it drops to Debian-exim
@@ -43,13 +41,7 @@ export interface EximOptions {
   port?: number;
 }
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TRUSTED = '/etc/exim4/trusted_configs';
-
-/** Where scripts/fetch-exim.sh put the binary (POSTROOM_EXIM_DIR overrides, as there). */
-export function eximBinary(): string {
-  return path.join(process.env.POSTROOM_EXIM_DIR ?? path.join(root, '.peers/exim4'), 'usr/sbin/exim4');
-}
 
 /**
  * Add or take out one line of the trusted config list (rewritten whole, then renamed). Lines
@@ -159,13 +151,7 @@ export async function startExim(o: EximOptions): Promise<EximInstance> {
       () =>
         daemon.exitCode !== null
           ? Promise.reject(new Error(`exim exited ${daemon.exitCode}: ${stderr}${read('paniclog')}${read('mainlog')}`))
-          : new Promise<boolean>((resolve) => {
-              const s = net.connect(port, '127.0.0.1', () => {
-                s.destroy();
-                resolve(true);
-              });
-              s.on('error', () => resolve(false));
-            }),
+          : portAnswers(port),
       'exim listening',
       20_000,
     );

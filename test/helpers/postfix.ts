@@ -1,14 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { freePort, tempDir, waitFor } from './env.js';
+import { freePort, portAnswers, tempDir, waitFor } from './env.js';
 
 /**
  * A throw-away Postfix on 127.0.0.1:<free port> (the recipe of ../shared/peers/postfix-instance.sh),
  * run as root like any Postfix. Mail for `pipeDomain` goes to the `postroom` pipe transport
  * (argv given, run as `nobody`); mail for `relayDomain` is relayed to 127.0.0.1:relayPort.
- * Postfix refuses `postfix -c DIR` unless the default main.cf lists DIR in
- * alternate_config_directories: we add ours and take it out again at stop.
+ * Postfix refuses `postfix -c DIR` unless the machine's own /etc/postfix/main.cf lists DIR in
+ * alternate_config_directories: we add ours, and the machine must be left as it was found. So
+ * the entry goes again at stop, at exit and on SIGINT/SIGTERM/SIGHUP (with the instance); and
+ * each start first sweeps the entries (and daemons) of runs that died without that (SIGKILL):
+ * ours are named by their directory's `owner` file, whose process is gone.
  */
 export interface PostfixInstance {
   dir: string;
@@ -34,14 +38,102 @@ export interface PostfixOptions {
   port?: number;
 }
 
+const MAIN_CF = '/etc/postfix/main.cf';
+const PARAM = 'alternate_config_directories';
+/** Our instances' etc directories: `<tmp>/postfix-XXXXXX/etc` (tempDir's prefix below). */
+const OURS = new RegExp(`^${path.join(os.tmpdir(), 'postfix-').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^/]+/etc$`);
+
 function postconfList(): string[] {
-  return execFileSync('postconf', ['-h', 'alternate_config_directories'], { encoding: 'utf8' }).split(/[\s,]+/).filter(Boolean);
+  return execFileSync('postconf', ['-h', PARAM], { encoding: 'utf8' }).split(/[\s,]+/).filter(Boolean);
 }
 
-/** Take our directory out of alternate_config_directories again. */
-function forget(etc: string): void {
-  const left = postconfList().filter((d) => d !== etc);
-  execFileSync('postconf', ['-e', `alternate_config_directories = ${left.join(' ')}`]);
+/**
+ * Write the list back; none left: the parameter goes from main.cf altogether (postconf -X), as
+ * before the first instance, rather than staying as an empty `alternate_config_directories =`.
+ */
+function setList(dirs: string[]): void {
+  if (dirs.length) execFileSync('postconf', ['-e', `${PARAM} = ${dirs.join(' ')}`]);
+  else if (new RegExp(`^${PARAM}\\s*=`, 'm').test(readFileSync(MAIN_CF, 'utf8'))) execFileSync('postconf', ['-X', PARAM]);
+}
+
+/** Take our directories out of alternate_config_directories again. */
+function forget(...etcs: string[]): void {
+  const list = postconfList();
+  const left = list.filter((d) => !etcs.includes(d));
+  if (left.length !== list.length) setList(left);
+}
+
+/** Instances this process started and has not stopped yet. */
+const live = new Map<string, { etc: string; cleanup(): void }>();
+
+/** Stop an instance and forget it, synchronously (so it can run in an exit or signal handler). */
+function teardown(etc: string, removeDir: () => void): void {
+  try {
+    execFileSync('postfix', ['-c', etc, 'stop'], { stdio: 'ignore' });
+  } catch {
+    // Not running (it failed to start, or was stopped already): nothing to stop.
+  } finally {
+    forget(etc);
+    removeDir();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Entries a killed run left: of ours, those whose directory is gone, or whose `owner` process
+ * is gone (its daemon, if still up, is stopped and its directory removed). An entry without an
+ * owner file is left alone while its directory exists: another checkout's run may be using it.
+ */
+export function sweepStalePostfix(): void {
+  const stale: string[] = [];
+  for (const etc of postconfList()) {
+    if (!OURS.test(etc) || live.has(etc)) continue;
+    const dir = path.dirname(etc);
+    if (!existsSync(dir)) {
+      stale.push(etc);
+      continue;
+    }
+    let owner: number;
+    try {
+      owner = Number(readFileSync(path.join(dir, 'owner'), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (!owner || alive(owner)) continue;
+    try {
+      execFileSync('postfix', ['-c', etc, 'stop'], { stdio: 'ignore' });
+    } catch {
+      // Its daemon died with it.
+    }
+    rmSync(dir, { recursive: true, force: true });
+    stale.push(etc);
+  }
+  if (stale.length) forget(...stale);
+}
+
+function teardownAll(): void {
+  for (const i of [...live.values()]) i.cleanup();
+}
+let handlersInstalled = false;
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.on('exit', teardownAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      teardownAll();
+      // Then die of the signal as we would have without this handler.
+      process.kill(process.pid, sig);
+    });
+  }
 }
 
 /** Start Postfix; resolves once it answers on its port. */
@@ -56,8 +148,20 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   chownSync(path.join(dir, 'data'), uid, -1);
   const port = o.port ?? (await freePort());
   const maillog = path.join(dir, 'maillog');
+  sweepStalePostfix();
+  installHandlers();
+  // Who owns this instance, for the sweep of a later run should this process be killed outright.
+  writeFileSync(path.join(dir, 'owner'), String(process.pid));
+  let done = false;
+  const cleanup = () => {
+    if (done) return;
+    done = true;
+    live.delete(etc);
+    teardown(etc, tmp.cleanup);
+  };
+  live.set(etc, { etc, cleanup });
   const alternates = postconfList();
-  if (!alternates.includes(etc)) execFileSync('postconf', ['-e', `alternate_config_directories = ${[...alternates, etc].join(' ')}`]);
+  if (!alternates.includes(etc)) setList([...alternates, etc]);
   writeFileSync(
     path.join(etc, 'main.cf'),
     [
@@ -99,23 +203,15 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   try {
     execFileSync('postfix', ['-c', etc, 'start'], { encoding: 'utf8', stdio: 'pipe' });
   } catch (e) {
-    forget(etc);
-    tmp.cleanup();
+    cleanup();
     throw new Error(`postfix start failed: ${(e as { stderr?: string }).stderr ?? e}`);
   }
-  const net = await import('node:net');
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      }),
-    'postfix listening',
-    20_000,
-  );
+  try {
+    await waitFor(() => portAnswers(port), 'postfix listening', 20_000);
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
   const read = () => {
     try {
       return readFileSync(maillog, 'utf8');
@@ -130,12 +226,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     flush: () => execFileSync('postqueue', ['-c', etc, '-f'], { stdio: 'ignore' }),
     queue: () => execFileSync('postqueue', ['-c', etc, '-p'], { encoding: 'utf8' }),
     async stop() {
-      try {
-        execFileSync('postfix', ['-c', etc, 'stop'], { stdio: 'ignore' });
-      } finally {
-        forget(etc);
-        tmp.cleanup();
-      }
+      cleanup();
     },
   };
 }

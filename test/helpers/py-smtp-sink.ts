@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, tempDir } from './env.js';
+import { DEBIAN_PYTHON, freePort, tempDir } from './env.js';
 
 /**
  * An SMTP sink we control, on Debian's Python with aiosmtpd (python3-aiosmtpd): answers each
@@ -56,7 +56,7 @@ export interface SunkMessage {
 export async function pySmtpSink(replies: string[], rcpt: Record<string, '250' | '450' | '550'> = {}) {
   const tmp = tempDir('py-sink-');
   const port = await freePort();
-  const child = spawn('/usr/bin/python3', ['-u', '-c', SCRIPT, String(port), tmp.dir, replies.join(','), JSON.stringify(rcpt)], {
+  const child = spawn(DEBIAN_PYTHON, ['-u', '-c', SCRIPT, String(port), tmp.dir, replies.join(','), JSON.stringify(rcpt)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let err = '';

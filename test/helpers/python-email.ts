@@ -1,10 +1,11 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { DEBIAN_PYTHON } from './env.js';
 
 const run = promisify(execFile);
 
 /** Debian's Python: its `email` package is the independent reference MIME parser. */
-export const PYTHON = '/usr/bin/python3';
+export const PYTHON = DEBIAN_PYTHON;
 
 /** One attachment or inline part as Python's `email` package sees it. */
 export interface PyPart {

@@ -364,7 +364,18 @@ describe('HTTP API: messages', () => {
   });
 
   test('answers 400 problem JSON for an id that cannot be one of ours and for a malformed URL', async () => {
-    for (const path of ['/api/v1/messages/..%2f..%2fetc', `/api/v1/messages/${'a'.repeat(65)}`, '/api/v1/messages/%E0%A4%A']) {
+    for (const path of [
+      '/api/v1/messages/..%2f..%2fetc',
+      `/api/v1/messages/${'a'.repeat(65)}`,
+      '/api/v1/messages/%E0%A4%A',
+      // Short, long, or with letters base32 leaves out (i, l, o, u): well within [0-9a-z_-], yet not an id.
+      '/api/v1/messages/abc',
+      '/api/v1/messages/not-an-id',
+      '/api/v1/messages/0000000000zzzzzzzzzzzzzzzzz/raw',
+      '/api/v1/messages/0000000000zzzzzzzzzzzzzzzu/text',
+      '/api/v1/deliveries/dlv_0000',
+      '/api/v1/email/profiles/1',
+    ]) {
       const res = await pr.api(path);
       assert.equal(res.status, 400, path);
       assert.equal(res.headers.get('content-type'), 'application/problem+json', path);
@@ -409,6 +420,29 @@ describe('HTTP API: messages', () => {
     const listParams = doc.paths['/api/v1/messages'].get.parameters.map((x: { name: string }) => x.name);
     assert.deepEqual(listParams, ['since', 'until', 'from', 'rcpt', 'subject', 'status', 'parse', 'ingress', 'account', 'folder', 'limit', 'cursor']);
     assert.deepEqual(doc.paths['/healthz'].get.security, []);
+  });
+
+  test('every operation in the OpenAPI document has its own operationId, and /dav (WebDAV) is described', async () => {
+    const doc = (await (await pr.api('/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, any>> };
+    const ids: string[] = [];
+    for (const [p, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'].includes(method)) {
+          assert.match(String(op.operationId), /^[a-z]+[A-Z][A-Za-z0-9]*$/, `${method} ${p}`);
+          ids.push(op.operationId);
+        }
+      }
+      for (const [method, op] of Object.entries(item['x-webdav-methods'] ?? {})) ids.push(assert.ok((op as any).operationId, `${method} ${p}`) ?? (op as any).operationId);
+    }
+    assert.ok(ids.length > 50, String(ids.length));
+    assert.equal(new Set(ids).size, ids.length, `duplicate operationIds: ${ids.filter((x, i) => ids.indexOf(x) !== i)}`);
+    assert.equal(doc.paths['/api/v1/messages/{id}/raw'].get.operationId, 'getMessagesByIdRaw');
+    for (const p of ['/dav', '/dav/{path}']) {
+      const item = doc.paths[p];
+      assert.ok(item?.get && item.options && item['x-webdav-methods']?.PROPFIND, `documents ${p}: ${JSON.stringify(Object.keys(item ?? {}))}`);
+      assert.ok(item['x-webdav-methods'].PROPFIND.responses['207']);
+      assert.deepEqual(item.get.security, [{ bearer: [] }, { basic: [] }]);
+    }
   });
 
   test('docs/openapi.json is what the server serves (run `npm run openapi` after changing a route)', async () => {

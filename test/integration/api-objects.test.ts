@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { hasCommand, waitFor } from '../helpers/env.js';
+import { requirePeer, waitFor } from '../helpers/env.js';
 import { PDF, scanMessage } from '../helpers/objects.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
@@ -124,7 +124,7 @@ describe('objects through the HTTP API and WebDAV', () => {
   });
 
   it('lets curl -X PROPFIND browse a folder', async (t) => {
-    if (!hasCommand('curl')) return t.skip('curl not installed');
+    if (!requirePeer(t, 'curl')) return;
     const { stdout } = await run('curl', ['-sS', '-X', 'PROPFIND', '-H', 'Depth: 1', '-u', `me:${pr.apiToken}`, `${pr.baseUrl}/dav/${folderId}/`]);
     assert.match(stdout, /<D:multistatus xmlns:D="DAV:">/);
     assert.match(stdout, /<D:href>\/dav\/\d+\/march\.pdf<\/D:href>/);

@@ -57,7 +57,7 @@ async function assertWhole(db: Db, blobs: BlobStore): Promise<number> {
 
 test(`backup while receiving, then restore, keeps every message whole (${testBackend()})`, async (t) => {
   const postgres = testBackend() === 'postgres';
-  if (postgres ? !requirePeer(t, 'pg_dump', 'postgresql-client') : !requirePeer(t, 'sqlite3', 'sqlite3') || !requirePeer(t, 'rsync', 'rsync')) return;
+  if (postgres ? !requirePeer(t, 'pg_dump') : !requirePeer(t, 'sqlite3') || !requirePeer(t, 'rsync')) return;
   const app = await startTestPostroom({ smtp: { enabled: false }, http: { enabled: false } });
   const dest = tempDir('postroom-backup-');
   t.after(async () => {

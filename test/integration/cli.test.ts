@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -50,6 +50,32 @@ describe('postroom CLI', () => {
     const r = postroom(['frobnicate']);
     assert.equal(r.status, 64);
     assert.match(r.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it('an unknown option, a missing option value or a stray argument exits 64 (EX_USAGE) for every command, touching nothing', async () => {
+    const { commands } = await import('../../src/cli/commands/index.js');
+    const cwd = tempDir('cli-usage-');
+    try {
+      // deliver is run by an MTA: a usage mistake there is its 4.3.5 (EX_TEMPFAIL), so the MTA keeps the mail.
+      const names = [...commands.keys()].filter((n) => n !== 'deliver');
+      assert.ok(names.length >= 8, names.join(' '));
+      const cases = [
+        ...names.map((n) => [n, '--bogus']),
+        ['deliveries', 'list', '--bogus'],
+        ['serve', '--config'],
+        ['migrate', 'stray'],
+      ];
+      for (const args of cases) {
+        const r = postroom(args, { cwd: cwd.dir });
+        assert.equal(r.status, 64, `postroom ${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`^postroom ${args[0]}: .*(--bogus|--config|stray)`), args.join(' '));
+      }
+      const r = postroom(['deliver', '--bogus'], { cwd: cwd.dir });
+      assert.equal(r.status, 75, r.stderr);
+      assert.deepEqual(readdirSync(cwd.dir), [], 'no data directory or file was created');
+    } finally {
+      cwd.cleanup();
+    }
   });
 
   it('check-config accepts the shipped example and exits 0', () => {

@@ -187,8 +187,11 @@ describe('delivery end to end and the deliveries API', () => {
   });
 
   it('answers 404 for an unknown delivery and 400 for a bad filter', async () => {
-    assert.equal((await pr.api('/api/v1/deliveries/dlv_0000')).status, 404);
-    assert.equal((await pr.api('/api/v1/deliveries/dlv_0000/retry', { method: 'POST' })).status, 404);
+    assert.equal((await pr.api(`/api/v1/deliveries/dlv_${'0'.repeat(32)}`)).status, 404);
+    assert.equal((await pr.api(`/api/v1/deliveries/dlv_${'0'.repeat(32)}/retry`, { method: 'POST' })).status, 404);
+    // Malformed: cannot be one of ours, the client's mistake.
+    assert.equal((await pr.api('/api/v1/deliveries/dlv_0000')).status, 400);
+    assert.equal((await pr.api('/api/v1/deliveries/dlv_0000/retry', { method: 'POST' })).status, 400);
     assert.equal((await pr.api('/api/v1/deliveries?status=lost')).status, 400);
     assert.equal((await fetch(`${pr.baseUrl}/api/v1/deliveries`)).status, 401);
   });

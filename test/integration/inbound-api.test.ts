@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { memoryWatch } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
 const MSG = 'From: jan@example.org\r\nTo: list@in.test\r\nSubject: over http\r\nMessage-ID: <h1@example.org>\r\n\r\nhello\r\n';
@@ -124,8 +125,13 @@ describe('POST /api/v1/inbound', () => {
     const chunk = Buffer.concat(Array.from({ length: 1024 }, () => line));
     const chunks = [head, ...Array.from({ length: 48 }, () => chunk)];
     for (const c of chunks) hash.update(c);
+    // The client's chunks are one 1 MiB buffer 48 times: whatever grows is the server's.
+    const mem = memoryWatch();
     const res = await postChunked(pr, 'recipient=list@in.test', chunks);
+    mem.stop();
     assert.equal(res.status, 202, JSON.stringify(res.body));
+    // Held whole, the body alone would take 48 MiB (more with copies); streamed, a few chunks.
+    assert.ok(mem.peak() < 16 * 2 ** 20, `memory rose by ${(mem.peak() / 2 ** 20).toFixed(1)} MiB while a 48 MiB body was kept`);
     const d = (await (await pr.api(`/api/v1/messages/${res.body.id}`)).json()) as { size: number; sha256: string };
     assert.equal(d.size, head.length + 48 * chunk.length);
     assert.equal(d.sha256, hash.digest('hex'));
@@ -136,8 +142,18 @@ describe('POST /api/v1/inbound', () => {
     assert.equal(((await res.json()) as { enhancedStatus: string }).enhancedStatus, '5.3.0');
   });
 
-  it('another media type is refused (415/400 problem), not parsed', async () => {
-    const res = await post('recipient=list@in.test', MSG, { 'content-type': 'text/plain' });
-    assert.ok(res.status === 415 || res.status === 400, String(res.status));
+  it('another media type is refused with 415 UNSUPPORTED_MEDIA_TYPE, and nothing is kept', async () => {
+    const before = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    for (const type of ['text/plain', 'application/json', 'application/octet-stream']) {
+      const res = await post('recipient=list@in.test', MSG, { 'content-type': type });
+      const text = await res.text();
+      assert.equal(res.status, 415, `${type}: ${text}`);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      const p = JSON.parse(text) as { code: string; detail: string };
+      assert.equal(p.code, 'UNSUPPORTED_MEDIA_TYPE', type);
+      assert.match(p.detail, /message\/rfc822/, type);
+    }
+    const now = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    assert.equal(Number(now.n), Number(before.n), 'no message was kept');
   });
 });

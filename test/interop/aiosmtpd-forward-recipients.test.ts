@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { requirePeer, waitFor } from '../helpers/env.js';
 import { startTestPostroom } from '../helpers/postroom.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
-import { PYTHON, pythonDsn } from '../helpers/python-email.js';
+import { pythonDsn } from '../helpers/python-email.js';
 import { swaks } from '../helpers/swaks.js';
 
 /**
@@ -39,7 +39,7 @@ describe('a forward keeps each recipient\'s outcome (aiosmtpd upstream, swaks se
   const asked = (log: string[], who: string) => log.filter((l) => l.startsWith(`${who}@`)).length;
 
   it('250 / 450 / 550: one copy for the accepted, retries for the deferred only, one DSN naming both undelivered when it dies', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd') || !requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'aiosmtpd', 'swaks')) return;
     const { upstream, relay, pr } = await rig(t, { ok: '250', busy: '450', gone: '550' });
     const d = await waitFor(async () => {
       const row = await pr.db.kysely.selectFrom('deliveries').select(['id', 'status', 'last_error']).where('route', '=', 'upstream').executeTakeFirst();
@@ -82,7 +82,7 @@ describe('a forward keeps each recipient\'s outcome (aiosmtpd upstream, swaks se
   });
 
   it('250 / 550: done at once, one DSN for the refused one, the accepted one not sent again', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd') || !requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'aiosmtpd', 'swaks')) return;
     const { upstream, relay, pr } = await rig(t, { gone: '550' });
     const d = await waitFor(async () => {
       const row = await pr.db.kysely.selectFrom('deliveries').select(['id', 'status', 'receipt']).where('route', '=', 'upstream').executeTakeFirst();

@@ -57,7 +57,7 @@ describe('outbound: messages created with status sending go out through the acco
     }, 'the message to be sent or fail', 15_000);
 
   it('a 250: status sent with the reply and Message-ID; the bytes parse to the same subject, bodies, attachments and inline image', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['250']);
     t.after(() => sink.close());
     const acc = await account(sink.port);
@@ -118,7 +118,7 @@ describe('outbound: messages created with status sending go out through the acco
   });
 
   it('a 550 makes the message error, with the reason', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['550']);
     t.after(() => sink.close());
     const acc = await account(sink.port);
@@ -131,7 +131,7 @@ describe('outbound: messages created with status sending go out through the acco
   });
 
   it('a 450 is retried first, then sent', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['450', '250']);
     t.after(() => sink.close());
     const acc = await account(sink.port);
@@ -153,7 +153,7 @@ describe('outbound: messages created with status sending go out through the acco
 
 describe('DSNs: a whole Postroom bounces a refused forward through groups.relay', () => {
   it('swaks → a forward route to a server that answers 550 → the DSN arrives at the relay from <> to the sender; the DSN reads sent', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd') || !requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'aiosmtpd') || !requirePeer(t, 'swaks')) return;
     const upstream = await pySmtpSink(['550']);
     const relay = await pySmtpSink(['250']);
     t.after(() => Promise.all([upstream.close(), relay.close()]));

@@ -56,7 +56,7 @@ describe(`fetched mail from a real Dovecot: sender, refusals, health, one-shot h
   const hitFor = (messageId: string) => hits.find((h) => JSON.stringify(h.body).includes(messageId));
 
   it('takes the envelope sender from From: when there is no Return-Path, so a webhook route takes it; a bounce (<>) is refused with the route and reason recorded', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const account = await addDovecotAccount(pr.api, dc, { address: 'hook@example.org' });
     const inbox = account.folders.find((f) => f.path === 'INBOX');
     await enableFolder(pr.api, inbox.id);
@@ -81,7 +81,7 @@ describe(`fetched mail from a real Dovecot: sender, refusals, health, one-shot h
   });
 
   it('a healthy folder under IDLE never reads stale with mail.staleAfter under 5 minutes (3 s here)', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const account = await addDovecotAccount(pr.api, dc, { address: 'hook@example.org' });
     await dc.append('Idle', [noReturnPath('idle-health-1')]);
     const refreshed = await call(pr.api, 'POST', `/api/v1/email/folders/refresh?account=${account.id}`);
@@ -102,7 +102,7 @@ describe(`fetched mail from a real Dovecot: sender, refusals, health, one-shot h
   });
 
   it('mail kept by a one-shot `postroom fetch` is parsed and routed by the running server within seconds, not after the 60 s grace', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('Cron', [noReturnPath('cron-handoff-1')]);
     const config = path.join(pr.dir, 'fetch-cli.json');
     writeFileSync(config, JSON.stringify({ dataDir: pr.config.dataDir, store: { database: pr.config.store.database } }));

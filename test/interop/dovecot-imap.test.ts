@@ -9,7 +9,7 @@ import { imapPass, type ImapJob } from '../../src/fetch/imap.js';
 import { imapClient } from '../../src/fetch/imap-session.js';
 import type { Accept } from '../../src/intake/accept.js';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
-import { freePort, hasCommand, requirePeer, tempDir, testBackend, waitFor } from '../helpers/env.js';
+import { freePort, requirePeer, skipWithout, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { addDovecotAccount, call, enableFolder, folderMessages } from '../helpers/mail-accounts.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { cleanEnv, startServeChild, type ServeChild } from '../helpers/serve-child.js';
@@ -18,7 +18,7 @@ import { pgTestSchema } from '../helpers/test-db.js';
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed (apt-get install -y dovecot-imapd dovecot-pop3d)' : false }, () => {
+describe('IMAP fetch from a real Dovecot', { skip: skipWithout('IMAP fetch from a real Dovecot', 'dovecot') }, () => {
   let dc: Dovecot;
   let pr: TestPostroom;
   before(async () => {
@@ -31,7 +31,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 
   it('with IDLE, a message appended to INBOX is kept within 2 s, then moved to Done', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const account = await addDovecotAccount(pr.api, dc);
     assert.deepEqual(account.discovery, { ok: true, error: null });
     const inbox = account.folders.find((f) => f.path === 'INBOX');
@@ -68,7 +68,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 
   it('moves and deletes on the server only after intake kept the message; a failure to keep leaves it there', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('Gate', [testMessage('gate-1'), testMessage('gate-2')]);
     const settings = { host: dc.host, port: dc.imapPort, tls: 'none' as const, username: dc.user, password: dc.pass };
     const job: ImapJob = {
@@ -108,7 +108,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 
   it('after a UIDVALIDITY change the folder is read again and nothing is kept twice (with or without Message-ID)', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('Archive', [testMessage('uv-1'), testMessage('uv-2', { messageId: null, body: 'no message id here' })]);
     const account = (await call(pr.api, 'GET', '/api/v1/email/accounts')).items[0];
     const refreshed = await call(pr.api, 'POST', `/api/v1/email/folders/refresh?account=${account.id}`);
@@ -133,7 +133,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 
   it('a wrong password shows as the folder health (authentication error), and nothing crashes', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const account = await addDovecotAccount(pr.api, dc);
     const inbox = account.folders.find((f) => f.path === 'INBOX');
     await enableFolder(pr.api, inbox.id);
@@ -154,7 +154,7 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 
   it('postroom fetch imap: one pass, kept mail moved to --move-on-success, exit 0; a second run finds nothing; wrong password exits 77', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('Cron', [testMessage('cron-1'), testMessage('cron-2'), testMessage('cron-3')]);
     const tmp = tempDir();
     t.after(tmp.cleanup);
@@ -184,9 +184,9 @@ describe('IMAP fetch from a real Dovecot', { skip: !hasCommand('dovecot') && pro
   });
 });
 
-describe('IMAP fetch across a crash', { skip: !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed' : false }, () => {
+describe('IMAP fetch across a crash', { skip: skipWithout('IMAP fetch across a crash', 'dovecot') }, () => {
   it('SIGKILL during a 500-message fetch, restart: every message kept exactly once, all moved to Done, INBOX empty', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const N = 500;
     const dc = await startDovecot();
     t.after(() => dc.stop());

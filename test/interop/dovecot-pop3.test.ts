@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Pop3Session } from '../../src/fetch/pop3-client.js';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
-import { hasCommand, requirePeer, tempDir, testBackend, waitFor } from '../helpers/env.js';
+import { requirePeer, skipWithout, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { addDovecotAccount, call, enableFolder, folderMessages } from '../helpers/mail-accounts.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { cleanEnv } from '../helpers/serve-child.js';
@@ -15,9 +15,8 @@ import { pgTestSchema } from '../helpers/test-db.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const skip = !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed (apt-get install -y dovecot-imapd dovecot-pop3d)' : false;
 
-describe('POP3 fetch from a real Dovecot', { skip }, () => {
+describe('POP3 fetch from a real Dovecot', { skip: skipWithout('POP3 fetch from a real Dovecot', 'dovecot') }, () => {
   let dc: Dovecot;
   let pr: TestPostroom;
   before(async () => {
@@ -30,7 +29,7 @@ describe('POP3 fetch from a real Dovecot', { skip }, () => {
   });
 
   it('with UIDL, a second poll fetches nothing new; a later message alone is kept; the bytes are kept exactly', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     // A line starting with '.' is dot-stuffed on the wire (RFC 1939 §3) and must come back unstuffed.
     const tricky = testMessage('pop-1', { body: '.leading dot\r\n..two dots\r\nend' });
     await dc.append('INBOX', [tricky, testMessage('pop-2')]);
@@ -70,7 +69,7 @@ describe('POP3 fetch from a real Dovecot', { skip }, () => {
   });
 
   it('APOP logs in when the server offers it (timestamp in the greeting); a wrong secret is a refused login', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const s = await Pop3Session.open({ host: dc.host, port: dc.pop3Port, tls: 'none', username: dc.user, password: dc.pass, apop: true });
     assert.ok((await s.uidl()) instanceof Map);
     await s.quit();
@@ -81,7 +80,7 @@ describe('POP3 fetch from a real Dovecot', { skip }, () => {
   });
 
   it('postroom fetch pop3: kept messages deleted, exit 0; a second run finds nothing; --keep keeps nothing twice; wrong password exits 77', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('INBOX', [testMessage('cron-pop-1'), testMessage('cron-pop-2')]);
     const tmp = tempDir();
     t.after(tmp.cleanup);

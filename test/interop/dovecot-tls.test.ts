@@ -3,17 +3,16 @@ import { after, before, describe, it } from 'node:test';
 import { imapClient, imapFailure } from '../../src/fetch/imap-session.js';
 import { Pop3Session } from '../../src/fetch/pop3-client.js';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
-import { hasCommand, requirePeer } from '../helpers/env.js';
+import { requirePeer, skipWithout } from '../helpers/env.js';
 
 /**
  * The TLS modes of a mail profile (none | starttls | tls) against a real Dovecot with a
  * self-signed certificate: each mode reaches the mailbox, and with verification on (the
  * default) the unverifiable certificate is refused before any password is sent.
  */
-describe('IMAP and POP3 over TLS against a real Dovecot', { skip: !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed' : false }, () => {
+describe('IMAP and POP3 over TLS against a real Dovecot', { skip: skipWithout('IMAP and POP3 over TLS against a real Dovecot', 'dovecot') }, () => {
   let dc: Dovecot;
   before(async () => {
-    if (!hasCommand('dovecot') && process.env.CI !== 'true') return;
     dc = await startDovecot({ tls: true });
     await dc.append('INBOX', [testMessage('tls-1')]);
   });
@@ -33,7 +32,7 @@ describe('IMAP and POP3 over TLS against a real Dovecot', { skip: !hasCommand('d
 
   for (const tls of ['starttls', 'tls'] as const) {
     it(`IMAP ${tls}: reaches the mailbox; an unverifiable certificate is refused with verification on`, async (t) => {
-      if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+      if (!requirePeer(t, 'dovecot')) return;
       const port = tls === 'tls' ? dc.imapsPort! : dc.imapPort;
       assert.equal((await imapCount(port, tls, false)).messages, 1);
       const err = await imapCount(port, tls, true).then(
@@ -45,7 +44,7 @@ describe('IMAP and POP3 over TLS against a real Dovecot', { skip: !hasCommand('d
     });
 
     it(`POP3 ${tls}: reaches the mailbox; an unverifiable certificate is refused with verification on`, async (t) => {
-      if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+      if (!requirePeer(t, 'dovecot')) return;
       const port = tls === 'tls' ? dc.pop3sPort! : dc.pop3Port;
       const s = await Pop3Session.open({ host: dc.host, port, tls, tlsVerify: false, username: dc.user, password: dc.pass });
       assert.equal((await s.list()).size, 1);

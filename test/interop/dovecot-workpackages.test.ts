@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { getWorkPackage, listJournals, listWorkPackages } from '../../src/domain/tracker/read.js';
 import { tq } from '../../src/domain/tracker/tables.js';
 import { startDovecot, type Dovecot } from '../helpers/dovecot.js';
-import { hasCommand, requirePeer, waitFor } from '../helpers/env.js';
+import { requirePeer, skipWithout, waitFor } from '../helpers/env.js';
 import { startPostroom } from '../../src/app.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
@@ -24,7 +24,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
  * --route tracker` keeps what a real Dovecot holds into the store of a running Postroom, which
  * parses it and hands it to that route's workpackage target.
  */
-describe('postroom fetch imap from Dovecot → workpackage route', { skip: !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed (apt-get install -y dovecot-imapd dovecot-pop3d)' : false }, () => {
+describe('postroom fetch imap from Dovecot → workpackage route', { skip: skipWithout('postroom fetch imap from Dovecot → workpackage route', 'dovecot') }, () => {
   let dc: Dovecot;
   let pr: TestPostroom;
   let config: string;
@@ -80,7 +80,7 @@ describe('postroom fetch imap from Dovecot → workpackage route', { skip: !hasC
     }, `${messageId} delivered or failed`, 20_000);
 
   it('new mail: type and project from the mail (allowed), other attributes too; an unknown sender fails with its reason', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     await dc.append('INBOX', [
       trackerMail({ messageId: '<imap-1@mail.test>', subject: 'Docs are wrong', body: 'Project: other_project\nType: Feature\nCategory: Docs\n\nPage 3 is wrong.' }),
       trackerMail({ messageId: '<imap-2@mail.test>', from: 'Bob <bob@example.org>', subject: 'Slow login', body: 'type: Support\npriority: High\nDue date: 2026-04-30\n\nIt takes a minute.' }),
@@ -105,7 +105,7 @@ describe('postroom fetch imap from Dovecot → workpackage route', { skip: !hasC
   });
 
   it('a reply fetched later updates the work package it answers: note without the quote, Type changed', async (t) => {
-    if (!requirePeer(t, 'dovecot', 'dovecot-imapd dovecot-pop3d')) return;
+    if (!requirePeer(t, 'dovecot')) return;
     const slow = (await listWorkPackages(q(), { limit: 10 })).find((w) => w.subject === 'Slow login')!;
     await dc.append('INBOX', [
       trackerMail({

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startPostroom } from '../../src/app.js';
 import { createRelayGroup, relayedCopies, writeDeliverIni } from '../helpers/deliver.js';
-import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
-import { eximBinary, startExim, type EximInstance } from '../helpers/exim.js';
+import { freePort, skipWithout, tempDir, waitFor } from '../helpers/env.js';
+import { startExim, type EximInstance } from '../helpers/exim.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
 import { swaks } from '../helpers/swaks.js';
@@ -40,18 +40,15 @@ function readmeStanza(iniFile: string, url: string): { routers: string; transpor
  * group come back through the same Exim (groups.relay) to the members, and Exim's bounces to
  * the senders, all captured by an aiosmtpd sink. The cases of postfix-pipe-deliver.test.ts.
  */
-describe('Exim pipe transport → postroom deliver → groups', () => {
+const EXIM_SUITE = 'Exim pipe transport → postroom deliver → groups';
+describe(EXIM_SUITE, { skip: skipWithout(EXIM_SUITE, 'exim', 'swaks', 'aiosmtpd') }, () => {
   let exim: EximInstance | undefined;
   let pr: TestPostroom;
   let sink: Awaited<ReturnType<typeof pySmtpSink>>;
   let groupId: number;
   const ini = tempDir('deliver-ini-');
-  let skip: string | undefined;
 
   before(async () => {
-    // A suite's before hook has no t.skip: requirePeer notes why here, and each test skips with it.
-    const note = { skip: (why: string) => (skip = why) } as unknown as TestContext;
-    if (!requirePeer(note, eximBinary(), 'exim4', 'scripts/fetch-exim.sh') || !requirePeer(note, 'swaks', 'swaks')) return;
     sink = await pySmtpSink(['250']);
     const eximPort = await freePort();
     pr = await startTestPostroom({
@@ -91,7 +88,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
     });
 
   it('a post sent with swaks is piped, stored, posted, and relayed to the 3 members through Exim with VERP return paths', async (t) => {
-    if (skip) return t.skip(skip);
     // The sender's own X-Original-To must not choose the group (the transport removes it).
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--header', 'Subject: hello via exim', '--add-header', 'X-Original-To: nosuch@pipe.test']);
     assert.equal(r.code, 0, r.out);
@@ -116,7 +112,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
   });
 
   it('an oversize message (over -m 1) bounces with 5.3.4, in the main log and in the bounce', async (t) => {
-    if (skip) return t.skip(skip);
     const file = path.join(ini.dir, 'big.eml');
     writeFileSync(file, `From: ann@relay.test\r\nTo: talk@pipe.test\r\nSubject: too big\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(2100)}.\r\n`);
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--data', `@${file}`]);
@@ -130,7 +125,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
   });
 
   it('an unknown group bounces with 5.1.1, in the main log and in the bounce', async (t) => {
-    if (skip) return t.skip(skip);
     const r = await send('nosuch@pipe.test', 'ann@relay.test', ['--header', 'Subject: anyone there']);
     assert.equal(r.code, 0, r.out);
     const id = queuedId(r.out);
@@ -141,7 +135,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
   });
 
   it('a bounce sent to a VERP address counts against that member', async (t) => {
-    if (skip) return t.skip(skip);
     const r = await send('talk+bounces-bob=relay.test@pipe.test', '<>', ['--header', 'Subject: Undelivered Mail Returned to Sender']);
     assert.equal(r.code, 0, r.out);
     await logLine(queuedId(r.out), /=> \S+ <talk\+bounces-bob=relay\.test@pipe\.test> R=postroom_lists T=postroom_pipe/, 'the pipe to deliver the bounce');
@@ -152,7 +145,6 @@ describe('Exim pipe transport → postroom deliver → groups', () => {
   });
 
   it('with the server down the message is deferred (exit 75, 4.4.4), and delivered after it starts and a queue run', async (t) => {
-    if (skip) return t.skip(skip);
     const config = pr.config;
     await pr.stop();
     const r = await send('talk@pipe.test', 'cy@relay.test', ['--header', 'Subject: while you were out']);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createRelayGroup, relayedCopies } from '../helpers/deliver.js';
-import { freePort, requirePeer, tempDir, testBackend, waitFor } from '../helpers/env.js';
+import { freePort, skipWithout, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
 import { pgTestSchema } from '../helpers/test-db.js';
@@ -52,7 +52,8 @@ function notOwnedBy(dir: string, uid: number): string[] {
  * at the same time: SQLite (database, WAL, blobs in one data directory) or PostgreSQL, as this
  * run of the suite is for. Posts come back through Postfix (groups.relay) to the members.
  */
-describe('Postfix pipe transport → postroom deliver into the local store (no URL), as the serve user', () => {
+const SUITE = 'Postfix pipe transport → postroom deliver into the local store (no URL), as the serve user';
+describe(SUITE, { skip: skipWithout(SUITE, 'postfix', 'swaks', 'aiosmtpd') }, () => {
   let postfix: PostfixInstance | undefined;
   let serve: ServeChild | undefined;
   let sink: Awaited<ReturnType<typeof pySmtpSink>>;
@@ -66,7 +67,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
     uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()),
     gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()),
   };
-  let skip = false;
 
   const startServe = async () => {
     serve = await startServeChild(['--config', configFile], {}, tmp.dir, nobody);
@@ -78,11 +78,7 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   };
   const api = (p: string, init: RequestInit = {}) => fetch(baseUrl + p, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${TOKEN}` } });
 
-  before(async (t) => {
-    if (!requirePeer(t as never, 'postfix', 'postfix') || !requirePeer(t as never, 'swaks', 'swaks')) {
-      skip = true;
-      return;
-    }
+  before(async () => {
     sink = await pySmtpSink(['250']);
     const postfixPort = await freePort();
     const httpPort = await freePort();
@@ -133,7 +129,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   const posts = async () => ((await (await api(`/api/v1/groups/${groupId}/posts?limit=100`)).json()) as { items: { status: string; message: string; subject: string }[] }).items;
 
   it('a post is kept by the pipe as nobody, then parsed, posted and relayed by the running serve to the 3 members', async () => {
-    if (skip) return;
     const r = await send('local@pipe.test', ['--header', 'Subject: hello locally']);
     assert.equal(r.code, 0, r.out);
     await logLine('local@pipe.test', /relay=postroom.*status=sent/, 'the pipe to keep the post');
@@ -146,7 +141,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   });
 
   it('posts the pipe keeps while serve writes the same store, several at once, all arrive; no file is left that nobody cannot write', async () => {
-    if (skip) return;
     // 300 KiB each: over the inline limit, so on SQLite the bytes go through blobs/tmp into blobs/ab/.
     const big = path.join(tmp.dir, 'big.eml');
     writeFileSync(big, `From: ann@relay.test\r\nTo: local@pipe.test\r\nSubject: SUBJ\r\n\r\n${`${'y'.repeat(998)}\r\n`.repeat(300)}`);
@@ -173,7 +167,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   });
 
   it('an oversize message (over -m 1) bounces with 5.3.4, an unknown group with 5.1.1', async () => {
-    if (skip) return;
     const file = path.join(tmp.dir, 'too-big.eml');
     writeFileSync(file, `From: ann@relay.test\r\nTo: local@pipe.test\r\nSubject: too big\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(2100)}`);
     chmodSync(file, 0o644);
@@ -188,7 +181,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   });
 
   it('a blob directory the pipe user cannot write (made by a serve run as root) defers with 4.3.5 naming it; after chown and a flush it is delivered', async (t) => {
-    if (skip) return;
     if (testBackend() !== 'sqlite') return t.skip('PostgreSQL keeps blobs in the database: the pipe writes nothing under the data directory');
     const tmpBlobs = path.join(dataDir, 'blobs', 'tmp');
     chownSync(tmpBlobs, 0, 0);
@@ -205,7 +197,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   });
 
   it('on PostgreSQL the pipe needs nothing of the data directory: closed to its user, a post is still kept and relayed', async (t) => {
-    if (skip) return;
     if (testBackend() !== 'postgres') return t.skip('SQLite keeps its database under the data directory');
     const file = path.join(tmp.dir, 'closed.eml');
     // The blob store prepares its staging directory before the first byte, whatever the size.
@@ -224,7 +215,6 @@ describe('Postfix pipe transport → postroom deliver into the local store (no U
   });
 
   it('with serve stopped the pipe still keeps the post; serve relays it when it starts', async () => {
-    if (skip) return;
     await stopServe();
     const before = lines('local@pipe.test').filter((l) => /status=sent/.test(l)).length;
     await send('local@pipe.test', ['--header', 'Subject: kept while down']);

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startPostroom } from '../../src/app.js';
 import { createRelayGroup, relayedCopies, writeDeliverIni } from '../helpers/deliver.js';
-import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, skipWithout, tempDir, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
@@ -36,19 +36,15 @@ function readmeEntry(iniFile: string, url: string): string {
  * lines of the README), POSTing to a Postroom server's HTTP intake. Posts to a group come back
  * through the same Postfix (groups.relay) to the members, captured by an aiosmtpd sink.
  */
-describe('Postfix pipe transport → postroom deliver → groups', () => {
+const SUITE = 'Postfix pipe transport → postroom deliver → groups';
+describe(SUITE, { skip: skipWithout(SUITE, 'postfix', 'swaks', 'aiosmtpd') }, () => {
   let postfix: PostfixInstance | undefined;
   let pr: TestPostroom;
   let sink: Awaited<ReturnType<typeof pySmtpSink>>;
   let groupId: number;
   const ini = tempDir('deliver-ini-');
-  let skip = false;
 
-  before(async (t) => {
-    if (!requirePeer(t as never, 'postfix', 'postfix') || !requirePeer(t as never, 'swaks', 'swaks')) {
-      skip = true;
-      return;
-    }
+  before(async () => {
     sink = await pySmtpSink(['250']);
     const postfixPort = await freePort();
     pr = await startTestPostroom({
@@ -75,7 +71,6 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
     waitFor(() => postfix!.log().split('\n').find((l) => l.includes(`to=<${rcpt}>`) && status.test(l)), what, 30_000);
 
   it('a post sent with swaks is stored, posted, and relayed to the 3 members through Postfix with VERP return paths', async () => {
-    if (skip) return;
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--header', 'Subject: hello via postfix']);
     assert.equal(r.code, 0, r.out);
     await logLine('talk@pipe.test', /relay=postroom.*status=sent/, 'the pipe to deliver the post');
@@ -89,7 +84,6 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
   });
 
   it('an oversize message (over -m 1) bounces with 5.3.4 in the maillog', async () => {
-    if (skip) return;
     const file = path.join(ini.dir, 'big.eml');
     writeFileSync(file, `From: ann@relay.test\r\nTo: talk@pipe.test\r\nSubject: too big\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(2100)}.\r\n`);
     const r = await send('talk@pipe.test', 'ann@relay.test', ['--data', `@${file}`]);
@@ -99,14 +93,12 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
   });
 
   it('an unknown group bounces with 5.1.1', async () => {
-    if (skip) return;
     await send('nosuch@pipe.test', 'ann@relay.test', ['--header', 'Subject: anyone there']);
     const line = await logLine('nosuch@pipe.test', /dsn=5\.1\.1, status=bounced/, 'a 5.1.1 bounce');
     assert.match(line, /No such group here/);
   });
 
   it('a bounce sent to a VERP address counts against that member', async () => {
-    if (skip) return;
     const r = await send('talk+bounces-bob=relay.test@pipe.test', '<>', ['--header', 'Subject: Undelivered Mail Returned to Sender']);
     assert.equal(r.code, 0, r.out);
     await waitFor(async () => {
@@ -116,7 +108,6 @@ describe('Postfix pipe transport → postroom deliver → groups', () => {
   });
 
   it('with the server down the message is deferred (4.4.4), and delivered after it starts and the queue is flushed', async () => {
-    if (skip) return;
     const config = pr.config;
     await pr.stop();
     await send('talk@pipe.test', 'cy@relay.test', ['--header', 'Subject: while you were out']);

@@ -10,7 +10,7 @@ import { createDsnTarget } from '../../src/outbound/send-dsn.js';
 import { getAttempts, getDelivery, listDeliveries, retryDelivery, type DeliveryRecord } from '../../src/store/deliveries.js';
 import { forwardParams, forwardTarget } from '../../src/targets/forward.js';
 import { deliveryRig, fastRetry, messageStatus, type DeliveryRig } from '../helpers/delivery.js';
-import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, portAnswers, requirePeer, tempDir, waitFor } from '../helpers/env.js';
 import { pySmtpSink } from '../helpers/py-smtp-sink.js';
 import { PYTHON, pythonDsn } from '../helpers/python-email.js';
 
@@ -40,19 +40,7 @@ async function smtpSink(extra: string[] = []): Promise<{ port: number; dumps(): 
   const child: ChildProcess = spawn('smtp-sink', ['-u', 'nobody', ...extra, '-d', `${tmp.dir}/%M.`, `127.0.0.1:${port}`, '100'], {
     stdio: 'ignore',
   });
-  await waitFor(
-    () =>
-      new Promise<boolean>((resolve) => {
-        import('node:net').then(({ default: net }) => {
-          const s = net.connect(port, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        });
-      }),
-    'smtp-sink listening',
-  );
+  await waitFor(() => portAnswers(port), 'smtp-sink listening');
   return {
     port,
     dumps: () =>
@@ -102,7 +90,7 @@ describe('forward target against real SMTP sinks', () => {
     forwardVia(rig, route, params, until, mailFrom, trace);
 
   it('relays to Postfix smtp-sink: envelope kept, lines starting with a dot survive', async (t) => {
-    if (!requirePeer(t, 'smtp-sink', 'postfix')) return;
+    if (!requirePeer(t, 'smtp-sink')) return;
     const sink = await smtpSink();
     try {
       const { m, d } = await forward('sink', { host: '127.0.0.1', port: sink.port }, (r) => r.status !== 'pending');
@@ -122,7 +110,7 @@ describe('forward target against real SMTP sinks', () => {
   });
 
   it('arrives byte for byte with CRLF; a sink that says 450 then 250 gets it on the retry', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['450', '250']);
     try {
       const { d, attempts } = await forward('soft', { host: '127.0.0.1', port: sink.port }, (r) => r.status !== 'pending');
@@ -140,7 +128,7 @@ describe('forward target against real SMTP sinks', () => {
   });
 
   it('rewrites the envelope when the route says so, and prepends the trace header when there is one', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['250']);
     try {
       const { d } = await forward(
@@ -161,7 +149,7 @@ describe('forward target against real SMTP sinks', () => {
   });
 
   it('never sends a DSN to the null sender <>', async (t) => {
-    if (!requirePeer(t, 'smtp-sink', 'postfix')) return;
+    if (!requirePeer(t, 'smtp-sink')) return;
     const sink = await smtpSink(['-f', '.']);
     try {
       const before = await rig.db.kysely.selectFrom('messages').select('id').where('ingress', '=', 'dsn').execute();
@@ -221,7 +209,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
     }, `DSN ${id} sent or failed`);
 
   it('a sink that answers 550: the DSN arrives at the relay from <> to the sender, a multipart/report with status 5.7.1', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const upstream = await pySmtpSink(['550']);
     const relay = await pySmtpSink(['250']);
     t.after(() => Promise.all([upstream.close(), relay.close()]));
@@ -269,7 +257,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
   });
 
   it('Postfix smtp-sink refusing after the dot: the DSN carries its reply and the original header block, not the body', async (t) => {
-    if (!requirePeer(t, 'smtp-sink', 'postfix') || !requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'smtp-sink') || !requirePeer(t, 'aiosmtpd')) return;
     const sink = await smtpSink(['-f', '.']);
     const relay = await pySmtpSink(['250']);
     t.after(() => Promise.all([sink.close(), relay.close()]));
@@ -294,7 +282,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
   });
 
   it('a replayed forward that is refused again bounces once: the first DSN is named, no second is queued', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const upstream = await pySmtpSink(['550']);
     const relay = await pySmtpSink(['250']);
     t.after(() => Promise.all([upstream.close(), relay.close()]));
@@ -316,7 +304,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
   });
 
   it('a relay that says 450 then 250: the DSN is retried on the queue, then sent', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const upstream = await pySmtpSink(['550']);
     const relay = await pySmtpSink(['450', '250']);
     t.after(() => Promise.all([upstream.close(), relay.close()]));
@@ -334,7 +322,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
   });
 
   it('a relay that refuses the DSN (550): status error with the reply, and no DSN of the DSN', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const upstream = await pySmtpSink(['550']);
     const relay = await pySmtpSink(['550']);
     t.after(() => Promise.all([upstream.close(), relay.close()]));
@@ -351,7 +339,7 @@ describe('DSNs of the forward target go out through groups.relay', () => {
   });
 
   it('no groups.relay: the DSN is kept and queued, its delivery waits with 4.3.5, then dies with the reason (status error)', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3-aiosmtpd')) return;
+    if (!requirePeer(t, 'aiosmtpd')) return;
     const upstream = await pySmtpSink(['550']);
     t.after(() => upstream.close());
     work(undefined, fastRetry({ schedule: ['50ms'], maxAttempts: 2 }));

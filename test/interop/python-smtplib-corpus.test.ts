@@ -53,7 +53,7 @@ describe('Python smtplib sends the hard-MIME corpus; the API gives back the same
   after(() => app.close());
 
   test('every corpus message is accepted with 250 and parsed', async (t) => {
-    if (!requirePeer(t, PYTHON, 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     const { stdout } = await run(PYTHON, ['-c', SENDER, String(app.smtpPort), ...files.map((f) => path.join(FIXTURES, f))], {
       maxBuffer: 16 * 1024 * 1024,
     });
@@ -70,7 +70,7 @@ describe('Python smtplib sends the hard-MIME corpus; the API gives back the same
 
   for (const f of files) {
     test(`${f}: /raw is sha256-identical to what was sent; attachments as Python extracts them`, async (t) => {
-      if (!requirePeer(t, PYTHON, 'python3')) return;
+      if (!requirePeer(t, 'python3')) return;
       const id = ids.get(f);
       assert.ok(id, 'sent by the first test');
       const sent = readFileSync(path.join(FIXTURES, f));

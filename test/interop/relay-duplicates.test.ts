@@ -63,7 +63,7 @@ describe('copies of one message through two relays are delivered once (swaks)', 
   const viaB = 'X-Original-To: team@example.org\nReceived: from relay-b.example (relay-b [192.0.2.2]) by mx.example with ESMTP id BBB; Mon, 7 Dec 2026 01:00:05 +0000\nReceived: from relay-b-inner by relay-b with LMTP; Mon, 7 Dec 2026 01:00:04 +0000\n';
 
   test('the second copy is kept, says which message it duplicates, and is not delivered again', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const first = await send(['team@example.org'], message('twice', viaA));
     assert.deepEqual((await planned(pr, first)).deliveries, ['inbox team@example.org']);
     const second = await send(['team@example.org'], message('twice', viaB));
@@ -79,7 +79,7 @@ describe('copies of one message through two relays are delivered once (swaks)', 
   });
 
   test('a recipient only the second copy names is delivered; the shared one is not', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const first = await send(['a@example.org', 'b@example.org'], message('overlap', viaA));
     assert.deepEqual((await planned(pr, first)).deliveries, ['inbox a@example.org,b@example.org']);
     const second = await send(['b@example.org', 'c@example.org'], message('overlap', viaB));
@@ -89,7 +89,7 @@ describe('copies of one message through two relays are delivered once (swaks)', 
   });
 
   test('a body that differs under a reused Message-ID is a new message, delivered', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const first = await send(['team@example.org'], message('reused', viaA, 'Version one.'));
     await planned(pr, first);
     const second = await send(['team@example.org'], message('reused', viaB, 'Version two.'));
@@ -99,7 +99,7 @@ describe('copies of one message through two relays are delivered once (swaks)', 
   });
 
   test('a route with dedup: false delivers every copy', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const first = await send(['x@nodedup.example'], message('every', viaA));
     await planned(pr, first);
     const second = await send(['x@nodedup.example'], message('every', viaB));
@@ -118,7 +118,7 @@ describe('copies past the dedup window are delivered again (swaks)', () => {
   after(() => pr.close());
 
   test('after the window the same message is delivered again', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const raw = (hop: string) => `Received: from ${hop} by mx; Mon, 7 Dec 2026 01:00:00 +0000\r\nMessage-ID: <late@x>\r\nSubject: late\r\n\r\nbody\r\n.\r\n`;
     const send = async (hop: string) => {
       const file = path.join(pr.dir, `${hop}.eml`);
@@ -163,7 +163,7 @@ describe('the same message relayed by two Postfix instances reaches the webhook 
   });
 
   test('two copies kept, one POST', async (t) => {
-    if (!requirePeer(t, 'postfix', 'postfix') || !requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'postfix') || !requirePeer(t, 'swaks')) return;
     const pipeEntry = 'postroom unix - n n - - pipe flags=R user=nobody argv=/bin/true';
     for (let i = 0; i < 2; i++) {
       relays.push(await startPostfix({ pipeDomain: 'pipe.test', relayDomain: 'relay.test', relayPort: pr.smtpPort, pipeEntry }));

@@ -159,7 +159,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   const docsIn = (folder: number) => searchDocuments(pr.db.kysely, { folder, limit: 10 });
 
   test('folder: ogo+A@, ogo+B@, ogo+C@ file one document into each of the three folders', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const ids = await folders(3, 'three');
     const { id } = await send(ids.map((f) => `ogo+${f}@example.org`));
     const ds = await delivered(id);
@@ -172,7 +172,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('folder: one folder under two addresses (ogo+N@, ogo+0N@) is one document; a third address its own', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const [same, other] = await folders(2, 'spellings');
     const { id } = await send([`ogo+${same}@example.org`, `ogo+0${same}@example.org`, `ogo+${other}@example.org`]);
     const ds = await delivered(id);
@@ -185,7 +185,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('spool: 111@fax, 222@fax, 333@fax write three .txt/.ctl pairs with number=111, 222, 333', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const { id } = await send(['111@fax', '222@fax', '333@fax'], ['--header', 'Subject: three faxes', '--body', 'Fax body.']);
     await delivered(id);
     const mine = files(spool.dir).filter((f) => f.includes(id));
@@ -198,7 +198,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('group: dev@, ops@, qa@ each get a post, relayed to each group\'s own members', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const groups: Record<string, { id: number; members: string[] }> = {};
     for (const [name, only] of [['dev', 'dora'], ['ops', 'olaf'], ['qa', 'quinn']]) {
       const members = ['ann@members.test', `${only}@members.test`];
@@ -226,7 +226,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('workflow: ogo+wf+A@, ogo+wf+B@, ogo+wf+C@ start one process of each of the three workflows', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const names = ['fan-count', 'fan-lines', 'fan-bytes'];
     const wfs = [];
     for (const name of names) {
@@ -243,7 +243,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('workpackage: alpha@, beta@, gamma@tracker.test make one work package in each of three projects', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const projects = ['alpha', 'beta', 'gamma'];
     for (const p of projects) await createProject(pr.db, { identifier: p, name: `Project ${p}` });
     for (const kind of ['type', 'status', 'priority'] as const) await createEnum(pr.db, kind, { name: `Default ${kind}`, isDefault: true });
@@ -256,7 +256,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('webhook: ONE POST whose `routed` lists the three recipients, each with its own captures', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const to = ['hook+a@hooks.test', 'hook+b@hooks.test', 'hook+c@hooks.test'];
     const { id } = await send(to);
     const [d, ...more] = await delivered(id);
@@ -274,7 +274,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('forward: one SMTP transaction upstream (aiosmtpd) with the three recipients as RCPT TO', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const to = ['relay+a@relay.test', 'relay+b@relay.test', 'relay+c@relay.test'];
     const before = upstream.messages().length;
     const { id, messageId } = await send(to);
@@ -288,7 +288,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('a fan-out of 50 folders in one transaction: each folder gets exactly one document', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const ids = await folders(50, 'fifty');
     const { id } = await send(ids.map((f) => `ogo+${f}@example.org`));
     const ds = await delivered(id, 120_000);
@@ -298,7 +298,7 @@ describe('one swaks transaction, three recipients on one route: each gets what i
   });
 
   test('a retransmission, a second plan and a replay of a delivery deliver nobody twice', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const ids = await folders(3, 'replay');
     const to = ids.map((f) => `ogo+${f}@example.org`);
     // The exact bytes twice (--no-data-fixup): the client retransmits after a lost 250.
@@ -358,7 +358,7 @@ describe('a Postroom stopped mid-fan-out and started again delivers each recipie
   });
 
   test('three groups, relay deferring: stop with one copy sent, restart with the relay back; every member of every group has exactly one copy', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const members: Record<string, string[]> = {};
     for (const name of ['red', 'green', 'blue']) {
       members[name] = ['ann@members.test', `${name}1@members.test`, `${name}2@members.test`];

@@ -46,7 +46,7 @@ describe('the fax route of config/examples/fax.yaml, through SMTP', () => {
   };
 
   test('spools a .txt and a .ctl with user_app_id from the subject and [from] from Reply-To', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const run = await swaks(app.smtpPort, [
       '--from', 'orders@shop.example',
       '--to', '"Jan Novak/ACME/Sales/+420123456789"@fax',
@@ -71,7 +71,7 @@ describe('the fax route of config/examples/fax.yaml, through SMTP', () => {
   });
 
   test('falls back to From, then to the literal, for [from]', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const before = new Set(files());
     await swaks(app.smtpPort, ['--from', 'a@shop.example', '--to', '420111@fax', '--header', 'From: Clerk <clerk@shop.example>', '--header', 'Subject: no id']);
     const ctlName = await waitFor(() => files().find((n) => n.endsWith('.ctl') && !before.has(n)), 'a second .ctl', 20_000);
@@ -81,7 +81,7 @@ describe('the fax route of config/examples/fax.yaml, through SMTP', () => {
   });
 
   test('refuses a sender matching .*@gsm$ with 550 5.7.1 at RCPT and keeps nothing', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const count = async () => (await app.db.kysely.selectFrom('messages').select('id').execute()).length;
     const n = await count();
     const run = await swaks(app.smtpPort, ['--from', 'modem@gsm', '--to', '420123@fax', '--quit-after', 'RCPT']);

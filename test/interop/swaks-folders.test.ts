@@ -47,7 +47,7 @@ describe('document folders over SMTP, with swaks', () => {
   }
 
   test('application/pdf: a message with a PDF and a PNG leaves exactly the PDF, byte-identical, with header properties', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder('application/pdf');
     const run = await send(`ogo+${f.id}@example.org`, scanMessage({ messageId: '<swaks-pdf@example.org>', to: `ogo+${f.id}@example.org` }));
     assert.equal(run.code, 0, run.out);
@@ -66,7 +66,7 @@ describe('document folders over SMTP, with swaks', () => {
   });
 
   test('text/plain: the text body', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder('text/plain');
     const run = await send(`ogo+${f.id}@example.org`, scanMessage({ messageId: '<swaks-txt@example.org>', body: 'Status: all lamps lit' }));
     assert.equal(run.code, 0, run.out);
@@ -75,7 +75,7 @@ describe('document folders over SMTP, with swaks', () => {
   });
 
   test('unset: the raw message, sha256-identical to what was sent', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder();
     const raw = scanMessage({ messageId: '<swaks-raw@example.org>' });
     const run = await send(`ogo+${f.id}@example.org`, raw);
@@ -86,7 +86,7 @@ describe('document folders over SMTP, with swaks', () => {
   });
 
   test('without a network write grant: 550 5.7.1 at RCPT and nothing kept', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder('application/pdf', 'r');
     const before = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
     const run = await send(`ogo+${f.id}@example.org`, scanMessage({ messageId: '<swaks-denied@example.org>' }));
@@ -98,7 +98,7 @@ describe('document folders over SMTP, with swaks', () => {
   });
 
   test('without Message-ID: 550 5.6.0 at the end of DATA and nothing kept', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder('application/pdf');
     const count = async () => Number((await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
     const before = await count();
@@ -110,13 +110,13 @@ describe('document folders over SMTP, with swaks', () => {
   });
 
   test('an unknown object is 550 5.1.1 at RCPT', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const run = await swaks(pr.smtpPort, ['--from', 'a@example.org', '--to', 'ogo+987654321@example.org', '--quit-after', 'RCPT']);
     assert.ok(run.replies.some((r) => /^550 5\.1\.1 /.test(r)), run.replies.join('\n'));
   });
 
   test('no matching attachment: the delivery fails permanently with 5.6.0 and the folder stays empty', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const f = await folder('application/zip');
     const run = await send(`ogo+${f.id}@example.org`, scanMessage({ messageId: '<swaks-zip@example.org>' }));
     assert.equal(run.code, 0, 'accepted: the 5.6.0 needs the parsed message');

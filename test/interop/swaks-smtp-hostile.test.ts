@@ -50,7 +50,7 @@ async function count(app: TestPostroom): Promise<number> {
 
 describe('hostile SMTP input, with swaks', () => {
   test('answers an unknown MAIL FROM parameter with 555 5.5.4 (RFC 5321 §4.1.1.11) and keeps nothing', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       // swaks wraps --from in <>: the '>' inside closes the address, what follows is a parameter.
       const r = await swaks(app.smtpPort, ['--from', 'a@example.org> FOO=bar', '--to', 'inbox@postroom.test']);
@@ -58,7 +58,7 @@ describe('hostile SMTP input, with swaks', () => {
       assert.ok(r.replies.includes('555 5.5.4 MAIL FROM parameter FOO not recognized or not implemented'), r.out);
       assert.equal(await count(app), 0);
       // The parameters we advertise still pass (Python smtplib adds SIZE= itself).
-      if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+      if (!requirePeer(t, 'python3')) return;
       const ok = await python(
         "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',int(sys.argv[1]))\ns.ehlo('c.example.org')\nprint(s.sendmail('a@example.org',['inbox@postroom.test'],b'Subject: x\\r\\n\\r\\nx\\r\\n',mail_options=['BODY=8BITMIME','SMTPUTF8']))",
         [String(app.smtpPort)],
@@ -69,7 +69,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('answers a RCPT TO parameter of an extension not offered (DSN NOTIFY) with 555 5.5.4', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       const r = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'inbox@postroom.test> NOTIFY=NEVER']);
       assert.notEqual(r.code, 0);
@@ -82,7 +82,7 @@ describe('hostile SMTP input, with swaks', () => {
   const pace = { dataTimeout: '60s', minDataRate: '1KiB', minDataRateGrace: '1s', socketTimeout: '60s' };
 
   test('ends a DATA that trickles one byte at a time with 421 4.4.2 and closes, though every byte resets the idle timeout', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     await withPostroom({ smtp: pace }, async (app) => {
       const r = await slowClient(app.smtpPort, ['trickle', '200', '40']);
       const last = r.replies.at(-1) ?? '';
@@ -93,7 +93,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('ends a DATA still running after dataTimeout with 421 4.4.2, however fast it flows', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     await withPostroom({ smtp: { ...pace, dataTimeout: '2s' } }, async (app) => {
       const r = await slowClient(app.smtpPort, ['steady', '20000', '30']);
       assert.equal(r.replies.at(-1), '421 4.4.2 DATA not complete after 2 s (smtp.dataTimeout); closing connection', JSON.stringify(r));
@@ -103,7 +103,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('keeps a message from a slow but steady client above minDataRate (a real MTA on a slow link)', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     await withPostroom({ smtp: pace }, async (app) => {
       const r = await slowClient(app.smtpPort, ['steady', '3000', '4']);
       assert.match(r.replies.at(-1) ?? '', /^250 2\.0\.0 Ok: kept as /, JSON.stringify(r));
@@ -112,7 +112,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('closes the connection after the 421 for an over-long line instead of reading what follows', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     await withPostroom({}, async (app) => {
       const r = await slowClient(app.smtpPort, ['longline', String(256 * 1024 * 1024)]);
       assert.ok(r.replies.includes('421 4.4.2 Error: Command line too long'), JSON.stringify(r));
@@ -123,7 +123,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('refuses connections from one IP past maxClientsPerIp with 421 4.7.0; another IP still gets in', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({ smtp: { maxClientsPerIp: 2 } }, async (app) => {
       const held = [await RawSmtp.connect(app.smtpPort), await RawSmtp.connect(app.smtpPort)];
       try {
@@ -162,7 +162,7 @@ describe('hostile SMTP input, with swaks', () => {
     Array.from({ length: n }, (_, i) => `Received: from hop${i}.example.org by hop${i + 1}.example.org; Sat, 21 Nov 2026 06:00:00 +0000`).join('\n');
 
   test('refuses a message with 51 Received: headers (over smtp.maxReceived) with 554 5.4.6 at the end of DATA; 50 are kept', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       const send = (n: number) => swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'inbox@postroom.test', '--add-header', withReceived(n)]);
       const r = await send(51);
@@ -176,7 +176,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('a route forwarding to our own SMTP listener stops after maxPasses (2) copies: the next is refused 554 5.4.6, and no DSN', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     // The route needs the listener's port before it starts.
     const port = await freePort();
     const routes = [
@@ -203,7 +203,7 @@ describe('hostile SMTP input, with swaks', () => {
   const inboxOnly = [{ name: 'inbox', match: { recipient: 'inbox@postroom.test' }, deliver: [{ discard: {} }] }];
 
   test('accepts postmaster@ every configured domain and bare postmaster at RCPT though no route takes them, and keeps the mail (RFC 5321 §4.5.1)', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({ smtp: routed, routes: inboxOnly }, async (app) => {
       const nobody = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'nobody@postroom.test']);
       assert.ok(nobody.replies.some((l) => l.startsWith('550 5.1.1')), nobody.out);
@@ -219,7 +219,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('with smtp.postmaster, mail for postmaster@ is kept for that address and its route delivers it', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const routes = [...inboxOnly, { name: 'ops', match: { recipient: 'ops@postroom.test' }, deliver: [{ discard: {} }] }];
     await withPostroom({ smtp: { ...routed, postmaster: 'ops@postroom.test' }, routes }, async (app) => {
       const r = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'postmaster@postroom.test']);
@@ -231,7 +231,7 @@ describe('hostile SMTP input, with swaks', () => {
   });
 
   test('refuses MAIL with 452 4.3.1 when the data directory lacks room for the declared SIZE plus minFreeSpace, before any data', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks') || !requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'swaks', 'python3')) return;
     const disk = tempDir('postroom-tmpfs-');
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', disk.dir]);

@@ -53,7 +53,7 @@ const send = ['--from', 'a@example.org', '--to', 'inbox@postroom.test'];
 
 describe('SMTP ingress outcomes, with swaks', () => {
   test('a failure to keep is 451 4.3.0, a full disk 452 4.3.1: never a 5xx', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     let fail: unknown = mailError('STORE_FAILED');
     const s = await ingress(async () => {
       throw fail;
@@ -82,7 +82,7 @@ describe('SMTP ingress outcomes, with swaks', () => {
   });
 
   test('RCPT-time verdicts come from the recipient check, as toSmtpReply words them', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const check: RecipientCheck = async (rcpt, ctx) => {
       assert.equal(ctx.ingress, 'smtp');
       assert.equal(ctx.clientIp, '127.0.0.1');
@@ -104,7 +104,7 @@ describe('SMTP ingress outcomes, with swaks', () => {
   });
 
   test('writes one JSON log line per transaction: id, client, helo, envelope, size, outcome, enhanced code', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     let seen: { env?: Envelope; opts?: AcceptOptions } = {};
     const s = await ingress(async (env, _b, opts) => {
       seen = { env, opts };

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { requirePeer } from '../helpers/env.js';
+import { DEBIAN_PYTHON, requirePeer } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { RawSmtp, swaks } from '../helpers/swaks.js';
 
@@ -25,7 +25,7 @@ async function withPostroom(overrides: Parameters<typeof startTestPostroom>[0], 
 /** Python smtplib, a second independent client: for what swaks cannot do (two transactions on one connection). */
 function python(script: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('/usr/bin/python3', ['-c', script, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
+    execFile(DEBIAN_PYTHON, ['-c', script, ...args], { timeout: 30_000 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
     );
   });
@@ -53,7 +53,7 @@ print(json.dumps(out))
 
 describe('SMTP limits, with swaks and smtplib', () => {
   test('refuses a message over SIZE with 552 5.3.4, keeps nothing of it, and the next transaction on the same connection is kept', async (t) => {
-    if (!requirePeer(t, '/usr/bin/python3', 'python3')) return;
+    if (!requirePeer(t, 'python3')) return;
     await withPostroom({ smtp: { maxMessageSize: '16KiB' } }, async (app) => {
       const out = JSON.parse(await python(TWO_TRANSACTIONS, [String(app.smtpPort), String(64 * 1024)]));
       assert.equal(out.size, String(16 * 1024), 'SIZE advertised in EHLO');
@@ -86,7 +86,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('answers the 101st recipient with 452 4.5.3 and keeps the message for the first 100', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       const rcpts = Array.from({ length: 101 }, (_, i) => `r${i + 1}@postroom.test`);
       const r = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', rcpts.join(',')]);
@@ -99,7 +99,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('refuses relaying with 554 5.7.1 when domains are configured, and keeps mail for them', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({ smtp: { domains: ['postroom.test'] } }, async (app) => {
       const relay = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'victim@elsewhere.example']);
       assert.notEqual(relay.code, 0);
@@ -112,7 +112,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('accepts the null sender <>', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       const r = await swaks(app.smtpPort, ['--from', '<>', '--to', 'inbox@postroom.test']);
       assert.equal(r.code, 0, r.out);
@@ -124,7 +124,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('keeps a pipelined transaction (PIPELINING advertised, every reply in order)', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({}, async (app) => {
       const r = await swaks(app.smtpPort, ['--pipeline', '--from', 'a@example.org', '--to', 'one@postroom.test,two@postroom.test']);
       assert.equal(r.code, 0, r.out);
@@ -140,7 +140,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('with requireMessageId, refuses a message without Message-ID (550 5.6.0) and keeps one with it', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({ smtp: { requireMessageId: true } }, async (app) => {
       const file = path.join(app.dir, 'no-id.eml');
       writeFileSync(file, 'From: a@example.org\r\nTo: inbox@postroom.test\r\nSubject: no id\r\n\r\nbody\r\n.');
@@ -154,7 +154,7 @@ describe('SMTP limits, with swaks and smtplib', () => {
   });
 
   test('answers a connection past maxClients with 421 4.7.0 and closes it', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await withPostroom({ smtp: { maxClients: 2 } }, async (app) => {
       const held = [await RawSmtp.connect(app.smtpPort), await RawSmtp.connect(app.smtpPort)];
       try {

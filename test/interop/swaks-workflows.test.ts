@@ -21,7 +21,7 @@ describe('workflows over SMTP, with swaks', () => {
   after(() => pr.close());
 
   test('ogo+wf+count@ with a workflow running wc -w: a completed process whose output is the word count', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const w = await createWorkflow(pr.db, workflowDefinition.parse({ name: 'count', action: { command: ['wc', '-w'] } }));
     await grant(pr.db.kysely, w.id, NETWORK, 'r');
     const body = 'The lamp room reports seven lamps lit and two dark tonight';
@@ -37,7 +37,7 @@ describe('workflows over SMTP, with swaks', () => {
   });
 
   test('exit 75 is retried by the route schedule until the command succeeds', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     const flag = `/tmp/postroom-swaks-wf-${process.pid}`;
     const w = await createWorkflow(
       pr.db,
@@ -54,7 +54,7 @@ describe('workflows over SMTP, with swaks', () => {
   });
 
   test('an unknown workflow is 550 5.1.1, one without a read grant 550 5.7.1, both at RCPT', async (t) => {
-    if (!requirePeer(t, 'swaks', 'swaks')) return;
+    if (!requirePeer(t, 'swaks')) return;
     await createWorkflow(pr.db, workflowDefinition.parse({ name: 'private', action: { command: ['true'] } }));
     const unknown = await swaks(pr.smtpPort, ['--from', 'a@example.org', '--to', 'ogo+wf+nosuch@example.org', '--quit-after', 'RCPT']);
     assert.ok(unknown.replies.some((r) => /^550 5\.1\.1 /.test(r)), unknown.replies.join('\n'));

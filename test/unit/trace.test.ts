@@ -12,9 +12,27 @@ test('names the protocol per RFC 3848 and the recipient only when there is one',
   assert.ok(!two.includes('hidden-bcc'), 'a Bcc recipient must not leak into the trace header');
 });
 
-test('cannot be broken out of by a hostile HELO', () => {
-  const h = receivedHeader({ ...base, rcptTo: ['b@y'], helo: 'evil\r\nX-Injected: yes', clientIp: '192.0.2.1' }, 'ID', 'mx');
-  assert.equal(h.split('\r\n').filter((l) => l.startsWith('X-Injected')).length, 0);
+test('cannot be broken out of by a hostile HELO: CRLF, bare LF, bare CR, NUL, folding, comments', () => {
+  // Mail readers and MTAs end a header line at a bare LF or CR too (RFC 5322 §2.2 forbids them
+  // alone, parsers accept them): any line break at all must be gone, not only CRLF.
+  for (const helo of [
+    'evil\r\nX-Injected: yes',
+    'evil\nX-Injected: yes',
+    'evil\rX-Injected: yes',
+    'evil\n\nbody starts here',
+    'evil\r\n X-Folded: yes',
+    'evil\x00X-Injected: yes',
+    'evil) (by forged.example',
+    'évil\u2028X-Injected: yes',
+  ]) {
+    const h = receivedHeader({ ...base, rcptTo: ['b@y'], helo, clientIp: '192.0.2.1' }, 'ID', 'mx');
+    const lines = h.split(/\r\n|\r|\n/);
+    assert.equal(lines.pop(), '', `${JSON.stringify(helo)}: ends with its line break`);
+    assert.equal(lines.length, h.split('\r\n').length - 1, `${JSON.stringify(helo)}: every line break is CRLF`);
+    assert.match(lines[0]!, /^Received: from [\x21-\x7e]+ \(\[192\.0\.2\.1\]\)$/, JSON.stringify(helo));
+    for (const l of lines.slice(1)) assert.match(l, /^\t[\x20-\x7e]+$/, `${JSON.stringify(helo)}: a continuation line, printable ASCII`);
+    assert.ok(!/X-Injected|X-Folded|body starts|forged/.test(h.split('\r\n')[0]!.replace(/^Received: from \S+/, '')), JSON.stringify(helo));
+  }
   assert.equal(rfc5322Date(new Date('2026-01-02T03:04:05Z')), 'Fri, 02 Jan 2026 03:04:05 +0000');
 });
 

@@ -19,7 +19,8 @@ export const DeliveryListQuery = z.strictObject({
   cursor: z.string().max(200).optional().describe('opaque: the nextCursor of the previous page'),
 });
 
-const DeliveryParams = z.strictObject({ id: Id });
+/** A delivery id (src/store/deliveries.ts deliveryId: `dlv_` and hex of a hash); anything else cannot exist. */
+const DeliveryParams = z.strictObject({ id: z.string().regex(/^dlv_[0-9a-f]{16,64}$/, 'not an id') });
 
 const Delivery = z.object({
   id: z.string().describe('stable: message + route + target + destination; the idempotency key (webhook-id) sent to the target'),

@@ -6,7 +6,7 @@ import { compose, keepForSending, OutboundRequest } from '../../outbound/compose
 import { getDelivery } from '../../store/deliveries.js';
 import { listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
-import { MessageList, MessageListQuery, MessageSummary } from '../schemas.js';
+import { Id, MessageList, MessageListQuery, MessageSummary } from '../schemas.js';
 import type { ApiDeps } from '../server.js';
 import { mailDeps } from './email.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
@@ -99,7 +99,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       url: `${EMAIL_MESSAGES}/:id`,
       summary: 'One message with its account, folder and (outbound) how sending went',
       tags: ['email'],
-      params: z.strictObject({ id: z.string().max(64).regex(/^[0-9a-z_-]+$/i) }),
+      params: z.strictObject({ id: Id }),
       responses: { 200: { description: 'the message', schema: EmailMessage } },
     },
     async ({ params }) => {

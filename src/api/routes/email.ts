@@ -52,6 +52,7 @@ export function mailDeps(deps: ApiDeps): MailApiDeps {
 const DEFAULT_PORT = { imap: { tls: 993, plain: 143 }, pop3: { tls: 995, plain: 110 } } as const;
 const tags = ['email'];
 const ok = (description: string, schema: z.ZodType) => ({ 200: { description, schema } });
+const taken = (what: string) => ({ description: `a ${what} of that name exists (code CONFLICT)` });
 const Empty = z.object({});
 
 /** /api/v1/email/profiles, /accounts, /folders (+ refresh), /messages. */
@@ -69,9 +70,9 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'POST', url: `${EMAIL}/profiles`, summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile } } },
+    { method: 'POST', url: `${EMAIL}/profiles`, summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile }, 409: taken('profile') } },
     async ({ body, reply }) => {
-      if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('INVALID_REQUEST', `body.name: a profile named '${body.name}' exists`);
+      if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('CONFLICT', `body.name: a profile named '${body.name}' exists`);
       const port = body.port ?? DEFAULT_PORT[body.protocol][body.tls === 'tls' ? 'tls' : 'plain'];
       const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null });
       reply.code(201);
@@ -96,10 +97,10 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'DELETE', url: `${EMAIL}/profiles/:id`, summary: 'Delete a mail profile no account uses', tags, params: IdParams, responses: ok('deleted', Empty) },
+    { method: 'DELETE', url: `${EMAIL}/profiles/:id`, summary: 'Delete a mail profile no account uses', tags, params: IdParams, responses: { ...ok('deleted', Empty), 409: { description: 'accounts still use the profile (code CONFLICT)' } } },
     async ({ params }) => {
       need(await store.getProfile(db, params.id), `profile ${params.id}`);
-      if (!(await store.deleteProfile(db, params.id))) throw mailError('INVALID_REQUEST', `profile ${params.id} is used by accounts; delete them first`);
+      if (!(await store.deleteProfile(db, params.id))) throw mailError('CONFLICT', `profile ${params.id} is used by accounts; delete them first`);
       return {};
     },
   );
@@ -119,14 +120,14 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       description: 'Discovered folders start disabled. If the server cannot be asked, the account is still created and `discovery.error` says why; refresh later.',
       tags,
       body: AccountCreate,
-      responses: { 201: { description: 'the account, its folders and how discovery went', schema: AccountCreated } },
+      responses: { 201: { description: 'the account, its folders and how discovery went', schema: AccountCreated }, 409: taken('account') },
     },
     async ({ body, reply }) => {
       const { box } = mailDeps(deps);
       const profile = await store.getProfile(db, body.profile);
       if (!profile) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
       const name = body.name ?? body.username;
-      if ((await store.listAccounts(db)).some((a) => a.name === name)) throw mailError('INVALID_REQUEST', `body.name: an account named '${name}' exists; give this one a name`);
+      if ((await store.listAccounts(db)).some((a) => a.name === name)) throw mailError('CONFLICT', `body.name: an account named '${name}' exists; give this one a name`);
       const account = await store.createAccount(db, box, { ...body, name });
       const { folders, discovery } = await discoverFolders(db, box, profile, account);
       reply.code(201);

@@ -93,7 +93,7 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const max = deps.config.maxUploadSize;
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > max) throw mailError('TOO_LARGE', `Message size exceeds the maximum of ${max} bytes`);
-    if (!stream || typeof stream.pipe !== 'function') throw mailError('INVALID_REQUEST', 'body: send the message as message/rfc822');
+    if (!stream || typeof stream.pipe !== 'function') throw mailError('UNSUPPORTED_MEDIA_TYPE', 'send the message as message/rfc822');
 
     const rcptTo = typeof query.recipient === 'string' ? [query.recipient] : [...(query.recipient ?? [])];
     if (query.list) rcptTo.push(query.list.includes('@') || !intake.resolveList ? query.list : await intake.resolveList(query.list));

@@ -182,3 +182,61 @@ export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     app.route({ method: 'OPTIONS', url, config: { public: true }, handler: handler(async () => undefined) });
   }
 }
+
+/**
+ * /dav in the OpenAPI document, which cannot learn it from route specs (these routes are not
+ * defineRoute's: WebDAV methods, Basic auth). PROPFIND is no OpenAPI 3.1 method: it is under
+ * `x-webdav-methods`, shaped as OpenAPI 3.2's `additionalOperations`.
+ */
+export function webdavOpenApi(): Record<string, Record<string, unknown>> {
+  const security = [{ bearer: [] }, { basic: [] }];
+  const common = {
+    401: { description: 'no or wrong token (code UNAUTHORISED); the challenge is WWW-Authenticate: Basic' },
+    404: { description: 'no such folder or document (code NOT_FOUND)' },
+  };
+  const ops = (suffix: string, where: string) => ({
+    get: {
+      operationId: `getDav${suffix}`,
+      summary: `A document's bytes, with its ETag and Last-Modified (${where}); HEAD gives the headers alone`,
+      tags: ['webdav'],
+      security,
+      responses: {
+        200: { description: "the document's bytes, of its own media type", content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+        405: { description: 'a folder has no bytes of its own: PROPFIND it (Allow: OPTIONS, PROPFIND)' },
+        ...common,
+      },
+    },
+    options: {
+      operationId: `optionsDav${suffix}`,
+      summary: `What can be done here (${where}): DAV: 1, Allow: ${ALLOW}; no token needed`,
+      tags: ['webdav'],
+      security: [],
+      responses: { 200: { description: 'the DAV and Allow headers, no body' } },
+    },
+    'x-webdav-methods': {
+      PROPFIND: {
+        operationId: `propfindDav${suffix}`,
+        summary: `Properties of a folder and its children (Depth: 1) or of itself (Depth: 0) (${where}) (RFC 4918 §9.1)`,
+        tags: ['webdav'],
+        security,
+        parameters: [{ name: 'Depth', in: 'header', required: true, schema: { type: 'string', enum: ['0', '1'] } }],
+        responses: {
+          207: { description: 'a DAV:multistatus document', content: { 'application/xml': { schema: { type: 'string' } } } },
+          403: { description: 'Depth: infinity, or no Depth header, which means it (DAV:propfind-finite-depth)' },
+          ...common,
+        },
+      },
+    },
+  });
+  return {
+    [DAV]: {
+      description: 'Read-only WebDAV (RFC 4918, class 1): every top-level folder as /dav/<id>/',
+      ...ops('', 'the root'),
+    },
+    [`${DAV}/{path}`]: {
+      description: 'Below a folder id, subfolders and documents by name; path segments are percent-encoded and may be several',
+      parameters: [{ name: 'path', in: 'path', required: true, description: 'the folder id, then names, separated by /', schema: { type: 'string' } }],
+      ...ops('Path', 'a folder or document'),
+    },
+  };
+}

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import type { Command } from '../command.js';
 
@@ -9,8 +10,10 @@ export const checkConfig: Command = {
 Validates FILE against the config schema (environment overrides applied) and prints
 each problem as 'key.path: what is wrong'. Exit 0 when valid, 78 (EX_CONFIG) when not.`,
   async run(argv) {
-    const file = argv[0];
-    if (!file || argv.length > 1) {
+    // An unknown option is a usage error (64), not a file name that cannot be read (78).
+    const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+    const file = positionals[0];
+    if (!file || positionals.length > 1) {
       process.stderr.write(`${this.usage}\n`);
       return 64;
     }

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { hashPassword } from '../../ingress/smtp-auth.js';
 import type { Command } from '../command.js';
 
@@ -7,9 +8,15 @@ export const hashPasswordCmd: Command = {
   usage: `usage: postroom hash-password [PASSWORD]
 
 Prints a scrypt hash of PASSWORD (or of the first line of standard input) to paste into
-smtp.auth.users[].password. Prefer standard input: arguments show up in 'ps'.`,
+smtp.auth.users[].password. Prefer standard input: arguments show up in 'ps'. A PASSWORD
+starting with '-' goes after '--'.`,
   async run(argv) {
-    let pw = argv[0];
+    const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });
+    if (positionals.length > 1) {
+      process.stderr.write(`${this.usage}\n`);
+      return 64;
+    }
+    let pw = positionals[0];
     if (pw === undefined) {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
