@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { PlannedDelivery, Target } from '../../src/core/delivery.js';
 import { MailError } from '../../src/core/errors.js';
 import type { RcptContext } from '../../src/intake/recipients.js';
+import { describeUnrouted } from '../../src/routing/no-route.js';
 import { createRouter } from '../../src/routing/router.js';
 import { makeRoutesSchema } from '../../src/routing/schema.js';
 import { targets as registered } from '../../src/targets/index.js';
@@ -215,6 +216,34 @@ describe('planned deliveries after parse', () => {
       assert.deepEqual(show(await router.plan(fakeParsed(c.msg))), c.expect);
     });
   }
+
+  it('names each route that refused a recipient and why (envelope and content), for the no-route error', async () => {
+    const own = createRouter(
+      makeRoutesSchema(targets).parse(
+        parseYaml(`
+- name: alerts
+  match: { recipient: alerts@example.org, header: [{ name: X-Alert, match: '^(critical|high)$' }] }
+  deliver: [{ webhook: { url: 'https://alerts.example' } }]
+- name: hooks
+  match: { recipient: hook@example.org }
+  deliver: [{ webhook: { url: 'https://hooks.example' } }]
+`) as unknown[],
+      ),
+      targets,
+    );
+    const { deliveries, unrouted } = await own.evaluate(
+      fakeParsed({ mailFrom: '', rcptTo: ['alerts@example.org', 'hook@example.org', 'nobody@other.org'], headers: [['X-Alert', 'low']] }),
+    );
+    assert.deepEqual(deliveries, []);
+    assert.equal(
+      describeUnrouted(unrouted),
+      '<alerts@example.org>: route "alerts" refused: 5.7.1 Null sender not accepted for this recipient; ' +
+        '<hook@example.org>: route "hooks" refused: 5.7.1 Null sender not accepted for this recipient; ' +
+        '<nobody@other.org>: no route matches this recipient',
+    );
+    const content = await own.evaluate(fakeParsed({ mailFrom: 'a@example.org', rcptTo: ['alerts@example.org'], headers: [['X-Alert', 'low']] }));
+    assert.equal(describeUnrouted(content.unrouted), '<alerts@example.org>: route "alerts" refused: no x-alert header matching /^(critical|high)$/i');
+  });
 
   it('lists the recipients nothing routes, with the reply they would have had', async () => {
     const { deliveries, unrouted } = await router.evaluate(fakeParsed({ rcptTo: ['nobody@other.org', 'help@example.org'], mailFrom: '' }));
