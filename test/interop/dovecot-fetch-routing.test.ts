@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
-import { hasCommand, requirePeer, testBackend, waitFor } from '../helpers/env.js';
+import { requirePeer, skipWithout, testBackend, waitFor } from '../helpers/env.js';
 import { addDovecotAccount, call, enableFolder, folderMessages } from '../helpers/mail-accounts.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { cleanEnv } from '../helpers/serve-child.js';
@@ -21,7 +21,7 @@ function noReturnPath(n: string, extra: string[] = []): string {
   return [...extra, 'From: Sender <sender@example.org>', 'To: hook@example.org', `Subject: ${n}`, `Message-ID: <${n}@test.example>`, '', `body ${n}`, ''].join('\r\n');
 }
 
-describe(`fetched mail from a real Dovecot: sender, refusals, health, one-shot hand-off (${testBackend()})`, { skip: !hasCommand('dovecot') && process.env.CI !== 'true' ? 'dovecot not installed (apt-get install -y dovecot-imapd dovecot-pop3d)' : false }, () => {
+describe(`fetched mail from a real Dovecot: sender, refusals, health, one-shot hand-off (${testBackend()})`, { skip: skipWithout('fetched mail from a real Dovecot', 'dovecot') }, () => {
   let dc: Dovecot;
   let pr: TestPostroom;
   let hook: http.Server;
