@@ -17,10 +17,13 @@ command -v smtp-source >/dev/null || need+=(postfix)   # also smtp-sink, and Pos
 command -v dovecot >/dev/null || need+=(dovecot-imapd dovecot-pop3d)
 command -v openssl >/dev/null || need+=(openssl)       # throw-away TLS certificates
 command -v curl >/dev/null || need+=(curl)             # WebDAV as a stock client speaks it
-command -v strace >/dev/null || need+=(strace)         # fault injection (bench, docs)
+command -v strace >/dev/null || need+=(strace)         # fault injection (test/chaos, bench, docs)
 command -v sqlite3 >/dev/null || need+=(sqlite3)       # docs/backup.md, run by test/integration/backup.test.ts
 command -v rsync >/dev/null || need+=(rsync)
 command -v pg_dump >/dev/null || need+=(postgresql-client)
+# A PostgreSQL server a test starts and stops itself (test/chaos/postgres-down.test.ts); .ci/run
+# also starts the machine's cluster from it.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # Debian's own Python (not a pyenv one): its email package is the reference parser, and
 # aiosmtpd the SMTP sink that records what it got.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3 python3-aiosmtpd)

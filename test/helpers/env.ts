@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, appendFileSync, constants, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,9 +116,37 @@ const PEERS = {
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),
   openssl: () => hasCommand('openssl'),
+  strace: () => hasCommand('strace'),
+  // A PostgreSQL server a test can start and stop itself (the machine's shared one must stay up).
+  // As root it runs as the `postgres` user (postgres refuses to run as root).
+  'postgres-server': () => postgresBinDir() !== undefined && (process.getuid?.() !== 0 || spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status === 0),
 } satisfies Record<string, () => boolean>;
 
 export type Peer = keyof typeof PEERS;
+
+/**
+ * The newest Debian PostgreSQL server's bin directory (`/usr/lib/postgresql/N/bin`, holding
+ * initdb, pg_ctl and postgres; not on PATH by design), or undefined.
+ */
+export function postgresBinDir(): string | undefined {
+  const root = '/usr/lib/postgresql';
+  let versions: string[];
+  try {
+    versions = readdirSync(root).filter((v) => /^\d+$/.test(v));
+  } catch {
+    return undefined;
+  }
+  for (const v of versions.sort((a, b) => Number(b) - Number(a))) {
+    const bin = path.join(root, v, 'bin');
+    try {
+      for (const tool of ['initdb', 'pg_ctl', 'postgres']) accessSync(path.join(bin, tool), constants.X_OK);
+      return bin;
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
 
 /** Where scripts/peers.sh unpacked Exim (POSTROOM_EXIM_DIR overrides, as there). */
 export function eximBinary(): string {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './env.js';
 
@@ -47,4 +48,18 @@ export async function startServeChild(args: string[], env: Record<string, string
     20_000,
   )) as string;
   return { child, token, stderr: () => stderr, exited };
+}
+
+/**
+ * Starts `serve` children with the same arguments (a first one, then restarts on the same data),
+ * each killed with SIGKILL when the test ends if it still runs.
+ */
+export function serveStarter(t: TestContext, args: string[], env: Record<string, string>, cwd: string): () => Promise<ServeChild> {
+  const children: ServeChild[] = [];
+  t.after(() => children.forEach((c) => c.child.kill('SIGKILL')));
+  return async () => {
+    const c = await startServeChild(args, env, cwd);
+    children.push(c);
+    return c;
+  };
 }
