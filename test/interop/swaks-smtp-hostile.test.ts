@@ -179,8 +179,10 @@ describe('hostile SMTP input, with swaks', () => {
     if (!requirePeer(t, 'swaks')) return;
     // The route needs the listener's port before it starts.
     const port = await freePort();
+    // dedup: false, so that the pass count is what stops it: with dedup on, the copy coming
+    // back is the same message through another hop and is not forwarded again (next test).
     const routes = [
-      { name: 'loop', match: { recipient: 'loop@postroom.test' }, deliver: [{ forward: { host: '127.0.0.1', port, starttls: 'never' as const, timeout: '10s' } }] },
+      { name: 'loop', dedup: false, match: { recipient: 'loop@postroom.test' }, deliver: [{ forward: { host: '127.0.0.1', port, starttls: 'never' as const, timeout: '10s' } }] },
     ];
     await withPostroom({ smtp: { listen: `127.0.0.1:${port}` }, routes }, async (app) => {
       const r = await swaks(port, ['--from', 'sender@example.org', '--to', 'loop@postroom.test', '--header', 'Subject: round and round']);
@@ -196,6 +198,25 @@ describe('hostile SMTP input, with swaks', () => {
       assert.ok(rows.every((m) => m.ingress === 'smtp' && m.mail_from === 'sender@example.org'), 'no DSN was kept for the sender');
       const done = await app.db.kysely.selectFrom('deliveries').select('status').where('status', '=', 'done').execute();
       assert.equal(done.length, 1, 'the first copy was forwarded once');
+    });
+  });
+
+  test('with dedup on (the default), the copy a self-forward brings back is kept as a duplicate and not forwarded again', async (t) => {
+    if (!requirePeer(t, 'swaks')) return;
+    const port = await freePort();
+    const routes = [
+      { name: 'loop', match: { recipient: 'loop@postroom.test' }, deliver: [{ forward: { host: '127.0.0.1', port, starttls: 'never' as const, timeout: '10s' } }] },
+    ];
+    await withPostroom({ smtp: { listen: `127.0.0.1:${port}` }, routes }, async (app) => {
+      const r = await swaks(port, ['--from', 'sender@example.org', '--to', 'loop@postroom.test', '--header', 'Subject: once around']);
+      assert.equal(r.code, 0, r.out);
+      const rows = await waitFor(async () => {
+        const m = await app.db.kysely.selectFrom('messages').select(['id', 'duplicate_of']).orderBy('id').execute();
+        return m.length === 2 && m[1].duplicate_of ? m : undefined;
+      }, 'the copy that came back, marked as a duplicate', 60_000);
+      assert.equal(rows[1].duplicate_of, rows[0].id);
+      const deliveries = await app.db.kysely.selectFrom('deliveries').select(['message', 'status']).execute();
+      assert.deepEqual(deliveries.map((d) => [d.message, d.status]), [[rows[0].id, 'done']]);
     });
   });
 

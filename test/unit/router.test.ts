@@ -9,6 +9,7 @@ import type { PlannedDelivery, Target } from '../../src/core/delivery.js';
 import { MailError } from '../../src/core/errors.js';
 import type { RcptContext } from '../../src/intake/recipients.js';
 import { describeUnrouted } from '../../src/routing/no-route.js';
+import { DEFAULT_RETRY } from '../../src/delivery/backoff.js';
 import { createRouter } from '../../src/routing/router.js';
 import { makeRoutesSchema } from '../../src/routing/schema.js';
 import { targets as registered } from '../../src/targets/index.js';
@@ -278,7 +279,7 @@ describe('planned deliveries after parse', () => {
     const rs = makeRoutesSchema(targets).parse([{ name: 'r', deliver: [{ discard: {} }], retry: { maxAttempts: 3 } }]);
     const r = createRouter(rs, targets);
     assert.equal(r.retryPolicy('r').maxAttempts, 3);
-    assert.equal(r.retryPolicy('other').maxAttempts, 10);
+    assert.equal(r.retryPolicy('other').maxAttempts, DEFAULT_RETRY.maxAttempts);
   });
 });
 
