@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { memoryWatch } from '../helpers/env.js';
+import { memoryWatch, testBackend } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
 const MSG = 'From: jan@example.org\r\nTo: list@in.test\r\nSubject: over http\r\nMessage-ID: <h1@example.org>\r\n\r\nhello\r\n';
@@ -130,8 +130,14 @@ describe('POST /api/v1/inbound', () => {
     const res = await postChunked(pr, 'recipient=list@in.test', chunks);
     mem.stop();
     assert.equal(res.status, 202, JSON.stringify(res.body));
-    // Held whole, the body alone would take 48 MiB (more with copies); streamed, a few chunks.
-    assert.ok(mem.peak() < 16 * 2 ** 20, `memory rose by ${(mem.peak() / 2 ** 20).toFixed(1)} MiB while a 48 MiB body was kept`);
+    // Held whole, the body alone would take 48 MiB (more with copies; +75.9 MiB measured with the
+    // body buffered, on SQLite); streamed, a few chunks. On PostgreSQL the blob goes into the
+    // database a 1 MiB chunk per statement, and each leaves its read buffer and the driver's
+    // encoding of it as garbage the collector has not taken yet when we sample (heap +
+    // arrayBuffers, no forced GC): +53.2 MiB measured for a streamed body. Buffered whole, the
+    // 48 MiB would come on top of that garbage.
+    const limit = (testBackend() === 'postgres' ? 80 : 16) * 2 ** 20;
+    assert.ok(mem.peak() < limit, `memory rose by ${(mem.peak() / 2 ** 20).toFixed(1)} MiB while a 48 MiB body was kept`);
     const d = (await (await pr.api(`/api/v1/messages/${res.body.id}`)).json()) as { size: number; sha256: string };
     assert.equal(d.size, head.length + 48 * chunk.length);
     assert.equal(d.sha256, hash.digest('hex'));
