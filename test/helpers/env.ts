@@ -115,6 +115,7 @@ const PEERS = {
   rsync: () => hasCommand('rsync'),
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),
+  strace: () => hasCommand('strace'),
   openssl: () => hasCommand('openssl'),
 } satisfies Record<string, () => boolean>;
 
