@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { transact, type Db } from '../store/db.js';
+import { relaxedTransaction, transact, type Db } from '../store/db.js';
 
 /**
  * What a fetcher writes back: where it got to in a folder (UIDVALIDITY, last UID, POP3 UIDLs
@@ -8,23 +8,31 @@ import { transact, type Db } from '../store/db.js';
 
 const now = () => new Date().toISOString();
 
+/*
+ * Health rows are written without an fsync of their own (relaxedTransaction): they say how the
+ * polls go and are rewritten by the next one, so a crash may lose one harmlessly. Above all, a
+ * failure to keep must still be recorded while the disk is failing: with a durable write the
+ * record of an fsync EIO needed an fsync itself, failed the same way, and the folder showed no
+ * failure at all while every pass answered 451 4.3.0.
+ */
+
 /** A poll finished without error: health is good again. */
 export async function recordOk(db: Db, folder: string): Promise<void> {
-  await db.kysely
-    .updateTable('mail_folders')
-    .set({ last_ok_at: now(), last_error: null, consecutive_failures: 0 })
-    .where('id', '=', folder)
-    .execute();
+  await relaxedTransaction(db.kysely, (trx) =>
+    trx.updateTable('mail_folders').set({ last_ok_at: now(), last_error: null, consecutive_failures: 0 }).where('id', '=', folder).execute(),
+  );
 }
 
 /** A poll (or the connection) failed: kept as the folder's last error, failures counted. */
 export async function recordFailure(db: Db, folder: string, error: string): Promise<number> {
-  const r = await db.kysely
-    .updateTable('mail_folders')
-    .set((eb) => ({ last_error: error.slice(0, 2000), last_error_at: now(), consecutive_failures: eb('consecutive_failures', '+', 1) }))
-    .where('id', '=', folder)
-    .returning('consecutive_failures')
-    .executeTakeFirst();
+  const r = await relaxedTransaction(db.kysely, (trx) =>
+    trx
+      .updateTable('mail_folders')
+      .set((eb) => ({ last_error: error.slice(0, 2000), last_error_at: now(), consecutive_failures: eb('consecutive_failures', '+', 1) }))
+      .where('id', '=', folder)
+      .returning('consecutive_failures')
+      .executeTakeFirst(),
+  );
   return Number(r?.consecutive_failures ?? 0);
 }
 

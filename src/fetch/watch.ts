@@ -201,7 +201,11 @@ export async function watchFolder(deps: WatchDeps, folderId: string, signal: Abo
     } catch (err) {
       if (signal.aborted) break;
       const e: MailError = imapFailure(err, job?.profile.host ?? 'mail server');
-      failures = await recordFailure(deps.db, folderId, `${e.status} ${e.message}`).catch(() => failures + 1);
+      failures = await recordFailure(deps.db, folderId, `${e.status} ${e.message}`).catch((recordErr: unknown) => {
+        // The health API cannot show this failure then: the log must.
+        deps.log.error({ folder: folderId, err: recordErr }, 'could not record the mail folder failure in its health');
+        return failures + 1;
+      });
       if (job) {
         deps.metrics.fetchPolls.inc({ ...labels(job), outcome: 'error' });
         deps.metrics.fetchFailures.set(labels(job), failures);

@@ -115,8 +115,8 @@ const PEERS = {
   rsync: () => hasCommand('rsync'),
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),
-  openssl: () => hasCommand('openssl'),
   strace: () => hasCommand('strace'),
+  openssl: () => hasCommand('openssl'),
   // A PostgreSQL server a test can start and stop itself (the machine's shared one must stay up).
   // As root it runs as the `postgres` user (postgres refuses to run as root).
   'postgres-server': () => postgresBinDir() !== undefined && (process.getuid?.() !== 0 || spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status === 0),
