@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { relaxedTransaction, type Db } from './db.js';
+import { processAlive } from '../core/process-alive.js';
 
 /**
  * A delivery lease owner's id: host, process id and a per-start random part. The random part
@@ -21,14 +22,9 @@ export function ownerIsDead(owner: string, self: string, host = os.hostname()): 
   const m = /^(.*):(\d+):[^:]+$/.exec(owner);
   if (!m || m[1] !== host) return false;
   const pid = Number(m[2]);
+  // Our own pid under an older owner id: a previous start of this process.
   if (pid === process.pid) return true;
-  try {
-    // Signal 0 only asks whether the process exists; EPERM means it does (another user's).
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }
 
 /**

@@ -5,6 +5,7 @@ import { mailError } from '../core/errors.js';
 import { makeDirs } from '../core/make-dirs.js';
 import type { StagedBlob } from '../core/ports.js';
 import { streamedBytes } from '../core/stream-gc.js';
+import { processAlive } from '../core/process-alive.js';
 
 export interface StageOptions {
   /** Past this many bytes: TOO_LARGE (552 5.3.4), and nothing is kept. */
@@ -147,18 +148,6 @@ export async function sweepStagingDir(dir: string, maxAge = STAGING_MAX_AGE): Pr
     }
   }
   return removed;
-}
-
-/** Whether a process with this pid runs (on this host: staging directories are local). */
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it runs, as another user (the MTA's pipe user, say).
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
