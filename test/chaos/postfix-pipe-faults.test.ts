@@ -4,7 +4,7 @@ import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BIN } from '../helpers/deliver.js';
-import { freePort, requirePeer, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, skipWithout, tempDir, waitFor } from '../helpers/env.js';
 import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { swaks } from '../helpers/swaks.js';
 
@@ -13,16 +13,12 @@ import { swaks } from '../helpers/swaks.js';
  * nobody foresaw. pipe(8) bounces on exit 1 (what Node exits with on an uncaught exception):
  * the mail must instead stay deferred in Postfix's queue, with an RFC 3463 code in the log.
  */
-describe('Postfix pipe → postroom deliver, failing unexpectedly: the mail stays deferred, never bounces', { timeout: 180_000 }, () => {
+const SUITE = 'Postfix pipe → postroom deliver, failing unexpectedly: the mail stays deferred, never bounces';
+describe(SUITE, { timeout: 180_000, skip: skipWithout(SUITE, 'postfix', 'swaks') }, () => {
   let postfix: PostfixInstance | undefined;
   const tmp = tempDir('postfix-pipe-faults-');
-  let skip = false;
 
-  before(async (t) => {
-    if (!requirePeer(t as never, 'postfix', 'swaks')) {
-      skip = true;
-      return;
-    }
+  before(async () => {
     const nobody = {
       uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim()),
       gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()),
@@ -66,7 +62,6 @@ describe('Postfix pipe → postroom deliver, failing unexpectedly: the mail stay
     waitFor(() => lines(rcpt).find((l) => /status=(deferred|bounced|sent)/.test(l)), `Postfix's verdict for <${rcpt}>`, 90_000);
 
   it('an uncaught exception in the pipe: deferred with 4.3.0, still in the queue, no bounce', async () => {
-    if (skip) return;
     const r = await swaks(postfix!.port, ['--to', 'box@pipe.test', '--from', 'ann@relay.test', '--header', 'Subject: fault']);
     assert.equal(r.code, 0, r.out);
     const line = await deferral('box@pipe.test');
@@ -76,7 +71,6 @@ describe('Postfix pipe → postroom deliver, failing unexpectedly: the mail stay
   });
 
   it('a dataDir that cannot be created: deferred with 4.3.5 naming it, still in the queue, no bounce', async () => {
-    if (skip) return;
     const r = await swaks(postfix!.port, ['--to', 'box@proc.pipe.test', '--from', 'ann@relay.test', '--header', 'Subject: proc']);
     assert.equal(r.code, 0, r.out);
     const line = await deferral('box@proc.pipe.test');
