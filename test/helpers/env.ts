@@ -82,6 +82,35 @@ export function portAnswers(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Whether an SMTP server on the port greets (a `220 ` line) within `timeoutMs`. A listening port
+ * is not enough for a Postfix: its master accepts at once, but the first smtpd(8) it spawns on a
+ * cold, loaded machine can take longer than a client's 10 s greeting timeout (seen in CI).
+ */
+export function smtpGreets(port: number, timeoutMs = 30_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const s = net.connect(port, '127.0.0.1');
+    const done = (v: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      if (buf.includes('\n')) {
+        // Say goodbye so the server logs a clean session, not a lost connection.
+        if (buf.startsWith('220')) s.write('QUIT\r\n');
+        done(buf.startsWith('220'));
+      }
+    });
+    s.on('error', () => done(false));
+    s.on('close', () => done(false));
+  });
+}
+
 /** Whether a command is on PATH. */
 export function hasCommand(cmd: string): boolean {
   return onPath(cmd) !== undefined;

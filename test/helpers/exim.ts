@@ -1,7 +1,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { eximBinary, freePort, portAnswers, tempDir, waitFor } from './env.js';
+import { eximBinary, freePort, smtpGreets, tempDir, waitFor } from './env.js';
 
 /**
  * A throw-away Exim 4 (Debian's exim4-daemon-light binary, unpacked by scripts/peers.sh
@@ -151,9 +151,9 @@ export async function startExim(o: EximOptions): Promise<EximInstance> {
       () =>
         daemon.exitCode !== null
           ? Promise.reject(new Error(`exim exited ${daemon.exitCode}: ${stderr}${read('paniclog')}${read('mainlog')}`))
-          : portAnswers(port),
-      'exim listening',
-      20_000,
+          : smtpGreets(port),
+      'exim greeting with 220',
+      60_000,
     );
   } catch (e) {
     await stop();

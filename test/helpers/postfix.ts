@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, portAnswers, tempDir, waitFor } from './env.js';
+import { freePort, smtpGreets, tempDir, waitFor } from './env.js';
 
 /**
  * A throw-away Postfix on 127.0.0.1:<free port> (the recipe of ../shared/peers/postfix-instance.sh),
@@ -207,7 +207,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     throw new Error(`postfix start failed: ${(e as { stderr?: string }).stderr ?? e}`);
   }
   try {
-    await waitFor(() => portAnswers(port), 'postfix listening', 20_000);
+    await waitFor(() => smtpGreets(port), 'postfix greeting with 220', 90_000);
   } catch (e) {
     cleanup();
     throw e;
