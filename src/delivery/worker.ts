@@ -23,6 +23,9 @@ import { DEFAULT_BREAKER, Destinations, type BreakerConfig, type Slot, type Verd
 import type { KeepOutbound } from './keep-outbound.js';
 import { buildParsedView } from './parsed-view.js';
 
+/** How far before the first deliverable row a seek starts (see DeliveryWorker.scan). */
+const SEEK_MARGIN_MS = 1_000;
+
 export interface DeliveryWorkerConfig {
   /** Deliveries run at once by this process. */
   workers: number;
@@ -74,6 +77,16 @@ export class DeliveryWorker {
   /** When the armed timer fires (ms since the epoch). */
   private timerAt = 0;
   private waiters: { ready: () => boolean; resolve: () => void }[] = [];
+  /**
+   * While destinations are held back (full or paused), where the last lease found its first
+   * deliverable row: every free due delivery before it belonged to a held-back route target.
+   * The next leases seek from there instead of stepping over a stuck destination's backlog
+   * (thousands of due rows, read at every lease: 2–3 ms each on SQLite at 5,000, measured, at
+   * every enqueue and every finished attempt). Valid while the held-back set does not shrink;
+   * renewed by a full scan every poll interval, which finds what the seek cannot know about: a
+   * lease that ran out on another node, a row another node's clock dated earlier.
+   */
+  private scan: { from: string | undefined; held: Set<string>; fullAt: number } | undefined;
   /** Running attempts' places at their destinations. */
   private readonly slots = new Map<string, Slot | undefined>();
   readonly destinations: Destinations;
@@ -165,12 +178,15 @@ export class DeliveryWorker {
         else {
           this.destinations.beginBatch();
           const exclude = this.destinations.excluded();
+          const seek = this.seekFrom(exclude);
           const leased = await leaseForAttempts(this.deps.db, {
             owner: this.owner,
             leaseMs: this.deps.config.leaseTime,
             limit: free,
             exclude,
             admit: this.destinations.admit,
+            dueFrom: seek.from,
+            onScan: (first) => this.scanned(seek, first),
           });
           for (const d of leased) this.launch(d);
           // A full batch: there may be more due. Fewer: nothing else is, until the next wake
@@ -191,6 +207,27 @@ export class DeliveryWorker {
     }
   }
 
+  /** Where the next lease (or nextDue) may start looking, given what is held back now. */
+  private seekFrom(exclude: readonly { route: string; targetIndex: number }[]): { from: string | undefined; held: Set<string>; fullAt: number; at: string } {
+    const held = new Set(exclude.map((x) => `${x.route}\0${x.targetIndex}`));
+    const at = new Date().toISOString();
+    const s = this.scan;
+    const fresh = s && Date.now() - s.fullAt < this.deps.config.pollInterval && [...s.held].every((k) => held.has(k));
+    return fresh && held.size ? { from: s.from, held, fullAt: s.fullAt, at } : { from: undefined, held, fullAt: Date.now(), at };
+  }
+
+  /** A lease (or nextDue) ran from `seek`: remember where the first deliverable row was. */
+  private scanned(seek: { from: string | undefined; held: Set<string>; fullAt: number; at: string }, first: string | undefined): void {
+    // Nothing held back: the scan is short anyway, and a seek would only add a way to miss a row.
+    if (!seek.held.size) this.scan = undefined;
+    // None found: every free due row (up to when this one started) was held back. A second
+    // back: a delivery planned just before this lease began, whose insert committed just after
+    // it read, is dated a little before it and must still be found at once.
+    else {
+      this.scan = { from: new Date(Date.parse(first ?? seek.at) - SEEK_MARGIN_MS).toISOString(), held: seek.held, fullAt: seek.fullAt };
+    }
+  }
+
   /** Sleep until the earliest due delivery or the poll interval, whichever comes first. */
   private async schedule(): Promise<void> {
     if (!this.running) return;
@@ -199,7 +236,8 @@ export class DeliveryWorker {
     if (this.inFlight.size >= this.deps.config.workers) return this.arm(wait);
     // Full or paused destinations are left out: their due deliveries must not make us spin. A
     // full one frees a place when an attempt ends (release wakes us); a pause ends on a timer.
-    const due = await nextDue(this.deps.db.kysely, new Date(), this.destinations.excluded());
+    const exclude = this.destinations.excluded();
+    const due = await nextDue(this.deps.db.kysely, new Date(), exclude, this.seekFrom(exclude).from);
     if (due) wait = Math.min(wait, Math.max(0, due.getTime() - Date.now()));
     const opening = this.destinations.nextOpening();
     if (opening) wait = Math.min(wait, Math.max(0, opening - Date.now()));

@@ -240,6 +240,18 @@ interface LeaseOptions {
    * cap each destination within one batch. Without it the first `limit` due are leased.
    */
   admit?: (c: LeaseCandidate) => boolean;
+  /**
+   * Only deliveries due at or after this time (ISO): the caller knows every due one before it
+   * is held back or leased (see `onScan`), so the query seeks past them instead of stepping over
+   * a stuck destination's thousands of due rows at every lease.
+   */
+  dueFrom?: string;
+  /**
+   * Told when the query has run: the due time of the first delivery it found that is not held
+   * back (leased in this batch or not), or undefined when there was none. Every free due
+   * delivery before it was held back.
+   */
+  onScan?: (firstDue: string | undefined) => void;
 }
 
 /**
@@ -285,14 +297,16 @@ async function lease(
   const rows = await relaxedTransaction(db.kysely, async (trx) => {
     let due = trx
       .selectFrom('deliveries')
-      .select(['id', 'route', 'target_index', 'kind', 'params'])
+      .select(['id', 'route', 'target_index', 'kind', 'params', 'next_attempt_at'])
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', now)
       .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<', now)]));
+    if (opts.dueFrom) due = due.where('next_attempt_at', '>=', opts.dueFrom);
     due = await holdBack(trx, due, opts.exclude ?? []);
     // With `admit`, look a little further than `limit`: a batch's own cap may pass some by.
     due = due.orderBy('next_attempt_at').limit(opts.admit ? Math.max(32, opts.limit * 4) : opts.limit);
     const candidates = await (db.dialect === 'postgres' ? due.forUpdate().skipLocked() : due).execute();
+    opts.onScan?.(candidates[0]?.next_attempt_at);
     const ids: string[] = [];
     for (const c of candidates) {
       if (ids.length >= opts.limit) break;
@@ -505,13 +519,15 @@ export async function retryDelivery(db: Db, id: string, now = new Date()): Promi
  * deciding how long to sleep. Leased rows are left out: a row being attempted right now is
  * "due" in the past, and counting it would make an idle worker spin on the store.
  */
-export async function nextDue(db: Q, now = new Date(), exclude: readonly RouteTarget[] = []): Promise<Date | undefined> {
+export async function nextDue(db: Q, now = new Date(), exclude: readonly RouteTarget[] = [], dueFrom?: string): Promise<Date | undefined> {
   const at = now.toISOString();
   let q = db
     .selectFrom('deliveries')
     .select((eb) => eb.fn.min('next_attempt_at').as('at'))
     .where('status', '=', 'pending')
     .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', at)]));
+  // As in the lease: what is due before this was seen held back or leased.
+  if (dueFrom) q = q.where('next_attempt_at', '>=', dueFrom);
   // Held back (paused, or its destination full): due, yet not ours to wait for.
   q = await holdBack(db, q, exclude);
   const r = await q.executeTakeFirst();

@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { PlannedDelivery } from '../../src/core/delivery.js';
+import { newId } from '../../src/core/ids.js';
 import { webhookParams, webhookTarget } from '../../src/targets/webhook.js';
 import { deliveryRig, fastRetry, type DeliveryRig } from '../helpers/delivery.js';
 import { testBackend, waitFor } from '../helpers/env.js';
@@ -139,6 +140,45 @@ describe(`one stuck webhook does not stall the others (${testBackend()})`, () =>
       assert.equal(hole.accepted(), atPause);
       assert.ok(after.rows.filter((r) => r.attempts === 0).length >= 16, 'most of its queue was never attempted');
       assert.equal(state()?.paused, true);
+    } finally {
+      await rig.stopWorkers();
+      await hole.close();
+      await good.close();
+    }
+  });
+  it('behind a held-back backlog, a due delivery the lease seeks past is still found within the poll interval', async () => {
+    const hole = await blackhole();
+    const good = await healthy();
+    try {
+      // The lease seeks past the blackhole's 40 due rows while its destination is full; a full
+      // scan each poll interval finds what a seek cannot know of, such as a lease that ran out
+      // on another node for a delivery dated before the seek point.
+      const w = rig.worker(new Map([['webhook', webhookTarget]]), { workers: 8, pollInterval: 1_500, attemptTimeout: 120_000, retry: fastRetry() });
+      await queue('stuck', hole.url, 40);
+      w.start();
+      await waitFor(() => hole.open() >= 2, 'the blackhole to hold its connections');
+      const [first] = await queue('fine', good.url, 1);
+      await waitFor(async () => (await statuses([first])).done === 1, 'a healthy delivery while the blackhole is full');
+      const row = await rig.db.kysely.selectFrom('deliveries').selectAll().where('id', '=', first).executeTakeFirstOrThrow();
+      const past = new Date(Date.now() - 60_000).toISOString();
+      const other = newId();
+      await rig.db.kysely
+        .insertInto('deliveries')
+        .values({
+          ...row,
+          id: other,
+          status: 'pending',
+          attempts: 1,
+          receipt: null,
+          next_attempt_at: past,
+          lease_owner: 'another-node',
+          lease_until: new Date(Date.now() + 200).toISOString(),
+        })
+        .execute();
+      const t0 = Date.now();
+      await waitFor(async () => (await statuses([other])).done === 1, 'the delivery whose lease ran out', 10_000);
+      assert.ok(Date.now() - t0 < 5_000, `found within the poll interval and a little (${Date.now() - t0} ms)`);
+      assert.equal(good.hits(), 2);
     } finally {
       await rig.stopWorkers();
       await hole.close();

@@ -26,6 +26,13 @@ docs/mail-accounts.md and 'postroom fetch --help'.`,
       }
       throw e;
     }
+    // Signal handlers first, before the banner: a supervisor (or a test) that sends SIGTERM as
+    // soon as it reads the banner must get a clean stop, not the default action of a signal
+    // with no handler yet (death by signal, seen on a loaded machine). One during start-up ends
+    // the process at once, as the default action did: nothing has been accepted yet.
+    let onSignal = (sig: string): void => process.exit(sig === 'SIGINT' ? 130 : 143);
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
     const app = await startPostroom(config);
     const { smtp, http } = app.addresses;
     const lines = [
@@ -52,8 +59,7 @@ docs/mail-accounts.md and 'postroom fetch --help'.`,
           },
         );
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
+      onSignal = stop;
     });
   },
 };
