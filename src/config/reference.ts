@@ -198,7 +198,17 @@ every option.
   (KB, MB, GB are powers of 1000; KiB, MiB, GiB powers of 1024).
 - **duration**: milliseconds or a number with a unit: \`250ms\`, \`30s\`, \`5m\`, \`1h30m\`, \`2d\`.
 - **host:port**: a listen address, IPv6 in brackets: \`127.0.0.1:2525\`, \`0.0.0.0:25\`, \`[::1]:25\`.
-- \`routes[].deliver[].spool.dir\`: \`[]\` is an item of a list.
+
+A key path names where a key sits; \`[]\` stands for each item of a list:
+
+\`\`\`yaml
+smtp:
+  listen: 0.0.0.0:25              # smtp.listen
+routes:
+  - name: fax                     # routes[].name
+    deliver:
+      - spool: { dir: ./spool }   # routes[].deliver[].spool.dir
+\`\`\`
 
 Editors with a YAML language server (VS Code's YAML extension, Neovim's yamlls, …) check
 the file as you type and show these descriptions when the file starts with

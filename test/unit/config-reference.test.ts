@@ -4,9 +4,11 @@ import { describe, it } from 'node:test';
 // ajv is fastify's JSON Schema validator (a dependency of fastify 5); here it stands in for an
 // editor's YAML language server, which validates with the same draft-07 schema.
 import { Ajv } from 'ajv';
+import fc from 'fast-check';
 import { parseDocument } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { configJsonSchema, configKeys, configReference } from '../../src/config/reference.js';
+import { formatDuration, formatListen, formatSize, parseDuration, parseSize } from '../../src/config/units.js';
 
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 const schema = configJsonSchema();
@@ -83,6 +85,38 @@ describe('config reference (docs/config.md, docs/postroom.schema.json)', () => {
       assert.throws(() => validateConfig(config), /invalid configuration/, JSON.stringify(config));
       const problems = editorProblems(config);
       assert.ok(problems.some((p) => p.startsWith(key)), `${JSON.stringify(config)}: ${problems.join('; ')}`);
+    }
+  });
+
+  it('a default written in its unit reads back as the same number (any duration, any size)', () => {
+    fc.assert(fc.property(fc.nat({ max: 400 * 86_400_000 }), (ms) => parseDuration(formatDuration(ms)) === ms));
+    fc.assert(fc.property(fc.nat({ max: 2 ** 40 }), (bytes) => parseSize(formatSize(bytes)) === bytes));
+    assert.equal(formatListen({ host: '::1', port: 25 }), '[::1]:25');
+  });
+
+  it('the editor schema accepts exactly the durations, sizes and addresses Postroom reads', () => {
+    const smtp = schema.properties!.smtp.properties!;
+    const pattern = (s: typeof smtp.listen) => new RegExp((s.pattern ?? s.anyOf?.[0].pattern) as string);
+    const reads = (parse: (v: string) => unknown) => (v: string) => {
+      try {
+        parse(v);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const cases = [
+      { pattern: pattern(smtp.socketTimeout), reads: reads(parseDuration), near: /^\s?\d{1,3}(\.\d{1,2})?(ms|s|m|h|d|x|)(\d{1,2}(ms|s|m|h|d|w))?\s?$/ },
+      { pattern: pattern(smtp.maxMessageSize), reads: reads(parseSize), near: /^\s?\d{1,3}(\.\d)?\s?(k|K|kb|KiB|mib|MB|g|GiB|b|B|x|ki|)\s?$/ },
+      { pattern: pattern(smtp.listen), reads: reads((v) => validateConfig({ smtp: { listen: v } }, {})), near: /^\s?(\[[:0-9a-f]{1,6}\]|[a-z.:]{1,6}|\[x|x\]):\d{1,5}\s?$/ },
+    ];
+    for (const c of cases) {
+      fc.assert(
+        fc.property(fc.oneof(fc.string(), fc.stringMatching(c.near)), (v) => {
+          const tooHighPort = /:(\d+)\s*$/.exec(v) && Number(/:(\d+)\s*$/.exec(v)![1]) > 65535;
+          if (c.pattern.test(v) !== c.reads(v) && !tooHighPort) throw new Error(`${c.pattern}: '${v}'`);
+        }),
+      );
     }
   });
 
