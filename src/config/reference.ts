@@ -146,7 +146,7 @@ function defaultOf(key: ConfigKey): string {
   return `\`${yamlValue(d)}\``;
 }
 
-/** Text for a table cell: `<` and `*` outside code spans would be HTML and emphasis. */
+/** Text for a table cell: outside code spans `<` would be HTML, `*` emphasis and `|` a new column. */
 function cell(text: string): string {
   return text
     .split('`')
@@ -155,7 +155,7 @@ function cell(text: string): string {
     .replace(/\n/g, ' ');
 }
 
-/** Keys of an object this big get a table of their own, so a section stays readable. */
+/** Keys of a map this big, or of the items of a list of maps, get a table of their own, so a section stays readable. */
 const OWN_TABLE = 4;
 
 function table(keys: ConfigKey[], env: Map<string, string>): string {
@@ -170,7 +170,7 @@ function table(keys: ConfigKey[], env: Map<string, string>): string {
 
 /** Splits a section's keys into its own table and those of its big nested objects. */
 function tables(section: ConfigKey, keys: ConfigKey[], env: Map<string, string>): string[] {
-  const big = keys.filter((k) => Object.keys(k.schema.properties ?? {}).length >= OWN_TABLE || (k.schema.items?.properties && k !== section));
+  const big = keys.filter((k) => Object.keys(k.schema.properties ?? {}).length >= OWN_TABLE || k.schema.items?.properties);
   // The innermost big object a key is under; keys under none stay in the section's table.
   const home = (k: ConfigKey) =>
     big.filter((b) => k.path.startsWith(`${b.path}.`) || k.path.startsWith(`${b.path}[]`)).at(-1)?.path ?? section.path;
