@@ -12,7 +12,8 @@ HTTP), keeps it durably, parses it, routes it and delivers it.
 commands:
 ${rows.join('\n')}
 
-'postroom COMMAND --help' shows a command's options.`;
+'postroom COMMAND --help' shows a command's options. Every configuration option, its
+default and what it does: docs/config.md (example: config/postroom.example.yaml).`;
 }
 
 /** Entry point of the postroom binary; returns the exit code. */

@@ -32,16 +32,31 @@ function problemsOf(err: z.ZodError): string[] {
   });
 }
 
-/** Environment variables that win over the file, whatever it says. */
+/**
+ * Environment variables that win over the file, whatever it says, and the key each sets. One
+ * table for applyEnv and the config reference (docs/config.md).
+ */
+export const ENV_OVERRIDES: readonly { env: string; key: readonly [string] | readonly [string, string] }[] = [
+  { env: 'POSTROOM_DATA_DIR', key: ['dataDir'] },
+  { env: 'POSTROOM_SMTP_LISTEN', key: ['smtp', 'listen'] },
+  { env: 'POSTROOM_HTTP_LISTEN', key: ['http', 'listen'] },
+  { env: 'POSTROOM_API_TOKEN', key: ['http', 'apiToken'] },
+  { env: 'POSTROOM_DATABASE_URL', key: ['store', 'database'] },
+  { env: 'POSTROOM_SECRET_KEY', key: ['secretKey'] },
+];
+
 function applyEnv(raw: Record<string, any>, env: NodeJS.ProcessEnv): Record<string, any> {
   const out = structuredClone(raw);
-  const section = (k: string) => (out[k] = out[k] && typeof out[k] === 'object' ? out[k] : {});
-  if (env.POSTROOM_DATA_DIR) out.dataDir = env.POSTROOM_DATA_DIR;
-  if (env.POSTROOM_SMTP_LISTEN) section('smtp').listen = env.POSTROOM_SMTP_LISTEN;
-  if (env.POSTROOM_HTTP_LISTEN) section('http').listen = env.POSTROOM_HTTP_LISTEN;
-  if (env.POSTROOM_API_TOKEN) section('http').apiToken = env.POSTROOM_API_TOKEN;
-  if (env.POSTROOM_DATABASE_URL) section('store').database = env.POSTROOM_DATABASE_URL;
-  if (env.POSTROOM_SECRET_KEY) out.secretKey = env.POSTROOM_SECRET_KEY;
+  for (const { env: name, key } of ENV_OVERRIDES) {
+    const value = env[name];
+    if (!value) continue;
+    if (key.length === 1) {
+      out[key[0]] = value;
+    } else {
+      const section = out[key[0]] && typeof out[key[0]] === 'object' ? out[key[0]] : (out[key[0]] = {});
+      section[key[1]] = value;
+    }
+  }
   return out;
 }
 

@@ -13,116 +13,148 @@ import { duration, listen, size } from './units.js';
 
 const clientList = z
   .array(z.string().min(1))
-  .describe('IPs, CIDRs (10.0.0.0/8), ranges (192.168.1.0-192.168.1.31) or host names');
+  .describe('IPs, CIDRs (10.0.0.0/8, fd00::/8), ranges (192.168.1.0-192.168.1.31) or host names (resolved forward, cached briefly)');
 
 const smtpUser = z.strictObject({
-  username: z.string().min(1),
+  username: z.string().min(1).describe('the name the client gives in AUTH PLAIN or LOGIN; routes can require it (match.users)'),
   /** scrypt$N$r$p$saltB64$hashB64, made by `postroom hash-password`. */
-  password: z.string().regex(/^scrypt\$/, 'must be a scrypt hash made by `postroom hash-password`'),
+  password: z
+    .string()
+    .regex(/^scrypt\$/, 'must be a scrypt hash made by `postroom hash-password`')
+    .describe('scrypt hash of the password, printed by `postroom hash-password` (never the password itself)'),
 });
 
 export const smtpSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  listen: listen().default({ host: '127.0.0.1', port: 2525 }).describe('host:port of the SMTP listener'),
-  hostname: z.string().optional().describe('name in the banner and the Received: header; default: the OS host name'),
+  enabled: z.boolean().default(true).describe('false: no SMTP listener (mail arrives through the other ingresses only: `postroom deliver`, mail accounts, POST /api/v1/inbound)'),
+  listen: listen()
+    .default({ host: '127.0.0.1', port: 2525 })
+    .describe('address of the SMTP listener; the default takes mail from this host only: use 0.0.0.0:25 for the network, and then set domains and clients or auth'),
+  hostname: z.string().optional().describe('host name in the 220 greeting, the EHLO reply and our Received: header; default: the OS host name'),
   banner: z.string().default('Postroom ESMTP').describe('text after the host name in the 220 greeting'),
-  maxMessageSize: size().default(200 * 1024 * 1024).describe('advertised in EHLO SIZE and enforced (552 5.3.4)'),
+  maxMessageSize: size()
+    .default(200 * 1024 * 1024)
+    .describe('largest message accepted: advertised in EHLO SIZE (RFC 1870) and enforced while DATA streams; a larger one gets 552 5.3.4 and nothing of it is kept'),
   minFreeSpace: size()
     .default(64 * 1024 * 1024)
-    .describe('free space that must remain in the data directory (and staging) beyond the declared SIZE, else MAIL gets 452 4.3.1'),
-  maxRecipients: z.number().int().positive().default(100).describe('RCPT TO past this get 452 4.5.3'),
-  maxClients: z.number().int().positive().default(100).describe('connections past this get 421 4.7.0'),
+    .describe('free space that must remain in the data directory (and staging) beyond the SIZE a client declares, else MAIL gets 452 4.3.1 and the client retries later, before any byte is sent'),
+  maxRecipients: z
+    .number()
+    .int()
+    .positive()
+    .default(100)
+    .describe('recipients per transaction; RCPT TO past this get 452 4.5.3 and the client sends the rest in another transaction (RFC 5321 §4.5.3.1.8)'),
+  maxClients: z.number().int().positive().default(100).describe('simultaneous connections; one more is answered 421 4.7.0 and closed'),
   maxClientsPerIp: z
     .number()
     .int()
     .positive()
     .default(50)
-    .describe('connections from one client IP past this get 421 4.7.0 (Postfix smtpd_client_connection_count_limit)'),
-  socketTimeout: duration().default(60_000).describe('idle time before the connection is closed (421 4.4.2)'),
+    .describe('simultaneous connections from one client IP; one more gets 421 4.7.0, so a few slow clients cannot take every slot (Postfix smtpd_client_connection_count_limit). A relay in front counts as one client: leave it room'),
+  socketTimeout: duration().default(60_000).describe('an idle connection is closed after this long (421 4.4.2)'),
   dataTimeout: duration()
     .default(10 * 60_000)
-    .describe('a message not received in full this long after DATA ends the session with 421 4.4.2'),
+    .describe('a message not received in full this long after DATA ends the session with 421 4.4.2; any byte resets socketTimeout, so this is what bounds a trickling client'),
   minDataRate: size()
     .default(1024)
-    .describe('bytes per second DATA must average after minDataRateGrace, else 421 4.4.2 (0 = no check; Postfix smtpd_min_data_rate)'),
-  minDataRateGrace: duration().default(30_000).describe('time DATA may take before minDataRate counts'),
+    .describe('bytes per second DATA must average once minDataRateGrace is over, else 421 4.4.2: sheds clients that hold a slot by trickling (Postfix smtpd_min_data_rate); 0: no check'),
+  minDataRateGrace: duration().default(30_000).describe('how long DATA may run before minDataRate counts'),
   greetingDelay: z
     .strictObject({
-      allowlisted: duration().default(0),
-      others: duration().default(100),
+      allowlisted: duration().default(0).describe('wait for clients in `clients` (every client when `clients` is unset)'),
+      others: duration().default(100).describe('wait for clients outside `clients` (they can only send after AUTH)'),
     })
     .prefault({})
-    .describe('wait before the 220 greeting; a client that talks before it gets 554 5.5.1 (none where the delay is 0)'),
-  clients: clientList.optional().describe('clients allowed to send without AUTH; unset: every client'),
+    .describe('wait before the 220 greeting: a client that talks before it (a spam bot trait, postscreen\'s pregreet test) gets 554 5.5.1; none is refused where the wait is 0. Each wait costs a round trip on every connection'),
+  clients: clientList
+    .optional()
+    .describe('clients that may send without AUTH; others get 530 5.7.0 until they authenticate (554 5.7.1 without auth). Unset: every client'),
   auth: z
     .strictObject({
-      users: z.array(smtpUser).default([]),
-      allowInsecure: z.boolean().default(false).describe('offer AUTH without TLS (not recommended)'),
+      users: z.array(smtpUser).default([]).describe('the accounts clients may authenticate as'),
+      allowInsecure: z
+        .boolean()
+        .default(false)
+        .describe('offer AUTH on connections without TLS, where the password crosses the network in clear text: only for loopback or a network you trust'),
     })
     .optional()
-    .describe('SMTP AUTH PLAIN/LOGIN; clients outside `clients` may send after authenticating'),
+    .describe('SMTP AUTH PLAIN and LOGIN (RFC 4954): clients outside `clients` may send after authenticating. Unset: no AUTH'),
   tls: z
-    .strictObject({ key: z.string(), cert: z.string() })
+    .strictObject({
+      key: z.string().describe('PEM file of the private key'),
+      cert: z.string().describe('PEM file of the certificate chain (full chain: the certificate first)'),
+    })
     .optional()
-    .describe('PEM files for STARTTLS'),
+    .describe('STARTTLS (RFC 3207) with these files; unset: no STARTTLS'),
   domains: z
     .array(z.string().min(1))
     .default([])
-    .describe('recipient domains accepted here; empty: every recipient (only safe on loopback)'),
+    .describe('recipient domains accepted here; others get 550 5.1.1 or 554 5.7.1 (relaying denied). Empty: every recipient is kept, only safe while listening on loopback'),
   postmaster: z
     .string()
     .min(3)
     .optional()
-    .describe('address that takes mail for postmaster@ every domain (always accepted, RFC 5321 §4.5.1); unset: such mail is kept unrouted'),
-  requireMessageId: z.boolean().default(false).describe('refuse mail without Message-ID (550 5.6.0)'),
+    .describe('address that takes mail for postmaster@ every domain, which is accepted whatever the routes say (RFC 5321 §4.5.1), so that its route delivers it; unset: such mail is kept unrouted, to be read through the API'),
+  requireMessageId: z
+    .boolean()
+    .default(false)
+    .describe('refuse a message without a Message-ID header (550 5.6.0), so that duplicates can always be recognised'),
   bareLineEndings: z
     .enum(['reject', 'normalize'])
     .default('reject')
-    .describe('bare LF / bare CR in DATA: reject with 550 5.5.2, or rewrite to CRLF'),
+    .describe('a bare LF or bare CR in DATA, the raw material of SMTP smuggling: reject answers 550 5.5.2; normalize rewrites it to CRLF and keeps the message (for senders you cannot fix)'),
   traceHeader: z
     .boolean()
     .default(true)
-    .describe('prepend a Received: header to kept mail; it carries this installation\'s id, which maxPasses counts'),
+    .describe('record a Received: header (RFC 5321 §4.4) for kept mail, served in front of the raw bytes; it names this installation, so that maxPasses can count our own passes'),
   maxReceived: z
     .number()
     .int()
     .positive()
     .default(50)
-    .describe('a message with more Received: headers is a loop: 554 5.4.6 at the end of DATA (every ingress)'),
+    .describe('a message with more Received: headers than this is a mail loop: 554 5.4.6 at the end of DATA, by every ingress (Postfix hopcount_limit)'),
   maxPasses: z
     .number()
     .int()
     .positive()
     .default(2)
-    .describe('a message that has passed this installation this many times (our Received: headers) is a loop: 554 5.4.6'),
+    .describe('a message that has passed this installation this many times (our Received: headers) is a loop: 554 5.4.6; stops a route forwarding to our own listener, directly or through another MTA'),
 });
 
 export const httpSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  listen: listen().default({ host: '127.0.0.1', port: 8025 }).describe('host:port of the HTTP API'),
-  apiToken: z.string().min(16).optional().describe('bearer token; default: generated once into DATA_DIR/api-token'),
-  publicUrl: z.string().url().optional().describe('URL by which others reach the API (links in webhooks, List-Archive)'),
-  maxUploadSize: size().default(200 * 1024 * 1024),
+  enabled: z.boolean().default(true).describe('false: no HTTP listener (no API, WebDAV, health or metrics)'),
+  listen: listen().default({ host: '127.0.0.1', port: 8025 }).describe('address of the HTTP listener: the API, WebDAV (/dav), /healthz and /metrics'),
+  apiToken: z
+    .string()
+    .min(16)
+    .optional()
+    .describe('bearer token of the API; default: generated once into DATA_DIR/api-token (mode 0600). Prefer POSTROOM_API_TOKEN to writing it into the file'),
+  publicUrl: z.string().url().optional().describe('URL by which others reach the API, used in links Postroom sends out (webhook payloads, List-Archive); default: none'),
+  maxUploadSize: size()
+    .default(200 * 1024 * 1024)
+    .describe('largest request body the API accepts, and so the largest message POST /api/v1/inbound keeps (larger: 413 with 5.3.4)'),
 });
 
 export const storeSchema = z.strictObject({
   database: z
     .string()
     .optional()
-    .describe('postgres://… for PostgreSQL; a file path for SQLite; default DATA_DIR/postroom.db'),
-  blobs: z.enum(['fs', 'db']).optional().describe('where raw bytes live; default fs on SQLite, db on PostgreSQL'),
+    .describe('a SQLite file path, or postgres://user:pass@host:5432/db for PostgreSQL, where many nodes share one store (?schema=NAME keeps the tables in that schema); default: DATA_DIR/postroom.db'),
+  blobs: z
+    .enum(['fs', 'db'])
+    .optional()
+    .describe('where raw bytes live: fs, content-addressed files under DATA_DIR/blobs (default on SQLite), or db, in the database in 1 MiB chunks (default on PostgreSQL: every node sees every message without a shared file system)'),
   commitWindow: duration()
     .default(0)
-    .describe('extra wait to gather more messages into one fsync + commit (group commit)'),
+    .describe('extra wait to gather more concurrent messages into one fsync + commit (group commit): more throughput under load for that much latency; 0: commit whatever waits as soon as the previous commit is done'),
   poolSize: z
     .number()
     .int()
     .positive()
     .default(10)
-    .describe('PostgreSQL connections per node; keep nodes × poolSize under the server\'s max_connections'),
+    .describe('PostgreSQL connections per node; keep nodes × (poolSize + 1) under the server\'s max_connections'),
   statementTimeout: duration()
     .default(30_000)
-    .describe('PostgreSQL: a statement running longer is cancelled (0 = never)'),
+    .describe('PostgreSQL: a statement running longer is cancelled, so a stuck lock fails one operation instead of holding a worker forever; 0: never'),
   sweep: z
     .strictObject({
       interval: duration().default(3_600_000).describe('how often leftovers of failed intakes are removed (also once at start; 0 = only at start)'),
@@ -132,34 +164,53 @@ export const storeSchema = z.strictObject({
         .describe('age before an unreferenced blob (or a staging file of a dead process) is removed; longer than any intake in flight'),
     })
     .prefault({})
-    .describe('removing blobs no row points at (a transaction that failed after the bytes were in place) and staging files of crashed processes'),
+    .describe('removing leftovers of faults: blobs no row points at (a transaction that failed after the bytes were in place) and staging files of processes that died; metric postroom_sweep_removed_total'),
 });
 
 export const parseSchema = z.strictObject({
-  maxDepth: z.number().int().positive().default(20).describe('deepest MIME nesting parsed before the message is kept as raw'),
-  maxHeaderSize: size().default(256 * 1024).describe('header block larger than this: kept as raw'),
-  maxFilenameLength: z.number().int().min(16).max(255).default(200),
+  maxDepth: z
+    .number()
+    .int()
+    .positive()
+    .default(20)
+    .describe('deepest MIME nesting parsed; a deeper message is kept with status raw and the reason (bounds the work a hostile message can cause)'),
+  maxHeaderSize: size().default(256 * 1024).describe('a header block larger than this: the message is kept with status raw'),
+  maxFilenameLength: z
+    .number()
+    .int()
+    .min(16)
+    .max(255)
+    .default(200)
+    .describe('attachment file names are cut to this many characters after sanitising (file systems allow 255 bytes); the original name is kept as metadata'),
   workers: z
     .number()
     .int()
     .positive()
     .default(2)
-    .describe('messages parsed at once; besides them, up to 16 small ones (256 KiB or less) just received'),
+    .describe('messages parsed at once (each holds its message\'s parts in memory); besides them, up to 16 small ones (256 KiB or less) just received are parsed in a lane of their own'),
   pollInterval: duration()
     .default(2_000)
     .describe('how often to look for messages `postroom deliver` or `postroom fetch` kept in this store from another process (0 = only at start)'),
   thread: z
     .boolean()
     .default(true)
-    .describe('parse messages of up to 4 MiB on a worker thread beside the event loop that answers SMTP'),
+    .describe('parse messages of up to 4 MiB on a worker thread beside the event loop that answers SMTP, which at high intake rates would otherwise slow every session; false: parse on the loop'),
 });
 
 export const logSchema = z.strictObject({
-  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  level: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('least severe level logged: debug or trace while diagnosing, warn or error to log less'),
 });
 
 export const deliverySchema = z.strictObject({
-  workers: z.number().int().positive().default(16).describe('deliveries run at once by this node'),
+  workers: z
+    .number()
+    .int()
+    .positive()
+    .default(16)
+    .describe('deliveries run at once by this node; each holds a slot while its target runs, so with a target taking 100 ms, 16 carry 160 messages/s'),
   leaseTime: duration()
     .default(60_000)
     .describe('a delivery leased by a node that died is taken again after this (renewed while an attempt runs)'),
@@ -187,14 +238,19 @@ export const deliverySchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  dataDir: z.string().default('./data').describe('database, blobs and the generated API token'),
-  smtp: smtpSchema.prefault({}),
-  http: httpSchema.prefault({}),
-  store: storeSchema.prefault({}),
-  parse: parseSchema.prefault({}),
-  log: logSchema.prefault({}),
+  dataDir: z
+    .string()
+    .default('./data')
+    .describe('directory of the SQLite database, the blob files, the generated API token and secret key; relative: to the working directory'),
+  smtp: smtpSchema.prefault({}).describe('the SMTP listener: the front door for mail from MTAs and applications'),
+  http: httpSchema.prefault({}).describe('the HTTP listener: the API (/api/v1, described by /api/v1/openapi.json), WebDAV, health and metrics'),
+  store: storeSchema.prefault({}).describe('where messages are kept: SQLite or PostgreSQL, and the raw bytes'),
+  parse: parseSchema.prefault({}).describe('parsing kept messages into parts (after the SMTP reply, from the store)'),
+  log: logSchema.prefault({}).describe('logging: pino JSON lines on standard output'),
   routes: routesSchema.default([]),
-  delivery: deliverySchema.prefault({}),
+  delivery: deliverySchema
+    .prefault({})
+    .describe('the delivery queue: planned deliveries are stored, leased by workers and retried per route'),
   groups: groupsSchema.prefault({}).describe('discussion groups: the SMTP relay posts go out through, the bounce limit'),
   objects: objectsSchema.prefault({}).describe('addresses of built-in objects: PREFIX+<id>@DOMAIN, PREFIX+wf+<name>@DOMAIN'),
   secretKey: z

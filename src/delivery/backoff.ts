@@ -19,8 +19,8 @@ export const retrySchema = z
       .optional()
       .describe('delays before attempts 2, 3, …; the last repeats. Overrides initialDelay/factor'),
     initialDelay: duration().default(60_000).describe('exponential backoff: delay before attempt 2'),
-    factor: z.number().min(1).max(10).default(2),
-    maxDelay: duration().default(6 * 3_600_000),
+    factor: z.number().min(1).max(10).default(2).describe('exponential backoff: each delay is this many times the one before'),
+    maxDelay: duration().default(6 * 3_600_000).describe('exponential backoff: the longest delay between two attempts'),
     jitter: z.number().min(0).max(1).default(0.2).describe('± fraction of each delay, so retries do not stampede'),
   })
   .describe('retry policy for one route');

@@ -6,14 +6,17 @@ import { duration } from '../config/units.js';
 /** How to reach an SMTP relay: the fields forward routes and `groups.relay` share. */
 export const smtpRelayFields = {
   host: z.string().min(1).describe('SMTP relay host'),
-  port: z.number().int().min(1).max(65535).default(25),
+  port: z.number().int().min(1).max(65535).default(25).describe('SMTP port: 25 to an MTA, 587 (submission, STARTTLS) or 465 (with secure) to a provider'),
   secure: z.boolean().default(false).describe('TLS from the first byte (port 465); otherwise STARTTLS per `starttls`'),
   starttls: z
     .enum(['opportunistic', 'required', 'never'])
     .default('opportunistic')
-    .describe('use STARTTLS when offered, insist on it, or never'),
-  tlsVerify: z.boolean().default(true).describe('check the relay certificate'),
-  auth: z.strictObject({ user: z.string().min(1), pass: z.string() }).optional().describe('SMTP AUTH credentials'),
+    .describe('opportunistic: STARTTLS when offered; required: fail (and retry) without it; never: plain text'),
+  tlsVerify: z.boolean().default(true).describe('check the relay certificate; false only for a relay with a self-signed certificate on a network you trust'),
+  auth: z
+    .strictObject({ user: z.string().min(1).describe('SMTP AUTH user name'), pass: z.string().describe('SMTP AUTH password') })
+    .optional()
+    .describe('SMTP AUTH credentials; unset: no AUTH'),
   helo: z.string().min(1).optional().describe('name in EHLO/HELO; default: the OS host name'),
   timeout: duration().default(60_000).describe('connect, greeting and idle socket timeout'),
 };

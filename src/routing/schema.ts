@@ -53,7 +53,8 @@ export const matchSchema = z
         deny: z.array(regexString).default([]).describe('a sender matching any of these is refused (550 5.7.1)'),
         from: z.boolean().default(false).describe("also apply allow/deny to the From: header's addresses (checked after DATA)"),
       })
-      .optional(),
+      .optional()
+      .describe('regexes on the envelope sender (MAIL FROM); unset: every sender'),
     clients: z
       .array(z.string().min(1))
       .superRefine((v, ctx) => {
@@ -66,9 +67,12 @@ export const matchSchema = z
     authenticated: z.boolean().optional().describe('true: only authenticated sessions; false: only unauthenticated'),
     header: z.array(headerCondition).optional().describe('header conditions, all must hold (checked after DATA)'),
     size: z
-      .strictObject({ min: size().optional(), max: size().optional() })
+      .strictObject({
+        min: size().optional().describe('smallest message this route takes'),
+        max: size().optional().describe('largest message this route takes'),
+      })
       .optional()
-      .describe('message size bounds in bytes (checked after DATA)'),
+      .describe('message size bounds (checked after DATA)'),
     attachment: oneOrMany(mimePattern)
       .optional()
       .describe('the message has an attachment of one of these MIME types (image/* allowed; checked after DATA)'),
@@ -147,7 +151,10 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .default(false)
         .describe('only takes recipients no other route matched (forward or reject what is left)'),
       match: matchSchema.prefault({}),
-      deliver: z.array(deliverItemSchema(targets)).min(1).describe('targets, each { kind: params }'),
+      deliver: z
+        .array(deliverItemSchema(targets))
+        .min(1)
+        .describe('targets, each { kind: params }, each delivered (and retried) on its own'),
       continue: z
         .boolean()
         .default(false)
@@ -184,7 +191,9 @@ export function makeRoutesSchema(targets: ReadonlyMap<string, Target<any>>) {
         seen.add(r.name);
       });
     })
-    .describe('routing rules, evaluated on the envelope recipients');
+    .describe(
+      'routing rules: where kept mail goes, per envelope recipient (never only To:, so Bcc and forwarded mail route too), in priority order; no routes: every recipient is kept and delivered nowhere',
+    );
 }
 
 /** A route as configured with the registered targets. */

@@ -6,7 +6,7 @@ export const discardParams = z
   .strictObject({
     reason: z.string().max(200).optional().describe('kept on the delivery receipt, for the operator'),
   })
-  .describe('accept the message and deliver it nowhere');
+  .describe('accept the message and deliver it nowhere (it stays kept and readable through the API)');
 
 export type DiscardParams = z.output<typeof discardParams>;
 

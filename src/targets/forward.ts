@@ -18,7 +18,7 @@ export const forwardParams = z
       .default(true)
       .describe('on a permanent refusal send a DSN (RFC 3464) to the envelope sender through groups.relay; never to <>'),
   })
-  .describe('relay the message unchanged to an SMTP server');
+  .describe('relay the message unchanged (the bytes as received) to an SMTP server; 4xx: retried; 5xx: failed, with a DSN to the sender (docs/delivery.md)');
 
 export type ForwardParams = z.output<typeof forwardParams>;
 

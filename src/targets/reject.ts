@@ -24,7 +24,8 @@ export const rejectParams = z
       .default('Message rejected')
       .describe('human text of the reply'),
   })
-  .refine((p) => String(p.code)[0] === p.status[0], { message: 'code and status must both be 4xx or both 5xx', path: ['status'] });
+  .refine((p) => String(p.code)[0] === p.status[0], { message: 'code and status must both be 4xx or both 5xx', path: ['status'] })
+  .describe('refuse with this reply: at RCPT time when the route needs no DATA condition, else the delivery fails with it');
 
 export type RejectParams = z.output<typeof rejectParams>;
 

@@ -54,15 +54,16 @@ export const spoolParams = z.strictObject({
     .string()
     .default('utf-8')
     .refine((e) => iconv.encodingExists(e), 'unknown code page (e.g. utf-8, windows-1250, iso-8859-2, cp852)')
-    .describe('code page of txt, htm and control files'),
-  newline: z.enum(['lf', 'crlf']).default('lf').describe('line ending of txt and control files'),
+    .describe('code page of txt, htm and control files, for software that reads no UTF-8 (utf-8, windows-1250, iso-8859-2, cp852, …)'),
+  newline: z.enum(['lf', 'crlf']).default('lf').describe('line ending of txt and control files: crlf for Windows software'),
   prefix: z
     .string()
     .regex(/^[A-Za-z0-9_-]*$/, 'letters, digits, _ -')
     .max(64, 'at most 64 characters: file names have 255 bytes in all')
     .default('')
     .describe('prepended to every file name'),
-});
+})
+  .describe('write files into a directory for software that picks them up (a fax or SMS daemon): the message, its attachments, last a control file');
 
 export type SpoolParams = z.output<typeof spoolParams>;
 

@@ -16,7 +16,7 @@ export const webhookParams = z
       .string()
       .url()
       .refine((u) => /^https?:$/.test(new URL(u).protocol), 'only http:// and https:// URLs')
-      .describe('where to POST'),
+      .describe('http:// or https:// URL the message is POSTed to'),
     format: z
       .enum(['json', 'multipart', 'raw'])
       .default('json')
@@ -26,19 +26,21 @@ export const webhookParams = z
       .regex(/^whsec_[A-Za-z0-9+/]+=*$/, 'a Standard Webhooks secret: whsec_ followed by base64')
       .optional()
       .describe('signs each request (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)'),
-    token: z.string().min(1).optional().describe('sent as Authorization: Bearer <token>'),
-    timeout: duration().default(30_000).describe('per request'),
+    token: z.string().min(1).optional().describe('sent as Authorization: Bearer <token>, for endpoints that check a token instead of a signature'),
+    timeout: duration().default(30_000).describe('time one request may take; a longer one is aborted and retried'),
     attachments: z
       .enum(['auto', 'inline', 'url', 'none'])
       .default('auto')
-      .describe('auto/inline: bytes inside the request while under inlineLimit, URLs beyond; url: URLs only'),
+      .describe('auto/inline: attachment bytes inside the request up to inlineLimit, API URLs (which need the API token) beyond; url: URLs only; none: left out'),
     inlineLimit: size().default(10 * 1024 * 1024).describe('attachment bytes carried inside one request, in total'),
     allowPrivate: z
       .boolean()
       .default(false)
       .describe('allow hosts on loopback, link-local or private addresses (refused by default: SSRF)'),
   })
-  .describe('POST the message to an HTTP endpoint');
+  .describe(
+    'POST the message to an HTTP endpoint. 2xx: done; 408, 425, 429 and 5xx: retried (Retry-After honoured); 410: failed and this target paused; other 4xx: failed; redirects are not followed',
+  );
 
 export type WebhookParams = z.output<typeof webhookParams>;
 

@@ -40,10 +40,11 @@ function smtpGreeting(port: number): Promise<string> {
 }
 
 describe('postroom CLI', () => {
-  it('--help lists the commands and exits 0', () => {
+  it('--help lists the commands, points at the config reference and exits 0', () => {
     const r = postroom(['--help']);
     assert.equal(r.status, 0, r.stderr);
     for (const cmd of ['serve', 'check-config', 'migrate', 'hash-password']) assert.match(r.stdout, new RegExp(`\\b${cmd}\\b`));
+    assert.match(r.stdout, /docs\/config\.md/);
   });
 
   it('an unknown command exits 64 (EX_USAGE) with the help on stderr', () => {

@@ -8,7 +8,9 @@ export const checkConfig: Command = {
   usage: `usage: postroom check-config FILE
 
 Validates FILE against the config schema (environment overrides applied) and prints
-each problem as 'key.path: what is wrong'. Exit 0 when valid, 78 (EX_CONFIG) when not.`,
+each problem as 'key.path: what is wrong'. Exit 0 when valid, 78 (EX_CONFIG) when not.
+Every key, its type and default: docs/config.md; docs/postroom.schema.json lets an editor
+check the file as you type.`,
   async run(argv) {
     // An unknown option is a usage error (64), not a file name that cannot be read (78).
     const { positionals } = parseArgs({ args: argv, allowPositionals: true, options: {} });

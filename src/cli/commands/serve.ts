@@ -12,6 +12,7 @@ Runs Postroom. Without --config (or $POSTROOM_CONFIG) it runs on embedded defaul
 SQLite and blobs under ./data, SMTP on 127.0.0.1:2525, HTTP on 127.0.0.1:8025.
 Environment variables win over the file: POSTROOM_DATA_DIR, POSTROOM_SMTP_LISTEN,
 POSTROOM_HTTP_LISTEN, POSTROOM_API_TOKEN, POSTROOM_DATABASE_URL, POSTROOM_SECRET_KEY, POSTROOM_CONFIG.
+Every option of the file: docs/config.md.
 Enabled folders of mail accounts are watched (IMAP IDLE or polling, POP3 polling): see
 docs/mail-accounts.md and 'postroom fetch --help'.`,
   async run(argv) {
