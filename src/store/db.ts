@@ -127,7 +127,15 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
     });
   }
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
-  const wal = new WalSync(`${file}-wal`);
+  const wal = new WalSync(`${file}-wal`, async () => {
+    // Through Kysely, so it waits for a transaction in progress on this connection. FULL: every
+    // frame is copied and the database file synced (synchronous=NORMAL syncs after a checkpoint).
+    const r = await sql<{ busy: number; log: number; checkpointed: number }>`PRAGMA wal_checkpoint(FULL)`.execute(kysely);
+    const row = r.rows[0];
+    if (!row || row.busy !== 0 || row.checkpointed < row.log) {
+      throw new Error(`the write-ahead log could not be copied into the database after a failed fsync (${JSON.stringify(row)})`);
+    }
+  });
   return {
     kysely,
     dialect: 'sqlite',

@@ -16,8 +16,25 @@ export class WalSync {
   private fd: FileHandle | undefined;
   private inFlight: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
+  /**
+   * An fsync of the log failed: frames committed before it may not be on disk, and Linux reports
+   * a writeback error once (a later fsync succeeds without having written them). A sender told
+   * 451 retries, and its retransmission would find the committed row and be acknowledged as a
+   * duplicate of something that may not be durable. So nothing is synced (acknowledged) again
+   * until `recover` has copied the log into the database file and synced that.
+   */
+  private suspect = false;
 
-  constructor(private readonly walPath: string) {}
+  /**
+   * @param recover after a failed fsync: checkpoint the whole log into the database file and
+   *   sync it (reads come from the page cache, which still holds what was committed), throwing
+   *   if it could not; until it succeeds every sync fails.
+   */
+  constructor(
+    private readonly walPath: string,
+    private readonly recover: () => Promise<void> = async () => {},
+    private readonly openFile: (path: string, flags: string) => Promise<Pick<FileHandle, 'sync' | 'close'>> = open,
+  ) {}
 
   /** Resolves when everything written to the WAL before this call is on disk. */
   after(): Promise<void> {
@@ -36,11 +53,23 @@ export class WalSync {
 
   private async sync(): Promise<void> {
     try {
-      this.fd ??= await open(this.walPath, 'r');
-      await this.fd.sync();
+      if (this.suspect) {
+        await this.recover();
+        this.suspect = false;
+      }
+      this.fd ??= (await this.openFile(this.walPath, 'r')) as FileHandle;
+      await this.fd.sync().catch((err: unknown) => {
+        this.suspect = true;
+        throw err;
+      });
     } finally {
       this.inFlight = undefined;
     }
+  }
+
+  /** Whether a failed fsync still waits for its recovery (for logs and tests). */
+  get unsure(): boolean {
+    return this.suspect;
   }
 
   /** Close the descriptor (after the database is closed). */
