@@ -96,10 +96,10 @@ export const CATALOGUE = {
   BAD_URL: { status: '4.5.2', smtp: 451, text: 'URL has no host' },
   DEADLINE: { status: '4.4.7', smtp: 451, text: 'Gave up within the time limit; try again later' },
   // A target (webhook, workflow command or HTTP call, a whole attempt) that took longer than its
-  // timeout. X.4.2 is a connection "unable to complete the message transaction … because of
-  // time-out" (RFC 3463 §3.5; Postfix's "conversation timed out" is 4.4.2 too); X.4.7 is a
-  // message too old, which this is not. Transient: the next attempt may be answered in time.
-  TARGET_TIMEOUT: { status: '4.4.2', smtp: 451, text: 'Target did not answer within its timeout; will retry' },
+  // configured timeout: X.4.7, the time limit set for this delivery expired (RFC 3463 §3.5), as
+  // DEADLINE for the pipe. Not TIMEOUT (4.4.2, 421): that is our SMTP server closing an idle
+  // client's connection. Transient: the next attempt may be answered in time.
+  TARGET_TIMEOUT: { status: '4.4.7', smtp: 451, text: 'Target did not answer within its timeout; will retry' },
   TARGET_PRIVATE: { status: '5.7.1', smtp: 550, text: 'Target address is loopback, link-local or private' },
   TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
   // RFC 3463 X.1.6: "destination … has moved, no forwarding address" is what 410 Gone says.

@@ -209,7 +209,7 @@ test('the new entries: permanent configuration error, target timeout, --sender u
   assert.deepEqual(toSmtpReply(mailError('MISCONFIGURED', 'no target of kind x')), { code: 554, message: '5.3.5 no target of kind x' });
   assert.equal(toSysexit(mailError('MISCONFIGURED')), SYSEXITS.CONFIG);
   assert.equal(mailError('TARGET_TIMEOUT').transient, true);
-  assert.equal(mailError('TARGET_TIMEOUT').status, '4.4.2');
+  assert.equal(mailError('TARGET_TIMEOUT').status, '4.4.7');
   assert.equal(toStderrLine(mailError('USAGE_BAD_SENDER')).slice(0, 6), '5.1.7 ');
   assert.equal(toSysexit(mailError('USAGE_BAD_SENDER')), SYSEXITS.USAGE);
   assert.equal(toSysexit(mailError('USAGE')), SYSEXITS.USAGE);
