@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { DeliveryContext, Receipt, Target } from '../core/delivery.js';
-import { asMailError, mailError, MailError } from '../core/errors.js';
+import { asMailError, mailError, MailError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
@@ -283,7 +283,7 @@ export class DeliveryWorker {
     heartbeat.unref?.();
 
     let result: AttemptResult;
-    let code: string | undefined;
+    let code: ErrorCode | undefined;
     try {
       const receipt = await this.deliver(d, n, signal);
       result = { outcome: 'done', receipt };
