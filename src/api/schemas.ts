@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CATALOGUE, type ErrorCode } from '../core/errors.js';
 
 /**
  * Request and response shapes of the HTTP API. These zod schemas validate requests (route.ts)
@@ -147,7 +148,9 @@ export const Problem = z.object({
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
-  code: z.string().describe('stable error code, e.g. NOT_FOUND, UNAUTHORISED, INVALID_REQUEST'),
+  code: z
+    .enum(Object.keys(CATALOGUE) as [ErrorCode, ...ErrorCode[]])
+    .describe('stable error code: a key of the error catalogue (src/core/errors.ts); branch on it, not on detail'),
   enhancedStatus: z.string().describe('RFC 3463 enhanced status code'),
   disposition: z.enum(['transient', 'permanent']),
   instance: z.string().optional(),

@@ -4,7 +4,12 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
-/** A config that failed validation: every problem with the key path that holds it. */
+/**
+ * A config that failed validation: every problem with the key path that holds it. Internal, not
+ * a MailError: it is thrown while a command starts, before any mail is taken, and the commands
+ * print it and exit 78 (EX_CONFIG). The one that runs with a message in hand, `postroom
+ * deliver`, turns it into CONFIG (4.3.5, exit 75), so the MTA keeps the mail while it is fixed.
+ */
 export class ConfigError extends Error {
   constructor(
     readonly problems: string[],

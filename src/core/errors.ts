@@ -1,10 +1,30 @@
 /**
  * The one error taxonomy. Every failure in Postroom is a MailError: transient (retry later) or
  * permanent (give up), with an RFC 3463 enhanced status code and text a human can act on.
- * toSmtpReply, toSysexit and toHttp map it once; nothing else picks codes.
+ * The catalogue is closed: a MailError's code is one of its keys (an unknown code does not
+ * compile), and the status, SMTP code, exit code and HTTP status come from its entry. The one
+ * exception is a status someone else chose (relayedError): a remote server's reply, or the
+ * refusal an operator configured. toSmtpReply, toSysexit and toHttp map it once; nothing else
+ * picks codes.
  */
 
 export type Disposition = 'transient' | 'permanent';
+
+/** Exit codes from <sysexits.h>, which MTAs' pipe transports understand. */
+export const SYSEXITS = {
+  OK: 0,
+  USAGE: 64,
+  DATAERR: 65,
+  NOINPUT: 66,
+  NOUSER: 67,
+  UNAVAILABLE: 69,
+  SOFTWARE: 70,
+  CANTCREAT: 73,
+  TEMPFAIL: 75,
+  PROTOCOL: 76,
+  NOPERM: 77,
+  CONFIG: 78,
+} as const;
 
 interface CatalogueEntry {
   /** RFC 3463 enhanced status code. */
@@ -12,15 +32,30 @@ interface CatalogueEntry {
   /** RFC 5321 basic reply code. */
   smtp: number;
   text: string;
+  /** sysexits code when permanent, where the status's subject does not pick the right one (toSysexit). */
+  exit?: keyof typeof SYSEXITS;
+  /** HTTP status, where the disposition and subject do not pick the right one (toHttpStatus). */
+  http?: number;
 }
 
 /** Every failure Postroom can name, keyed by a stable code (used in logs, metrics, problem JSON). */
 export const CATALOGUE = {
   // -- keeping mail --
   STORE_FAILED: { status: '4.3.0', smtp: 451, text: 'Could not store the message; try again later' },
-  STORE_FULL: { status: '4.3.1', smtp: 452, text: 'Insufficient storage; try again later' },
+  STORE_FULL: { status: '4.3.1', smtp: 452, text: 'Insufficient storage; try again later', http: 507 },
   INTERNAL: { status: '4.3.0', smtp: 451, text: 'Internal error; try again later' },
+  // Transient: the mail waits (retried per backoff) while an operator fixes the configuration.
   CONFIG: { status: '4.3.5', smtp: 451, text: 'System configuration error' },
+  // Permanent: what this delivery names cannot be delivered as configured (an unknown target
+  // kind, params that no longer validate, a mail account or its SMTP server gone), so retrying
+  // the same delivery cannot succeed; a replay after the fix can. EX_CONFIG, which Postfix
+  // pipe(8) reads as 5.3.5 (sys_exits.c).
+  MISCONFIGURED: {
+    status: '5.3.5',
+    smtp: 554,
+    text: 'System incorrectly configured for this delivery; fix the configuration, then replay it',
+    exit: 'CONFIG',
+  },
   SHUTTING_DOWN: { status: '4.3.2', smtp: 421, text: 'Service shutting down; try again later' },
   // -- connection and session --
   TOO_MANY_CLIENTS: { status: '4.7.0', smtp: 421, text: 'Too many connections; try again later' },
@@ -41,7 +76,7 @@ export const CATALOGUE = {
   SENDER_DENIED: { status: '5.7.1', smtp: 550, text: 'Sender not allowed' },
   NOT_AUTHORISED: { status: '5.7.1', smtp: 550, text: 'Not authorised to deliver to this address' },
   // -- content --
-  TOO_LARGE: { status: '5.3.4', smtp: 552, text: 'Message size exceeds fixed maximum message size' },
+  TOO_LARGE: { status: '5.3.4', smtp: 552, text: 'Message size exceeds fixed maximum message size', http: 413 },
   EMPTY_MESSAGE: { status: '5.3.0', smtp: 554, text: 'Message is empty' },
   BARE_LINE_ENDING: { status: '5.5.2', smtp: 550, text: 'Bare LF or bare CR in message data is not allowed (RFC 5321 section 2.3.8)' },
   PROTOCOL: { status: '5.5.0', smtp: 500, text: 'Protocol error' },
@@ -49,6 +84,8 @@ export const CATALOGUE = {
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },
   REJECTED: { status: '5.7.1', smtp: 550, text: 'Message rejected' },
+  // RFC 3463 X.4.6: the message came back to a place it already passed (Received: count, our
+  // own trace, a group's List-Id). Never retried and never bounced: a DSN would feed the loop.
   MAIL_LOOP: { status: '5.4.6', smtp: 554, text: 'Routing loop detected' },
   // -- delivery to targets --
   TARGET_TEMPFAIL: { status: '4.4.1', smtp: 451, text: 'Target temporarily unavailable' },
@@ -58,28 +95,53 @@ export const CATALOGUE = {
   BAD_ANSWER: { status: '4.5.0', smtp: 451, text: 'Undecodable answer from server' },
   BAD_URL: { status: '4.5.2', smtp: 451, text: 'URL has no host' },
   DEADLINE: { status: '4.4.7', smtp: 451, text: 'Gave up within the time limit; try again later' },
+  // A target (webhook, workflow command or HTTP call, a whole attempt) that took longer than its
+  // configured timeout: X.4.7, the time limit set for this delivery expired (RFC 3463 §3.5), as
+  // DEADLINE for the pipe. Not TIMEOUT (4.4.2, 421): that is our SMTP server closing an idle
+  // client's connection. Transient: the next attempt may be answered in time.
+  TARGET_TIMEOUT: { status: '4.4.7', smtp: 451, text: 'Target did not answer within its timeout; will retry' },
   TARGET_PRIVATE: { status: '5.7.1', smtp: 550, text: 'Target address is loopback, link-local or private' },
   TARGET_REDIRECT: { status: '5.4.0', smtp: 550, text: 'Target answered with a redirect, which is not followed' },
   // RFC 3463 X.1.6: "destination … has moved, no forwarding address" is what 410 Gone says.
   TARGET_GONE: { status: '5.1.6', smtp: 550, text: 'Target is gone' },
   SPOOL_REFUSED: { status: '5.3.0', smtp: 550, text: 'The spool directory\'s file system refuses this file' },
   // -- API --
-  UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
-  NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
-  INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
-  // -- command line --
-  USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error' },
+  UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token', http: 401 },
+  NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found', http: 404 },
+  INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request', http: 400 },
   // 5.6.1: media not supported (RFC 3463 §3.7).
-  UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type' },
+  UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type', http: 415 },
   // The request is well-formed but clashes with what is stored (a name taken, a thing still in use).
-  CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state' },
+  CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state', http: 409 },
+  // -- command line --
+  USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error', exit: 'USAGE' },
+  // `postroom deliver --sender` that is no address (a quoting mistake in master.cf): X.1.7 on
+  // stderr says which address is bad, EX_USAGE makes the MTA bounce rather than keep it.
+  USAGE_BAD_SENDER: {
+    status: '5.1.7',
+    smtp: 553,
+    text: "--sender is not an address (RFC 5321 local@domain; '' for <>): check the pipe's command line",
+    exit: 'USAGE',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof CATALOGUE;
 
-/** A failure with a kind: transient or permanent, an enhanced status and a stable code. */
+/** Whether a string (a code in a problem document from another Postroom) names a catalogue entry. */
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(CATALOGUE, s);
+}
+
+/** An RFC 3463 enhanced status: class 2, 4 or 5, subject and detail of up to three digits. */
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3}$/;
+
+/**
+ * A failure with a kind: transient or permanent, an enhanced status and a stable code. Built by
+ * mailError (the catalogue's status) or relayedError (someone else's) only, never with `new`
+ * elsewhere: test/unit/errors.test.ts reads the sources to hold that.
+ */
 export class MailError extends Error {
-  readonly code: ErrorCode | string;
+  readonly code: ErrorCode;
   readonly status: string;
   readonly smtpCode: number;
   readonly disposition: Disposition;
@@ -87,7 +149,7 @@ export class MailError extends Error {
   readonly retryAfter?: number;
 
   constructor(
-    code: ErrorCode | string,
+    code: ErrorCode,
     opts: { status: string; smtpCode: number; message: string; cause?: unknown; retryAfter?: number },
   ) {
     super(opts.message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -105,19 +167,36 @@ export class MailError extends Error {
 }
 
 /** Build a catalogued MailError, optionally with a more specific human text. */
-export function mailError(
-  code: ErrorCode,
-  detail?: string,
-  extra: { cause?: unknown; retryAfter?: number; status?: string; smtpCode?: number } = {},
-): MailError {
+export function mailError(code: ErrorCode, detail?: string, extra: { cause?: unknown; retryAfter?: number } = {}): MailError {
   const entry: CatalogueEntry = CATALOGUE[code];
   return new MailError(code, {
-    status: extra.status ?? entry.status,
-    smtpCode: extra.smtpCode ?? entry.smtp,
+    status: entry.status,
+    smtpCode: entry.smtp,
     message: detail ?? entry.text,
     cause: extra.cause,
     retryAfter: extra.retryAfter,
   });
+}
+
+/**
+ * A MailError whose enhanced status someone else chose: the reply of a remote server (SMTP, the
+ * HTTP intake of another Postroom), or the refusal an operator configured (the reject target).
+ * Those words are passed on as they are, class and all (the class is the disposition, RFC 3463
+ * §3.1); `code` says what kind of failure it is. A status that is no RFC 3463 code falls back to
+ * the entry's; an SMTP code of the other class than the status falls back to the entry's, or to
+ * 451/550. Our own statuses are never passed here: they belong in the catalogue.
+ */
+export function relayedError(
+  code: ErrorCode,
+  status: string,
+  detail: string,
+  extra: { smtpCode?: number; cause?: unknown; retryAfter?: number } = {},
+): MailError {
+  const entry: CatalogueEntry = CATALOGUE[code];
+  const enhanced = ENHANCED.test(status) && !status.startsWith('2') ? status : entry.status;
+  const sameClass = (n: number | undefined) => n !== undefined && String(n)[0] === enhanced[0];
+  const smtpCode = sameClass(extra.smtpCode) ? extra.smtpCode! : sameClass(entry.smtp) ? entry.smtp : enhanced[0] === '4' ? 451 : 550;
+  return new MailError(code, { status: enhanced, smtpCode, message: detail, cause: extra.cause, retryAfter: extra.retryAfter });
 }
 
 // 53100: PostgreSQL's disk_full SQLSTATE (the database's disk, when blobs and rows live there).
@@ -142,22 +221,6 @@ export function toSmtpReply(err: unknown): { code: number; message: string } {
   return { code: e.smtpCode, message: `${e.status} ${text.replace(/[\r\n]+/g, ' ')}` };
 }
 
-/** Exit codes from <sysexits.h>, which MTAs' pipe transports understand. */
-export const SYSEXITS = {
-  OK: 0,
-  USAGE: 64,
-  DATAERR: 65,
-  NOINPUT: 66,
-  NOUSER: 67,
-  UNAVAILABLE: 69,
-  SOFTWARE: 70,
-  CANTCREAT: 73,
-  TEMPFAIL: 75,
-  PROTOCOL: 76,
-  NOPERM: 77,
-  CONFIG: 78,
-} as const;
-
 /**
  * sysexits code for an error. Transient is always EX_TEMPFAIL so the MTA defers; never 1,
  * which Postfix would treat as a bounce with no reason.
@@ -165,7 +228,8 @@ export const SYSEXITS = {
 export function toSysexit(err: unknown): number {
   const e = asMailError(err);
   if (e.transient) return SYSEXITS.TEMPFAIL;
-  if (e.code === 'USAGE') return SYSEXITS.USAGE;
+  const exit = (CATALOGUE[e.code] as CatalogueEntry).exit;
+  if (exit) return SYSEXITS[exit];
   const [, subject, detail] = e.status.split('.');
   if (subject === '1') return e.status === '5.1.1' ? SYSEXITS.NOUSER : SYSEXITS.DATAERR;
   if (subject === '7') return SYSEXITS.NOPERM;
@@ -183,22 +247,8 @@ export function toStderrLine(err: unknown): string {
 /** HTTP status for an error. */
 export function toHttpStatus(err: unknown): number {
   const e = asMailError(err);
-  switch (e.code) {
-    case 'UNAUTHORISED':
-      return 401;
-    case 'NOT_FOUND':
-      return 404;
-    case 'INVALID_REQUEST':
-      return 400;
-    case 'UNSUPPORTED_MEDIA_TYPE':
-      return 415;
-    case 'CONFLICT':
-      return 409;
-    case 'TOO_LARGE':
-      return 413;
-    case 'STORE_FULL':
-      return 507;
-  }
+  const http = (CATALOGUE[e.code] as CatalogueEntry).http;
+  if (http) return http;
   if (e.transient) return 503;
   const subject = e.status.split('.')[1];
   if (subject === '7') return 403;
@@ -210,8 +260,8 @@ export function toHttpStatus(err: unknown): number {
 export function toProblem(err: unknown, instance?: string): Record<string, unknown> {
   const e = asMailError(err);
   return {
-    type: `urn:postroom:error:${String(e.code).toLowerCase()}`,
-    title: String(e.code),
+    type: `urn:postroom:error:${e.code.toLowerCase()}`,
+    title: e.code,
     status: toHttpStatus(e),
     detail: e.code === 'INTERNAL' ? CATALOGUE.INTERNAL.text : e.message,
     code: e.code,

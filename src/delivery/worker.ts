@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { DeliveryContext, Receipt, Target } from '../core/delivery.js';
-import { asMailError, mailError, MailError } from '../core/errors.js';
+import { asMailError, mailError, MailError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
@@ -321,13 +321,13 @@ export class DeliveryWorker {
     heartbeat.unref?.();
 
     let result: AttemptResult;
-    let code: string | undefined;
+    let code: ErrorCode | undefined;
     try {
       const receipt = await this.deliver(d, n, signal);
       result = { outcome: 'done', receipt };
     } catch (thrown) {
       let err = asMailError(thrown);
-      if (!(thrown instanceof MailError) && timeout.aborted) err = mailError('TIMEOUT', `attempt timed out after ${config.attemptTimeout} ms`);
+      if (!(thrown instanceof MailError) && timeout.aborted) err = mailError('TARGET_TIMEOUT', `attempt timed out after ${config.attemptTimeout} ms`);
       if (!(thrown instanceof MailError) && stop.signal.aborted) err = mailError('SHUTTING_DOWN');
       result = this.judge(err, policy, n, firstAt, stop.signal.aborted);
       code = err.code;
@@ -421,10 +421,10 @@ export class DeliveryWorker {
 
   private async deliver(d: LeasedDelivery, n: number, signal: AbortSignal): Promise<Receipt> {
     const target = this.deps.targets.get(d.kind);
-    if (!target) throw mailError('CONFIG', `no target of kind '${d.kind}'`, { status: '5.3.5', smtpCode: 554 });
+    if (!target) throw mailError('MISCONFIGURED', `no target of kind '${d.kind}'`);
     const parsed = target.params.safeParse(d.params);
     if (!parsed.success) {
-      throw mailError('CONFIG', `params of ${d.kind} target invalid: ${parsed.error.message}`, { status: '5.3.5', smtpCode: 554 });
+      throw mailError('MISCONFIGURED', `params of ${d.kind} target invalid: ${parsed.error.message}`);
     }
     const msg = await buildParsedView(this.deps, d.messageId);
     return target.deliver(msg, parsed.data, this.context(d, n, signal));

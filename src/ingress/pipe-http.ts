@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { CATALOGUE, mailError, MailError, type ErrorCode } from '../core/errors.js';
+import { CATALOGUE, isErrorCode, mailError, relayedError } from '../core/errors.js';
 
 /** The HTTP intake path on a Postroom server. */
 export const INBOUND_PATH = '/api/v1/inbound';
@@ -57,7 +57,7 @@ export function answerOutcome(a: Answer): { id: string } {
   const status = typeof json?.enhancedStatus === 'string' && /^[45]\.\d{1,3}\.\d{1,3}$/.test(json.enhancedStatus) ? json.enhancedStatus : undefined;
   if (json && status && /problem\+json|json/.test(a.contentType)) {
     const code = typeof json.code === 'string' ? json.code : 'REMOTE';
-    const detail = typeof json.detail === 'string' ? json.detail : (CATALOGUE[code as ErrorCode]?.text ?? `HTTP ${a.status}`);
+    const detail = typeof json.detail === 'string' ? json.detail : isErrorCode(code) ? CATALOGUE[code].text : `HTTP ${a.status}`;
     if (code === 'INVALID_REQUEST') throw mailError('PROTOCOL', `The server did not understand the request: ${detail}`);
     return throwRemote(code, status, detail);
   }
@@ -65,9 +65,9 @@ export function answerOutcome(a: Answer): { id: string } {
   throw mailError('BAD_ANSWER', `Undecodable answer from server (HTTP ${a.status})`);
 }
 
+/** The server's code and status passed on; a code this build does not know is a target failure of the status's class. */
 function throwRemote(code: string, status: string, detail: string): never {
-  const known = CATALOGUE[code as ErrorCode];
-  throw new MailError(code, { status, smtpCode: known?.smtp ?? (status.startsWith('4') ? 451 : 550), message: detail });
+  throw relayedError(isErrorCode(code) ? code : status.startsWith('4') ? 'TARGET_TEMPFAIL' : 'TARGET_REJECTED', status, detail);
 }
 
 /**

@@ -30,7 +30,11 @@ export function loadMailparser(): Promise<typeof import('mailparser')> {
 }
 let mailparser: Promise<typeof import('mailparser')> | undefined;
 
-/** A message that is well-formed enough to store but breaks one of our parse limits. */
+/**
+ * A message that is well-formed enough to store but breaks one of our parse limits. Internal,
+ * not a MailError: parseStored catches it like any malformed mail, and the message is kept and
+ * routed as `raw` with this as its parse error; no sender or target ever sees it.
+ */
 export class ParseLimitError extends Error {
   override name = 'ParseLimitError';
 }

@@ -28,7 +28,7 @@ export function createDsnTarget(deps: { relay: GroupsConfig['relay'] }): Target<
       // RFC 5321 §4.5.5: a DSN goes out from the null sender, so it can never bounce again.
       // One recipient: the original's envelope sender (keep-outbound never queues another shape).
       const [to] = ctx.recipients;
-      if (!to || ctx.recipients.length !== 1) throw mailError('CONFIG', `a DSN has exactly one recipient; this one has ${ctx.recipients.length}`, { status: '5.3.5', smtpCode: 554 });
+      if (!to || ctx.recipients.length !== 1) throw mailError('MISCONFIGURED', `a DSN has exactly one recipient; this one has ${ctx.recipients.length}`);
       const relay: GroupRelay = smtpGroupRelay(deps.relay);
       try {
         const reply = await relay.send({ from: '', to }, await msg.openRaw(), ctx.signal);

@@ -27,10 +27,10 @@ export function createOutboundTarget(deps: { db: Db; box: SecretBox }): Target<O
     params: outboundParams,
     async deliver(msg, p, ctx): Promise<Receipt> {
       const account = await getAccount(deps.db, p.account);
-      if (!account) throw mailError('CONFIG', `mail account ${p.account} no longer exists`, { status: '5.3.5', smtpCode: 554 });
+      if (!account) throw mailError('MISCONFIGURED', `mail account ${p.account} no longer exists`);
       const profile = await getProfile(deps.db, account.profile);
       const smtp = profile?.smtp;
-      if (!profile || !smtp) throw mailError('CONFIG', `profile of account ${account.name} has no SMTP server`, { status: '5.3.5', smtpCode: 554 });
+      if (!profile || !smtp) throw mailError('MISCONFIGURED', `profile of account ${account.name} has no SMTP server`);
       const opts = effectiveOptions(profile.options, account.options);
       const password = await accountPassword(deps.db, deps.box, account.id);
       // Loaded on first use: a serve whose accounts never send does not carry nodemailer.

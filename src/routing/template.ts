@@ -49,7 +49,12 @@ export interface Template {
   render(ctx: TemplateContext): string;
 }
 
-/** A template that does not compile; `offset` is where in the source. */
+/**
+ * A template that does not compile; `offset` is where in the source. Internal, not a MailError:
+ * the config schema compiles every template (routes' params, spool targets) and reports this as
+ * a config problem, so it stops a start, never a delivery; at delivery only templates that
+ * compiled then are compiled again.
+ */
 export class TemplateError extends Error {
   constructor(
     message: string,

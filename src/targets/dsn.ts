@@ -44,6 +44,8 @@ function rfc5322Date(d: Date): string {
 
 /** The DSN message, CRLF line endings throughout. */
 export function buildDsn(input: DsnInput): Buffer {
+  // An assertion, not a mail outcome: every caller filters the null sender out first, and were
+  // one not to, the delivery would be retried as INTERNAL rather than bounce to <>.
   if (!input.to) throw new Error('never send a DSN to the null sender <> (RFC 3464 §2, RFC 5321 §4.5.5)');
   const now = input.now ?? new Date();
   const mta = oneLine(input.reportingMta);

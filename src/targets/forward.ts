@@ -2,7 +2,7 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { DeliveryContext, ParsedMessage, Receipt, RecipientOutcome, Target } from '../core/delivery.js';
-import { mailError, MailError } from '../core/errors.js';
+import { mailError, relayedError, type MailError } from '../core/errors.js';
 import { smtpRelayFields, smtpTransportOptions } from '../outbound/smtp-relay.js';
 import { buildDsn, readHeaderBlock, type DsnRecipient } from './dsn.js';
 
@@ -50,11 +50,7 @@ export function smtpFailure(err: SmtpError, host: string): MailError {
     const permanent = err.permanent ?? code >= 500;
     const status = enhancedOf(reply, permanent ? 5 : 4);
     const fixed = status[0] === (permanent ? '5' : '4') ? status : `${permanent ? 5 : 4}${status.slice(1)}`;
-    return mailError(permanent ? 'TARGET_REJECTED' : 'TARGET_TEMPFAIL', `${host} said: ${reply || code}`, {
-      status: fixed,
-      smtpCode: permanent ? 550 : 451,
-      cause: err,
-    });
+    return relayedError(permanent ? 'TARGET_REJECTED' : 'TARGET_TEMPFAIL', fixed, `${host} said: ${reply || code}`, { cause: err });
   }
   return mailError('TARGET_CONNECT', `${host}: ${err.code ?? 'error'}: ${err.message}`, { cause: err });
 }
@@ -93,7 +89,7 @@ const dsnRecipients = (outcomes: RecipientOutcome[]): DsnRecipient[] =>
 
 /** `err` with the DSN it queued named in its text. */
 function withDsn(err: MailError, dsnId: string | undefined, sender: string): MailError {
-  return dsnId ? new MailError(err.code, { status: err.status, smtpCode: err.smtpCode, message: `${err.message} (DSN ${dsnId} queued for <${sender}>)`, cause: err }) : err;
+  return dsnId ? relayedError(err.code, err.status, `${err.message} (DSN ${dsnId} queued for <${sender}>)`, { smtpCode: err.smtpCode, cause: err }) : err;
 }
 
 /**
@@ -164,18 +160,21 @@ export const forwardTarget: Target<ForwardParams> = {
       if (whole?.transient) throw whole;
       // Retry only these; the DSN for any refused ones waits, so the sender gets one.
       const first = outcomes.find((o) => o.status === 'deferred');
-      throw mailError('TARGET_TEMPFAIL', `${p.host}: ${deferred.length} of ${all.length} recipient(s) deferred (${deferred.map((o) => `<${o.recipient}>`).join(', ')}): ${first?.reply ?? 'no answer'}`, {
-        status: first?.enhancedStatus?.startsWith('4') ? first.enhancedStatus : '4.0.0',
-      });
+      throw relayedError(
+        'TARGET_TEMPFAIL',
+        first?.enhancedStatus?.startsWith('4') ? first.enhancedStatus : '4.0.0',
+        `${p.host}: ${deferred.length} of ${all.length} recipient(s) deferred (${deferred.map((o) => `<${o.recipient}>`).join(', ')}): ${first?.reply ?? 'no answer'}`,
+      );
     }
     const failed = state.filter((o) => o.status === 'failed');
     const dsnId = failed.length ? await bounce(msg, p, ctx, dsnRecipients(failed)) : undefined;
     if (failed.length === all.length) {
       const o = failed[0];
-      const err = mailError('TARGET_REJECTED', `${p.host} said: ${o.reply ?? 'refused'}${failed.length > 1 ? ` (and ${failed.length - 1} more recipient(s) refused)` : ''}`, {
-        status: o.enhancedStatus?.startsWith('5') ? o.enhancedStatus : '5.0.0',
-        smtpCode: 550,
-      });
+      const err = relayedError(
+        'TARGET_REJECTED',
+        o.enhancedStatus?.startsWith('5') ? o.enhancedStatus : '5.0.0',
+        `${p.host} said: ${o.reply ?? 'refused'}${failed.length > 1 ? ` (and ${failed.length - 1} more recipient(s) refused)` : ''}`,
+      );
       throw withDsn(err, dsnId, msg.message.mailFrom);
     }
     return {

@@ -81,7 +81,7 @@ export function createGroupTarget(deps?: GroupTargetDeps): Target<GroupParams> {
       }
       // RFC 2919: our own List-Id coming back is a loop (a member's auto-forward to the list).
       if ((header(msg, 'list-id') ?? '').includes(`<${listId(group)}>`)) {
-        throw mailError('REJECTED', `Mail loop: this message was already relayed by <${group.address}>`, { status: '5.4.6' });
+        throw mailError('MAIL_LOOP', `Mail loop: this message was already relayed by <${group.address}>`);
       }
       const post = (await postByDelivery(db.kysely, ctx.deliveryId)) ?? (await newPost(db, group, msg, ctx, await mayPost(db, group, sender)));
       if (post.status === 'held') return { summary: `post ${post.id} held for moderation in group ${group.id}`, post: post.id };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Target } from '../core/delivery.js';
-import { MailError } from '../core/errors.js';
+import { relayedError, type MailError } from '../core/errors.js';
 
 /**
  * Refuse mail with a reply of the operator's choice. At RCPT time (`check`) the sender hears
@@ -29,9 +29,9 @@ export const rejectParams = z
 
 export type RejectParams = z.output<typeof rejectParams>;
 
-/** The configured refusal as a MailError. */
+/** The configured refusal as a MailError: the operator's code, status and words (4xx is transient). */
 export function rejectError(p: RejectParams): MailError {
-  return new MailError('REJECTED', { status: p.status, smtpCode: p.code, message: p.text });
+  return relayedError('REJECTED', p.status, p.text, { smtpCode: p.code });
 }
 
 /** The `reject` target. */

@@ -27,6 +27,8 @@ export class SpoolFiles {
 
   /** Write one file under its temporary name. */
   async add(name: string, data: Buffer | Readable): Promise<void> {
+    // An assertion against a bug in the names' sanitising, not a mail outcome: spoolError turns
+    // it into TARGET_TEMPFAIL, so the mail waits for a fixed build rather than being written.
     if (name !== path.basename(name) || name.startsWith('.')) throw new Error(`unsafe spool file name '${name}'`);
     const tmp = path.join(this.dir, `.${name}.tmp`);
     const fd = await open(tmp, 'w', 0o640);

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { AddressObject } from 'mailparser';
+import { mailError } from '../core/errors.js';
 import { loadMailparser } from '../mime/parse.js';
 import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import type { HeaderLine } from '../core/message.js';
@@ -41,7 +42,8 @@ async function readAll(src: Readable, limit = MAX_INNER): Promise<Buffer> {
     size += c.length;
     if (size > limit) {
       src.destroy();
-      throw new Error(`attached message larger than ${limit} bytes`);
+      // Permanent: the same message is as large at every attempt.
+      throw mailError('TOO_LARGE', `attached message larger than ${limit} bytes, the most the spool target reads into memory`);
     }
     chunks.push(c);
   }

@@ -89,7 +89,7 @@ function networkError(err: unknown, ctx: DeliveryContext, timeout: AbortSignal, 
   if (err instanceof MailError) return err;
   const cause = (err as { cause?: unknown })?.cause;
   if (cause instanceof MailError) return cause;
-  if (timeout.aborted && !ctx.signal.aborted) return mailError('TIMEOUT', `no answer within ${ms} ms`, { status: '4.4.7' });
+  if (timeout.aborted && !ctx.signal.aborted) return mailError('TARGET_TIMEOUT', `no answer within ${ms} ms`);
   if (ctx.signal.aborted) return ctx.signal.reason instanceof MailError ? ctx.signal.reason : mailError('TIMEOUT', 'attempt aborted');
   const code = (err as NodeJS.ErrnoException)?.code ?? '';
   const text = `${code || 'error'}: ${(err as Error)?.message ?? String(err)}`;

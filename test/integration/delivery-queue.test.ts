@@ -288,7 +288,9 @@ describe('delivery queue', () => {
     ]);
     await waitFor(async () => (await getDelivery(rig.db.kysely, a))?.status === 'failed', 'unknown kind failed');
     await waitFor(async () => (await getDelivery(rig.db.kysely, b))?.status === 'failed', 'bad params failed');
-    assert.match((await getDelivery(rig.db.kysely, a))?.lastError ?? '', /no target of kind 'no-such-kind'/);
+    // MISCONFIGURED: 5.3.5, permanent; fixing the config and replaying is the way out.
+    assert.match((await getDelivery(rig.db.kysely, a))?.lastError ?? '', /^5\.3\.5 no target of kind 'no-such-kind'/);
+    assert.match((await getDelivery(rig.db.kysely, b))?.lastError ?? '', /^5\.3\.5 params of strict target invalid/);
     await w.stop();
   });
 

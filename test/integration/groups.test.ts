@@ -215,6 +215,20 @@ describe('discussion groups', { skip: skipWithout('discussion groups', 'aiosmtpd
     assert.match(copies[0].raw.toString('latin1'), /^Reply-To: ann-private@members\.test$/m);
   });
 
+  it('a post carrying the group\'s own List-Id back is a mail loop: the delivery fails with 5.4.6 and nothing is relayed', async () => {
+    const before = sink.messages().length;
+    const raw = mail({ id: 'looped', subject: 'Auto-forwarded' }).replace('List-Id: <some.other.list>', 'List-Id: "Talk" <talk.lists.test>');
+    const res = await inbound('talk@lists.test', 'ann@members.test', raw);
+    assert.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    const d = await waitFor(async () => {
+      const items = ((await (await pr.api(`/api/v1/deliveries?message=${id}`)).json()) as { items: { status: string; lastError: string | null }[] }).items;
+      return items.find((x) => x.status === 'failed');
+    }, 'the looped delivery failed');
+    assert.match(d.lastError ?? '', /^5\.4\.6 Mail loop: this message was already relayed by <talk@lists\.test>/);
+    assert.equal(sink.messages().length, before, 'no copy relayed');
+  });
+
   it('mail to LOCAL+unsubscribe@ turns the sender\'s delivery off', async () => {
     assert.equal((await inbound('talk+unsubscribe@lists.test', 'bob@members.test', mail({ id: 'unsub', from: 'bob@members.test', subject: 'unsubscribe' }))).status, 202);
     await waitFor(async () => (await member('bob@members.test')).delivery === false, 'delivery off');

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import {
   asMailError,
   CATALOGUE,
+  isErrorCode,
   mailError,
   MailError,
+  relayedError,
   SYSEXITS,
   toHttpStatus,
   toProblem,
@@ -14,11 +18,78 @@ import {
   type ErrorCode,
 } from '../../src/core/errors.js';
 
-test('every catalogue entry has an RFC 3463 status whose class matches its SMTP code', () => {
-  for (const [code, e] of Object.entries(CATALOGUE)) {
-    assert.match(e.status, /^[245]\.\d{1,3}\.\d{1,3}$/, code);
-    assert.equal(String(e.smtp)[0], e.status[0], `${code}: ${e.smtp} vs ${e.status}`);
+// The subjects of RFC 3463 §3, 0 (other) to 7 (security), and the highest detail each has in the
+// IANA registry of enhanced status codes (RFC 5248), which later RFCs extend (X.7.8 is RFC 4954's).
+const DETAILS_PER_SUBJECT = [0, 10, 4, 6, 7, 6, 10, 30];
+const TEMPORARY_EXITS = new Set<number>([SYSEXITS.TEMPFAIL]);
+
+test('every catalogue entry: a defined RFC 3463 status, an SMTP code and exit code of its class, words to act on', () => {
+  for (const [code, e] of Object.entries(CATALOGUE) as [ErrorCode, (typeof CATALOGUE)[ErrorCode]][]) {
+    const m = /^([45])\.(\d)\.(\d{1,2})$/.exec(e.status);
+    assert.ok(m, `${code}: ${e.status} is no 4.x.x or 5.x.x enhanced status`);
+    const [, klass, subject, detail] = m;
+    assert.ok(Number(detail) <= DETAILS_PER_SUBJECT[Number(subject)], `${code}: X.${subject}.${detail} is not defined in RFC 3463`);
+    assert.ok(e.smtp >= 400 && e.smtp < 600, `${code}: SMTP ${e.smtp}`);
+    assert.equal(String(e.smtp)[0], klass, `${code}: SMTP ${e.smtp} vs ${e.status}`);
+    const err = mailError(code);
+    assert.equal(err.transient, klass === '4', `${code}: disposition follows the class`);
+    const exit = toSysexit(err);
+    if (klass === '4') assert.equal(exit, SYSEXITS.TEMPFAIL, `${code}: transient exits 75`);
+    else {
+      // A specific EX_* the MTA maps to a bounce with a reason: never 0, 1, 70 (software) or 75.
+      assert.ok(Object.values(SYSEXITS).includes(exit as never), `${code}: exit ${exit} is a sysexits code`);
+      assert.ok(!TEMPORARY_EXITS.has(exit) && exit !== SYSEXITS.OK && exit !== SYSEXITS.SOFTWARE, `${code}: exit ${exit}`);
+    }
+    const http = toHttpStatus(err);
+    assert.ok(klass === '4' ? http === 503 || http === 507 : http >= 400 && http < 500, `${code}: HTTP ${http} for ${e.status}`);
+    assert.ok(e.text.trim().length >= 8 && !/[\r\n]/.test(e.text), `${code}: text a human can act on`);
+    assert.match(code, /^[A-Z][A-Z0-9_]*$/, 'codes are stable upper-case identifiers');
   }
+});
+
+test('an unknown code does not compile', () => {
+  // Pinned by the type check of the tests (tsconfig.test.json), which fails on an unused expect-error.
+  const wrong = [
+    // @ts-expect-error: not a catalogue key.
+    () => mailError('NO_SUCH_CODE'),
+    // @ts-expect-error: statuses come from the catalogue, not from a call site.
+    () => mailError('CONFIG', 'x', { status: '5.3.5' }),
+  ];
+  assert.equal(wrong.length, 2);
+  assert.equal(isErrorCode('MAIL_LOOP'), true);
+  assert.equal(isErrorCode('REMOTE'), false);
+  assert.equal(isErrorCode('toString'), false);
+});
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? sources(path.join(dir, d.name)) : d.name.endsWith('.ts') ? [path.join(dir, d.name)] : [],
+  );
+}
+
+test('no source picks its own status: MailError is built by mailError or relayedError, and only remote or operator statuses are relayed', () => {
+  const src = path.resolve(import.meta.dirname, '../../src');
+  const files = sources(src);
+  assert.ok(files.length > 100, `read ${files.length} sources`);
+  const offences: string[] = [];
+  for (const file of files) {
+    const rel = path.relative(src, file);
+    const text = readFileSync(file, 'utf8');
+    if (rel !== path.join('core', 'errors.ts') && /new MailError\s*\(/.test(text)) offences.push(`${rel}: new MailError`);
+    // mailError(code, detail, { status | smtpCode }) would override the catalogue.
+    for (const m of text.matchAll(/\bmailError\(/g)) {
+      let depth = 0;
+      let i = m.index + 'mailError('.length - 1;
+      for (; i < text.length; i++) {
+        if (text[i] === '(') depth++;
+        else if (text[i] === ')' && --depth === 0) break;
+      }
+      if (/\b(status|smtpCode)\s*:/.test(text.slice(m.index, i))) offences.push(`${rel}: mailError with a status`);
+    }
+    // A literal status passed to relayedError is our own choice: it belongs in the catalogue.
+    for (const m of text.matchAll(/\brelayedError\(\s*[^,]+,\s*(['"`])/g)) offences.push(`${rel}: relayedError with a literal status (${m[0]})`);
+  }
+  assert.deepEqual(offences, []);
 });
 
 test('disposition follows the status class: 4.x.x transient, 5.x.x permanent', () => {
@@ -116,10 +187,31 @@ test('problem JSON (RFC 9457) carries a stable code, status, enhanced status and
   assert.equal(toProblem(new Error('x')).status, 503);
 });
 
-test('overrides keep the code but change status and SMTP code, and carry retryAfter', () => {
-  const e = mailError('TARGET_TEMPFAIL', 'upstream said 429', { retryAfter: 30, status: '4.7.0', smtpCode: 450 });
+test('a relayed status keeps its class and the code, takes an SMTP code of its class, and carries retryAfter', () => {
+  const e = relayedError('TARGET_TEMPFAIL', '4.7.0', 'upstream said 450 4.7.0 greylisted', { retryAfter: 30, smtpCode: 450 });
   assert.ok(e instanceof MailError);
   assert.equal(e.code, 'TARGET_TEMPFAIL');
-  assert.deepEqual(toSmtpReply(e), { code: 450, message: '4.7.0 upstream said 429' });
+  assert.deepEqual(toSmtpReply(e), { code: 450, message: '4.7.0 upstream said 450 4.7.0 greylisted' });
   assert.equal(e.retryAfter, 30);
+  // An operator's 4xx refusal is transient whatever the code's own class.
+  const soft = relayedError('REJECTED', '4.7.1', 'Try again later', { smtpCode: 451 });
+  assert.equal(soft.transient, true);
+  assert.equal(toSysexit(soft), SYSEXITS.TEMPFAIL);
+  // An SMTP code of the other class is not passed on: the entry's, else 451/550.
+  assert.equal(relayedError('REJECTED', '4.7.1', 'x', { smtpCode: 550 }).smtpCode, 451);
+  assert.equal(relayedError('REJECTED', '5.7.26', 'x').smtpCode, 550);
+  // No enhanced status at all (or a 2.x.x): the entry's.
+  assert.equal(relayedError('TARGET_REJECTED', 'garbage', 'x').status, '5.0.0');
+  assert.equal(relayedError('TARGET_REJECTED', '2.0.0', 'x').status, '5.0.0');
+});
+
+test('the new entries: permanent configuration error, target timeout, --sender usage, mail loop', () => {
+  assert.deepEqual(toSmtpReply(mailError('MISCONFIGURED', 'no target of kind x')), { code: 554, message: '5.3.5 no target of kind x' });
+  assert.equal(toSysexit(mailError('MISCONFIGURED')), SYSEXITS.CONFIG);
+  assert.equal(mailError('TARGET_TIMEOUT').transient, true);
+  assert.equal(mailError('TARGET_TIMEOUT').status, '4.4.7');
+  assert.equal(toStderrLine(mailError('USAGE_BAD_SENDER')).slice(0, 6), '5.1.7 ');
+  assert.equal(toSysexit(mailError('USAGE_BAD_SENDER')), SYSEXITS.USAGE);
+  assert.equal(toSysexit(mailError('USAGE')), SYSEXITS.USAGE);
+  assert.deepEqual(toSmtpReply(mailError('MAIL_LOOP')), { code: 554, message: '5.4.6 Routing loop detected' });
 });

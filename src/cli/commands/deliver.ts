@@ -72,7 +72,7 @@ function options(argv: string[]) {
   // mistake in master.cf, a sender the MTA should never have taken) is refused as a usage
   // error (EX_USAGE, which the MTA bounces) rather than kept under an address nobody can answer.
   if (v.sender && !isMailbox(v.sender)) {
-    throw mailError('USAGE', `--sender '${v.sender}' is not an address (RFC 5321 local@domain; '' for <>)`, { status: '5.1.7' });
+    throw mailError('USAGE_BAD_SENDER', `--sender '${v.sender}' is not an address (RFC 5321 local@domain; '' for <>)`);
   }
   return { v, url: positionals[0], maxSize: Math.floor(mib * 1024 * 1024), deadlineMs: deadline * 1000, timeSource: v.t as 'server' | 'message' };
 }

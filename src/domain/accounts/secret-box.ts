@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { mailError } from '../../core/errors.js';
 import { makeDirsSync } from '../../core/make-dirs.js';
 
 /**
@@ -31,7 +32,9 @@ export function secretBox(secret: string): SecretBox {
     },
     open(sealed, context) {
       const [v, data] = sealed.split(':');
-      if (v !== VERSION || !data) throw new Error('not a sealed secret');
+      // CONFIG (4.3.5, transient): the mail that needs the password waits while an operator
+      // restores the key or sets the password again; a bounce would lose it.
+      if (v !== VERSION || !data) throw mailError('CONFIG', "the stored password is not a sealed secret: set the account's password again");
       const raw = Buffer.from(data, 'base64url');
       const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
       d.setAAD(Buffer.from(context, 'utf8'));
@@ -39,7 +42,10 @@ export function secretBox(secret: string): SecretBox {
       try {
         return Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString('utf8');
       } catch {
-        throw new Error('cannot decrypt the stored password: the secret key differs from the one it was stored with');
+        throw mailError(
+          'CONFIG',
+          "cannot decrypt the stored password: the secret key differs from the one it was stored with (restore that key, or set the account's password again)",
+        );
       }
     },
   };

@@ -97,7 +97,7 @@ export function runCommand(action: CommandAction, input: Readable, meta: Record<
     child.on('close', (code, sig) => {
       const stderr = errTail.toString('utf8').replace(/\s+/g, ' ').trim().slice(-300);
       finish(() => {
-        if (timedOut) return reject(mailError('TIMEOUT', `${file} killed after ${action.timeout} ms`, { status: '4.4.7', smtpCode: 451 }));
+        if (timedOut) return reject(mailError('TARGET_TIMEOUT', `${file} killed after ${action.timeout} ms`));
         if (aborted) return reject(signal.reason instanceof MailError ? signal.reason : mailError('TIMEOUT', `${file} stopped: attempt aborted`));
         if (code === 0) return resolve({ exitCode: 0, output: Buffer.concat(out), truncated });
         const why = `${file} ${code === null ? `killed by ${sig}` : `exited ${code}`}${stderr ? `: ${stderr}` : ''}`;

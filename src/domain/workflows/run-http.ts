@@ -54,7 +54,7 @@ export function runHttp(action: HttpAction, input: Readable, contentType: string
       if (err instanceof MailError) return reject(err);
       const cause = (err as { cause?: unknown })?.cause;
       if (cause instanceof MailError) return reject(cause);
-      if (timeout.aborted) return reject(mailError('TIMEOUT', `no answer from ${url.host} within ${action.timeout} ms`, { status: '4.4.7', smtpCode: 451 }));
+      if (timeout.aborted) return reject(mailError('TARGET_TIMEOUT', `no answer from ${url.host} within ${action.timeout} ms`));
       reject(mailError('TARGET_CONNECT', `${url.host}: ${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? err}`));
     };
     req.on('error', fail);
