@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { mailSchema } from '../domain/accounts/config.js';
 import { groupsSchema } from '../domain/groups/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
-import { routesSchema } from '../routing/schema.js';
+import { makeRouteSchema, makeRoutesSchema } from '../routing/schema.js';
+import { targets } from '../targets/index.js';
 import { duration, listen, size } from './units.js';
 
 /**
@@ -193,7 +194,8 @@ export const configSchema = z.strictObject({
   store: storeSchema.prefault({}),
   parse: parseSchema.prefault({}),
   log: logSchema.prefault({}),
-  routes: routesSchema.default([]),
+  // Each `deliver` item is checked by its target kind's own params schema.
+  routes: makeRoutesSchema(targets).default([]),
   delivery: deliverySchema.prefault({}),
   groups: groupsSchema.prefault({}).describe('discussion groups: the SMTP relay posts go out through, the bounce limit'),
   objects: objectsSchema.prefault({}).describe('addresses of built-in objects: PREFIX+<id>@DOMAIN, PREFIX+wf+<name>@DOMAIN'),
@@ -205,7 +207,7 @@ export const configSchema = z.strictObject({
   mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
-  const added = objectRoutes(cfg.objects);
+  const added = objectRoutes(cfg.objects, makeRouteSchema(targets));
   cfg.routes.forEach((r, i) => {
     if (added.length && (OBJECT_ROUTE_NAMES as readonly string[]).includes(r.name)) {
       ctx.addIssue({ code: 'custom', message: `route name '${r.name}' is taken by the objects: section`, path: ['routes', i, 'name'] });

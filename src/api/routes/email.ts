@@ -4,8 +4,8 @@ import { mailError } from '../../core/errors.js';
 import type { MailConfig } from '../../domain/accounts/config.js';
 import type { SecretBox } from '../../domain/accounts/secret-box.js';
 import * as store from '../../domain/accounts/store.js';
-import { discoverFolders } from '../../fetch/discover.js';
-import { isStale } from '../../fetch/scheduler.js';
+import { discoverFolders } from '../../ingress/fetch/discover.js';
+import { isStale } from '../../ingress/fetch/scheduler.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../server.js';
 import {

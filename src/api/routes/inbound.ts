@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import type { Envelope } from '../../core/message.js';
 import type { Accept } from '../../intake/accept.js';
-import type { RecipientCheck } from '../../intake/recipients.js';
+import type { RecipientCheck } from '../../core/message.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../server.js';
 

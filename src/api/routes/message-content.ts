@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { mailError } from '../../core/errors.js';
 import type { StoredPart } from '../../core/message.js';
-import { withTrace } from '../../intake/trace.js';
+import { withTrace } from '../../mime/trace.js';
 import { getParts } from '../../store/messages.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';

@@ -2,8 +2,8 @@ import { Readable } from 'node:stream';
 import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
 import type { StoredMessage, StoredPart } from '../core/message.js';
-import type { BlobStore } from '../core/ports.js';
-import { withTrace } from '../intake/trace.js';
+import type { BlobStore } from '../store/ports.js';
+import { withTrace } from './trace.js';
 import type { Db } from '../store/db.js';
 import { getMessageWithDetail, getParts, toStoredPart, type ParsedRows } from '../store/messages.js';
 
