@@ -7,7 +7,7 @@ import { getParts } from '../../store/messages.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
 import { AttachmentList, CidParams, MessageParams, PartParams, RawQuery } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { MESSAGES, partOf, requireMessage } from './messages.js';
 
 /**
