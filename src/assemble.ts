@@ -81,7 +81,7 @@ export function assembleDoor(
  * Open the configured store (SQLite or PostgreSQL) and its intake, with the same RCPT-time
  * checks the SMTP listener runs. A `postroom serve` may be running on the same store at the
  * same time: SQLite's WAL and busy_timeout serialise the writes, blobs are staged under unique
- * names, and the server's parse worker finds the new row at its next sweep. The MTA runs us as
+ * names, and the server's parse step finds the new row at its next sweep. The MTA runs us as
  * a user of its own: a store that user cannot write is a configuration error (4.3.5, deferred).
  */
 export async function openLocalIntake(config: Config): Promise<LocalIntake> {

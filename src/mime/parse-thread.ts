@@ -80,7 +80,7 @@ export class ParseThread {
     const worker = new Worker(new URL('./parse-thread-entry.js', import.meta.url), {
       workerData: { body: new URL(`./parse-thread-body${ext}`, import.meta.url).href, config: this.config },
     });
-    // Never what keeps a finished process alive; the parse worker's stop() waits for its parses.
+    // Never what keeps a finished process alive; ParseAndStore.stop() waits for its parses.
     worker.unref();
     worker.on('message', (reply: ThreadReply) => this.answer(reply));
     worker.on('error', (err) => this.died(worker, err));

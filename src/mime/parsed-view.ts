@@ -46,7 +46,7 @@ export async function buildParsedView(deps: { db: Db; blobs: BlobStore }, messag
 }
 
 /**
- * The same view from what the parse worker has just saved (the message as it read it, and the
+ * The same view from what the parse step (parse-and-store.ts) has just saved (the message as it read it, and the
  * rows it wrote), so that planning right after a parse does not read them back.
  */
 export function viewOfParse(blobs: BlobStore, read: StoredMessage, saved: ParsedRows): ParsedMessage {
