@@ -5,35 +5,33 @@ import path from 'node:path';
 import type { Config } from './config/schema.js';
 import { makeDirsSync } from './core/make-dirs.js';
 import { createApiServer, type ApiServer } from './api/server.js';
+import { assembleDoor } from './assemble.js';
+import { DEFAULT_RETRY } from './config/retry.js';
+import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
+import { FetchScheduler } from './ingress/fetch/scheduler.js';
 import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
-import { Intake } from './intake/accept.js';
+import type { Intake } from './intake/accept.js';
 import { freeSpaceProbe } from './intake/free-space.js';
 import { installationId } from './intake/loop.js';
-import { acceptPostmaster, allChecks, domainCheck, postmasterOf, type RecipientCheck } from './intake/recipients.js';
-import { ParseWorker } from './mime/parse-worker.js';
-import { DEFAULT_RETRY } from './delivery/backoff.js';
+import { ParseAndStore } from './mime/parse-and-store.js';
+import { forcedPlanner } from './routing/forced-route.js';
+import { Planner } from './routing/plan.js';
+import type { Router } from './routing/router.js';
 import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
-import { Planner } from './delivery/planner.js';
 import { DeliveryQueue } from './delivery/queue.js';
 import { DeliveryWorker } from './delivery/worker.js';
-import { createRouter, type Router } from './routing/router.js';
-import { bindTargets } from './targets/index.js';
-import { openBlobStore } from './store/open-blobs.js';
-import { migrate, openDb, type Db } from './store/db.js';
-import { countRawByStatus } from './store/messages.js';
-import type { BlobStore } from './core/ports.js';
-import { createLogger, type Logger } from './telemetry/log.js';
-import { createMetrics, type Metrics } from './telemetry/metrics.js';
-import { resolveList } from './domain/groups/store.js';
-import { createGroupTarget } from './targets/group.js';
-import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
-import { forcedPlanner } from './fetch/forced-route.js';
-import { FetchScheduler } from './fetch/scheduler.js';
 import { OUTBOUND_ROUTE } from './outbound/compose.js';
 import { createDsnTarget } from './outbound/send-dsn.js';
 import { createOutboundTarget } from './outbound/send.js';
+import { Pipeline } from './pipeline.js';
+import { migrate, openDb, type Db } from './store/db.js';
 import { openLeases } from './store/leases.js';
+import { countRawByStatus } from './store/messages.js';
+import { openBlobStore } from './store/open-blobs.js';
+import type { BlobStore } from './store/ports.js';
 import { Sweeper } from './store/sweep.js';
+import { createLogger, type Logger } from './telemetry/log.js';
+import { createMetrics, type Metrics } from './telemetry/metrics.js';
 
 /** A whole Postroom, built from a config; tests build one in-process on temp dirs and free ports. */
 export interface Postroom {
@@ -47,7 +45,7 @@ export interface Postroom {
   smtp?: SmtpIngress;
   /** The HTTP API server (tests use `.api(path)` on TestPostroom for requests). */
   apiServer?: ApiServer;
-  parser: ParseWorker;
+  parser: ParseAndStore;
   router: Router;
   queue: DeliveryQueue;
   deliveryWorker: DeliveryWorker;
@@ -103,38 +101,26 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
   sweeper.start();
   const hostname = config.smtp.hostname ?? os.hostname();
-  const intake = new Intake({
+  // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
+  // by the `outbound` target through their account's SMTP server. DSNs the forward target keeps
+  // leave through groups.relay, the one outbound relay configured.
+  const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
+  warnIfDsnsCannotLeave(config, log);
+  const { intake, targets, router, recipientCheck, resolveList } = assembleDoor(config, {
     db,
     blobs,
     log,
     metrics,
-    hostname,
-    headerLimit: config.parse.maxHeaderSize,
+    installation: installationId(config.secretKey, config.dataDir, resolveSecret),
     commitWindowMs: config.store.commitWindow,
-    loop: {
-      maxReceived: config.smtp.maxReceived,
-      maxPasses: config.smtp.maxPasses,
-      installationId: installationId(config.secretKey, config.dataDir, resolveSecret),
-    },
-    postmaster: config.smtp.postmaster ? { is: postmasterOf(config.smtp.domains), alias: config.smtp.postmaster } : undefined,
+    extraTargets: [
+      ['outbound', createOutboundTarget({ db, box })],
+      ['dsn', createDsnTarget({ relay: config.groups.relay })],
+    ],
   });
-  const parser = new ParseWorker({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
-  intake.on('stored', (m, raw) => parser.enqueue(m.id, m, raw));
-
-  // parsed → router.plan → stored deliveries → worker → target.deliver
-  // folder and workflow targets reach the object store through their bound deps.
-  const targets = bindTargets({ db, blobs, headers: config.objects.headers });
-  targets.set('group', createGroupTarget({ db, config: config.groups, publicUrl: config.http.publicUrl }));
-  // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
-  // by the `outbound` target through their account's SMTP server.
-  const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
-  targets.set('outbound', createOutboundTarget({ db, box }));
-  // DSNs the forward target keeps leave through groups.relay, the one outbound relay configured.
-  targets.set('dsn', createDsnTarget({ relay: config.groups.relay }));
-  warnIfDsnsCannotLeave(config, log);
-  const router = createRouter(config.routes, targets);
+  const parser = new ParseAndStore({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
   const queue = new DeliveryQueue(db);
-  const deliveryWorker = new DeliveryWorker({
+  const deliveryWorker: DeliveryWorker = new DeliveryWorker({
     db,
     blobs,
     log,
@@ -146,25 +132,20 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     publicUrl: config.http.publicUrl,
     keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
   });
+  const planner = new Planner({ db, blobs, router, log, forced: forcedPlanner({ db, routes: router.routes, targets, log }) });
   const noDedup = new Set(config.routes.filter((r) => !r.dedup).map((r) => r.name));
-  const planner = new Planner({
-    db,
-    blobs,
-    router,
+  const pipeline = new Pipeline({
+    intake,
+    parser,
+    planner,
     queue,
+    worker: deliveryWorker,
     log,
-    forced: forcedPlanner({ db, routes: router.routes, targets, log }),
     dedup: { windowMs: config.delivery.dedupWindow, enabled: (route) => !noDedup.has(route) },
   });
-  parser.on('parsed', (id, parsed) => void planner.plan(id, parsed));
-  queue.on('enqueued', () => deliveryWorker.wake());
-  await parser.start();
-  await planner.sweep();
-  await deliveryWorker.reclaimDeadLeases();
-  deliveryWorker.start();
+  await pipeline.start();
 
   const apiToken = resolveApiToken(config);
-  const recipientCheck: RecipientCheck = acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), router.recipientCheck()));
   const app: Postroom = {
     config,
     db,
@@ -185,9 +166,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       await app.smtp?.close();
       await app.apiServer?.close();
       await intake.close();
-      await parser.stop();
-      await planner.stop();
-      await deliveryWorker.stop();
+      await pipeline.stop();
       await sweeper.stop();
       await db.close();
     },
@@ -215,7 +194,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
           recipientCheck,
           requireMessageId: config.smtp.requireMessageId,
           trace: config.smtp.traceHeader,
-          resolveList: (list) => resolveList(db.kysely, list),
+          resolveList,
         },
         mail: { box, config: config.mail, hostname, refresh: () => void app.fetcher?.refresh(), wake: () => deliveryWorker.wake() },
       });

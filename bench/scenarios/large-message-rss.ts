@@ -8,7 +8,7 @@ const MiB = 1024 * 1024;
 
 /**
  * Peak resident memory of the Postroom process while one 200 MiB message is received, kept
- * and parsed (issue 2: ≤ 128 MiB; the message must stream, never sit in memory whole).
+ * and parsed (at most 128 MiB: the message must stream, never sit in memory whole).
  * VmHWM is the kernel's own high-water mark, so no peak between two samples is missed.
  */
 export const largeMessageRss: Scenario = {

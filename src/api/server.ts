@@ -1,22 +1,17 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import type { HttpConfig } from '../config/schema.js';
-import type { BlobStore } from '../core/ports.js';
-import type { Db } from '../store/db.js';
-import type { Logger } from '../telemetry/log.js';
-import type { Metrics } from '../telemetry/metrics.js';
 import { installBearerAuth } from './auth.js';
-import type { ObjectsConfig } from '../domain/objects/config.js';
 import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { defineRoute, type RouteSpec } from './route.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { pausedTargetRoutes } from './routes/paused-targets.js';
-import { emailRoutes, type MailApiDeps } from './routes/email.js';
+import { emailRoutes } from './routes/email.js';
 import { groupRoutes } from './routes/groups.js';
 import { healthRoutes } from './routes/health.js';
-import { inboundRoutes, type InboundDeps } from './routes/inbound.js';
+import { inboundRoutes } from './routes/inbound.js';
+import type { ApiDeps } from './deps.js';
 import { messageContentRoutes } from './routes/message-content.js';
 import { messageRoutes } from './routes/messages.js';
 import { aclRoutes } from './routes/acl.js';
@@ -28,23 +23,6 @@ import { trackerRoutes } from './routes/tracker.js';
 import { webdavOpenApi, webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
 
-/** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
-export interface ApiDeps {
-  config: HttpConfig;
-  db: Db;
-  blobs: BlobStore;
-  log: Logger;
-  metrics: Metrics;
-  token: string;
-  /** `objects:` config, for the addresses shown with folders and workflows (absent: none shown). */
-  objects?: ObjectsConfig;
-  /** Told when a delivery was replayed (or a paused target resumed) by hand, so a worker in this process runs it at once. */
-  onDeliveryRetry?: (deliveryId: string) => void;
-  /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
-  intake?: InboundDeps;
-  /** Mail accounts: the secret box, fetch settings, and how to tell the fetcher and worker about changes (absent: /api/v1/email answers 503). */
-  mail?: MailApiDeps;
-}
 
 /** A built API server, not yet listening. */
 export interface ApiServer {

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { mailSchema } from '../domain/accounts/config.js';
 import { groupsSchema } from '../domain/groups/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
-import { routesSchema } from '../routing/schema.js';
+import { makeRouteSchema, makeRoutesSchema } from '../routing/schema.js';
+import { targets } from '../targets/index.js';
 import { duration, listen, size } from './units.js';
 
 /**
@@ -247,7 +248,8 @@ export const configSchema = z.strictObject({
   store: storeSchema.prefault({}).describe('where messages are kept: SQLite or PostgreSQL, and the raw bytes'),
   parse: parseSchema.prefault({}).describe('parsing kept messages into parts (after the SMTP reply, from the store)'),
   log: logSchema.prefault({}).describe('logging: pino JSON lines on standard output'),
-  routes: routesSchema.default([]),
+  // Each `deliver` item is checked by its target kind's own params schema.
+  routes: makeRoutesSchema(targets).default([]),
   delivery: deliverySchema
     .prefault({})
     .describe('the delivery queue: planned deliveries are stored, leased by workers and retried per route'),
@@ -261,7 +263,7 @@ export const configSchema = z.strictObject({
   mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
-  const added = objectRoutes(cfg.objects);
+  const added = objectRoutes(cfg.objects, makeRouteSchema(targets));
   cfg.routes.forEach((r, i) => {
     if (added.length && (OBJECT_ROUTE_NAMES as readonly string[]).includes(r.name)) {
       ctx.addIssue({ code: 'custom', message: `route name '${r.name}' is taken by the objects: section`, path: ['routes', i, 'name'] });

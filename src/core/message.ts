@@ -84,3 +84,29 @@ export interface StoredPart {
 
 /** A header line kept in order: [name as sent, unfolded value]. */
 export type HeaderLine = [string, string];
+
+/** What is known of a session when a recipient is offered (RCPT TO, or its equivalent). */
+export interface RcptContext {
+  ingress: string;
+  mailFrom: string;
+  /** Recipients already accepted in this transaction. */
+  accepted: string[];
+  clientIp?: string;
+  clientHostname?: string;
+  authUser?: string;
+  /** The client is inside the listener's allowlist (or authenticated). */
+  trusted: boolean;
+}
+
+/** What accepting a recipient asks of the message that follows (checked while DATA streams). */
+export interface RcptVerdict {
+  /** A target of this recipient refuses mail without Message-ID (folders): 550 5.6.0 at DATA. */
+  requireMessageId?: boolean;
+}
+
+/**
+ * Decides, before any data is sent, whether a recipient is taken. Throws a MailError
+ * (550 5.1.1 unknown, 554 5.7.1 relay, 550 5.7.1 not allowed); resolves to accept, with what
+ * the message must then satisfy. Routing adds its own check after the listener's domain check.
+ */
+export type RecipientCheck = (rcpt: string, ctx: RcptContext) => Promise<RcptVerdict | void>;

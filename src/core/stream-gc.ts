@@ -39,8 +39,8 @@ let sinceCollect = 0;
  * more) while the JavaScript objects holding them are tiny, so the young generation fills
  * slowly; for Buffer memory alone V8 starts a collection once ~32 MiB of it has been allocated
  * since the last one (measured: the same whatever the heap flags). Receiving one 200 MiB
- * message thus kept ~30 MiB of dead buffers resident on top of a ~140 MiB process (issue 2,
- * budget 128 MiB); with a young collection every 4 MiB, ~10 MiB. A young collection visits only
+ * message thus kept ~30 MiB of dead buffers resident on top of a ~140 MiB process (the budget
+ * is 128 MiB for the whole process, bench/scenarios/large-message-rss.ts); with a young collection every 4 MiB, ~10 MiB. A young collection visits only
  * live young objects: well under a millisecond, ~50 of them for 200 MiB.
  *
  * Not used for parsing: the parser keeps MiBs of chunks queued, and chunks that live through two

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { newId } from '../core/ids.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from '../store/ports.js';
 import { transact, type Db } from '../store/db.js';
 import { insertDeliveries, pendingDeliveryRow } from '../store/deliveries.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';

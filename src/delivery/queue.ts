@@ -35,7 +35,7 @@ export class DeliveryQueue extends EventEmitter<{ enqueued: [string[]] }> {
     // lease that follows it (no WAL fsync of its own: p50 4 → 3 ms, p99 ~25 → ~14 ms from 250
     // to webhook at 100/s). The attempt's finish is durable and the WAL is one ordered log, so
     // its fsync covers them all. A power cut before then loses the plan with the machine; the
-    // start-up sweep (planner.ts) plans it again under the same delivery ids, so at worst a
+    // start-up sweep (pipeline.ts) plans it again under the same delivery ids, so at worst a
     // delivery is made once more with the same id, as a lost lease would cause anyway.
     // PostgreSQL can lose asynchronous commits in a crash of its own while we keep running and
     // never sweep: durable there (and measured no faster relaxed).

@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { DeliveryContext, Receipt, Target } from '../core/delivery.js';
 import { asMailError, mailError, MailError, type ErrorCode } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from '../store/ports.js';
 import type { Db } from '../store/db.js';
 import {
   finishAttempt,
@@ -18,10 +18,11 @@ import { leaseOwnerId, reclaimDeadLeases } from '../store/delivery-leases.js';
 import { pauseTarget } from '../store/paused-targets.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { DEFAULT_RETRY, nextAttemptAt, type RetryPolicy } from './backoff.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../config/retry.js';
+import { nextAttemptAt } from './backoff.js';
 import { DEFAULT_BREAKER, Destinations, type BreakerConfig, type Slot, type Verdict } from './destinations.js';
 import type { KeepOutbound } from './keep-outbound.js';
-import { buildParsedView } from './parsed-view.js';
+import { buildParsedView } from '../mime/parsed-view.js';
 
 /** How far before the first deliverable row a seek starts (see DeliveryWorker.scan). */
 const SEEK_MARGIN_MS = 1_000;

@@ -3,7 +3,9 @@ import { mailError, MailError, toStderrLine, toSysexit } from '../core/errors.js
 import type { Envelope } from '../core/message.js';
 import { firstAddress, headerValue, messageChunks, PipeSource, readHead, chooseRecipient } from './pipe-source.js';
 import { intakeUrl, postMessage } from './pipe-http.js';
-import type { LocalIntake } from './pipe-local.js';
+import type { Config } from '../config/schema.js';
+import type { RecipientCheck } from '../core/message.js';
+import type { Intake } from '../intake/accept.js';
 
 /**
  * `postroom deliver`: an MTA's pipe transport hands one message on stdin; we keep it (in the
@@ -27,6 +29,16 @@ export interface DeliverOptions {
   deadlineMs: number;
   /** Told the message id as soon as the message is kept, before anything else can fail. */
   onKept?: (id: string) => void;
+}
+
+/** The intake door of a store on this host, opened for one run (openLocalIntake in assemble.ts). */
+export interface LocalIntake {
+  intake: Pick<Intake, 'accept'>;
+  recipientCheck: RecipientCheck;
+  /** A group id (`-l 12345`) as its address. */
+  resolveList(list: string): Promise<string>;
+  config: Config;
+  close(): Promise<void>;
 }
 
 /** Where the message goes: a server's HTTP intake, or the store on this host. */

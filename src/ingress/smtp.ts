@@ -6,10 +6,10 @@ import type { Envelope } from '../core/message.js';
 import type { SmtpConfig } from '../config/schema.js';
 import type { Accept } from '../intake/accept.js';
 import type { FreeSpace } from '../intake/free-space.js';
-import type { RecipientCheck } from '../intake/recipients.js';
+import type { RecipientCheck } from '../core/message.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { clientList, normaliseIp } from './client-list.js';
+import { clientList, normaliseIp } from '../net/client-list.js';
 import { unknownParameter } from './smtp-address.js';
 import { verifyPassword } from './smtp-auth.js';
 import { LineEndingGuard, messageBytes } from './smtp-data.js';
@@ -67,7 +67,10 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   if (users.size > 0 && !authOn) log.warn('smtp.auth.users configured but no smtp.tls: AUTH is off (set auth.allowInsecure to allow it in cleartext)');
   const conns = new Map<string, Conn>();
 
-  /** One log line per transaction (issue 2 item 8). */
+  /**
+ * One log line per transaction, not one per command: an operator follows a message by its id
+ * through one line, and a busy listener does not spend its loop on logging.
+ */
   function logTx(session: SMTPServerSession, c: Conn | undefined, fields: Record<string, unknown>): void {
     log.info(
       {

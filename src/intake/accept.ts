@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { asMailError, mailError, MailError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Envelope, StoredMessage } from '../core/message.js';
-import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { BlobStore, StagedBlob } from '../store/ports.js';
 import { ContentFingerprint } from '../mime/content-fingerprint.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
 import { transact, type Db } from '../store/db.js';
@@ -11,7 +11,7 @@ import { insertMessages, newMessageRow } from '../store/messages.js';
 import type { MessagesTable } from '../store/schema.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { loopOf, type LoopLimits } from './loop.js';
-import { receivedHeader } from './trace.js';
+import { receivedHeader } from '../mime/trace.js';
 
 /** Per-call choices an ingress makes. */
 export interface AcceptOptions {
@@ -25,7 +25,7 @@ export interface AcceptOptions {
   dedupScope?: string;
   /**
    * Kept by a process that parses nothing itself (a `postroom fetch` one-shot): recorded on the
-   * row so that a running server's parse poll takes the message at once (ParseWorker.poll).
+   * row so that a running server's parse poll takes the message at once (ParseAndStore.poll).
    */
   handoff?: string;
 }

@@ -1,15 +1,14 @@
 import { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../config/schema.js';
 import type { StoredMessage } from '../core/message.js';
 import { stageStream } from '../store/stage.js';
-import { parseStored, type ParseResult } from './parse.js';
+import { parseStored, type ParseLimits, type ParseResult } from './parse.js';
 import type { ThreadReply, ThreadRequest } from './parse-thread.js';
 
 // The thread's side of ParseThread: parse a message handed over as bytes, entirely in memory,
 // and send back what parsing found and the parts' bytes. Nothing here touches the store.
 
-const config = (workerData as { config: Config['parse'] }).config;
+const config = (workerData as { config: ParseLimits }).config;
 
 /** A blob store of one message, in memory: the raw bytes to read, and parts staged as buffers. */
 function memoryBlobs(raw: Uint8Array) {

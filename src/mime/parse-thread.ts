@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import type { Config } from '../config/schema.js';
 import type { StoredMessage } from '../core/message.js';
 import type { Logger } from '../telemetry/log.js';
-import type { ParseResult } from './parse.js';
+import type { ParseLimits, ParseResult } from './parse.js';
 
 /** A message for the thread: the row as intake kept it and its raw bytes. */
 export interface ThreadRequest {
@@ -44,7 +43,7 @@ export class ParseThread {
   private closed = false;
 
   constructor(
-    private readonly config: Config['parse'],
+    private readonly config: ParseLimits,
     private readonly log: Logger,
     private readonly idleMs = 30_000,
   ) {}
@@ -81,7 +80,7 @@ export class ParseThread {
     const worker = new Worker(new URL('./parse-thread-entry.js', import.meta.url), {
       workerData: { body: new URL(`./parse-thread-body${ext}`, import.meta.url).href, config: this.config },
     });
-    // Never what keeps a finished process alive; the parse worker's stop() waits for its parses.
+    // Never what keeps a finished process alive; ParseAndStore.stop() waits for its parses.
     worker.unref();
     worker.on('message', (reply: ThreadReply) => this.answer(reply));
     worker.on('error', (err) => this.died(worker, err));

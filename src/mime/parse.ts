@@ -1,10 +1,9 @@
 import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { AddressObject, AttachmentStream, EmailAddress, MessageText } from 'mailparser';
-import type { Config } from '../config/schema.js';
 import { newId } from '../core/ids.js';
 import type { HeaderLine, PartKind, StoredMessage } from '../core/message.js';
-import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { BlobStore, StagedBlob } from '../store/ports.js';
 import type { ParsedRows } from '../store/messages.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
@@ -50,6 +49,13 @@ export interface ParsedSave extends ParsedRows {
 }
 
 /** What parsing needs of a blob store: read the message, stage its parts, drop them on failure. */
+/** What parsing reads of `parse:` in the config (config/schema.ts validates it). */
+export interface ParseLimits {
+  maxDepth: number;
+  maxHeaderSize: number;
+  maxFilenameLength: number;
+}
+
 export type ParseBlobs = Pick<BlobStore, 'open' | 'stage' | 'discard'>;
 
 /** The result of parsing: blobs staged (not yet committed) and the rows to save. */
@@ -106,7 +112,8 @@ export function flattenAddresses(v: AddressObject | AddressObject[] | undefined)
  * string, the line-ending rewrite), so a 200 MiB text body would cost a gigabyte. Past this the
  * rest of the body is not decoded; the raw message keeps every byte. 2 MiB (a long book of
  * plain text; mail clients clip far earlier): with 8 MiB the peak while a 200 MiB text message
- * was parsed stood ~20 MiB higher, a sixth of the 128 MiB budget (issue 2).
+ * was parsed stood ~20 MiB higher, a sixth of the 128 MiB a whole
+ * process may hold while it takes such a message (bench/scenarios/large-message-rss.ts).
  */
 export const MAX_TEXT_BYTES = 2 * 1024 * 1024;
 
@@ -144,7 +151,7 @@ function depthOf(data: SplitChunk): number {
  */
 export async function parseStream(
   raw: AsyncIterable<Uint8Array>,
-  deps: { blobs: ParseBlobs; config: Config['parse'] },
+  deps: { blobs: ParseBlobs; config: ParseLimits },
   messageId: string,
 ): Promise<ParseResult> {
   const { blobs, config } = deps;
@@ -320,7 +327,7 @@ function attachmentDraft(a: AttachmentStream, staged: StagedBlob): PartDraft {
  */
 export async function parseStored(
   msg: StoredMessage,
-  deps: { blobs: ParseBlobs; config: Config['parse'] },
+  deps: { blobs: ParseBlobs; config: ParseLimits },
 ): Promise<ParseResult> {
   const raw = await deps.blobs.open(msg.rawSha256);
   try {

@@ -81,7 +81,7 @@ export function trimBlankLines(text: string): string {
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 
 /**
- * Plain text from HTML, for mail whose HTML mailparser could not convert (the parse worker
+ * Plain text from HTML, for mail whose HTML mailparser could not convert (the parse step
  * stores html-to-text's text for HTML-only mail; this is the fallback): block ends and <br>
  * become line breaks, tags go, entities are decoded, blockquotes are quoted with `>`.
  */

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { newId } from '../core/ids.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from '../store/ports.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
 import type { Db } from '../store/db.js';
 import { deliveryId, insertDeliveries, pendingDeliveryRow } from '../store/deliveries.js';

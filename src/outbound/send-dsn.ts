@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Receipt, Target } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
 import type { GroupsConfig } from '../domain/groups/config.js';
-import { smtpGroupRelay, type GroupRelay } from '../targets/group-relay.js';
+import { smtpGroupRelay, type GroupRelay } from './group-relay.js';
 
 /**
  * The `dsn` target: sends a DSN kept by delivery/keep-outbound.ts (ingress `dsn`, status

@@ -7,7 +7,7 @@ import { effectiveOptions } from '../domain/accounts/config.js';
 import type { SecretBox } from '../domain/accounts/secret-box.js';
 import { accountPassword, getAccount, getProfile } from '../domain/accounts/store.js';
 import type { Db } from '../store/db.js';
-import { smtpFailure } from '../targets/forward.js';
+import { smtpFailure } from '../net/remote-answer.js';
 
 /**
  * The outbound target: sends a message created through the API (status `sending`) through

@@ -1,9 +1,9 @@
 import type { lookup } from 'node:dns/promises';
 import type { ParsedMessage, PlannedDelivery, Target } from '../core/delivery.js';
-import { planDeliveries, type RoutedRecipient } from './plan.js';
+import { planDeliveries, type RoutedRecipient } from './fan-out.js';
 import { asMailError, mailError, type MailError } from '../core/errors.js';
-import { DEFAULT_RETRY, type RetryPolicy } from '../delivery/backoff.js';
-import type { RecipientCheck } from '../intake/recipients.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../config/retry.js';
+import type { RecipientCheck } from '../core/message.js';
 import { compileRoute, type CompiledRoute, type ContentFacts, type EnvelopeFacts } from './rules.js';
 import type { Route } from './schema.js';
 

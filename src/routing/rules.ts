@@ -2,7 +2,7 @@ import type { lookup } from 'node:dns/promises';
 import type { AddressLike } from '../core/delivery.js';
 import { mailError, type MailError } from '../core/errors.js';
 import type { HeaderLine, StoredPart } from '../core/message.js';
-import { clientList } from '../ingress/client-list.js';
+import { clientList } from '../net/client-list.js';
 import { decodeWords } from '../mime/header-sniff.js';
 import { compileRecipientPattern, parseAddress, parseSlashRegex, type RecipientPattern } from './address.js';
 import type { Route } from './schema.js';

@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { size } from '../config/units.js';
 import type { Target } from '../core/delivery.js';
-import { retrySchema } from '../delivery/backoff.js';
-import { checkClientEntries } from '../ingress/client-list.js';
-import { targets as registeredTargets } from '../targets/index.js';
+import { retrySchema } from '../config/retry.js';
+import { checkClientEntries } from '../net/client-list.js';
 import { compileRecipientPattern, parseSlashRegex } from './address.js';
 import { compileTemplate, TemplateError } from './template.js';
 
@@ -196,10 +195,5 @@ export function makeRoutesSchema(targets: ReadonlyMap<string, Target<any>>) {
     );
 }
 
-/** A route as configured with the registered targets. */
-export const routeSchema = makeRouteSchema(registeredTargets);
-/** `routes:` as configured with the registered targets. */
-export const routesSchema = makeRoutesSchema(registeredTargets);
-
-export type Route = z.output<typeof routeSchema>;
-export type RouteInput = z.input<typeof routeSchema>;
+export type Route = z.output<ReturnType<typeof makeRouteSchema>>;
+export type RouteInput = z.input<ReturnType<typeof makeRouteSchema>>;

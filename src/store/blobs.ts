@@ -3,7 +3,7 @@ import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
-import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { BlobStore, StagedBlob } from './ports.js';
 import { MailError, mailError } from '../core/errors.js';
 import { makeDirs } from '../core/make-dirs.js';
 import type { Database } from './schema.js';

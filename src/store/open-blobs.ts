@@ -1,6 +1,5 @@
 import path from 'node:path';
-import type { Config } from '../config/schema.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from './ports.js';
 import { FsBlobStore, INLINE_LIMIT } from './blobs.js';
 import type { Db } from './db.js';
 import { DbBlobStore } from './pg-blobs.js';
@@ -11,7 +10,13 @@ import { DbBlobStore } from './pg-blobs.js';
  * ones in the database there too, see FsBlobStore). `stagingDir`: where blobs kept in the
  * database wait while they stream in (default DATA_DIR/staging).
  */
-export function openBlobStore(config: Config, db: Db, opts: { stagingDir?: string } = {}): BlobStore {
+/** What opening the blob store reads of the config. */
+export interface BlobConfig {
+  dataDir: string;
+  store: { blobs?: 'fs' | 'db' };
+}
+
+export function openBlobStore(config: BlobConfig, db: Db, opts: { stagingDir?: string } = {}): BlobStore {
   const kind = blobKind(config, db);
   const inDb = new DbBlobStore(db.kysely, opts.stagingDir ?? path.join(config.dataDir, 'staging'));
   if (kind === 'db') return inDb;
@@ -20,6 +25,6 @@ export function openBlobStore(config: Config, db: Db, opts: { stagingDir?: strin
 }
 
 /** Where a config keeps raw bytes on this store: `db` (in the database) or `fs` (files under DATA_DIR/blobs). */
-export function blobKind(config: Config, db: Pick<Db, 'dialect'>): 'db' | 'fs' {
+export function blobKind(config: BlobConfig, db: Pick<Db, 'dialect'>): 'db' | 'fs' {
   return config.store.blobs ?? (db.dialect === 'postgres' ? 'db' : 'fs');
 }

@@ -2,7 +2,7 @@ import { open, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import { mailError } from '../core/errors.js';
-import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { BlobStore, StagedBlob } from './ports.js';
 import { prepareStagingDir, stageStream, sweepStagingDir } from './stage.js';
 import { SWEEP_BATCH, unreferencedBlob } from './sweep.js';
 import type { Database } from './schema.js';

@@ -250,7 +250,7 @@ export interface MailAccountsTable {
   /** The account's mail address: the default routing recipient and sender. */
   address: string | null;
   username: string;
-  /** AES-256-GCM ciphertext (fetch/secret-box.ts), bound to the account id. */
+  /** AES-256-GCM ciphertext (domain/accounts/secret-box.ts), bound to the account id. */
   password_enc: string;
   options: string;
   created_at: string;

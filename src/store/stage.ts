@@ -3,7 +3,7 @@ import { open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promis
 import path from 'node:path';
 import { mailError } from '../core/errors.js';
 import { makeDirs } from '../core/make-dirs.js';
-import type { StagedBlob } from '../core/ports.js';
+import type { StagedBlob } from './ports.js';
 import { streamedBytes } from '../core/stream-gc.js';
 import { processAlive } from '../core/process-alive.js';
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type { Logger } from 'pino';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from './ports.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Database } from './schema.js';
 

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { DeliveryContext, ParsedMessage, Receipt, RecipientOutcome, Target } from '../core/delivery.js';
 import { mailError, relayedError, type MailError } from '../core/errors.js';
-import { smtpRelayFields, smtpTransportOptions } from '../outbound/smtp-relay.js';
+import { enhancedOf, smtpFailure, type SmtpError } from '../net/remote-answer.js';
+import { smtpRelayFields, smtpTransportOptions } from '../net/smtp-relay.js';
 import { buildDsn, readHeaderBlock, type DsnRecipient } from './dsn.js';
 
 export const forwardParams = z
@@ -21,39 +22,6 @@ export const forwardParams = z
   .describe('relay the message unchanged (the bytes as received) to an SMTP server; 4xx: retried; 5xx: failed, with a DSN to the sender (docs/delivery.md)');
 
 export type ForwardParams = z.output<typeof forwardParams>;
-
-interface SmtpError extends Error {
-  code?: string;
-  response?: string;
-  responseCode?: number;
-  permanent?: boolean;
-  rejected?: string[];
-  rejectedErrors?: SmtpError[];
-  recipient?: string;
-}
-
-/** The enhanced status in an SMTP reply ('550 5.1.1 …'), or the class default (RFC 3463 §3). */
-function enhancedOf(reply: string | undefined, code: number): string {
-  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply ?? '');
-  return m ? m[1] : `${String(code)[0]}.0.0`;
-}
-
-/**
- * An SMTP failure as MailError. A reply code decides: 4xx transient, 5xx permanent (nodemailer's
- * `permanent` flag is used where it has one: it counts 503 after a failed pipelined command as
- * transient). No reply at all (refused, reset, TLS, DNS) is transient: unknown ⇒ retry.
- */
-export function smtpFailure(err: SmtpError, host: string): MailError {
-  const code = err.responseCode ?? err.rejectedErrors?.find((e) => e.responseCode)?.responseCode;
-  const reply = (err.response ?? err.rejectedErrors?.find((e) => e.response)?.response ?? '').replace(/\s+/g, ' ').trim();
-  if (code) {
-    const permanent = err.permanent ?? code >= 500;
-    const status = enhancedOf(reply, permanent ? 5 : 4);
-    const fixed = status[0] === (permanent ? '5' : '4') ? status : `${permanent ? 5 : 4}${status.slice(1)}`;
-    return relayedError(permanent ? 'TARGET_REJECTED' : 'TARGET_TEMPFAIL', fixed, `${host} said: ${reply || code}`, { cause: err });
-  }
-  return mailError('TARGET_CONNECT', `${host}: ${err.code ?? 'error'}: ${err.message}`, { cause: err });
-}
 
 /** The remote reply inside a failure's text, for Diagnostic-Code. */
 function diagnostic(e: MailError): string {

@@ -7,7 +7,7 @@ import { createPost, messageIds, postByDelivery, recordRelay, relayedTo, setPost
 import { listHeaders, listId, relayCopy } from '../domain/groups/relay-message.js';
 import { getMember, groupByAddress, listMembers, putMember, recordBounce, type Group } from '../domain/groups/store.js';
 import type { Db } from '../store/db.js';
-import { smtpGroupRelay, type GroupRelay } from './group-relay.js';
+import { smtpGroupRelay, type GroupRelay } from '../outbound/group-relay.js';
 import { unbound } from './object-deps.js';
 
 export const groupParams = z

@@ -1,5 +1,5 @@
 import { mailError } from '../core/errors.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from '../store/ports.js';
 import { compileTemplate } from '../routing/template.js';
 import type { Db } from '../store/db.js';
 

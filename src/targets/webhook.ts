@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { duration, size } from '../config/units.js';
 import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/delivery.js';
 import { mailError, MailError } from '../core/errors.js';
-import { guardedLookup, isPrivateAddress, privateAddressError } from './address-guard.js';
+import { httpStatusError } from '../net/remote-answer.js';
+import { guardedLookup, isPrivateAddress, privateAddressError } from '../net/address-guard.js';
 import { multipartBody, webhookDocument } from './webhook-payload.js';
 
 export const webhookParams = z
@@ -62,24 +63,6 @@ export function parseRetryAfter(v: string | undefined, now = Date.now()): number
   if (/^\s*\d+\s*$/.test(v)) return Number(v);
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
-}
-
-/** What an HTTP status means for the delivery. 2xx is success and never reaches here. */
-export function httpStatusError(status: number, detail: string, retryAfter?: number): MailError {
-  const text = `HTTP ${status}${detail ? `: ${detail}` : ''}`;
-  // 408 Request Timeout, 425 Too Early, 429 Too Many Requests: the receiver asks us to come back.
-  if (status === 408 || status === 425) return mailError('TARGET_TEMPFAIL', text);
-  // 429 Too Many Requests and 503 Service Unavailable with Retry-After (RFC 9110 §15.6.4): the
-  // receiver says when to come back; that time is the floor of the next attempt's.
-  if (status === 429 || (status === 503 && retryAfter !== undefined)) return mailError('TARGET_BUSY', text, { retryAfter });
-  if (status >= 300 && status < 400) return mailError('TARGET_REDIRECT', `${text} (redirects are not followed: point the route at the final URL)`);
-  // 410 Gone (RFC 9110 §15.5.11): the endpoint is gone for good, not just this request. The
-  // worker pauses the route's target on it, as Standard Webhooks senders disable the endpoint,
-  // so the rest of its queue is held instead of each delivery failing in turn.
-  if (status === 410) return mailError('TARGET_GONE', `${text} (the route's target is paused until an operator resumes it)`);
-  // Every other 4xx: the request itself is wrong; repeating it will not help.
-  if (status >= 400 && status < 500) return mailError('TARGET_REJECTED', text);
-  return mailError('TARGET_TEMPFAIL', text);
 }
 
 const TRANSIENT_NET = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ECONNABORTED|UND_ERR_SOCKET|ERR_STREAM_PREMATURE_CLOSE)$/;

@@ -1,5 +1,5 @@
 import { mailError } from '../core/errors.js';
-import type { BlobStore } from '../core/ports.js';
+import type { BlobStore } from '../store/ports.js';
 import { getAccount, getProfile, listAccounts, type MailAccount } from '../domain/accounts/store.js';
 import { getWorkPackage, listJournals } from '../domain/tracker/read.js';
 import { tq } from '../domain/tracker/tables.js';

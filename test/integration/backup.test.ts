@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { validateConfig } from '../../src/config/load.js';
-import type { BlobStore } from '../../src/core/ports.js';
+import type { BlobStore } from '../../src/store/ports.js';
 import { migrate, openDb, type Db } from '../../src/store/db.js';
 import { openBlobStore } from '../../src/store/open-blobs.js';
 import { requirePeer, tempDir, testBackend } from '../helpers/env.js';

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { text } from 'node:stream/consumers';
 import type { Target } from '../../src/core/delivery.js';
 import { MailError } from '../../src/core/errors.js';
-import { buildParsedView } from '../../src/delivery/parsed-view.js';
+import { buildParsedView } from '../../src/mime/parsed-view.js';
 import { grant, hasPermissions, listAcl, NETWORK, normalisePermissions } from '../../src/domain/acl.js';
 import { DEFAULT_HEADER_PROPERTIES } from '../../src/domain/folders/collect.js';
 import { moveDocument, searchDocuments } from '../../src/domain/folders/documents.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Pop3Session } from '../../src/fetch/pop3-client.js';
+import { Pop3Session } from '../../src/ingress/fetch/pop3-client.js';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
 import { requirePeer, skipWithout, tempDir, testBackend, waitFor } from '../helpers/env.js';
 import { addDovecotAccount, call, enableFolder, folderMessages } from '../helpers/mail-accounts.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { imapClient, imapFailure } from '../../src/fetch/imap-session.js';
-import { Pop3Session } from '../../src/fetch/pop3-client.js';
+import { imapClient } from '../../src/ingress/fetch/imap-session.js';
+import { imapFailure } from '../../src/net/remote-answer.js';
+import { Pop3Session } from '../../src/ingress/fetch/pop3-client.js';
 import { startDovecot, testMessage, type Dovecot } from '../helpers/dovecot.js';
 import { requirePeer, skipWithout } from '../helpers/env.js';
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startPostroom, type Postroom } from '../../src/app.js';
-import { buildParsedView } from '../../src/delivery/parsed-view.js';
+import { buildParsedView } from '../../src/mime/parsed-view.js';
 import { grant, NETWORK } from '../../src/domain/acl.js';
 import { searchDocuments } from '../../src/domain/folders/documents.js';
 import { createObject } from '../../src/domain/objects/store.js';

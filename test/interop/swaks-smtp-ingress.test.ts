@@ -7,7 +7,7 @@ import type { Envelope, StoredMessage } from '../../src/core/message.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { AcceptOptions } from '../../src/intake/accept.js';
-import type { RecipientCheck } from '../../src/intake/recipients.js';
+import type { RecipientCheck } from '../../src/core/message.js';
 import { createSmtpIngress } from '../../src/ingress/smtp.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { freePort, requirePeer, waitFor } from '../helpers/env.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_RETRY, nextAttemptAt, retryDelay, retrySchema } from '../../src/delivery/backoff.js';
+import { DEFAULT_RETRY, retrySchema } from '../../src/config/retry.js';
+import { nextAttemptAt, retryDelay } from '../../src/delivery/backoff.js';
 
 const mid = () => 0.5; // jitter term vanishes at 0.5
 const t0 = new Date('2026-01-01T00:00:00Z');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkClientEntries, clientList, normaliseIp } from '../../src/ingress/client-list.js';
+import { checkClientEntries, clientList, normaliseIp } from '../../src/net/client-list.js';
 
 /** A resolver that knows a fixed set of names, and counts lookups. */
 function fakeResolver(names: Record<string, string[]>) {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { installationId, loopOf } from '../../src/intake/loop.js';
-import { receivedHeader } from '../../src/intake/trace.js';
+import { receivedHeader } from '../../src/mime/trace.js';
 import { parseHeaderBlock } from '../../src/mime/header-sniff.js';
 
 const env = { mailFrom: 'a@x', rcptTo: ['b@y'], ingress: 'smtp', clientIp: '192.0.2.1', receivedAt: new Date(0) };

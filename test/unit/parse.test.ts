@@ -10,9 +10,9 @@ import type { Envelope } from '../../src/core/message.js';
 import { Intake } from '../../src/intake/accept.js';
 import { sanitiseFilename } from '../../src/mime/filename.js';
 import { dbText, MAX_TEXT_BYTES, parseStream, type ParseResult } from '../../src/mime/parse.js';
-import { ParseWorker, SMALL_MESSAGE, type ParsedNow } from '../../src/mime/parse-worker.js';
-import { buildParsedView, viewOfParse } from '../../src/delivery/parsed-view.js';
-import type { BlobStore } from '../../src/core/ports.js';
+import { ParseAndStore, SMALL_MESSAGE, type ParsedNow } from '../../src/mime/parse-and-store.js';
+import { buildParsedView, viewOfParse } from '../../src/mime/parsed-view.js';
+import type { BlobStore } from '../../src/store/ports.js';
 import type { KyselyPlugin } from 'kysely';
 import { FsBlobStore } from '../../src/store/blobs.js';
 import { migrate, openDb, type Db } from '../../src/store/db.js';
@@ -278,7 +278,7 @@ describe('parse worker', () => {
   let blobs: FsBlobStore;
   let metrics: Metrics;
   let intake: Intake;
-  let worker: ParseWorker;
+  let worker: ParseAndStore;
   const log = pino({ level: 'silent' });
   const parsedIds: string[] = [];
   const handed = new Map<string, ParsedNow>();
@@ -288,7 +288,7 @@ describe('parse worker', () => {
     blobs = new FsBlobStore(path.join(tmp.dir, 'blobs'));
     metrics = createMetrics();
     intake = new Intake({ db, blobs, log, metrics, hostname: 'mx.test' });
-    worker = new ParseWorker({ db, blobs, log, metrics, config });
+    worker = new ParseAndStore({ db, blobs, log, metrics, config });
     worker.on('parsed', (id, now) => {
       parsedIds.push(id);
       handed.set(id, now);
@@ -358,7 +358,7 @@ describe('parse worker', () => {
     await worker.idle();
     await db.kysely.updateTable('messages').set({ parsed_at: null }).where('id', '=', m.id).execute();
     await db.kysely.deleteFrom('parts').where('message', '=', m.id).execute();
-    const again = new ParseWorker({ db, blobs, log, metrics, config });
+    const again = new ParseAndStore({ db, blobs, log, metrics, config });
     const seen: string[] = [];
     again.on('parsed', (id) => seen.push(id));
     await again.start();
@@ -402,7 +402,7 @@ describe('parse worker', () => {
         return blobs.open(sha256);
       },
     });
-    const one = new ParseWorker({ db, blobs: gated, log, metrics, config: { ...config, workers: 1 } });
+    const one = new ParseAndStore({ db, blobs: gated, log, metrics, config: { ...config, workers: 1 } });
     const big = (i: number) => Buffer.from(`Subject: big ${i}\r\n\r\n${'x'.repeat(SMALL_MESSAGE)}\r\n`);
     const small = (i: number) => Buffer.from(`Subject: small ${i}\r\n\r\nhello\r\n`);
     const kept = [];
@@ -432,7 +432,7 @@ describe('parse worker', () => {
         return args.result;
       },
     };
-    const picky = new ParseWorker({ db: { ...db, kysely: db.kysely.withPlugin(refuseParts) }, blobs, log, metrics, config });
+    const picky = new ParseAndStore({ db: { ...db, kysely: db.kysely.withPlugin(refuseParts) }, blobs, log, metrics, config });
     const m = await keep('nested-multipart.eml');
     await worker.idle();
     await db.kysely.updateTable('messages').set({ parsed_at: null }).where('id', '=', m.id).execute();
@@ -453,7 +453,7 @@ describe('parse worker', () => {
         throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
       },
     });
-    const stuck = new ParseWorker({ db, blobs: failing, log, metrics, config });
+    const stuck = new ParseAndStore({ db, blobs: failing, log, metrics, config });
     const seen: string[] = [];
     stuck.on('parsed', (id) => seen.push(id));
     const m = await keep('inline-images.eml');

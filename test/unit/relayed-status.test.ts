@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SYSEXITS, toSmtpReply, toSysexit, type MailError } from '../../src/core/errors.js';
-import { answerOutcome } from '../../src/ingress/pipe-http.js';
-import { smtpFailure } from '../../src/targets/forward.js';
+import { answerOutcome, smtpFailure } from '../../src/net/remote-answer.js';
 import { rejectError, rejectParams } from '../../src/targets/reject.js';
 
 /** What `fn` throws, as a MailError. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Readable } from 'node:stream';
-import { receivedHeader, rfc5322Date, withTrace } from '../../src/intake/trace.js';
+import { receivedHeader, rfc5322Date, withTrace } from '../../src/mime/trace.js';
 
 const base = { mailFrom: 'a@x', ingress: 'smtp', receivedAt: new Date('2026-11-21T06:07:08Z') };
 

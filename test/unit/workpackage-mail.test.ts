@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MailError } from '../../src/core/errors.js';
-import { buildParsedView } from '../../src/delivery/parsed-view.js';
+import { buildParsedView } from '../../src/mime/parsed-view.js';
 import { getWorkPackage, listAttachments, listJournals } from '../../src/domain/tracker/read.js';
 import { tq } from '../../src/domain/tracker/tables.js';
 import { recordMailId, type Change } from '../../src/domain/tracker/work-packages.js';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { grant, listAcl, normalisePermissions } from '../../domain/acl.js';
 import { requireObject } from '../../domain/objects/store.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { ObjectId } from './object-views.js';
 
 const AclEntry = z.object({ principal: z.string(), permissions: z.string().describe('letters: r read, w write, d delete, a administer') });

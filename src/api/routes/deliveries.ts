@@ -5,7 +5,7 @@ import { redact } from '../../delivery/redact.js';
 import { getAttempts, getDelivery, listDeliveries, readRecipientOutcomes, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
 import { defineRoute } from '../route.js';
 import { Id } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 export const DELIVERIES = '/api/v1/deliveries';
 

@@ -7,7 +7,7 @@ import { parseClark } from '../../domain/objects/properties.js';
 import { deleteObject, requireObject } from '../../domain/objects/store.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { documentOf, DocumentView, nextAfter, ObjectId, ObjectName, ObjectParams } from './object-views.js';
 
 const DOCUMENTS = '/api/v1/documents';

@@ -7,8 +7,8 @@ import { getDelivery } from '../../store/deliveries.js';
 import { listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { Id, MessageList, MessageListQuery, MessageSummary } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
-import { mailDeps } from './email.js';
+import type { ApiDeps } from '../deps.js';
+import { mailDeps } from '../deps.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
 
 const EMAIL_MESSAGES = '/api/v1/email/messages';

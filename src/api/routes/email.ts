@@ -4,10 +4,10 @@ import { mailError } from '../../core/errors.js';
 import type { MailConfig } from '../../domain/accounts/config.js';
 import type { SecretBox } from '../../domain/accounts/secret-box.js';
 import * as store from '../../domain/accounts/store.js';
-import { discoverFolders } from '../../fetch/discover.js';
-import { isStale } from '../../fetch/scheduler.js';
+import { discoverFolders } from '../../ingress/fetch/discover.js';
+import { isStale } from '../../ingress/fetch/scheduler.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import { mailDeps, type ApiDeps } from '../deps.js';
 import {
   Account,
   AccountCreate,
@@ -30,24 +30,6 @@ import {
 import { emailMessageRoutes } from './email-messages.js';
 
 export const EMAIL = '/api/v1/email';
-
-/** What /api/v1/email needs beyond the common deps. */
-export interface MailApiDeps {
-  box: SecretBox;
-  config: MailConfig;
-  /** Our host name, for the Message-ID of outbound mail. */
-  hostname: string;
-  /** Folders changed: the fetcher in this process rescans now (others at their next rescan). */
-  refresh(): void;
-  /** An outbound message was queued: the delivery worker looks now. */
-  wake(): void;
-}
-
-/** The mail deps, or 503 when this server was built without them. */
-export function mailDeps(deps: ApiDeps): MailApiDeps {
-  if (!deps.mail) throw mailError('CONFIG', 'mail accounts are not available on this server');
-  return deps.mail;
-}
 
 const DEFAULT_PORT = { imap: { tls: 993, plain: 143 }, pop3: { tls: 995, plain: 110 } } as const;
 const tags = ['email'];

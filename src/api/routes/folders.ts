@@ -4,7 +4,7 @@ import { mailError } from '../../core/errors.js';
 import { folderSettings } from '../../domain/folders/settings.js';
 import { createObject, deleteObject, isUniqueViolation, listObjects, requireObject, updateObject } from '../../domain/objects/store.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { nextAfter, ObjectId, ObjectName, objectOf, ObjectParams, ObjectView } from './object-views.js';
 
 const FOLDERS = '/api/v1/folders';

@@ -18,7 +18,7 @@ import {
 import type { Db } from '../../store/db.js';
 import { getDelivery, retryDelivery } from '../../store/deliveries.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { ObjectId, ObjectName, ObjectParams } from './object-views.js';
 
 const GROUPS = '/api/v1/groups';

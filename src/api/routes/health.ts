@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { mailError } from '../../core/errors.js';
 import { defineRoute } from '../route.js';
 import { Health } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 /** GET /healthz (no token: load balancers and orchestrators call it) and GET /metrics (token). */
 export async function healthRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {

@@ -4,22 +4,11 @@ import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import type { Envelope } from '../../core/message.js';
 import type { Accept } from '../../intake/accept.js';
-import type { RecipientCheck } from '../../intake/recipients.js';
+import type { RecipientCheck } from '../../core/message.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 export const INBOUND = '/api/v1/inbound';
-
-/** What the HTTP intake needs from a running Postroom. */
-export interface InboundDeps {
-  accept: Accept;
-  /** The same RCPT-time checks the SMTP listener runs (domains, routes, targets). */
-  recipientCheck: RecipientCheck;
-  requireMessageId: boolean;
-  trace: boolean;
-  /** The address of a group named by id (`list=12345`); NOT_FOUND-like 5.1.1 when there is none. */
-  resolveList?: (list: string) => Promise<string>;
-}
 
 // One address per parameter; RFC 5321 §4.5.3.1.3: a path is at most 256 octets.
 const Address = z.string().min(1).max(256);

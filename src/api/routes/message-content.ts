@@ -2,12 +2,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { mailError } from '../../core/errors.js';
 import type { StoredPart } from '../../core/message.js';
-import { withTrace } from '../../intake/trace.js';
+import { withTrace } from '../../mime/trace.js';
 import { getParts } from '../../store/messages.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
 import { AttachmentList, CidParams, MessageParams, PartParams, RawQuery } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { MESSAGES, partOf, requireMessage } from './messages.js';
 
 /**

@@ -5,7 +5,7 @@ import type { StoredMessage, StoredPart } from '../../core/message.js';
 import { getMessage, getParsedDetail, getParts, listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 export const MESSAGES = '/api/v1/messages';
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { deleteProperty, getProperties, parseClark, setProperties } from '../../domain/objects/properties.js';
 import { requireObject } from '../../domain/objects/store.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { ObjectId, objectOf, ObjectParams, ObjectView, propertyOf, PropertyView } from './object-views.js';
 
 const PropertyList = z.object({ items: z.array(PropertyView) });

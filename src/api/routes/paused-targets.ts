@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { listPausedTargets, resumeTarget } from '../../store/paused-targets.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 export const PAUSED_TARGETS = '/api/v1/paused-targets';
 

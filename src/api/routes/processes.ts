@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { getProcess, listProcesses } from '../../domain/workflows/store.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { ObjectId, ObjectParams, processOf, ProcessView } from './object-views.js';
 
 const PROCESSES = '/api/v1/processes';

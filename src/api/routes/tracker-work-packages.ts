@@ -8,7 +8,7 @@ import { tq } from '../../domain/tracker/tables.js';
 import type { AttachmentRecord } from '../../domain/tracker/work-packages.js';
 import { BYTES_CSP, cleanFilename, contentDisposition, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { TRACKER, WorkPackageDetail, WorkPackageView, WpListQuery, WpParams } from './tracker-views.js';
 
 const WPS = `${TRACKER}/work-packages`;

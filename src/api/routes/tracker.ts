@@ -31,7 +31,7 @@ import {
 } from '../../domain/tracker/setup.js';
 import { tq } from '../../domain/tracker/tables.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { trackerWorkPackageRoutes } from './tracker-work-packages.js';
 import { CustomFieldView, EnumView, NamedView, ProjectDetail, ProjectRef, ProjectView, StringId, TRACKER, UserView } from './tracker-views.js';
 

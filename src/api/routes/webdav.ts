@@ -7,7 +7,7 @@ import { listObjects, requireObject, type ObjectRecord } from '../../domain/obje
 import { bearerToken } from '../auth.js';
 import { BYTES_CSP, safeMediaType } from '../content-headers.js';
 import { PROBLEM_TYPE } from '../problem.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 
 /**
  * Read-only WebDAV (RFC 4918, class 1) over folders and documents, so a file manager, davfs2

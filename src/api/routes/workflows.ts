@@ -5,7 +5,7 @@ import { workflowDefinition } from '../../domain/workflows/definition.js';
 import { createWorkflow, getWorkflow, listWorkflows, updateWorkflow } from '../../domain/workflows/store.js';
 import { mailError } from '../../core/errors.js';
 import { defineRoute } from '../route.js';
-import type { ApiDeps } from '../server.js';
+import type { ApiDeps } from '../deps.js';
 import { ObjectParams, workflowOf, WorkflowView } from './object-views.js';
 
 const WORKFLOWS = '/api/v1/workflows';

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../../config/load.js';
 import { mailError, SYSEXITS, toStderrLine, toSysexit, type MailError } from '../../core/errors.js';
 import { readDeliverIni } from '../../ingress/deliver-ini.js';
 import { deliver, type DeliverTo } from '../../ingress/pipe.js';
-import { openLocalIntake } from '../../ingress/pipe-local.js';
+import { openLocalIntake } from '../../assemble.js';
 import { isMailbox } from '../../ingress/smtp-address.js';
 import type { Command } from '../command.js';
 

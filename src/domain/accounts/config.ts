@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { duration, size } from '../../config/units.js';
-import { retrySchema } from '../../delivery/backoff.js';
+import { retrySchema } from '../../config/retry.js';
 
 /** `mail:` in the config: how this node fetches from mail accounts (the accounts live in the store). */
 export const mailSchema = z.strictObject({
@@ -44,7 +44,7 @@ export const mailOptionsSchema = z
 
 export type MailOptions = z.output<typeof mailOptionsSchema>;
 
-/** The default poll interval (issue 5: folder, else account, else profile, else 30 s). */
+/** The default poll interval (folder, else account, else profile, else 30 s). */
 export const DEFAULT_AFTER_READ_TIMEOUT = 30_000;
 
 /** The options in force for a folder: profile ← account ← folder. */

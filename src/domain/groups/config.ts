@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { smtpRelayFields } from '../../outbound/smtp-relay.js';
+import { smtpRelayFields } from '../../net/smtp-relay.js';
 
 /**
  * `groups:` in the config: where relayed posts leave (an MTA that delivers to the members, e.g.

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { retrySchema } from '../../delivery/backoff.js';
-import { routeSchema, type Route } from '../../routing/schema.js';
+import { retrySchema } from '../../config/retry.js';
+import type { Route } from '../../routing/schema.js';
 import { DEFAULT_HEADER_PROPERTIES } from '../folders/collect.js';
 
 /**
@@ -39,8 +39,11 @@ export function objectAddress(cfg: ObjectsConfig, target: { id: number } | { wor
   return 'workflow' in target ? `${cfg.prefix}+wf+${target.workflow}@${cfg.domain}` : `${cfg.prefix}+${target.id}@${cfg.domain}`;
 }
 
-/** The routes `objects:` adds (none without both prefix and domain). */
-export function objectRoutes(cfg: ObjectsConfig): Route[] {
+/**
+ * The routes `objects:` adds (none without both prefix and domain), each checked by
+ * `routeSchema` (the config's, built from the target registry) like a configured route.
+ */
+export function objectRoutes(cfg: ObjectsConfig, routeSchema: { parse(input: unknown): Route }): Route[] {
   if (!cfg.prefix || !cfg.domain) return [];
   const common = { priority: cfg.priority, ...(cfg.retry ? { retry: cfg.retry } : {}) };
   return [

@@ -3,8 +3,8 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { mailError, MailError } from '../../core/errors.js';
-import { guardedLookup, isPrivateAddress, privateAddressError } from '../../targets/address-guard.js';
-import { httpStatusError } from '../../targets/webhook.js';
+import { guardedLookup, isPrivateAddress, privateAddressError } from '../../net/address-guard.js';
+import { httpStatusError } from '../../net/remote-answer.js';
 import type { HttpAction } from './definition.js';
 
 /** What a POST produced: the status and the response body, cut at maxOutput. */

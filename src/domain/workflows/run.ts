@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { DeliveryContext, ParsedMessage, Receipt } from '../../core/delivery.js';
 import { asMailError } from '../../core/errors.js';
-import type { BlobStore } from '../../core/ports.js';
+import type { BlobStore } from '../../store/ports.js';
 import type { Db } from '../../store/db.js';
 import { fileDocuments } from '../folders/documents.js';
 import { isCommand } from './definition.js';

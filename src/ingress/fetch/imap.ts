@@ -1,9 +1,10 @@
 import type { ImapFlow } from 'imapflow';
-import { mailError, type MailError } from '../core/errors.js';
-import type { Accept } from '../intake/accept.js';
-import type { Db } from '../store/db.js';
-import type { Logger } from '../telemetry/log.js';
-import { imapFailure, type ImapSettings } from './imap-session.js';
+import { mailError, type MailError } from '../../core/errors.js';
+import type { Accept } from '../../intake/accept.js';
+import type { Db } from '../../store/db.js';
+import type { Logger } from '../../telemetry/log.js';
+import { imapFailure } from '../../net/remote-answer.js';
+import type { ImapSettings } from './imap-session.js';
 import { keepFetched, type FetchOrigin, type KeepOutcome } from './keep.js';
 import { advance, linkFetched, resetUidValidity } from './state.js';
 

@@ -1,5 +1,5 @@
-import { listFolders, getAccount, type MailFolder } from '../domain/accounts/store.js';
-import { whileLeased, type Leases } from '../store/leases.js';
+import { listFolders, getAccount, type MailFolder } from '../../domain/accounts/store.js';
+import { whileLeased, type Leases } from '../../store/leases.js';
 import { watchFolder, type WatchDeps } from './watch.js';
 
 interface Running {

@@ -1,7 +1,7 @@
-import { mailError } from '../core/errors.js';
-import type { Accept } from '../intake/accept.js';
-import type { Db } from '../store/db.js';
-import type { Logger } from '../telemetry/log.js';
+import { mailError } from '../../core/errors.js';
+import type { Accept } from '../../intake/accept.js';
+import type { Db } from '../../store/db.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { PassResult } from './imap.js';
 import { keepFetched, type FetchOrigin, type KeepOutcome } from './keep.js';
 import { Pop3Session, type Pop3Settings } from './pop3-client.js';

@@ -2,8 +2,8 @@ import { Readable } from 'node:stream';
 import type { AddressLike, ParsedMessage } from '../core/delivery.js';
 import { mailError } from '../core/errors.js';
 import type { StoredMessage, StoredPart } from '../core/message.js';
-import type { BlobStore } from '../core/ports.js';
-import { withTrace } from '../intake/trace.js';
+import type { BlobStore } from '../store/ports.js';
+import { withTrace } from './trace.js';
 import type { Db } from '../store/db.js';
 import { getMessageWithDetail, getParts, toStoredPart, type ParsedRows } from '../store/messages.js';
 
@@ -46,7 +46,7 @@ export async function buildParsedView(deps: { db: Db; blobs: BlobStore }, messag
 }
 
 /**
- * The same view from what the parse worker has just saved (the message as it read it, and the
+ * The same view from what the parse step (parse-and-store.ts) has just saved (the message as it read it, and the
  * rows it wrote), so that planning right after a parse does not read them back.
  */
 export function viewOfParse(blobs: BlobStore, read: StoredMessage, saved: ParsedRows): ParsedMessage {

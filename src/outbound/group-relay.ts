@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { Transporter } from 'nodemailer';
 import type { GroupsConfig } from '../domain/groups/config.js';
-import { smtpTransportOptions } from '../outbound/smtp-relay.js';
-import { smtpFailure } from './forward.js';
+import { smtpTransportOptions } from '../net/smtp-relay.js';
+import { smtpFailure } from '../net/remote-answer.js';
 import type { MailError } from '../core/errors.js';
 
 /** Sends one copy of a post: one SMTP transaction per member, so each has its own return path. */

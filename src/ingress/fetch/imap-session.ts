@@ -1,6 +1,7 @@
 import type { ImapFlow } from 'imapflow';
-import { mailError, MailError } from '../core/errors.js';
-import type { TlsMode } from '../domain/accounts/store.js';
+import { mailError, MailError } from '../../core/errors.js';
+import type { TlsMode } from '../../domain/accounts/store.js';
+import { imapFailure } from '../../net/remote-answer.js';
 
 /** How to reach and log in to one IMAP mailbox. */
 export interface ImapSettings {
@@ -39,34 +40,6 @@ export async function imapClient(s: ImapSettings): Promise<ImapFlow> {
     socketTimeout: s.socketTimeout ?? 10 * 60_000,
     clientInfo: { name: 'Postroom' },
   });
-}
-
-interface ImapErrorLike extends Error {
-  code?: string;
-  authenticationFailed?: boolean;
-  mailboxMissing?: boolean;
-  responseText?: string;
-  serverResponseCode?: string;
-  tlsFailed?: boolean;
-}
-
-/**
- * An IMAP failure as MailError. A refused login is AUTH_FAILED (5.7.8: retrying the same
- * password will not help, but the watcher keeps trying slowly in case it is changed on the
- * server); a missing folder NOT_FOUND; anything else (refused, reset, timeout, TLS) is a
- * transient connection failure.
- */
-export function imapFailure(err: unknown, host: string): MailError {
-  if (err instanceof MailError) return err;
-  const e = (err ?? {}) as ImapErrorLike;
-  const text = (e.responseText || e.message || String(err)).replace(/\s+/g, ' ').trim();
-  if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') {
-    return mailError('AUTH_FAILED', `${host}: login refused: ${text}`, { cause: err });
-  }
-  if (e.mailboxMissing || e.serverResponseCode === 'NONEXISTENT') {
-    return mailError('NOT_FOUND', `${host}: no such folder: ${text}`, { cause: err });
-  }
-  return mailError('TARGET_CONNECT', `${host}: ${e.code ? `${e.code}: ` : ''}${text}`, { cause: err });
 }
 
 /** A folder as the server lists it. */

@@ -1,8 +1,8 @@
-import { asMailError } from '../core/errors.js';
-import { effectiveOptions } from '../domain/accounts/config.js';
-import type { SecretBox } from '../domain/accounts/secret-box.js';
-import { accountPassword, upsertFolders, type MailAccount, type MailFolder, type MailProfile } from '../domain/accounts/store.js';
-import type { Db } from '../store/db.js';
+import { asMailError } from '../../core/errors.js';
+import { effectiveOptions } from '../../domain/accounts/config.js';
+import type { SecretBox } from '../../domain/accounts/secret-box.js';
+import { accountPassword, upsertFolders, type MailAccount, type MailFolder, type MailProfile } from '../../domain/accounts/store.js';
+import type { Db } from '../../store/db.js';
 import { discoverImapFolders, type ListedFolder } from './imap-session.js';
 import { Pop3Session } from './pop3-client.js';
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ParsedMessage, PlannedDelivery, Target } from '../core/delivery.js';
-import { planDeliveries } from '../routing/plan.js';
-import type { CompiledRoute } from '../routing/rules.js';
+import { planDeliveries } from './fan-out.js';
+import type { CompiledRoute } from './rules.js';
 import type { Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../store/schema.js';
+import type { Database } from './schema.js';
 
 /**
  * Bytes received and hashed, not yet visible under their hash. Small blobs are held in memory

@@ -1,8 +1,8 @@
-import { asMailError, type MailError } from '../core/errors.js';
-import type { StoredMessage } from '../core/message.js';
-import type { Accept } from '../intake/accept.js';
-import { firstAddress, headerValue } from '../ingress/pipe-source.js';
-import { parseHeaderBlock } from '../mime/header-sniff.js';
+import { asMailError, type MailError } from '../../core/errors.js';
+import type { StoredMessage } from '../../core/message.js';
+import type { Accept } from '../../intake/accept.js';
+import { firstAddress, headerValue } from '../pipe-source.js';
+import { parseHeaderBlock } from '../../mime/header-sniff.js';
 
 /** Where a fetched message came from: the envelope intake records for it. */
 export interface FetchOrigin {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { relaxedTransaction, transact, type Db } from '../store/db.js';
+import { relaxedTransaction, transact, type Db } from '../../store/db.js';
 
 /**
  * What a fetcher writes back: where it got to in a folder (UIDVALIDITY, last UID, POP3 UIDLs

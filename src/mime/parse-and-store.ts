@@ -1,14 +1,13 @@
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/schema.js';
 import { idFloor } from '../core/ids.js';
-import type { BlobStore, StagedBlob } from '../core/ports.js';
+import type { BlobStore, StagedBlob } from '../store/ports.js';
 import type { Db } from '../store/db.js';
 import type { StoredMessage } from '../core/message.js';
 import { getMessage, listUnparsed, saveParsed, writeParsed, writeParsedMany, type ParsedRows } from '../store/messages.js';
 import { batchedWrite } from '../store/write-batch.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { parseStored, rawResult, type ParseResult } from './parse.js';
+import { parseStored, rawResult, type ParseLimits, type ParseResult } from './parse.js';
 import { ParseThread } from './parse-thread.js';
 
 export interface ParseWorkerDeps {
@@ -16,7 +15,7 @@ export interface ParseWorkerDeps {
   blobs: BlobStore;
   log: Logger;
   metrics: Metrics;
-  config: Config['parse'];
+  config: ParseLimits & { workers: number; thread: boolean };
   /**
    * Every so often, look for messages another process kept (`postroom deliver` writing to this
    * store): they never pass through this process's intake, so nothing enqueues them. 0: never.
@@ -70,7 +69,7 @@ export interface ParsedNow {
  * `raw` with the reason; nothing here throws back to intake, and nothing here can crash the
  * process.
  */
-export class ParseWorker extends EventEmitter<{ parsed: [string, ParsedNow] }> {
+export class ParseAndStore extends EventEmitter<{ parsed: [string, ParsedNow] }> {
   private readonly queue: string[] = [];
   private readonly queued = new Set<string>();
   /** Messages intake handed over with their row: no need to read it again. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mailError, MailError } from '../core/errors.js';
-import type { TlsMode } from '../domain/accounts/store.js';
+import { mailError, MailError } from '../../core/errors.js';
+import type { TlsMode } from '../../domain/accounts/store.js';
 
 /**
  * A small POP3 client (RFC 1939, CAPA from RFC 2449, STLS from RFC 2595). Written here because

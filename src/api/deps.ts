@@ -1,0 +1,58 @@
+import type { HttpConfig } from '../config/schema.js';
+import { mailError } from '../core/errors.js';
+import type { RecipientCheck } from '../core/message.js';
+import type { MailConfig } from '../domain/accounts/config.js';
+import type { SecretBox } from '../domain/accounts/secret-box.js';
+import type { ObjectsConfig } from '../domain/objects/config.js';
+import type { Accept } from '../intake/accept.js';
+import type { Db } from '../store/db.js';
+import type { BlobStore } from '../store/ports.js';
+import type { Logger } from '../telemetry/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+
+/** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
+export interface ApiDeps {
+  config: HttpConfig;
+  db: Db;
+  blobs: BlobStore;
+  log: Logger;
+  metrics: Metrics;
+  token: string;
+  /** `objects:` config, for the addresses shown with folders and workflows (absent: none shown). */
+  objects?: ObjectsConfig;
+  /** Told when a delivery was replayed (or a paused target resumed) by hand, so a worker in this process runs it at once. */
+  onDeliveryRetry?: (deliveryId: string) => void;
+  /** The intake door and the RCPT-time checks, for POST /api/v1/inbound (absent: it answers 503 4.3.5). */
+  intake?: InboundDeps;
+  /** Mail accounts: the secret box, fetch settings, and how to tell the fetcher and worker about changes (absent: /api/v1/email answers 503). */
+  mail?: MailApiDeps;
+}
+
+/** What the HTTP intake (POST /api/v1/inbound) needs from a running Postroom. */
+export interface InboundDeps {
+  accept: Accept;
+  /** The same RCPT-time checks the SMTP listener runs (domains, routes, targets). */
+  recipientCheck: RecipientCheck;
+  requireMessageId: boolean;
+  trace: boolean;
+  /** The address of a group named by id (`list=12345`); NOT_FOUND-like 5.1.1 when there is none. */
+  resolveList?: (list: string) => Promise<string>;
+}
+
+/** What /api/v1/email needs beyond the common deps. */
+export interface MailApiDeps {
+  box: SecretBox;
+  config: MailConfig;
+  /** Our host name, for the Message-ID of outbound mail. */
+  hostname: string;
+  /** Folders changed: the fetcher in this process rescans now (others at their next rescan). */
+  refresh(): void;
+  /** An outbound message was queued: the delivery worker looks now. */
+  wake(): void;
+}
+
+/** The mail deps, or 503 when this server was built without them. */
+export function mailDeps(deps: ApiDeps): MailApiDeps {
+  if (!deps.mail) throw mailError('CONFIG', 'mail accounts are not available on this server');
+  return deps.mail;
+}
