@@ -7,7 +7,7 @@ import { startPostroom, type BenchServer } from '../lib/servers.js';
 import type { Measurement, Scenario } from '../lib/types.js';
 
 /**
- * Fetching from a real Dovecot into `postroom serve` (issue 5): pickup latency from IMAP APPEND
+ * Fetching from a real Dovecot into `postroom serve`: pickup latency from IMAP APPEND
  * to kept (fsync + commit), with IDLE, p50/p99; and messages per second kept from a folder of
  * 10,000 (moved to Done after keeping, as a real deployment would). Dovecot itself delays IDLE
  * notifications by about half a second, which the latency includes; its own number is reported

@@ -5,7 +5,7 @@ import { runSmtpSource } from '../lib/smtp-source.js';
 import { keptMessages } from '../lib/store.js';
 import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 
-// Intake on PostgreSQL beside SQLite (issue 8): 4 KiB messages over 20 kept-open sessions per
+// Intake on PostgreSQL beside SQLite: 4 KiB messages over 20 kept-open sessions per
 // node, durable (the 250 comes after the commit). On PostgreSQL the raw bytes go into the
 // database too (store.blobs: db, the default there), so every node sees every message.
 

@@ -10,7 +10,7 @@ import { routeDeliveries } from '../lib/store.js';
 import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 
 /**
- * Issue 14: one stuck target must not stall the others. A webhook that accepts TCP and never
+ * One stuck target must not stall the others. A webhook that accepts TCP and never
  * answers (timeout 30 s) has BACKLOG deliveries queued; then a healthy webhook on another route
  * gets messages at a steady RATE msgs/s, and its 250 → webhook latency is measured. Two runs of
  * the same binary on one SQLite store, one after the other: "before" configures what the worker

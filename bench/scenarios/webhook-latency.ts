@@ -8,7 +8,7 @@ import { startPostroom } from '../lib/servers.js';
 import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
 
 /**
- * Issue 3: latency from the SMTP 250 to the webhook request arriving, at a steady 100 msgs/s,
+ * Latency from the SMTP 250 to the webhook request arriving, at a steady 100 msgs/s,
  * on SQLite and on PostgreSQL. A local HTTP receiver answers 200 and notes when each message
  * (by its Subject) arrives; the client sends on four kept-open SMTP connections on a fixed
  * schedule (not as fast as it can: this is latency at a given load, not throughput) and notes

@@ -10,7 +10,7 @@ import { freePort, requirePeer, tempDir, testBackend, waitFor } from '../helpers
 import { startServeChild, type ServeChild } from '../helpers/serve-child.js';
 import { pgTestSchema } from '../helpers/test-db.js';
 
-// Scale-out (issue 8): three `postroom serve` processes on one PostgreSQL database, Postfix's
+// Scale-out: three `postroom serve` processes on one PostgreSQL database, Postfix's
 // smtp-source sending 3,000 messages spread over them, one node killed with SIGKILL mid-run and
 // restarted. Every message that got a 250 is kept exactly once, and a webhook receiver sees
 // every delivery at least once under one stable webhook-id (so it processes each once).

@@ -8,7 +8,7 @@ import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 import { swaks } from '../helpers/swaks.js';
 
 /**
- * Issue 3's acceptance route, as written in config/examples/fax.yaml (only the spool dir is
+ * The fax gateway's route, as written in config/examples/fax.yaml (only the spool dir is
  * moved into the test's temporary directory), driven end to end through the SMTP listener.
  * swaks reads an argument starting with '+' as an option, so the later cases use a bare
  * number, which the route's `\+?\d+` also takes.

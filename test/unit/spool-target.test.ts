@@ -35,7 +35,7 @@ function readIni(text: string): Record<string, Record<string, string>> {
   return out;
 }
 
-describe('the fax route of issue 3 (config/examples/fax.yaml)', () => {
+describe('the fax route (config/examples/fax.yaml)', () => {
   const config = loadConfig(path.join(root, 'config/examples/fax.yaml'), {});
   const router = createRouter(config.routes, targets);
   const faxSpool = config.routes[0].deliver[0];
