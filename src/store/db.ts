@@ -209,21 +209,43 @@ export async function migrate(db: Db): Promise<string[]> {
       // or a second schema in the same database would find the first one's and skip creating its own.
       const schema =
         db.pg?.schema ?? (await sql<{ s: string }>`select current_schema() as s`.execute(conn)).rows[0]?.s ?? 'public';
-      // Kysely looks for its tables by listing every table of every schema, and a schema that
-      // someone drops during that listing fails it with 3F000 (invalid_schema_name) although
-      // it is not ours: seen when many test schemas come and go in one database. Ask again.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await runMigrator(conn, schema);
-        } catch (err) {
-          const code = ((err as Error).cause as { code?: string } | undefined)?.code;
-          if (code !== '3F000' || attempt >= 10) throw err;
-          await new Promise((r) => setTimeout(r, 20 * attempt));
-        }
-      }
+      return await runMigrator(schemaScoped(conn, schema), schema);
     } finally {
       await sql`reset statement_timeout`.execute(conn);
     }
+  });
+}
+
+/**
+ * The connection as Kysely's Migrator sees it, with an introspection that looks in our schema
+ * only. Kysely's own lists every column of every table of every schema the user may use, with
+ * pg_get_serial_sequence on each: a schema or table that someone else drops during that listing
+ * fails our migration (3F000 invalid_schema_name, 42703 "column … does not exist"), although it
+ * is not ours: seen in CI with many test schemas coming and going in one database. The Migrator
+ * only asks which schemas and tables exist, by name.
+ */
+function schemaScoped(conn: Kysely<any>, schema: string): Kysely<any> {
+  const introspection = {
+    async getSchemas() {
+      const r = await sql<{ name: string }>`select schema_name as name from information_schema.schemata where schema_name = ${schema}`.execute(conn);
+      return r.rows;
+    },
+    async getTables() {
+      const r = await sql<{ name: string; schema: string }>`
+        select table_name as name, table_schema as schema from information_schema.tables where table_schema = ${schema}`.execute(conn);
+      return r.rows.map((t) => ({ ...t, isView: false, columns: [] }));
+    },
+    async getMetadata() {
+      return { tables: await this.getTables() };
+    },
+  };
+  return new Proxy(conn, {
+    get(target, prop) {
+      if (prop === 'introspection') return introspection;
+      const v = Reflect.get(target, prop, target);
+      // Kysely's methods use private fields: call them on the real object.
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
   });
 }
 
