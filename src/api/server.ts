@@ -5,7 +5,8 @@ import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { installBearerAuth } from './auth.js';
+import { installAudit } from './audit.js';
+import { installAuth } from './auth.js';
 import type { ObjectsConfig } from '../domain/objects/config.js';
 import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
@@ -70,8 +71,11 @@ function packageVersion(): string {
 
 /** Build the fastify server with every route module registered, auth and the one error handler. */
 export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes[] = ROUTE_MODULES): Promise<ApiServer> {
+  const tls = deps.config.tls ? { key: readFileSync(deps.config.tls.key), cert: readFileSync(deps.config.tls.cert) } : null;
   const fastify = Fastify({
     logger: false,
+    // http.tls: HTTPS, so session cookies travel encrypted only (they are then marked Secure).
+    https: tls,
     // Bodies we accept (uploads, later) are bounded by config; everything else streams out.
     bodyLimit: deps.config.maxUploadSize,
     // Without this, a client that opens connections and never sends holds them forever.
@@ -83,7 +87,8 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
     },
   });
   installProblemHandlers(fastify, deps.log);
-  installBearerAuth(fastify, deps.token);
+  installAuth(fastify, { db: deps.db, token: deps.token, config: deps.config });
+  installAudit(fastify, { db: deps.db, log: deps.log });
   // One line per request, at debug: method, path, status, time. Never headers (the token).
   fastify.addHook('onResponse', async (request, reply) => {
     deps.log.debug({ msg: 'api', method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) });

@@ -65,6 +65,10 @@ export const CATALOGUE = {
   SPOOL_REFUSED: { status: '5.3.0', smtp: 550, text: 'The spool directory\'s file system refuses this file' },
   // -- API --
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token' },
+  // Signed in, but the role (or the token's scope) does not reach this; or a cross-site request.
+  FORBIDDEN: { status: '5.7.1', smtp: 550, text: 'Not allowed' },
+  // Too many failed sign-ins; retryAfter says when to try again (RFC 6585 §4).
+  TOO_MANY_REQUESTS: { status: '4.7.0', smtp: 421, text: 'Too many attempts; try again later' },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found' },
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request' },
   // -- command line --
@@ -186,6 +190,10 @@ export function toHttpStatus(err: unknown): number {
   switch (e.code) {
     case 'UNAUTHORISED':
       return 401;
+    case 'FORBIDDEN':
+      return 403;
+    case 'TOO_MANY_REQUESTS':
+      return 429;
     case 'NOT_FOUND':
       return 404;
     case 'INVALID_REQUEST':
