@@ -54,6 +54,8 @@ export interface ApiDeps {
 /** A built API server, not yet listening. */
 export interface ApiServer {
   fastify: FastifyInstance;
+  /** Every route as registered (method, url, config): what the role and audit checks read. */
+  routes: readonly { method: string; url: string; config: Record<string, unknown> }[];
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
 }
@@ -100,7 +102,9 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
 
   // Collect each route's spec as it is registered, for the OpenAPI document.
   const specs: RouteSpec[] = [];
+  const routes: { method: string; url: string; config: Record<string, unknown> }[] = [];
   fastify.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, config: (route.config ?? {}) as Record<string, unknown> });
     const spec = (route.config as { spec?: RouteSpec } | undefined)?.spec;
     if (spec && route.method !== 'HEAD') specs.push(spec);
   });
@@ -123,6 +127,7 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
 
   return {
     fastify,
+    routes,
     async listen() {
       await fastify.listen({ host: deps.config.listen.host, port: deps.config.listen.port });
       const addr = fastify.server.address();
