@@ -52,6 +52,17 @@ export function requiredRole(method: string, config: AuthRouteConfig | undefined
   return config?.role ?? (SAFE_METHODS.has(method) ? 'viewer' : 'admin');
 }
 
+/**
+ * For a handler that decides by what it finds (someone else's token, a user's own row): FORBIDDEN
+ * unless the request has at least `need`. The route's own `role` is checked before any handler.
+ */
+export function requireRole(request: FastifyRequest, need: Role): Principal {
+  const p = request.principal;
+  if (!p) throw mailError('UNAUTHORISED', 'Missing credentials');
+  if (!roleAtLeast(p.role, need)) throw mailError('FORBIDDEN', `needs role ${need}; your role is ${p.role}`);
+  return p;
+}
+
 /** The actor's name as the audit log records it. */
 export function actorName(p: Principal): string {
   return p.user?.name ?? 'api-token';

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { requiredRole, SAFE_METHODS, type AuthRouteConfig } from '../../src/api/auth.js';
-import { createApiServer, type ApiServer } from '../../src/api/server.js';
+import { createApiServer, ROUTE_MODULES, type ApiRoutes, type ApiServer } from '../../src/api/server.js';
 import { validateConfig } from '../../src/config/load.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { listAudit } from '../../src/store/audit-log.js';
+import { migrate, openDb, type Db } from '../../src/store/db.js';
+import { createSession } from '../../src/store/sessions.js';
+import { addUser } from '../../src/store/users.js';
 import { openBlobStore } from '../../src/store/open-blobs.js';
 import { createLogger } from '../../src/telemetry/log.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
@@ -72,5 +75,63 @@ describe('route roles and audit declarations', () => {
     assert.equal(requiredRole('HEAD', undefined), 'viewer');
     for (const m of ['POST', 'PUT', 'PATCH', 'DELETE']) assert.equal(requiredRole(m, {}), 'admin');
     assert.equal(requiredRole('POST', { role: 'operator' }), 'operator');
+  });
+});
+
+describe('routes registered by hand (console pages): login redirect and the _csrf form field', () => {
+  let tmp: { dir: string; cleanup(): void };
+  let db: Db;
+  let api: ApiServer;
+  let cookie: string;
+  let csrf: string;
+  const posted: unknown[] = [];
+
+  before(async () => {
+    tmp = tempDir();
+    const config = validateConfig({ dataDir: tmp.dir, http: { apiToken: 'route-roles-test-token', signIn: { scryptCost: 10 } } });
+    db = openDb(undefined, tmp.dir);
+    await migrate(db);
+    const page: ApiRoutes = async (app) => {
+      app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+      app.route({ method: 'GET', url: '/console-test', config: { loginRedirect: '/login' }, handler: async () => 'page' });
+      app.route({
+        method: 'POST',
+        url: '/console-test/form',
+        config: { role: 'viewer', audit: 'test.form' },
+        handler: async (request) => {
+          posted.push(request.body);
+          return { ok: true };
+        },
+      });
+    };
+    api = await createApiServer({ config: config.http, db, blobs: openBlobStore(config, db), log: createLogger('silent'), metrics: createMetrics(), token: 'route-roles-test-token' }, [...ROUTE_MODULES, page]);
+    const user = await addUser(db, { name: 'pat', role: 'viewer', password: 'pat password' }, 10);
+    const s = await createSession(db, user, config.http.sessions);
+    cookie = `postroom_session=${s.token}`;
+    csrf = s.session.csrfToken;
+  });
+  after(async () => {
+    await api?.close();
+    await db?.close();
+    tmp?.cleanup();
+  });
+
+  it('sends a page without credentials to the login page (303 with ?next=), and serves it with them', async () => {
+    const res = await api.fastify.inject({ method: 'GET', url: '/console-test?x=1' });
+    assert.equal(res.statusCode, 303);
+    assert.equal(res.headers.location, '/login?next=%2Fconsole-test%3Fx%3D1');
+    assert.equal((await api.fastify.inject({ method: 'GET', url: '/console-test', headers: { cookie } })).statusCode, 200);
+  });
+
+  it('takes the CSRF token from a form\'s _csrf field (removed before the handler sees the body), and refuses the form without it', async () => {
+    const form = (body: string) => api.fastify.inject({ method: 'POST', url: '/console-test/form', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: body });
+    assert.equal((await form('note=hi')).statusCode, 403);
+    assert.equal((await form(`note=hi&_csrf=${'A'.repeat(43)}`)).statusCode, 403);
+    assert.deepEqual(posted, []);
+    const ok = await form(`note=hi&_csrf=${encodeURIComponent(csrf)}`);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(posted, [{ note: 'hi' }]);
+    const audit = await listAudit(db.kysely, { action: 'test.form', limit: 10 });
+    assert.deepEqual(audit.items.map((e) => [e.actor, e.object]), [['pat', '/console-test/form']]);
   });
 });
