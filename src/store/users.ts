@@ -91,6 +91,7 @@ export async function updateUser(
       ...(change.disabled === undefined ? {} : { disabled: change.disabled ? 1 : 0 }),
       updated_at: now.toISOString(),
     };
+    await keepAnAdmin(trx, row, next);
     await trx.updateTable('users').set(next).where('id', '=', row.id).execute();
     if (hash || change.disabled) await trx.deleteFrom('sessions').where('user', '=', row.id).execute();
     return toUser(next);
@@ -102,11 +103,30 @@ export async function deleteUser(db: Db, name: string): Promise<boolean> {
   return transact(db, async (trx) => {
     const row = await getUserByName(trx, name);
     if (!row) return false;
+    await keepAnAdmin(trx, row, undefined);
     await trx.deleteFrom('sessions').where('user', '=', row.id).execute();
     await trx.deleteFrom('api_tokens').where('user', '=', row.id).execute();
     await trx.deleteFrom('users').where('id', '=', row.id).execute();
     return true;
   });
+}
+
+/**
+ * Refuse to take away the last enabled admin (demoted, disabled or deleted): the console would
+ * have nobody left to manage users (POSTROOM_API_TOKEN and the CLI still could, but a slip in
+ * the console should not need them).
+ */
+async function keepAnAdmin(trx: Q, row: UsersTable, next: { role: string; disabled: number } | undefined): Promise<void> {
+  if (row.role !== 'admin' || row.disabled === 1) return;
+  if (next && next.role === 'admin' && next.disabled === 0) return;
+  const others = await trx
+    .selectFrom('users')
+    .select('id')
+    .where('role', '=', 'admin')
+    .where('disabled', '=', 0)
+    .where('id', '!=', row.id)
+    .executeTakeFirst();
+  if (!others) throw mailError('CONFLICT', `'${row.name}' is the last enabled admin; make another admin first`);
 }
 
 let dummy: { log2N: number; hash: Promise<string> } | undefined;

@@ -239,6 +239,16 @@ describe('users, sessions, roles, tokens and the audit log', () => {
     assert.equal((await bearer(pr, t.token, `/api/v1/deliveries/${deliveryId}/retry`, 'POST')).status, 403);
   });
 
+  it('keeps an enabled admin: the last one cannot be demoted, disabled or deleted', async () => {
+    const patch = (name: string, body: unknown) => pr.api(`/api/v1/users/${name}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    for (const res of [await patch('ada', { role: 'operator' }), await patch('ada', { disabled: true }), await pr.api('/api/v1/users/ada', { method: 'DELETE' })]) {
+      assert.equal(res.status, 409);
+      assert.equal(((await res.json()) as { detail: string }).detail, "'ada' is the last enabled admin; make another admin first");
+    }
+    assert.equal((await patch('ada', { role: 'admin', password: 'still the same' })).status, 200, 'a change that keeps her admin is fine');
+    assert.equal((await patch('ada', { password: PASSWORD })).status, 200);
+  });
+
   it('writes an audit row for each state-changing action (who, what, object, ip), newest first, filterable', async () => {
     const page = (await (await pr.api('/api/v1/audit?actor=otto&action=delivery.retry')).json()) as { items: Record<string, unknown>[] };
     assert.equal(page.items.length, 2, 'one by session, one by write token');

@@ -52,7 +52,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
       audit: 'user.update',
       params: UserParams,
       body: UserPatch,
-      responses: { 200: { description: 'the user now', schema: UserView } },
+      responses: { 200: { description: 'the user now', schema: UserView }, 409: { description: 'it would leave no enabled admin (code CONFLICT)' } },
     },
     async ({ params, body, request }) => {
       if (body.role === undefined && body.password === undefined && body.disabled === undefined) throw mailError('INVALID_REQUEST', 'body: give role, password or disabled');
@@ -65,7 +65,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
 
   defineRoute(
     app,
-    { method: 'DELETE', url: `${USERS}/:name`, summary: 'Delete a user with their sessions and tokens (the audit log keeps their name)', tags, role: 'admin', audit: 'user.delete', params: UserParams, responses: { 204: { description: 'deleted' } } },
+    { method: 'DELETE', url: `${USERS}/:name`, summary: 'Delete a user with their sessions and tokens (the audit log keeps their name)', tags, role: 'admin', audit: 'user.delete', params: UserParams, responses: { 204: { description: 'deleted' }, 409: { description: 'the last enabled admin (code CONFLICT)' } } },
     async ({ params, request, reply }) => {
       if (!(await deleteUser(db, params.name))) throw mailError('NOT_FOUND', `no user '${params.name}'`);
       request.auditNote = { object: `user:${params.name}` };
