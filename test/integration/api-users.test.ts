@@ -218,7 +218,12 @@ describe('users, sessions, roles, tokens and the audit log', () => {
     const all = (await (await pr.api('/api/v1/tokens')).json()) as { items: { id: string }[] };
     assert.ok(all.items.some((t) => t.id === read.id));
 
+    // WebDAV (read-only) takes a user token too, as the Basic password a file manager sends.
+    const dav = () => fetch(`${pr.baseUrl}/dav/`, { method: 'PROPFIND', headers: { depth: '0', authorization: `Basic ${Buffer.from(`otto:${read.token}`).toString('base64')}` } });
+    assert.equal((await dav()).status, 207);
+
     assert.equal((await asBrowser(pr, otto, `/api/v1/tokens/${read.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await dav()).status, 401);
     const revoked = await bearer(pr, read.token, '/api/v1/messages');
     assert.equal(revoked.status, 401);
     assert.equal(((await revoked.json()) as { detail: string }).detail, 'Invalid API token');
