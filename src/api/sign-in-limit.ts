@@ -1,7 +1,9 @@
 /**
  * Failed sign-ins counted per key (client IP, user name) in a fixed one-minute window. Past the
  * limit a key is refused until its window ends, before any password is checked: guessing costs
- * the guesser a minute per `limit` tries and costs us no scrypt work. Per process: nodes that
+ * the guesser a minute per `limit` tries and costs us no scrypt work. A try is counted when it
+ * starts and taken back if it succeeds, so a burst of parallel tries cannot all get past the
+ * check before the first of them has failed. Per process: nodes that
  * share a store each count their own (at most nodes × limit tries a minute).
  */
 export class SignInLimit {
@@ -27,7 +29,13 @@ export class SignInLimit {
     else w.failures++;
   }
 
-  /** A successful sign-in clears the user name's count (not the IP's: one right password must not reset a spray). */
+  /** Take back one counted try (it succeeded), e.g. the IP's: one right password must not reset a spray. */
+  forgive(key: string): void {
+    const w = this.windows.get(key);
+    if (w && w.failures > 0) w.failures--;
+  }
+
+  /** A successful sign-in clears the user name's count. */
   succeed(key: string): void {
     this.windows.delete(key);
   }

@@ -361,4 +361,13 @@ describe('sessions over a TLS listener, with a short idle timeout', () => {
     // Gone for good: the row was deleted, not just refused.
     assert.equal((await get()).status, 401);
   });
+
+  it('counts a burst of parallel sign-ins as it arrives: no more than the limit get to a password check', async () => {
+    const tries = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => httpsRequest(`${base}/api/v1/session`, 'POST', { 'content-type': 'application/json' }, JSON.stringify({ name: 'tess', password: `wrong ${i}` }))),
+    );
+    const statuses = tries.map((t) => t.status).sort();
+    assert.equal(statuses.filter((s) => s === 401).length, 10, statuses.join(' '));
+    assert.equal(statuses.filter((s) => s === 429).length, 6, statuses.join(' '));
+  });
 });

@@ -25,4 +25,15 @@ describe('SignInLimit', () => {
     l.succeed('user:a');
     assert.equal(l.retryAfter('user:a', 3), 0);
   });
+
+  it('forgive takes back one try, leaving the others counted', () => {
+    const l = new SignInLimit(2);
+    l.fail('ip:a', 0);
+    l.fail('ip:a', 1);
+    assert.ok(l.retryAfter('ip:a', 2) > 0);
+    l.forgive('ip:a');
+    assert.equal(l.retryAfter('ip:a', 3), 0);
+    l.fail('ip:a', 4);
+    assert.ok(l.retryAfter('ip:a', 5) > 0);
+  });
 });

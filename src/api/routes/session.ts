@@ -56,12 +56,14 @@ export async function sessionRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       const keys = [`ip:${request.ip}`, `user:${body.name.toLowerCase()}`];
       const wait = Math.max(...keys.map((k) => limit.retryAfter(k)));
       if (wait > 0) throw mailError('TOO_MANY_REQUESTS', `Too many failed sign-ins; try again in ${wait} s`, { retryAfter: wait });
+      // Counted before the (slow) check, so parallel tries are counted too; taken back on success.
+      for (const k of keys) limit.fail(k);
       const user = await checkCredentials(db.kysely, body.name, body.password, config.signIn.scryptCost);
       if (!user) {
-        for (const k of keys) limit.fail(k);
         deps.log.info({ msg: 'sign-in refused', user: body.name.slice(0, 64), ip: request.ip });
         throw mailError('UNAUTHORISED', 'Wrong user name or password');
       }
+      limit.forgive(keys[0]!);
       limit.succeed(keys[1]!);
       const { token, session } = await createSession(db, user, config.sessions);
       setSessionCookie(reply, request, config, token);
