@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ResponseSpec, RouteSpec } from './route.js';
+import { operationId, type ResponseSpec, type RouteSpec } from './route.js';
 import { Problem } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -10,21 +10,6 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   return rest;
 }
 
-/**
- * A stable, unique name for each operation (client generators name their methods by it):
- * the method and the path after /api/v1, a parameter as `By<Name>`.
- * GET /api/v1/messages/:id/raw → getMessagesByIdRaw.
- */
-export function operationId(method: string, url: string): string {
-  const words = url
-    .replace(/^\/api\/v1(?=\/|$)/, '')
-    .split(/[/._-]+/)
-    .filter(Boolean)
-    .map((w) => (w.startsWith(':') ? `By${cap(w.slice(1))}` : w === '*' ? 'Path' : cap(w)));
-  return method.toLowerCase() + words.join('');
-}
-
-const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1);
 
 /** `:id` → `{id}`. */
 function openApiPath(url: string): string {
@@ -77,7 +62,10 @@ function errorResponses(spec: RouteSpec): Record<string, Json> {
   const out: Record<string, Json> = {};
   if (spec.params || spec.query || spec.body) out['400'] = problem('Invalid request: a malformed id, parameter or field (code INVALID_REQUEST)');
   if (spec.body) out['415'] = problem('The body is not of the media type the route takes (code UNSUPPORTED_MEDIA_TYPE)');
-  if (!spec.public) out['401'] = problem('Missing or invalid bearer token (code UNAUTHORISED)');
+  if (!spec.public) {
+    out['401'] = problem('Missing or invalid credentials: bearer token or session cookie (code UNAUTHORISED)');
+    out['403'] = problem(`Needs role ${spec.role ?? (spec.method === 'GET' ? 'viewer' : 'admin')}; or, with a session cookie, a missing CSRF token or a cross-site request (code FORBIDDEN)`);
+  }
   if (spec.params) out['404'] = problem('No such resource (code NOT_FOUND)');
   out.default = problem('Any other error, as RFC 9457 problem JSON with a stable code');
   return out;
@@ -95,7 +83,7 @@ export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version
       summary: spec.summary,
       ...(spec.description ? { description: spec.description } : {}),
       ...(spec.tags ? { tags: spec.tags } : {}),
-      ...(spec.public ? { security: [] } : {}),
+      ...(spec.public ? { security: [] } : { 'x-postroom-role': spec.role ?? (spec.method === 'GET' ? 'viewer' : 'admin') }),
       parameters: [...parameters(spec.params, 'path'), ...parameters(spec.query, 'query')],
       ...(spec.body ? { requestBody: requestBody(spec.body) } : {}),
       responses: { ...responses, ...errorResponses(spec) },
@@ -107,17 +95,20 @@ export function buildOpenApi(specs: RouteSpec[], info: { title?: string; version
       title: info.title ?? 'Postroom API',
       version: info.version,
       description:
-        'Read the mail Postroom has kept. Every route needs `Authorization: Bearer <token>` unless marked otherwise; ' +
+        'Read the mail Postroom has kept. Every route needs credentials unless marked otherwise: `Authorization: Bearer <token>` ' +
+        '(POSTROOM_API_TOKEN, or a user\'s `prt_` token), or the `postroom_session` cookie from POST /api/v1/session plus ' +
+        '`x-csrf-token` on state-changing requests. `x-postroom-role` names the least role (viewer, operator, admin) an operation needs; ' +
         'errors are RFC 9457 problem JSON (`application/problem+json`) with a stable `code`.',
     },
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'the API token (DATA_DIR/api-token or http.apiToken)' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'the API token (DATA_DIR/api-token or http.apiToken: admin), or a user\'s token (POST /api/v1/tokens)' },
+        session: { type: 'apiKey', in: 'cookie', name: 'postroom_session', description: 'set by POST /api/v1/session; state-changing requests also send x-csrf-token' },
         basic: { type: 'http', scheme: 'basic', description: 'WebDAV only: any user name, the API token as the password (what file managers send)' },
       },
       schemas: { Problem: jsonSchema(Problem, 'output') },
     },
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { session: [] }],
     paths: { ...paths, ...extraPaths },
   };
 }

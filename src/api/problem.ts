@@ -27,6 +27,9 @@ export function sendProblem(reply: FastifyReply, err: unknown, instance?: string
     // RFC 6750 §3: a 401 names the scheme the client should use.
     reply.header('www-authenticate', 'Bearer realm="postroom"');
   }
+  // RFC 6585 §4, RFC 9110 §10.2.3: when to come back.
+  const retryAfter = asMailError(err).retryAfter;
+  if (retryAfter !== undefined && problem.status === 429) reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
   // A problem must never be cached in place of the resource (RFC 9111 §3).
   reply.header('cache-control', 'no-store');
   // A Buffer, so fastify adds no charset parameter: JSON is UTF-8 by definition (RFC 8259 §8.1).

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { mailError, type MailError } from '../core/errors.js';
+import type { Role } from '../store/users.js';
+import { requiredRole, SAFE_METHODS, type AuthRouteConfig } from './auth.js';
 
 type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -24,8 +26,15 @@ export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType 
   summary: string;
   description?: string;
   tags?: string[];
-  /** No bearer token needed (health checks). Everything else is denied without one. */
+  /** No credentials needed (health checks, sign-in). Everything else is denied without them. */
   public?: boolean;
+  /** The least role that may call it; default viewer for GET, admin for anything else (auth.ts). */
+  role?: Role;
+  /**
+   * The audit action a successful state-changing call records (e.g. `delivery.retry`); default:
+   * the operationId. `false` exempts the route (say why next to it).
+   */
+  audit?: string | false;
   params?: P;
   query?: Q;
   /** Request body: a zod schema (JSON, validated before the handler runs), or bytes of a media type the handler reads as a stream. */
@@ -84,7 +93,12 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
   app.route({
     method: spec.method,
     url: spec.url,
-    config: { public: spec.public ?? false, spec },
+    config: {
+      public: spec.public ?? false,
+      spec,
+      role: requiredRole(spec.method, spec),
+      audit: SAFE_METHODS.has(spec.method) ? false : (spec.audit ?? operationId(spec.method, spec.url)),
+    } satisfies AuthRouteConfig & { spec: RouteSpec },
     handler: async (request, reply) => {
       const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
       const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;
@@ -95,3 +109,19 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
     },
   });
 }
+
+/**
+ * A stable, unique name for each operation (client generators name their methods by it):
+ * the method and the path after /api/v1, a parameter as `By<Name>`.
+ * GET /api/v1/messages/:id/raw → getMessagesByIdRaw.
+ */
+export function operationId(method: string, url: string): string {
+  const words = url
+    .replace(/^\/api\/v1(?=\/|$)/, '')
+    .split(/[/._-]+/)
+    .filter(Boolean)
+    .map((w) => (w.startsWith(':') ? `By${cap(w.slice(1))}` : w === '*' ? 'Path' : cap(w)));
+  return method.toLowerCase() + words.join('');
+}
+
+const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1);

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
-import { installBearerAuth } from './auth.js';
+import { installAudit } from './audit.js';
+import { installAuth } from './auth.js';
 import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
@@ -20,6 +21,10 @@ import { folderRoutes } from './routes/folders.js';
 import { objectRoutes } from './routes/objects.js';
 import { processRoutes } from './routes/processes.js';
 import { trackerRoutes } from './routes/tracker.js';
+import { auditRoutes } from './routes/audit.js';
+import { sessionRoutes } from './routes/session.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { userRoutes } from './routes/users.js';
 import { webdavOpenApi, webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
 
@@ -27,6 +32,8 @@ import { workflowRoutes } from './routes/workflows.js';
 /** A built API server, not yet listening. */
 export interface ApiServer {
   fastify: FastifyInstance;
+  /** Every route as registered (method, url, config): what the role and audit checks read. */
+  routes: readonly { method: string; url: string; config: Record<string, unknown> }[];
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
 }
@@ -35,7 +42,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes, sessionRoutes, userRoutes, tokenRoutes, auditRoutes];
 
 /** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
 function packageVersion(): string {
@@ -48,8 +55,11 @@ function packageVersion(): string {
 
 /** Build the fastify server with every route module registered, auth and the one error handler. */
 export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes[] = ROUTE_MODULES): Promise<ApiServer> {
+  const tls = deps.config.tls ? { key: readFileSync(deps.config.tls.key), cert: readFileSync(deps.config.tls.cert) } : null;
   const fastify = Fastify({
     logger: false,
+    // http.tls: HTTPS, so session cookies travel encrypted only (they are then marked Secure).
+    https: tls,
     // Bodies we accept (uploads, later) are bounded by config; everything else streams out.
     bodyLimit: deps.config.maxUploadSize,
     // Without this, a client that opens connections and never sends holds them forever.
@@ -61,7 +71,8 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
     },
   });
   installProblemHandlers(fastify, deps.log);
-  installBearerAuth(fastify, deps.token);
+  installAuth(fastify, { db: deps.db, token: deps.token, config: deps.config });
+  installAudit(fastify, { db: deps.db, log: deps.log });
   // One line per request, at debug: method, path, status, time. Never headers (the token).
   fastify.addHook('onResponse', async (request, reply) => {
     deps.log.debug({ msg: 'api', method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) });
@@ -69,7 +80,9 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
 
   // Collect each route's spec as it is registered, for the OpenAPI document.
   const specs: RouteSpec[] = [];
+  const routes: { method: string; url: string; config: Record<string, unknown> }[] = [];
   fastify.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, config: (route.config ?? {}) as Record<string, unknown> });
     const spec = (route.config as { spec?: RouteSpec } | undefined)?.spec;
     if (spec && route.method !== 'HEAD') specs.push(spec);
   });
@@ -92,6 +105,7 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
 
   return {
     fastify,
+    routes,
     async listen() {
       await fastify.listen({ host: deps.config.listen.host, port: deps.config.listen.port });
       const addr = fastify.server.address();

@@ -133,6 +133,30 @@ export const httpSchema = z.strictObject({
   maxUploadSize: size()
     .default(200 * 1024 * 1024)
     .describe('largest request body the API accepts, and so the largest message POST /api/v1/inbound keeps (larger: 413 with 5.3.4)'),
+  tls: z
+    .strictObject({ key: z.string(), cert: z.string() })
+    .optional()
+    .describe('PEM files: serve the API and console over HTTPS (session cookies are then Secure)'),
+  sessions: z
+    .strictObject({
+      idleTimeout: duration().default(30 * 60_000).describe('a console session unused this long is signed out'),
+      maxAge: duration().default(12 * 3_600_000).describe('a console session ends this long after sign-in, however active'),
+    })
+    .prefault({})
+    .describe('console sign-in sessions: how long one lasts'),
+  signIn: z
+    .strictObject({
+      attemptsPerMinute: z.number().int().positive().default(10).describe('failed sign-ins allowed per client IP and per user name each minute; then 429'),
+      scryptCost: z
+        .number()
+        .int()
+        .min(10)
+        .max(20)
+        .default(15)
+        .describe('log2 of scrypt N for new user passwords (15: N=32768, r=8, p=1, 32 MiB); lower only in tests'),
+    })
+    .prefault({})
+    .describe('console sign-in: the failed-attempt limit and the password hash cost'),
 });
 
 export const storeSchema = z.strictObject({

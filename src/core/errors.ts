@@ -107,6 +107,10 @@ export const CATALOGUE = {
   SPOOL_REFUSED: { status: '5.3.0', smtp: 550, text: 'The spool directory\'s file system refuses this file' },
   // -- API --
   UNAUTHORISED: { status: '5.7.0', smtp: 530, text: 'Missing or invalid API token', http: 401 },
+  // Signed in, but the role (or the token's scope) does not reach this; or a cross-site request.
+  FORBIDDEN: { status: '5.7.1', smtp: 550, text: 'Not allowed', http: 403 },
+  // Too many failed sign-ins; retryAfter says when to try again (RFC 6585 §4).
+  TOO_MANY_REQUESTS: { status: '4.7.0', smtp: 421, text: 'Too many attempts; try again later', http: 429 },
   NOT_FOUND: { status: '5.1.1', smtp: 550, text: 'Not found', http: 404 },
   INVALID_REQUEST: { status: '5.5.4', smtp: 501, text: 'Invalid request', http: 400 },
   // 5.6.1: media not supported (RFC 3463 §3.7).

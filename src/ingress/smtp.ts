@@ -11,7 +11,7 @@ import type { Logger } from '../telemetry/log.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { clientList, normaliseIp } from '../net/client-list.js';
 import { unknownParameter } from './smtp-address.js';
-import { verifyPassword } from './smtp-auth.js';
+import { verifyPassword } from '../core/passwords.js';
 import { LineEndingGuard, messageBytes } from './smtp-data.js';
 import { watchDataPace } from './smtp-slow.js';
 import { PostroomSmtpServer } from './smtp-greeting.js';

@@ -362,6 +362,59 @@ export interface GroupRelaysTable {
   at: string;
 }
 
+/** Someone who signs in to the console or owns API tokens. */
+export interface UsersTable {
+  id: string;
+  name: string;
+  /** admin | operator | viewer */
+  role: string;
+  /** `scrypt$N$r$p$salt$hash` (base64): salt and cost travel with the hash. */
+  password_hash: string;
+  /** 1: cannot sign in; sessions and tokens stop working. */
+  disabled: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A signed-in browser. The cookie holds the secret; only its sha256 is kept (the id). */
+export interface SessionsTable {
+  id: string;
+  user: string;
+  /** Sent back in x-csrf-token (or _csrf) with every state-changing request. */
+  csrf_token: string;
+  created_at: string;
+  /** Moves forward with use; idle longer than http.sessions.idleTimeout and the session is gone. */
+  last_seen_at: string;
+  /** The absolute end (created_at + http.sessions.maxAge), however active. */
+  expires_at: string;
+}
+
+/** A per-user API token; only its sha256 is kept. */
+export interface ApiTokensTable {
+  id: string;
+  user: string;
+  name: string;
+  /** read | write */
+  scope: string;
+  hash: string;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** One state-changing action: who, what, when, from where. */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  /** A user name, or `api-token` (POSTROOM_API_TOKEN), or `cli:<os user>`. */
+  actor: string;
+  action: string;
+  object: string | null;
+  /** JSON object. */
+  detail: string | null;
+  ip: string | null;
+}
+
 export interface Database {
   messages: MessagesTable;
   parts: PartsTable;
@@ -388,6 +441,10 @@ export interface Database {
   mail_folders: MailFoldersTable;
   mail_links: MailLinksTable;
   pop3_seen: Pop3SeenTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  audit_log: AuditLogTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { hashPassword } from '../../src/ingress/smtp-auth.js';
+import { hashPassword } from '../../src/core/passwords.js';
 import { selfSignedCert } from '../fixtures/tls/self-signed.js';
 import { missingPeers, requirePeer, tempDir } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { hashPassword, safeEqual, verifyPassword } from '../../src/ingress/smtp-auth.js';
+import { hashPassword, safeEqual, verifyPassword } from '../../src/core/passwords.js';
 
 describe('SMTP AUTH passwords (scrypt)', () => {
   test('verifies the password a hash was made from, and no other', async () => {

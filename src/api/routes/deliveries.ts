@@ -141,6 +141,8 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       summary: 'Replay a delivery now: pending again with a fresh attempt budget (history kept)',
       description: 'A pending delivery is only made due now; its lease and attempt count are left alone.',
       tags: ['deliveries'],
+      role: 'operator',
+      audit: 'delivery.retry',
       params: DeliveryParams,
       responses: { 200: { description: 'the delivery, pending', schema: Delivery } },
     },

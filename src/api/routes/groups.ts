@@ -182,6 +182,8 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       url: `${GROUPS}/:id/posts/:post/approve`,
       summary: 'Approve a held post: its delivery runs again and relays it',
       tags,
+      role: 'operator',
+      audit: 'group-post.approve',
       params: PostParams,
       responses: { 200: { description: 'the post, approved (relayed shortly)', schema: PostView } },
     },
@@ -198,7 +200,7 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'POST', url: `${GROUPS}/:id/posts/:post/reject`, summary: 'Reject a held post (it is kept, never relayed)', tags, params: PostParams, responses: { 200: { description: 'the post', schema: PostView } } },
+    { method: 'POST', url: `${GROUPS}/:id/posts/:post/reject`, summary: 'Reject a held post (it is kept, never relayed)', tags, role: 'operator', audit: 'group-post.reject', params: PostParams, responses: { 200: { description: 'the post', schema: PostView } } },
     async ({ params }) => {
       const p = await requirePost(db, params.id, params.post);
       if (p.status !== 'held') throw mailError('INVALID_REQUEST', `post ${p.id} is ${p.status}, not held`);

@@ -43,6 +43,8 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     {
       method: 'POST',
       url: INBOUND,
+      // Mail intake, not an operator's action: the kept message (with its client IP) is its own record.
+      audit: false,
       summary: 'Keep a raw message (the HTTP door for MTAs and `postroom deliver URL`)',
       description:
         'The body is the message exactly as it should be kept (message/rfc822), streamed. Recipients are checked as at SMTP RCPT ' +

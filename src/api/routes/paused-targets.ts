@@ -46,6 +46,8 @@ export async function pausedTargetRoutes(app: FastifyInstance, deps: ApiDeps): P
       summary: 'Resume a paused route target: its pending deliveries are attempted again',
       description: 'Deliveries keep their attempt count and age; one older than its route\'s retry maxAge dies at its next attempt (replay it with POST /api/v1/deliveries/{id}/retry).',
       tags: ['deliveries'],
+      role: 'operator',
+      audit: 'target.resume',
       params: PausedParams,
       responses: { 200: { description: 'resumed', schema: z.object({ route: z.string(), targetIndex: z.number().int(), resumed: z.literal(true) }) } },
     },

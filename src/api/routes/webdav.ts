@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { mailError, toProblem } from '../../core/errors.js';
-import { safeEqual } from '../../ingress/smtp-auth.js';
+import { safeEqual } from '../../core/passwords.js';
 import { documentByName, searchDocuments, type DocumentRecord } from '../../domain/folders/documents.js';
 import { listObjects, requireObject, type ObjectRecord } from '../../domain/objects/store.js';
+import { useToken } from '../../store/api-tokens.js';
 import { bearerToken } from '../auth.js';
 import { BYTES_CSP, safeMediaType } from '../content-headers.js';
 import { PROBLEM_TYPE } from '../problem.js';
@@ -15,8 +16,8 @@ import type { ApiDeps } from '../deps.js';
  * `/dav/<id>/`; below a folder, subfolders and documents go by name. PROPFIND takes Depth 0
  * or 1; Depth infinity (also implied by a missing Depth header, §9.1) is refused with
  * 403 propfind-finite-depth (§9.1, a whole tree in one answer is a denial of service).
- * Credentials: the API bearer token, or HTTP Basic with the token as the password (any user
- * name), which is what file managers can send.
+ * Credentials: the API bearer token or a user's prt_ token, or HTTP Basic with either as the
+ * password (any user name), which is what file managers can send.
  */
 
 const DAV = '/dav';
@@ -69,15 +70,22 @@ function documentResponse(h: string, d: DocumentRecord): string {
 
 type Resolved = { kind: 'root' } | { kind: 'folder'; folder: ObjectRecord; path: string[] } | { kind: 'document'; doc: DocumentRecord; path: string[] };
 
-/** Bearer token, or Basic with the token as password; constant-time compare. */
-function authorised(request: FastifyRequest, token: string): boolean {
-  const bearer = bearerToken(request);
-  if (bearer !== undefined) return safeEqual(bearer, token);
-  const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(request.headers.authorization ?? '');
-  if (!m) return false;
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon >= 0 && safeEqual(decoded.slice(colon + 1), token);
+/**
+ * Bearer token, or Basic with the token as password: POSTROOM_API_TOKEN (constant-time compare)
+ * or any live user token (WebDAV only reads, which every role may).
+ */
+async function authorised(request: FastifyRequest, deps: ApiDeps): Promise<boolean> {
+  let given = bearerToken(request);
+  if (given === undefined) {
+    const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(request.headers.authorization ?? '');
+    if (!m) return false;
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    given = decoded.slice(colon + 1);
+  }
+  if (safeEqual(given, deps.token)) return true;
+  return !!(await useToken(deps.db, given));
 }
 
 /** The WebDAV routes. */
@@ -161,7 +169,7 @@ export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise
 
   const handler = (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'OPTIONS') return reply.code(200).header('dav', '1').header('allow', ALLOW).header('ms-author-via', 'DAV').send();
-    if (!authorised(request, deps.token)) {
+    if (!(await authorised(request, deps))) {
       // Basic, not Bearer: the challenge a file manager answers by asking for a password.
       const problem = toProblem(mailError('UNAUTHORISED', 'WebDAV needs the API token: Authorization: Bearer <token>, or Basic with the token as password'), request.url);
       return reply

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { hashPassword } from '../../ingress/smtp-auth.js';
+import { hashPassword } from '../../core/passwords.js';
 import type { Command } from '../command.js';
 
 export const hashPasswordCmd: Command = {

@@ -9,8 +9,9 @@ import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
 import { serve } from './serve.js';
 import { trackerCmd } from './tracker.js';
+import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, trackerCmd].map((c) => [c.name, c]),
+  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );

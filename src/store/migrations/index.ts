@@ -12,6 +12,7 @@ import { m0011PausedTargets } from './0011-paused-targets.js';
 import { m0012BlobRefs } from './0012-blob-refs.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
+import { m0015Users } from './0015-users.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 
 /**
@@ -33,5 +34,6 @@ export const migrations: Record<string, Migration> = {
   '0012-blob-refs': m0012BlobRefs,
   '0013-relay-duplicates': m0013RelayDuplicates,
   '0014-delivery-recipients': m0014DeliveryRecipients,
+  '0015-users': m0015Users,
   '0018-one-due-index': m0018OneDueIndex,
 };

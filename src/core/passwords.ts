@@ -5,11 +5,17 @@ const scryptAsync = (pw: string, salt: Buffer, len: number, opts: ScryptOptions)
 
 const DEFAULT = { N: 16384, r: 8, p: 1 };
 
-/** A scrypt hash in the form `scrypt$N$r$p$salt$hash` (base64), for smtp.auth.users[].password. */
-export async function hashPassword(password: string): Promise<string> {
+/** scrypt needs 128·N·r bytes; node's default cap (32 MiB) refuses N=2^15 with r=8, so allow twice that plus slack. */
+const maxmem = (N: number, r: number) => 256 * N * r + 1024 * 1024;
+
+/**
+ * A scrypt hash in the form `scrypt$N$r$p$salt$hash` (base64), for smtp.auth.users[].password
+ * and console users. Computed on libuv's thread pool (crypto.scrypt), never on the event loop.
+ */
+export async function hashPassword(password: string, cost: { N: number; r: number; p: number } = DEFAULT): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scryptAsync(password, salt, 32, DEFAULT);
-  return `scrypt$${DEFAULT.N}$${DEFAULT.r}$${DEFAULT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+  const key = await scryptAsync(password, salt, 32, { ...cost, maxmem: maxmem(cost.N, cost.r) });
+  return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
 /** Check a password against a stored scrypt hash, in constant time. A malformed hash never matches. */
@@ -23,7 +29,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
     N,
     r,
     p,
-    maxmem: 256 * N * r + 1024 * 1024,
+    maxmem: maxmem(N, r),
   });
   return timingSafeEqual(key, expected);
 }
