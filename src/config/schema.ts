@@ -134,7 +134,10 @@ export const httpSchema = z.strictObject({
     .default(200 * 1024 * 1024)
     .describe('largest request body the API accepts, and so the largest message POST /api/v1/inbound keeps (larger: 413 with 5.3.4)'),
   tls: z
-    .strictObject({ key: z.string(), cert: z.string() })
+    .strictObject({
+      key: z.string().describe('PEM file of the private key'),
+      cert: z.string().describe('PEM file of the certificate chain, the server certificate first'),
+    })
     .optional()
     .describe('PEM files: serve the API and console over HTTPS (session cookies are then Secure)'),
   sessions: z

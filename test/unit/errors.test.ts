@@ -41,7 +41,8 @@ test('every catalogue entry: a defined RFC 3463 status, an SMTP code and exit co
       assert.ok(!TEMPORARY_EXITS.has(exit) && exit !== SYSEXITS.OK && exit !== SYSEXITS.SOFTWARE, `${code}: exit ${exit}`);
     }
     const http = toHttpStatus(err);
-    assert.ok(klass === '4' ? http === 503 || http === 507 : http >= 400 && http < 500, `${code}: HTTP ${http} for ${e.status}`);
+    // Transient: the server is busy or short of room (503, 507), or the client must slow down (429).
+    assert.ok(klass === '4' ? http === 503 || http === 507 || http === 429 : http >= 400 && http < 500, `${code}: HTTP ${http} for ${e.status}`);
     assert.ok(e.text.trim().length >= 8 && !/[\r\n]/.test(e.text), `${code}: text a human can act on`);
     assert.match(code, /^[A-Z][A-Z0-9_]*$/, 'codes are stable upper-case identifiers');
   }
