@@ -58,6 +58,8 @@ export interface StoredMessage {
   parseStatus: ParseStatus;
   /** Why the message could not be parsed (parseStatus raw). */
   parseError: string | null;
+  /** What was wrong with the message though it parsed (mime/defects.ts names); empty when clean or not parsed. */
+  defects?: string[];
   /** True when intake found this exact message already kept and returned the earlier row. */
   duplicate?: boolean;
   /** sha256 of the message without its trace fields (the same message through another relay has the same). */

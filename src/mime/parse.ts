@@ -9,7 +9,11 @@ import type { ParsedRows } from '../store/messages.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
 import { sanitiseFilename } from './filename.js';
+import { parseMailDate } from './date.js';
+import { orderDefects, type MimeDefect } from './defects.js';
+import { separateHeaders } from './header-separator.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
+import { applySplitterFixes, type SplitMimeNode } from './splitter-fixes.js';
 
 /**
  * Text bound for the database: PostgreSQL refuses NUL in text columns (SQLite would keep it and
@@ -26,7 +30,10 @@ export function dbText<T extends string | null>(s: T): T {
  * may never need it.
  */
 export function loadMailparser(): Promise<typeof import('mailparser')> {
-  return (mailparser ??= import('mailparser'));
+  return (mailparser ??= import('mailparser').then((m) => {
+    applySplitterFixes();
+    return m;
+  }));
 }
 let mailparser: Promise<typeof import('mailparser')> | undefined;
 
@@ -66,7 +73,7 @@ interface PartDraft {
 }
 
 /** A mailsplit node as mailparser's internal splitter hands it over (only what we use). */
-interface SplitNode {
+interface SplitNode extends SplitMimeNode {
   parentNode?: SplitNode | null;
   contentType?: string | false;
   disposition?: string | false;
@@ -167,6 +174,8 @@ export async function parseStream(
   if (!processChunk) throw new Error('mailparser changed: processChunk is gone; the depth limit needs it');
   let textBytes = 0;
   let truncated = false;
+  const defects = new Set<MimeDefect>();
+  const multiparts: SplitNode[] = [];
   internal.processChunk = (data, done) => {
     if (data.type === 'node') {
       if (depthOf(data) > config.maxDepth) {
@@ -174,6 +183,9 @@ export async function parseStream(
         return;
       }
       decodeBase64AsBytes(data);
+      for (const d of data.postroomDefects ?? []) defects.add(d);
+      if (data.multipart) multiparts.push(data);
+      if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
     }
     if (data.type === 'body' && data.node && data.value && collectedInMemory(data.node)) {
       const room = MAX_TEXT_BYTES - textBytes;
@@ -195,7 +207,8 @@ export async function parseStream(
     headers = parseHeaderBlock(lines.map((l) => l.line).join('\r\n'));
   });
 
-  const feed = pipeline(Readable.from(raw, { objectMode: false }), parser);
+  const input = separateHeaders(raw, config.maxHeaderSize, () => defects.add('missing-header-body-separator'));
+  const feed = pipeline(Readable.from(input, { objectMode: false }), parser);
   const consume = (async () => {
     for await (const item of parser as AsyncIterable<AttachmentStream | MessageText>) {
       if (item.type === 'text') {
@@ -250,7 +263,13 @@ export async function parseStream(
   const get = (name: string) => headers.find(([n]) => n.toLowerCase() === name)?.[1] ?? null;
   const subject = get('subject');
   const from = get('from');
-  const date = parser.date && !Number.isNaN(parser.date.getTime()) ? parser.date.toISOString() : null;
+  // Not mailparser's date: it puts the time of parsing in place of a Date it cannot read.
+  const date = parseMailDate(get('date'));
+  if (date.defect) defects.add(date.defect);
+  for (const m of multiparts) {
+    if (!m.postroomChildren) defects.add('start-boundary-not-found');
+    else if (!m.postroomClosed) defects.add('close-boundary-not-found');
+  }
   return {
     staged,
     save: {
@@ -263,9 +282,10 @@ export async function parseStream(
       },
       subject: subject === null ? null : dbText(decodeWords(subject)),
       from: from === null ? null : dbText(decodeWords(from)),
-      date,
+      date: date.iso,
       parts,
       parseStatus: 'parsed',
+      defects: orderDefects(defects),
     },
     truncated,
   };

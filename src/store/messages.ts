@@ -50,6 +50,7 @@ export function newMessageRow(
     error: null,
     parse_status: 'pending',
     parse_error: null,
+    defects: null,
     handoff: null,
     headers: null,
     addresses: null,
@@ -85,6 +86,7 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     duplicateOf: r.duplicate_of,
     parseStatus: r.parse_status as ParseStatus,
     parseError: r.parse_error,
+    defects: r.defects ? (JSON.parse(r.defects) as string[]) : [],
   };
 }
 
@@ -271,6 +273,8 @@ export interface ParsedRows {
   /** parsed, or raw when the message could not be parsed (with the reason in parseError). */
   parseStatus: Exclude<ParseStatus, 'pending'>;
   parseError?: string | null;
+  /** What was wrong with the message though it parsed (mime/defects.ts names, in catalogue order). */
+  defects?: string[];
 }
 
 /**
@@ -314,6 +318,7 @@ export async function writeParsedMany(trx: Transaction<Database>, items: { id: s
         updated_at: now,
         parse_status: result.parseStatus,
         parse_error: result.parseError ?? null,
+        defects: JSON.stringify(result.defects ?? []),
       })
       .where('id', '=', id)
       .execute();

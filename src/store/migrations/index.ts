@@ -12,6 +12,7 @@ import { m0011PausedTargets } from './0011-paused-targets.js';
 import { m0012BlobRefs } from './0012-blob-refs.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
+import { m0017ParseDefects } from './0017-parse-defects.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '0012-blob-refs': m0012BlobRefs,
   '0013-relay-duplicates': m0013RelayDuplicates,
   '0014-delivery-recipients': m0014DeliveryRecipients,
+  '0017-parse-defects': m0017ParseDefects,
 };
