@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, StoredPart } from '../core/message.js';
+import type { MimeDefect } from '../mime/defects.js';
 import { relaxedTransaction } from './db.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
@@ -86,7 +87,7 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     duplicateOf: r.duplicate_of,
     parseStatus: r.parse_status as ParseStatus,
     parseError: r.parse_error,
-    defects: r.defects ? (JSON.parse(r.defects) as string[]) : [],
+    defects: r.defects ? (JSON.parse(r.defects) as MimeDefect[]) : [],
   };
 }
 
@@ -274,7 +275,7 @@ export interface ParsedRows {
   parseStatus: Exclude<ParseStatus, 'pending'>;
   parseError?: string | null;
   /** What was wrong with the message though it parsed (mime/defects.ts names, in catalogue order). */
-  defects?: string[];
+  defects?: MimeDefect[];
 }
 
 /**

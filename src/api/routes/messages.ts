@@ -44,6 +44,7 @@ export function summaryOf(m: StoredMessage): z.output<typeof MessageSummary> {
     sha256: m.rawSha256,
     status: m.status,
     parseStatus: m.parseStatus,
+    defects: m.defects ?? [],
   };
 }
 
@@ -138,6 +139,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         error: m.error,
         parseStatus: m.parseStatus,
         parseError: m.parseError,
+        defects: m.defects ?? [],
         parsedAt: detail?.parsedAt ?? null,
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,
