@@ -7,6 +7,7 @@
  * attachment both parsers found differs in its bytes (the target is 100 %).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,7 @@ const files = dirs.flatMap((d) =>
 interface Reference {
   file: string;
   error?: string;
-  attachments: { contentType: string; sha256: string; size: number }[];
+  attachments: { contentType: string; sha256: string; size: number; norm: string }[];
   text: string | null;
   subject: string | null;
   from: string[] | null;
@@ -78,6 +79,8 @@ interface Row {
   issues: string[];
   attachmentPairs: number;
   attachmentSame: number;
+  messagePairs: number;
+  messageSame: number;
   textCompared: boolean;
   textSame: boolean;
   defects: { postroom: string[]; python: string[] };
@@ -88,7 +91,7 @@ const rows: Row[] = [];
 for (const file of files) {
   const py = refs.get(file)!;
   const me = await ours(file);
-  const row: Row = { file: path.relative(root, file), issues: [], attachmentPairs: 0, attachmentSame: 0, textCompared: false, textSame: false, defects: { postroom: [], python: py?.defects ?? [] } };
+  const row: Row = { file: path.relative(root, file), issues: [], attachmentPairs: 0, attachmentSame: 0, messagePairs: 0, messageSame: 0, textCompared: false, textSame: false, defects: { postroom: [], python: py?.defects ?? [] } };
   rows.push(row);
   if (!py || py.error) row.issues.push(`python: ${py?.error ?? 'no answer'}`);
   if (!me.r) {
@@ -102,9 +105,20 @@ for (const file of files) {
   if (atts.length !== py.attachments.length) row.issues.push(`attachments: postroom ${atts.length}, python ${py.attachments.length}`);
   else {
     atts.forEach((a, i) => {
+      const ref = py.attachments[i];
+      if (a.content_type.startsWith('message/')) {
+        // Python regenerates an attached message from its tree: compared with white space
+        // collapsed, and counted apart from leaf parts.
+        row.messagePairs++;
+        const bytes = me.r!.staged.find((s) => s.sha256 === a.sha256)!.data!;
+        const norm = createHash('sha256').update(Buffer.from(bytes.toString('latin1').replace(/[ \t\n\r\f\v]+/g, ' ').trim(), 'latin1')).digest('hex');
+        if (norm === ref.norm) row.messageSame++;
+        else row.issues.push(`attached message ${i} (${a.content_type}): differs beyond white space, ${a.size} vs ${ref.size} bytes`);
+        return;
+      }
       row.attachmentPairs++;
-      if (a.sha256 === py.attachments[i].sha256) row.attachmentSame++;
-      else row.issues.push(`attachment ${i} (${a.content_type}): bytes differ, ${a.size} vs ${py.attachments[i].size}`);
+      if (a.sha256 === ref.sha256) row.attachmentSame++;
+      else row.issues.push(`attachment ${i} (${a.content_type}): bytes differ, ${a.size} vs ${ref.size}`);
     });
   }
   // Python's text is the inline text/plain parts; compared only when it has one (mailparser
@@ -132,7 +146,8 @@ const by = (re: RegExp) => rows.filter((r) => r.issues.some((i) => re.test(i))).
 console.log(
   [
     `messages: ${rows.length}, agreeing on everything compared: ${rows.filter((r) => !r.issues.length).length}`,
-    `attachment bytes identical: ${same}/${pairs} (${pct(same, pairs)} %) of parts both call attachments`,
+    `attachment bytes identical: ${same}/${pairs} (${pct(same, pairs)} %) of leaf parts both call attachments`,
+    `attached messages alike (white space collapsed): ${sum((r) => r.messageSame)}/${sum((r) => r.messagePairs)}`,
     `attachment count differs: ${by(/^attachments:/)} messages`,
     `text agrees (white space normalised): ${textSame}/${textRows.length} (${pct(textSame, textRows.length)} %)`,
     `subject differs: ${by(/^subject:/)}, from differs: ${by(/^from:/)}, date differs: ${by(/^date:/)}, kept raw: ${by(/^postroom kept/)}`,

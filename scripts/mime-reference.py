@@ -3,7 +3,7 @@ the reference parser for `npm run mime-compare`, and prints one JSON object per 
 a mail reader treats as files (same rule as test/helpers/python-email.ts: RFC 2183, not
 text/plain, text/html or message/delivery-status, or marked attachment; message/rfc822
 descended into only when inline), the inline text/plain, subject, From addresses, date, defects."""
-import sys, json, hashlib, io
+import sys, json, hashlib, io, re
 from datetime import timezone
 from email import policy
 from email.parser import BytesParser
@@ -17,7 +17,10 @@ def read(path):
     atts, texts, defects = [], [], []
 
     def emit(part, data):
-        atts.append({'contentType': part.get_content_type(), 'sha256': hashlib.sha256(data).hexdigest(), 'size': len(data)})
+        # A regenerated message (below) is not byte for byte what was sent: `norm` compares it
+        # with white space collapsed.
+        norm = hashlib.sha256(re.sub(rb'[ \t\n\r\f\v]+', b' ', data).strip()).hexdigest()
+        atts.append({'contentType': part.get_content_type(), 'sha256': hashlib.sha256(data).hexdigest(), 'size': len(data), 'norm': norm})
 
     def walk(part, depth=0):
         defects.extend(type(d).__name__ for d in part.defects)
@@ -32,8 +35,8 @@ def read(path):
                 texts.append(part.get_payload(decode=True).decode('utf-8', 'replace'))
             return
         cte = str(part.get('content-transfer-encoding', '7bit')).strip().lower()
-        if ct == 'message/rfc822' and isinstance(payload, list):
-            if disp == 'inline' and cte in ('7bit', '8bit', 'binary'):
+        if ct.startswith('message/') and ct != 'message/delivery-status' and isinstance(payload, list):
+            if ct == 'message/rfc822' and disp == 'inline' and cte in ('7bit', '8bit', 'binary'):
                 walk(payload[0], depth + 1)
                 return
             buf = io.BytesIO()

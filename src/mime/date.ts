@@ -81,9 +81,11 @@ export function parseMailDate(value: string | null): MailDate {
   let offset: number | null = null;
   const zone = tz.toUpperCase();
   if (zone in ZONES) offset = ZONES[zone];
-  else if (/^[+-]\d{4}$/.test(zone)) {
-    const mins = Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3));
-    if (Number(zone.slice(3)) < 60) offset = zone[0] === '-' ? -mins : mins;
+  else if (/^[+-]\d{3,4}$/.test(zone)) {
+    // Four digits per §3.3; three (`-600`) are read as h mm, as Python's email does.
+    const hh = Number(zone.slice(1, -2));
+    const mm = Number(zone.slice(-2));
+    if (mm < 60) offset = (zone[0] === '-' ? -1 : 1) * (hh * 60 + mm);
     // `-0000` is a zone: UTC, with the local offset unknown (§3.3).
   }
   const utc = Date.UTC(year, mon, day, hour, minute, second) - (offset ?? 0) * 60_000;

@@ -3,7 +3,9 @@
  * space before the colon), a folded continuation, or the mbox `From ` line some messages keep.
  */
 function isHeaderLine(line: Buffer, first: boolean): boolean {
-  if (line[0] === 0x20 || line[0] === 0x09) return !first;
+  // Python's email and mailsplit both read a white-space first line as a (stray) continuation,
+  // and real mail has one (a blank-padded first line before Delivered-To:).
+  if (line[0] === 0x20 || line[0] === 0x09) return true;
   if (first && line.subarray(0, 5).toString('latin1') === 'From ') return true;
   let i = 0;
   while (i < line.length && line[i] >= 0x21 && line[i] <= 0x7e && line[i] !== 0x3a) i++;

@@ -13,6 +13,7 @@ import { parseMailDate } from './date.js';
 import { orderDefects, type MimeDefect } from './defects.js';
 import { separateHeaders } from './header-separator.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
+import { UU_ENCODINGS, UuDecoder } from './uu-decoder.js';
 import { applySplitterFixes, type SplitMimeNode } from './splitter-fixes.js';
 
 /**
@@ -129,7 +130,10 @@ function decodeBase64AsBytes(node: SplitNode): void {
   // The original first: it parses the node's headers, which is where `encoding` comes from.
   node.getDecoder = () => {
     const decoder = original.call(node);
-    return node.encoding === 'base64' ? new Base64Decoder() : decoder;
+    if (node.encoding === 'base64') return new Base64Decoder();
+    // mailsplit passes an unknown encoding through; uuencode is common enough to decode.
+    if (node.encoding && UU_ENCODINGS.has(node.encoding)) return new UuDecoder();
+    return decoder;
   };
 }
 

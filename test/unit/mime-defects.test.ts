@@ -107,6 +107,12 @@ describe('MIME fidelity: the minimal repro of each misparse', () => {
     assert.deepEqual(r.save.defects, ['invalid-content-type']);
   });
 
+  test('x-uuencode bodies are decoded between begin and end, as Python\'s email does', async () => {
+    const r = await parseFile('uuencoded-attachment.eml');
+    const att = r.save.parts.find((p) => p.kind === 'attachment')!;
+    assert.deepEqual(bytesOf(r, att.sha256), Buffer.from(Array.from({ length: 200 }, (_, i) => i)));
+  });
+
   test('a well-formed message has no defects', async () => {
     const blobs = memoryBlobs(Buffer.from('From: a@example.com\r\nDate: Tue, 1 Jul 2003 10:52:37 +0200\r\n\r\nhi\r\n'));
     const r = await parseStream(await blobs.open(''), { blobs, config }, 'm1');
