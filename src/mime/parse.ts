@@ -180,6 +180,7 @@ export async function parseStream(
   let truncated = false;
   const defects = new Set<MimeDefect>();
   const multiparts: SplitNode[] = [];
+  let preambleBytes = 0;
   internal.processChunk = (data, done) => {
     if (data.type === 'node') {
       if (depthOf(data) > config.maxDepth) {
@@ -190,6 +191,12 @@ export async function parseStream(
       for (const d of data.postroomDefects ?? []) defects.add(d);
       if (data.multipart) multiparts.push(data);
       if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
+    }
+    // A multipart's lines before its first delimiter: its text if no delimiter ever comes.
+    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && data.value && preambleBytes < MAX_TEXT_BYTES) {
+      const piece = data.value.subarray(0, MAX_TEXT_BYTES - preambleBytes);
+      preambleBytes += piece.length;
+      (data.node.postroomPreamble ??= []).push(Buffer.from(piece));
     }
     if (data.type === 'body' && data.node && data.value && collectedInMemory(data.node)) {
       const room = MAX_TEXT_BYTES - textBytes;
@@ -237,9 +244,15 @@ export async function parseStream(
     throw err;
   }
 
+  // A multipart whose first delimiter never came has no parts: RFC 2046 §5.1.1 would have its
+  // body ignored as preamble, which loses the whole message. Like Python's email, its body is
+  // read as text instead (start-boundary-not-found says so).
+  const orphans = multiparts.filter((m) => !m.postroomChildren && m.postroomPreamble?.length);
+  const orphanText = orphans.map((m) => Buffer.concat(m.postroomPreamble!).toString('utf8')).join('\n');
+  const plain = orphanText ? [text?.text, orphanText].filter(Boolean).join('\n') : text?.text;
   const bodies: PartDraft[] = [];
   for (const [kind, body, type] of [
-    ['text', text?.text, 'text/plain; charset=utf-8'],
+    ['text', plain, 'text/plain; charset=utf-8'],
     ['html', text?.html, 'text/html; charset=utf-8'],
   ] as const) {
     if (typeof body !== 'string') continue;

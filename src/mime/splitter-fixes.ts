@@ -23,6 +23,8 @@ export interface SplitMimeNode {
   postroomDefects?: MimeDefect[];
   /** A multipart's close delimiter was seen (set by the checkBoundary wrapper). */
   postroomClosed?: boolean;
+  /** A multipart's lines before its first delimiter (kept by parse.ts, bounded). */
+  postroomPreamble?: Buffer[];
   /** Parts seen under this node (counted by parse.ts). */
   postroomChildren?: number;
   _parentBoundaryOwner?: SplitMimeNode | false;
@@ -85,6 +87,12 @@ export function fixNodeType(node: SplitMimeNode): void {
     node.multipart = false;
     node.rfc822 = false;
     defects.push('invalid-content-type');
+  }
+  if (node._boundary && /[ \t]$/.test(node._boundary.toString('latin1'))) {
+    // RFC 2046 §5.1.1: a boundary never ends in white space (bcharsnospace); trailing white
+    // space in the parameter is transport padding, as Python's email reads it.
+    node._boundary = Buffer.from(node._boundary.toString('latin1').replace(/[ \t]+$/, ''), 'latin1');
+    if (!node._boundary.length) node._boundary = false;
   }
   if (node.multipart && !node._boundary) {
     // RFC 2046 §5.1.1 makes the boundary parameter mandatory; without it no part can be found.
