@@ -9,7 +9,8 @@ from email import policy
 from email.parser import BytesParser
 from email.generator import BytesGenerator
 
-TEXT = ('text/plain', 'text/html', 'message/delivery-status')
+# message/delivery-status is a part of its own in Postroom (its fields readable), not text.
+TEXT = ('text/plain', 'text/html')
 
 def read(path):
     raw = open(path, 'rb').read()
@@ -35,7 +36,10 @@ def read(path):
                 texts.append(part.get_payload(decode=True).decode('utf-8', 'replace'))
             return
         cte = str(part.get('content-transfer-encoding', '7bit')).strip().lower()
-        if ct.startswith('message/') and ct != 'message/delivery-status' and isinstance(payload, list):
+        if ct == 'message/delivery-status' and isinstance(payload, list):
+            emit(part, b'\n\n'.join(b.as_bytes(policy=policy.compat32) for b in payload))
+            return
+        if ct.startswith('message/') and isinstance(payload, list):
             if ct == 'message/rfc822' and disp == 'inline' and cte in ('7bit', '8bit', 'binary'):
                 walk(payload[0], depth + 1)
                 return

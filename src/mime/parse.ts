@@ -114,8 +114,13 @@ export function flattenAddresses(v: AddressObject | AddressObject[] | undefined)
  */
 export const MAX_TEXT_BYTES = 2 * 1024 * 1024;
 
-/** Types mailparser collects in memory as the message text unless marked attachment. */
-const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
+/**
+ * Types mailparser collects in memory as the message text unless marked attachment. Not
+ * message/delivery-status (keepDeliveryStatus): a bounce's Final-Recipient, Action, Status and
+ * Diagnostic-Code (RFC 3464) stay a part of their own, readable as fields (delivery-status.ts),
+ * instead of prose in the text.
+ */
+const TEXT_TYPES = new Set(['text/plain', 'text/html']);
 
 /** Whether mailparser will gather this node's body in memory (its rule, RFC 2183 defaults). */
 function collectedInMemory(node: SplitNode): boolean {
@@ -167,6 +172,7 @@ export async function parseStream(
     maxHeadSize: config.maxHeaderSize,
     maxChildNodes: 1000,
     skipImageLinks: true,
+    keepDeliveryStatus: true,
     skipTextToHtml: true,
     checksumAlgo: false,
   });
