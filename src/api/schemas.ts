@@ -139,6 +139,16 @@ export const MessageDetail = z.object({
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
   parts: z.array(Part),
+  reports: z
+    .array(
+      z.object({
+        part: z.number().int().describe('idx of the part it was read from'),
+        contentType: z.string().describe('message/delivery-status (RFC 3464) or message/feedback-report (RFC 5965)'),
+        perMessage: z.record(z.string(), z.string()).describe('the first block: Reporting-MTA, Arrival-Date… or Feedback-Type, User-Agent…'),
+        recipients: z.array(z.record(z.string(), z.string())).describe('one block per recipient: Final-Recipient, Action, Status, Diagnostic-Code…'),
+      }),
+    )
+    .describe('machine-readable report parts (bounces, abuse reports) read as fields'),
   duplicateOf: z
     .string()
     .nullable()

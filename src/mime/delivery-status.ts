@@ -13,6 +13,9 @@ export interface ReportFields {
   recipients: Record<string, string>[];
 }
 
+/** Part types read as report fields. */
+export const REPORT_TYPES = new Set(['message/delivery-status', 'message/global-delivery-status', 'message/feedback-report']);
+
 /** Largest report read; a real one is a few KiB (the original message is a part of its own). */
 const MAX_REPORT = 256 * 1024;
 

@@ -66,6 +66,50 @@ describe(`parse defects are recorded, shown and routable (${testBackend()})`, ()
     assert.match(metrics, /postroom_parse_defects_total\{defect="missing-header-body-separator"\} 1\b/);
   });
 
+  test('a bounce: its delivery-status part is a part of its own, and its fields are in the detail', async () => {
+    const dsn = [
+      'From: MAILER-DAEMON@mx.example.org',
+      'Subject: bounce with fields',
+      'Date: Tue, 1 Jul 2003 10:52:37 +0200',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="R"',
+      '',
+      '--R',
+      'Content-Type: text/plain',
+      '',
+      'Your message could not be delivered.',
+      '--R',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example.org',
+      '',
+      'Final-Recipient: rfc822; gone@example.com',
+      'Action: failed',
+      'Status: 5.1.1',
+      'Diagnostic-Code: smtp; 550 5.1.1 <gone@example.com>: no such user',
+      '--R--',
+      '',
+    ].join('\r\n');
+    await send(Buffer.from(dsn));
+    const m = await waitFor(async () => (await list('?subject=bounce%20with%20fields')).find((x) => x.status === 'delivered'), 'the bounce to be delivered', 60_000);
+    const detail = (await (await pr.api(`/api/v1/messages/${m.id}`)).json()) as {
+      parts: { idx: number; kind: string; contentType: string }[];
+      reports: { part: number; contentType: string; perMessage: Record<string, string>; recipients: Record<string, string>[] }[];
+    };
+    const ds = detail.parts.find((p) => p.contentType === 'message/delivery-status');
+    assert.ok(ds, JSON.stringify(detail.parts));
+    assert.deepEqual(detail.reports, [
+      {
+        part: ds.idx,
+        contentType: 'message/delivery-status',
+        perMessage: { 'Reporting-MTA': 'dns; mx.example.org' },
+        recipients: [{ 'Final-Recipient': 'rfc822; gone@example.com', Action: 'failed', Status: '5.1.1', 'Diagnostic-Code': 'smtp; 550 5.1.1 <gone@example.com>: no such user' }],
+      },
+    ]);
+    const text = await (await pr.api(`/api/v1/messages/${m.id}/text`)).text();
+    assert.doesNotMatch(text, /Final-Recipient/, 'the fields are not prose in the text');
+  });
+
   test('a clean message has no defects and takes the clean route', async () => {
     await send(Buffer.from('From: a@example.org\r\nSubject: clean one\r\nDate: Tue, 1 Jul 2003 10:52:37 +0200\r\n\r\nhello\r\n'));
     const m = await waitFor(async () => (await list('?subject=clean%20one')).find((x) => x.status === 'delivered'), 'the clean message to be delivered', 60_000);
