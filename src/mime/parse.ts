@@ -199,7 +199,7 @@ export async function parseStream(
       if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
     }
     // A multipart's lines before its first delimiter: its text if no delimiter ever comes.
-    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && data.value && preambleBytes < MAX_TEXT_BYTES) {
+    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && !data.node.postroomClosed && data.value && preambleBytes < MAX_TEXT_BYTES) {
       const piece = data.value.subarray(0, MAX_TEXT_BYTES - preambleBytes);
       preambleBytes += piece.length;
       (data.node.postroomPreamble ??= []).push(Buffer.from(piece));
