@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CATALOGUE, type ErrorCode } from '../core/errors.js';
+import { MIME_DEFECTS } from '../core/mime-defects.js';
 
 /**
  * Request and response shapes of the HTTP API. These zod schemas validate requests (route.ts)
@@ -10,6 +11,10 @@ import { CATALOGUE, type ErrorCode } from '../core/errors.js';
 const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'sending', 'sent', 'error'] as const;
 /** How parsing went; apart from the status, so delivering a message never hides that it could not be parsed. */
 const PARSE_STATUSES = ['pending', 'parsed', 'raw'] as const;
+/** What was wrong with a message that still parsed: names from src/core/mime-defects.ts. */
+const Defects = z
+  .array(z.enum(MIME_DEFECTS))
+  .describe('what was wrong with the message though it parsed (e.g. missing-header-body-separator, invalid-date); empty when clean or not yet parsed');
 
 /**
  * Our ids (and part ids): 26 characters of Crockford base32 (src/core/ids.ts), after an optional
@@ -95,6 +100,7 @@ export const MessageSummary = z.object({
   sha256: z.string().describe('sha256 of the bytes received'),
   status: z.enum(STATUSES).describe('routing and delivery: received → routed → delivered | failed'),
   parseStatus: z.enum(PARSE_STATUSES).describe('pending, parsed, or raw (could not be parsed; see parseError)'),
+  defects: Defects,
 });
 
 export const MessageList = z.object({
@@ -129,10 +135,21 @@ export const MessageDetail = z.object({
   error: z.string().nullable().describe('why routing or delivery went wrong (which route refused and why, a failed delivery)'),
   parseStatus: z.enum(PARSE_STATUSES).describe('pending, parsed, or raw (could not be parsed; kept whole as one raw part)'),
   parseError: z.string().nullable().describe('why the message could not be parsed (parseStatus raw)'),
+  defects: Defects,
   parsedAt: z.string().nullable().describe('null until the parser has run'),
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
   parts: z.array(Part),
+  reports: z
+    .array(
+      z.object({
+        part: z.number().int().describe('idx of the part it was read from'),
+        contentType: z.string().describe('message/delivery-status (RFC 3464) or message/feedback-report (RFC 5965)'),
+        perMessage: z.record(z.string(), z.string()).describe('the first block: Reporting-MTA, Arrival-Date… or Feedback-Type, User-Agent…'),
+        recipients: z.array(z.record(z.string(), z.string())).describe('one block per recipient: Final-Recipient, Action, Status, Diagnostic-Code…'),
+      }),
+    )
+    .describe('machine-readable report parts (bounces, abuse reports) read as fields'),
   duplicateOf: z
     .string()
     .nullable()

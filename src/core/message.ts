@@ -1,3 +1,4 @@
+import type { MimeDefect } from './mime-defects.js';
 /** The shapes a message takes on its way through Postroom. */
 
 /** How the message reached us, as the ingress saw it. Rules route on this, never only on To:. */
@@ -58,6 +59,8 @@ export interface StoredMessage {
   parseStatus: ParseStatus;
   /** Why the message could not be parsed (parseStatus raw). */
   parseError: string | null;
+  /** What was wrong with the message though it parsed (core/mime-defects.ts names); empty when clean or not parsed. */
+  defects?: MimeDefect[];
   /** True when intake found this exact message already kept and returned the earlier row. */
   duplicate?: boolean;
   /** sha256 of the message without its trace fields (the same message through another relay has the same). */

@@ -263,6 +263,7 @@ export class ParseAndStore extends EventEmitter<{ parsed: [string, ParsedNow] }>
         log.warn({ msg: 'kept as raw', id, reason: result.save.parseError });
       } else {
         metrics.parsed.inc();
+        for (const defect of result.save.defects ?? []) metrics.parseDefects.inc({ defect });
         log.debug({ msg: 'parsed', id, parts: result.save.parts.length });
         if (result.truncated) log.warn({ msg: 'text body cut at the in-memory limit; raw is whole', id });
       }

@@ -8,7 +8,12 @@ import type { ParsedRows } from '../store/messages.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
 import { sanitiseFilename } from './filename.js';
+import { parseMailDate } from './date.js';
+import { orderDefects, type MimeDefect } from '../core/mime-defects.js';
+import { separateHeaders } from './header-separator.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
+import { UU_ENCODINGS, UuDecoder } from './uu-decoder.js';
+import { applySplitterFixes, type SplitMimeNode } from './splitter-fixes.js';
 
 /**
  * Text bound for the database: PostgreSQL refuses NUL in text columns (SQLite would keep it and
@@ -25,7 +30,10 @@ export function dbText<T extends string | null>(s: T): T {
  * may never need it.
  */
 export function loadMailparser(): Promise<typeof import('mailparser')> {
-  return (mailparser ??= import('mailparser'));
+  return (mailparser ??= import('mailparser').then((m) => {
+    applySplitterFixes();
+    return m;
+  }));
 }
 let mailparser: Promise<typeof import('mailparser')> | undefined;
 
@@ -76,7 +84,7 @@ interface PartDraft {
 }
 
 /** A mailsplit node as mailparser's internal splitter hands it over (only what we use). */
-interface SplitNode {
+interface SplitNode extends SplitMimeNode {
   parentNode?: SplitNode | null;
   contentType?: string | false;
   disposition?: string | false;
@@ -117,8 +125,13 @@ export function flattenAddresses(v: AddressObject | AddressObject[] | undefined)
  */
 export const MAX_TEXT_BYTES = 2 * 1024 * 1024;
 
-/** Types mailparser collects in memory as the message text unless marked attachment. */
-const TEXT_TYPES = new Set(['text/plain', 'text/html', 'message/delivery-status']);
+/**
+ * Types mailparser collects in memory as the message text unless marked attachment. Not
+ * message/delivery-status (keepDeliveryStatus): a bounce's Final-Recipient, Action, Status and
+ * Diagnostic-Code (RFC 3464) stay a part of their own, readable as fields (delivery-status.ts),
+ * instead of prose in the text.
+ */
+const TEXT_TYPES = new Set(['text/plain', 'text/html']);
 
 /** Whether mailparser will gather this node's body in memory (its rule, RFC 2183 defaults). */
 function collectedInMemory(node: SplitNode): boolean {
@@ -133,7 +146,10 @@ function decodeBase64AsBytes(node: SplitNode): void {
   // The original first: it parses the node's headers, which is where `encoding` comes from.
   node.getDecoder = () => {
     const decoder = original.call(node);
-    return node.encoding === 'base64' ? new Base64Decoder() : decoder;
+    if (node.encoding === 'base64') return new Base64Decoder();
+    // mailsplit passes an unknown encoding through; uuencode is common enough to decode.
+    if (node.encoding && UU_ENCODINGS.has(node.encoding)) return new UuDecoder();
+    return decoder;
   };
 }
 
@@ -167,6 +183,7 @@ export async function parseStream(
     maxHeadSize: config.maxHeaderSize,
     maxChildNodes: 1000,
     skipImageLinks: true,
+    keepDeliveryStatus: true,
     skipTextToHtml: true,
     checksumAlgo: false,
   });
@@ -178,6 +195,9 @@ export async function parseStream(
   if (!processChunk) throw new Error('mailparser changed: processChunk is gone; the depth limit needs it');
   let textBytes = 0;
   let truncated = false;
+  const defects = new Set<MimeDefect>();
+  const multiparts: SplitNode[] = [];
+  let preambleBytes = 0;
   internal.processChunk = (data, done) => {
     if (data.type === 'node') {
       if (depthOf(data) > config.maxDepth) {
@@ -185,6 +205,15 @@ export async function parseStream(
         return;
       }
       decodeBase64AsBytes(data);
+      for (const d of data.postroomDefects ?? []) defects.add(d);
+      if (data.multipart) multiparts.push(data);
+      if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
+    }
+    // A multipart's lines before its first delimiter: its text if no delimiter ever comes.
+    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && !data.node.postroomClosed && data.value && preambleBytes < MAX_TEXT_BYTES) {
+      const piece = data.value.subarray(0, MAX_TEXT_BYTES - preambleBytes);
+      preambleBytes += piece.length;
+      (data.node.postroomPreamble ??= []).push(Buffer.from(piece));
     }
     if (data.type === 'body' && data.node && data.value && collectedInMemory(data.node)) {
       const room = MAX_TEXT_BYTES - textBytes;
@@ -206,7 +235,8 @@ export async function parseStream(
     headers = parseHeaderBlock(lines.map((l) => l.line).join('\r\n'));
   });
 
-  const feed = pipeline(Readable.from(raw, { objectMode: false }), parser);
+  const input = separateHeaders(raw, config.maxHeaderSize, () => defects.add('missing-header-body-separator'));
+  const feed = pipeline(Readable.from(input, { objectMode: false }), parser);
   const consume = (async () => {
     for await (const item of parser as AsyncIterable<AttachmentStream | MessageText>) {
       if (item.type === 'text') {
@@ -231,9 +261,15 @@ export async function parseStream(
     throw err;
   }
 
+  // A multipart whose first delimiter never came has no parts: RFC 2046 §5.1.1 would have its
+  // body ignored as preamble, which loses the whole message. Like Python's email, its body is
+  // read as text instead (start-boundary-not-found says so).
+  const orphans = multiparts.filter((m) => !m.postroomChildren && m.postroomPreamble?.length);
+  const orphanText = orphans.map((m) => Buffer.concat(m.postroomPreamble!).toString('utf8')).join('\n');
+  const plain = orphanText ? [text?.text, orphanText].filter(Boolean).join('\n') : text?.text;
   const bodies: PartDraft[] = [];
   for (const [kind, body, type] of [
-    ['text', text?.text, 'text/plain; charset=utf-8'],
+    ['text', plain, 'text/plain; charset=utf-8'],
     ['html', text?.html, 'text/html; charset=utf-8'],
   ] as const) {
     if (typeof body !== 'string') continue;
@@ -261,7 +297,13 @@ export async function parseStream(
   const get = (name: string) => headers.find(([n]) => n.toLowerCase() === name)?.[1] ?? null;
   const subject = get('subject');
   const from = get('from');
-  const date = parser.date && !Number.isNaN(parser.date.getTime()) ? parser.date.toISOString() : null;
+  // Not mailparser's date: it puts the time of parsing in place of a Date it cannot read.
+  const date = parseMailDate(get('date'));
+  if (date.defect) defects.add(date.defect);
+  for (const m of multiparts) {
+    if (!m.postroomChildren) defects.add('start-boundary-not-found');
+    else if (!m.postroomClosed) defects.add('close-boundary-not-found');
+  }
   return {
     staged,
     save: {
@@ -274,9 +316,10 @@ export async function parseStream(
       },
       subject: subject === null ? null : dbText(decodeWords(subject)),
       from: from === null ? null : dbText(decodeWords(from)),
-      date,
+      date: date.iso,
       parts,
       parseStatus: 'parsed',
+      defects: orderDefects(defects),
     },
     truncated,
   };

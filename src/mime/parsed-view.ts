@@ -58,6 +58,7 @@ export function viewOfParse(blobs: BlobStore, read: StoredMessage, saved: Parsed
     date: saved.date,
     parseStatus: saved.parseStatus,
     parseError: saved.parseError ?? null,
+    defects: saved.defects ?? [],
   };
   const parts = [...saved.parts].sort((a, b) => a.idx - b.idx).map(toStoredPart);
   return parsedView(blobs, message, saved.headers, saved.addresses, parts);

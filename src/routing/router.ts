@@ -132,6 +132,8 @@ export function createRouter(
       size: msg.size,
       parts: parsed.parts,
       from: parsed.addresses.from ?? [],
+      defects: msg.defects ?? [],
+      unparsable: msg.parseStatus === 'raw',
     };
     const routed: RoutedRecipient[] = [];
     const unrouted: Unrouted[] = [];

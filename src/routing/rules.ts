@@ -28,6 +28,10 @@ export interface ContentFacts {
   size: number;
   parts: StoredPart[];
   from: AddressLike[];
+  /** What parsing found wrong (core/mime-defects.ts); absent counts as none. */
+  defects?: readonly string[];
+  /** The message could not be parsed at all (kept as raw): malformed, whatever `defects` says. */
+  unparsable?: boolean;
 }
 
 export interface CompiledRoute {
@@ -73,10 +77,11 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
   const headers = (m.header ?? []).map((h) => ({ name: h.name.toLowerCase(), re: compileRegex(h.match) }));
   const attachments = m.attachment === undefined ? [] : [m.attachment].flat();
   const fromCheck = !!m.sender?.from;
+  const defectNames = typeof m.defects === 'boolean' || m.defects === undefined ? undefined : [m.defects].flat();
   return {
     route,
     name: route.name,
-    waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0,
+    waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0 || m.defects !== undefined,
     matchRecipient(rcpt) {
       if (!patterns.length) return {};
       for (const p of patterns) {
@@ -120,6 +125,11 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
         );
         if (!hit) return `no attachment of type ${attachments.join(', ')}`;
       }
+      const found = f.defects ?? [];
+      const malformed = found.length > 0 || !!f.unparsable;
+      if (m.defects === true && !malformed) return 'the message has no defects';
+      if (m.defects === false && malformed) return `the message is malformed (${f.unparsable ? 'not parsable' : found.join(', ')})`;
+      if (defectNames && !found.some((d) => (defectNames as readonly string[]).includes(d))) return `no defect ${defectNames.join(', ')}`;
       return null;
     },
   };

@@ -3,6 +3,7 @@ import { size } from '../config/units.js';
 import type { Target } from '../core/delivery.js';
 import { retrySchema } from '../config/retry.js';
 import { checkClientEntries } from '../net/client-list.js';
+import { MIME_DEFECTS } from '../core/mime-defects.js';
 import { compileRecipientPattern, parseSlashRegex } from './address.js';
 import { compileTemplate, TemplateError } from './template.js';
 
@@ -75,6 +76,12 @@ export const matchSchema = z
     attachment: oneOrMany(mimePattern)
       .optional()
       .describe('the message has an attachment of one of these MIME types (image/* allowed; checked after DATA)'),
+    defects: z
+      .union([z.boolean(), oneOrMany(z.enum(MIME_DEFECTS))])
+      .optional()
+      .describe(
+        'true: the message is malformed (a parse defect, or it could not be parsed at all); false: it is clean; a defect name or list: it has one of them (checked after DATA)',
+      ),
     anonymous: z
       .enum(['accept', 'reject'])
       .optional()

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, StoredPart } from '../core/message.js';
+import type { MimeDefect } from '../core/mime-defects.js';
 import { relaxedTransaction } from './db.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
@@ -50,6 +51,7 @@ export function newMessageRow(
     error: null,
     parse_status: 'pending',
     parse_error: null,
+    defects: null,
     handoff: null,
     headers: null,
     addresses: null,
@@ -85,6 +87,7 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     duplicateOf: r.duplicate_of,
     parseStatus: r.parse_status as ParseStatus,
     parseError: r.parse_error,
+    defects: r.defects ? (JSON.parse(r.defects) as MimeDefect[]) : [],
   };
 }
 
@@ -271,6 +274,8 @@ export interface ParsedRows {
   /** parsed, or raw when the message could not be parsed (with the reason in parseError). */
   parseStatus: Exclude<ParseStatus, 'pending'>;
   parseError?: string | null;
+  /** What was wrong with the message though it parsed (core/mime-defects.ts names, in catalogue order). */
+  defects?: MimeDefect[];
 }
 
 /**
@@ -314,6 +319,7 @@ export async function writeParsedMany(trx: Transaction<Database>, items: { id: s
         updated_at: now,
         parse_status: result.parseStatus,
         parse_error: result.parseError ?? null,
+        defects: JSON.stringify(result.defects ?? []),
       })
       .where('id', '=', id)
       .execute();

@@ -29,6 +29,8 @@ export interface MessagesTable {
   parse_status: string;
   /** Why the message could not be parsed (parse_status raw). */
   parse_error: string | null;
+  /** JSON array of what was wrong with the message though it parsed (core/mime-defects.ts); null until parsed. */
+  defects: string | null;
   /** Kept by a process that parses nothing itself (`fetch`): a running server parses it at its next poll. */
   handoff: string | null;
   /** JSON array of [name, value] in order, set once parsed. */

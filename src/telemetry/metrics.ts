@@ -35,6 +35,12 @@ export function createMetrics() {
       help: 'Messages parsed into parts',
       registers: [registry],
     }),
+    parseDefects: new Counter({
+      name: 'postroom_parse_defects_total',
+      help: 'Defects found in messages that still parsed, by defect (src/core/mime-defects.ts; a closed list)',
+      labelNames: ['defect'] as const,
+      registers: [registry],
+    }),
     sweepRemoved: new Counter({
       name: 'postroom_sweep_removed_total',
       help: 'Leftovers of faults removed by the sweep: blob (no row points at it) or staging (file of a process that died)',

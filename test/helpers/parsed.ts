@@ -28,6 +28,9 @@ export interface FakeMessage {
   text?: string | null;
   html?: string | null;
   raw?: string;
+  /** Parse defects (core/mime-defects.ts), and whether the message could be parsed at all. */
+  defects?: StoredMessage['defects'];
+  parseStatus?: StoredMessage['parseStatus'];
 }
 
 /** An in-memory ParsedMessage, as buildParsedView would give from the store. */
@@ -51,8 +54,9 @@ export function fakeParsed(f: FakeMessage): ParsedMessage {
     rawSha256: '0'.repeat(64),
     trace: null,
     status: 'received',
-    parseStatus: 'parsed',
+    parseStatus: f.parseStatus ?? 'parsed',
     parseError: null,
+    defects: f.defects ?? [],
     error: null,
   };
   const bodies = new Map<string, Buffer>();

@@ -33,7 +33,7 @@ from email.parser import BytesParser
 from email.generator import BytesGenerator
 raw = open(sys.argv[1], 'rb').read()
 msg = BytesParser(policy=policy.default).parsebytes(raw)
-TEXT = ('text/plain', 'text/html', 'message/delivery-status')
+TEXT = ('text/plain', 'text/html')
 out = []
 def cid_of(part):
     v = part.get('content-id')

@@ -67,6 +67,15 @@ const routesYaml = `
 - name: partners
   match: { recipient: partners@example.org, sender: { allow: ['@partner\\.example$'], from: true } }
   deliver: [{ forward: { host: partners.example } }]
+- name: quarantine
+  match: { recipient: quarantine@example.org, defects: true }
+  deliver: [{ webhook: { url: 'https://quarantine.example' } }]
+- name: clean-only
+  match: { recipient: clean@example.org, defects: false }
+  deliver: [{ webhook: { url: 'https://clean.example' } }]
+- name: undated
+  match: { recipient: dates@example.org, defects: [invalid-date, unknown-date-zone] }
+  deliver: [{ webhook: { url: 'https://dates.example' } }]
 - name: blackhole
   match: { recipient: '*@spam.example.org' }
   deliver: [{ reject: { code: 550, status: 5.7.1, text: We do not want it } }]
@@ -198,6 +207,13 @@ const planCases: PlanCase[] = [
     // In route order: the fax route comes last in the file.
     expect: ['workflow[0] ogo+wf+x@example.org {"route":"x"}', 'rest[0] unknown@example.org', `fax[0] ${FAX} {"name":"Jan Novak","company":"ACME","dept":"Sales","number":"+420123456789"}`],
   },
+  { name: 'defects: true takes a message with a parse defect', msg: { rcptTo: ['quarantine@example.org'], defects: ['invalid-date'] }, expect: ['quarantine[0] quarantine@example.org'] },
+  { name: 'defects: true takes a message that could not be parsed at all', msg: { rcptTo: ['quarantine@example.org'], parseStatus: 'raw' }, expect: ['quarantine[0] quarantine@example.org'] },
+  { name: 'defects: true passes a clean message to the catch-all', msg: { rcptTo: ['quarantine@example.org'] }, expect: ['rest[0] quarantine@example.org'] },
+  { name: 'defects: false takes a clean message', msg: { rcptTo: ['clean@example.org'] }, expect: ['clean-only[0] clean@example.org'] },
+  { name: 'defects: false passes a malformed one to the catch-all', msg: { rcptTo: ['clean@example.org'], defects: ['no-boundary-in-multipart'] }, expect: ['rest[0] clean@example.org'] },
+  { name: 'defects by name: one of them matches', msg: { rcptTo: ['dates@example.org'], defects: ['close-boundary-not-found', 'unknown-date-zone'] }, expect: ['undated[0] dates@example.org'] },
+  { name: 'defects by name: other defects do not', msg: { rcptTo: ['dates@example.org'], defects: ['close-boundary-not-found'] }, expect: ['rest[0] dates@example.org'] },
   { name: 'a sender refused by the fax route is not forwarded by a catch-all', msg: { mailFrom: 'a@gsm', rcptTo: [FAX] }, expect: [] },
 ];
 

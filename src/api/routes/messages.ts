@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import type { StoredMessage, StoredPart } from '../../core/message.js';
+import { parseReportFields, REPORT_TYPES } from '../../mime/delivery-status.js';
 import { getMessage, getParsedDetail, getParts, listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
@@ -44,6 +45,7 @@ export function summaryOf(m: StoredMessage): z.output<typeof MessageSummary> {
     sha256: m.rawSha256,
     status: m.status,
     parseStatus: m.parseStatus,
+    defects: m.defects ?? [],
   };
 }
 
@@ -138,13 +140,35 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         error: m.error,
         parseStatus: m.parseStatus,
         parseError: m.parseError,
+        defects: m.defects ?? [],
         parsedAt: detail?.parsedAt ?? null,
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,
         parts: parts.map((p) => partOf(m.id, p)),
+        reports: await reportsOf(deps, parts),
         duplicateOf: m.duplicateOf ?? null,
       };
       return body;
     },
   );
 }
+
+/** The message's delivery-status and feedback-report parts, read as fields (a few KiB each). */
+async function reportsOf(deps: ApiDeps, parts: StoredPart[]): Promise<z.output<typeof MessageDetail>['reports']> {
+  const out: z.output<typeof MessageDetail>['reports'] = [];
+  for (const p of parts) {
+    const type = p.contentType.split(';')[0].trim().toLowerCase();
+    if (!REPORT_TYPES.has(type)) continue;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of await deps.blobs.open(p.sha256)) {
+      chunks.push(c as Buffer);
+      size += (c as Buffer).length;
+      if (size >= REPORT_READ_LIMIT) break;
+    }
+    out.push({ part: p.idx, contentType: type, ...parseReportFields(Buffer.concat(chunks)) });
+  }
+  return out;
+}
+
+const REPORT_READ_LIMIT = 256 * 1024;

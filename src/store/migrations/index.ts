@@ -13,6 +13,7 @@ import { m0012BlobRefs } from './0012-blob-refs.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0015Users } from './0015-users.js';
+import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 
 /**
@@ -35,5 +36,6 @@ export const migrations: Record<string, Migration> = {
   '0013-relay-duplicates': m0013RelayDuplicates,
   '0014-delivery-recipients': m0014DeliveryRecipients,
   '0015-users': m0015Users,
+  '0017-parse-defects': m0017ParseDefects,
   '0018-one-due-index': m0018OneDueIndex,
 };

@@ -1,0 +1,138 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { MimeDefect } from '../core/mime-defects.js';
+
+/**
+ * Corrections to `@zone-eu/mailsplit`, the splitter inside mailparser, applied to its classes
+ * when mailparser is first loaded. They live here, in our code, rather than in a patched copy
+ * under node_modules, so they survive `npm ci` (docs/decisions.md); the version they were
+ * written against is pinned in package.json `overrides`, and applySplitterFixes refuses to
+ * start when a method it replaces is gone.
+ */
+
+/** A mailsplit MimeNode, only what the fixes read and set. */
+export interface SplitMimeNode {
+  parentNode?: SplitMimeNode | false | null;
+  headers?: { get(key: string): string[] };
+  contentType?: string | false;
+  charset?: string | false;
+  multipart?: string | false;
+  _boundary?: Buffer | false;
+  rfc822?: boolean;
+  /** What the fixes found wrong with this node (read by parse.ts when the node is emitted). */
+  postroomDefects?: MimeDefect[];
+  /** A multipart's close delimiter was seen (set by the checkBoundary wrapper). */
+  postroomClosed?: boolean;
+  /** A multipart's lines before its first delimiter (kept by parse.ts, bounded). */
+  postroomPreamble?: Buffer[];
+  /** Parts seen under this node (counted by parse.ts). */
+  postroomChildren?: number;
+  _parentBoundaryOwner?: SplitMimeNode | false;
+}
+
+interface SplitterClass {
+  prototype: {
+    compareBoundary(line: Buffer, startpos: number, boundary: Buffer): 1 | 2 | false;
+    checkBoundary(this: { node: SplitMimeNode }, line: Buffer): 1 | 2 | 3 | 4 | false;
+  };
+}
+interface MimeNodeClass {
+  prototype: { parseHeaders(this: SplitMimeNode): void };
+}
+
+/**
+ * RFC 2046 §5.1.1: a delimiter line is `--boundary`, `--` for the close, then optional
+ * transport padding (linear white space) the receiver MUST accept, then the line end.
+ * mailsplit took the padding for content, so a padded first delimiter lost the text part and
+ * a padded close left the delimiter inside an attachment. 1: next part, 2: close, false: not one.
+ */
+export function compareBoundary(line: Buffer, startpos: number, boundary: Buffer): 1 | 2 | false {
+  const after = startpos + 2 + boundary.length;
+  // As before: at least one byte past `--boundary` (a line end or the `--`).
+  if (line.length <= after) return false;
+  for (let i = 0; i < boundary.length; i++) if (line[startpos + 2 + i] !== boundary[i]) return false;
+  let i = after;
+  let close = false;
+  if (line[i] === 0x2d && line[i + 1] === 0x2d) {
+    close = true;
+    i += 2;
+  }
+  while (i < line.length && (line[i] === 0x20 || line[i] === 0x09)) i++;
+  if (i < line.length && line[i] === 0x0d) i++;
+  if (i < line.length && line[i] === 0x0a) i++;
+  return i === line.length ? (close ? 2 : 1) : false;
+}
+
+/** The node's Content-Type as the sender wrote it (first field), or null. */
+function declaredType(node: SplitMimeNode): string | null {
+  return node.headers?.get('Content-Type')[0] ?? null;
+}
+
+/**
+ * After mailsplit has read a node's headers: the RFC defaults it does not apply, each noted as
+ * a defect on the node where the message was at fault.
+ */
+export function fixNodeType(node: SplitMimeNode): void {
+  const defects: MimeDefect[] = [];
+  const declared = declaredType(node);
+  const parent = node.parentNode || null;
+  if (declared === null && parent && parent.multipart === 'digest') {
+    // RFC 2046 §5.1.5: in a digest a part without Content-Type is message/rfc822.
+    node.contentType = 'message/rfc822';
+    node.rfc822 = true;
+  } else if (node.contentType && !/^[^/\s]+\/[^/\s]+$/.test(node.contentType)) {
+    // RFC 2045 §5.2: an invalid Content-Type (`text`, no subtype) means text/plain; charset=us-ascii.
+    node.contentType = 'text/plain';
+    node.charset = node.charset || 'us-ascii';
+    node.multipart = false;
+    node.rfc822 = false;
+    defects.push('invalid-content-type');
+  }
+  if (node._boundary && /[ \t]$/.test(node._boundary.toString('latin1'))) {
+    // RFC 2046 §5.1.1: a boundary never ends in white space (bcharsnospace); trailing white
+    // space in the parameter is transport padding, as Python's email reads it.
+    node._boundary = Buffer.from(node._boundary.toString('latin1').replace(/[ \t]+$/, ''), 'latin1');
+    if (!node._boundary.length) node._boundary = false;
+  }
+  if (node.multipart && !node._boundary) {
+    // RFC 2046 §5.1.1 makes the boundary parameter mandatory; without it no part can be found.
+    // The body is kept as text (as Python's email does) rather than dropped.
+    node.multipart = false;
+    node.contentType = 'text/plain';
+    defects.push('no-boundary-in-multipart');
+  }
+  if (defects.length) node.postroomDefects = defects;
+}
+
+let applied = false;
+
+/** Install the fixes on mailsplit's classes (once per process or thread). */
+export function applySplitterFixes(): void {
+  if (applied) return;
+  // mailsplit is mailparser's dependency, not ours: resolve it from mailparser, so the classes
+  // patched are the ones mailparser uses.
+  const fromMailparser = createRequire(fileURLToPath(import.meta.resolve('mailparser')));
+  const mailsplit = fromMailparser('@zone-eu/mailsplit') as { Splitter?: SplitterClass; MimeNode?: MimeNodeClass };
+  const splitter = mailsplit.Splitter?.prototype;
+  const node = mailsplit.MimeNode?.prototype;
+  if (typeof splitter?.compareBoundary !== 'function' || typeof splitter.checkBoundary !== 'function' || typeof node?.parseHeaders !== 'function') {
+    throw new Error('mailsplit changed: compareBoundary, checkBoundary or parseHeaders is gone; src/mime/splitter-fixes.ts needs them');
+  }
+  splitter.compareBoundary = compareBoundary;
+  const checkBoundary = splitter.checkBoundary;
+  splitter.checkBoundary = function (line) {
+    const found = checkBoundary.call(this, line);
+    // 2: the current multipart's close; 4: the close of the multipart the current part is in.
+    if (found === 2) this.node.postroomClosed = true;
+    else if (found === 4 && this.node._parentBoundaryOwner) this.node._parentBoundaryOwner.postroomClosed = true;
+    return found;
+  };
+  const parseHeaders = node.parseHeaders;
+  node.parseHeaders = function (this: SplitMimeNode) {
+    // mailsplit calls it more than once for some nodes; the first call does the work.
+    const first = !this.headers;
+    parseHeaders.call(this);
+    if (first) fixNodeType(this);
+  };
+  applied = true;
+}
