@@ -36,6 +36,14 @@ const Instant = z
 const Search = z.string().min(1).max(998);
 
 export const MessageListQuery = z.strictObject({
+  q: z
+    .string()
+    .max(998)
+    .optional()
+    .describe(
+      'search: `from: to: rcpt: subject: message-id: status: route: ingress: has:attachment before: after: larger: smaller:` ' +
+        'and free text (subject, addresses); `-` negates a term, "double quotes" keep spaces. E.g. `from:alice has:attachment -status:delivered larger:1M`',
+    ),
   since: Instant.optional().describe('received at or after this instant (ISO 8601)'),
   until: Instant.optional().describe('received before this instant (ISO 8601)'),
   from: Search.optional().describe('substring of the envelope sender or the From: header, case-insensitive'),
@@ -69,6 +77,16 @@ export const RawQuery = z.strictObject({
     .default('1')
     .transform((v) => v === '1' || v === 'true')
     .describe('1 (default): our Received: trace header, then the bytes received; 0: exactly the bytes received'),
+});
+
+const Flag = z
+  .enum(['0', '1', 'false', 'true'])
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
+
+export const HtmlQuery = z.strictObject({
+  inline: Flag.describe("1: the message's inline images (cid: URLs) inlined as data: URLs"),
+  remote: Flag.describe('1: allow images, styles and fonts from the network (never script)'),
 });
 
 export const Envelope = z.object({

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { readFileSync } from 'node:fs';
+import { packageVersion } from './version.js';
 import type { HttpConfig } from '../config/schema.js';
 import type { BlobStore } from '../core/ports.js';
 import type { Db } from '../store/db.js';
@@ -27,6 +27,11 @@ import { processRoutes } from './routes/processes.js';
 import { trackerRoutes } from './routes/tracker.js';
 import { webdavOpenApi, webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { routeRoutes } from './routes/routes.js';
+import { systemRoutes } from './routes/system.js';
+import { messageEventRoutes } from './routes/message-events.js';
+import { consoleRoutes } from '../console/serve.js';
+import type { Router } from '../routing/router.js';
 
 /** Everything the HTTP API needs; later issues add optional fields (intake, router, queue…). */
 export interface ApiDeps {
@@ -44,6 +49,12 @@ export interface ApiDeps {
   intake?: InboundDeps;
   /** Mail accounts: the secret box, fetch settings, and how to tell the fetcher and worker about changes (absent: /api/v1/email answers 503). */
   mail?: MailApiDeps;
+  /** The router, for GET /api/v1/routes and the route tester (absent: they answer 503). */
+  router?: Router;
+  /** Told of each message kept in this process, for the live list (GET /api/v1/messages/events). */
+  onStored?: (listener: (id: string) => void) => () => void;
+  /** Where this process listens, for GET /api/v1/system (absent: the HTTP listener as configured). */
+  listeners?: () => { kind: string; address: string }[];
 }
 
 /** A built API server, not yet listening. */
@@ -57,16 +68,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes];
-
-/** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes, routeRoutes, messageEventRoutes, systemRoutes, consoleRoutes];
 
 /** Build the fastify server with every route module registered, auth and the one error handler. */
 export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes[] = ROUTE_MODULES): Promise<ApiServer> {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { mailError } from '../../core/errors.js';
+import { parseSearch } from '../../core/message-search.js';
 import type { StoredMessage, StoredPart } from '../../core/message.js';
 import { getMessage, getParsedDetail, getParts, listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
@@ -94,10 +95,11 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       responses: { 200: { description: 'one page of messages', schema: MessageList } },
     },
     async ({ query }) => {
-      const { cursor, limit, ...filters } = query;
+      const { cursor, limit, q, ...filters } = query;
       const before = cursor ? decodeCursor(cursor) : undefined;
+      const search = q ? parseSearch(q) : undefined;
       // One more than asked tells whether another page exists without a count query.
-      const rows = await listMessages(deps.db.kysely, { ...filters, before, limit: limit + 1 });
+      const rows = await listMessages(deps.db.kysely, { ...filters, search, before, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : null;
       return { items: page.map(summaryOf), nextCursor };
