@@ -68,6 +68,9 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
   const consoleLines: string[] = [];
   const dialogs: string[] = [];
   let groupId = 0;
+  /** Whether this server has user accounts (POST /api/v1/users): then the console signs in as users. */
+  let users = false;
+  const PASSWORD = 'correct horse battery staple';
 
   before(async () => {
     hook = http.createServer((req, res) => {
@@ -107,6 +110,11 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     });
     assert.equal(res.status, 201, await res.clone().text());
     groupId = ((await res.json()) as { id: number }).id;
+    for (const [name, role] of [['ada', 'admin'], ['vera', 'viewer']]) {
+      const u = await pr.api('/api/v1/users', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, role, password: PASSWORD }) });
+      users = u.status === 201;
+      if (!users) break;
+    }
 
     context = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), {
       executablePath: CHROMIUM,
@@ -153,10 +161,10 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
   }
 
   /** A step that leaves screenshots behind when it fails. */
-  function step(name: string, fn: () => Promise<void>) {
-    it(name, async () => {
+  function step(name: string, fn: (t: import('node:test').TestContext) => Promise<void>) {
+    it(name, async (t) => {
       try {
-        await fn();
+        await fn(t);
       } catch (err) {
         await page.screenshot({ path: path.join(tmp.dir, `${name.replace(/\W+/g, '-')}.png`), fullPage: true }).catch(() => {});
         await screenshots(`${name}: ${(err as Error).stack}`);
@@ -172,8 +180,25 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     return ((await res.json()) as { id: string }).id;
   }
 
-  step('signs in with the API token (no user accounts on this branch yet)', async () => {
+  async function signInAs(name: string): Promise<void> {
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Messages' }).waitFor();
+  }
+
+  step('signs in (as a user where the server has users, else with the API token)', async () => {
     await page.goto(pr.baseUrl + '/');
+    if (users) {
+      await page.getByLabel('Name').fill('ada');
+      await page.getByLabel('Password').fill('wrong password');
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('alert').waitFor();
+      await signInAs('ada');
+      await page.getByText('ada (admin)').waitFor();
+      await page.getByText('No mail yet: send one with').waitFor();
+      return;
+    }
     await page.getByText('Sign in with the API token instead').click();
     await page.getByLabel('API token').fill('wrong-token');
     await page.getByRole('button', { name: 'Sign in with token' }).click();
@@ -357,12 +382,15 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     // What the browser blocked was reported as CSP violations (when it tried at all).
     const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));
     assert.ok(csp.every((l) => !/console\/app\.js/.test(l)), `the console's own code broke its policy: ${csp.join('\n')}`);
-    // Remote content on request: script still never runs. Signed in with the token (this branch),
-    // the console's own policy keeps remote loads out even then, and says so.
+    // Remote content on request: script still never runs. Signed in with the API token, the
+    // console's own policy keeps remote loads out even then, and says so.
     await page.getByRole('button', { name: 'Load remote content' }).click();
-    await page.getByText('sign in as a user to see it').waitFor();
-    await page.waitForTimeout(500);
-    assert.deepEqual(exfil, []);
+    if (users) await waitFor(() => (exfil as string[]).includes('/pixel.gif'), 'the remote image to load after the click');
+    else {
+      await page.getByText('sign in as a user to see it').waitFor();
+      await page.waitForTimeout(500);
+      assert.deepEqual(exfil, []);
+    }
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined);
     assert.deepEqual(dialogs, []);
   });
@@ -426,11 +454,51 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     assert.ok(total > 0 && total < 150 * 1024, `${total} bytes`);
   });
 
+  /** The dead delivery of a fresh message to the webhook (which fails again). */
+  async function deadDelivery(): Promise<{ message: string; delivery: string }> {
+    hookHealthy = false;
+    const message = await inbound('hook@postroom.test', 'alice@example.org', `From: alice@example.org\nSubject: dead again\nMessage-ID: <dead${Date.now()}@example.org>\n\nx\n`);
+    const delivery = await waitFor(async () => {
+      const r = (await (await pr.api(`/api/v1/deliveries?message=${message}`)).json()) as { items: { id: string; status: string }[] };
+      return r.items[0]?.status === 'dead' ? r.items[0].id : undefined;
+    }, 'a dead delivery');
+    return { message, delivery: delivery as string };
+  }
+
+  step('a state-changing request of a session without the CSRF token is refused', async (t) => {
+    if (!users) return void t.skip('this server has no user sessions (the users branch brings them)');
+    const { delivery } = await deadDelivery();
+    const status = await page.evaluate(
+      `fetch('/api/v1/deliveries/${delivery}/retry', { method: 'POST', credentials: 'same-origin' }).then((r) => r.status)`,
+    );
+    assert.equal(status, 403);
+  });
+
   step('signs out', async () => {
     await page.goto(`${pr.baseUrl}/#/messages`);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
     await page.reload();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  });
+
+  step('a viewer sees no replay button, and the API refuses the replay with 403', async (t) => {
+    if (!users) return void t.skip('this server has no user accounts (the users branch brings them)');
+    const { message, delivery } = await deadDelivery();
+    await signInAs('vera');
+    await page.goto(`${pr.baseUrl}/#/messages/${message}`);
+    await page.locator('.delivery').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Replay/ }).count(), 0);
+    await page.goto(`${pr.baseUrl}/#/deliveries?status=dead`);
+    await page.locator('tr[data-row]').first().waitFor();
+    assert.equal(await page.getByRole('button', { name: /Retry/ }).count(), 0);
+    const status = await page.evaluate(`(async () => {
+      const s = await (await fetch('/api/v1/session')).json();
+      const r = await fetch('/api/v1/deliveries/${delivery}/retry', { method: 'POST', headers: { 'x-csrf-token': s.csrfToken } });
+      return r.status;
+    })()`);
+    assert.equal(status, 403);
+    await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   });
 });
