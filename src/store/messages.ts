@@ -201,6 +201,8 @@ export interface MessageFilter {
   before?: string;
   /** Return messages with id above this (what arrived since; the live list). */
   after?: string;
+  /** Return messages with id at or above this (the floor of a bounded search window). */
+  atLeast?: string;
   limit: number;
 }
 
@@ -218,6 +220,7 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
   if (f.after) q = q.where('id', '>', f.after);
+  if (f.atLeast) q = q.where('id', '>=', f.atLeast);
   if (f.account || f.folder) {
     q = q.where('id', 'in', (eb) => {
       let links = eb.selectFrom('mail_links').select('mail_links.message');
@@ -237,6 +240,16 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
     q = q.where(t.negate ? sql<SqlBool>`not (${cond})` : cond);
   }
   return (await q.execute()).map(toStoredMessage);
+}
+
+/**
+ * The id `depth` rows below `before` (newest first), or undefined when fewer rows are left: the
+ * floor of a bounded search window. A walk of the primary-key index, no table rows read.
+ */
+export async function messageIdAtDepth(db: Q, before: string | undefined, depth: number): Promise<string | undefined> {
+  let q = db.selectFrom('messages').select('id').orderBy('id', 'desc').limit(1).offset(depth);
+  if (before) q = q.where('id', '<', before);
+  return (await q.executeTakeFirst())?.id;
 }
 
 /** A LIKE pattern for a case-insensitive substring, with the escape character named by the caller. */

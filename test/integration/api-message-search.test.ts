@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { SEARCH_WINDOW } from '../../src/api/routes/messages.js';
+import { idFloor } from '../../src/core/ids.js';
+import { insertMessages, newMessageRow } from '../../src/store/messages.js';
 import { waitFor } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
@@ -133,5 +136,38 @@ describe('message search, events and the route tester through the API', () => {
   it('GET /api/v1/routes lists routes in the order they are tried', async () => {
     const body = (await (await pr.api('/api/v1/routes')).json()) as { items: { name: string; catchAll: boolean }[] };
     assert.deepEqual(body.items.map((r) => r.name), ['orders', 'vip', 'rest']);
+  });
+});
+
+describe('a search over many messages reads a bounded window per request', () => {
+  let pr: TestPostroom;
+  before(async () => {
+    pr = await startTestPostroom({ smtp: { enabled: false } });
+    // The match is the oldest message; SEARCH_WINDOW + 50 newer ones do not match.
+    const base = Date.now() - 86_400_000;
+    const rows = Array.from({ length: SEARCH_WINDOW + 51 }, (_, i) => {
+      const r = newMessageRow(
+        `${idFloor(base + i * 1000)}${String(i).padStart(16, '0')}`,
+        { mailFrom: i === 0 ? 'needle@example.org' : `hay${i}@example.org`, rcptTo: ['x@postroom.test'], ingress: 'smtp', receivedAt: new Date(base + i * 1000) },
+        { sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 100 },
+        { messageId: null, subject: `message ${i}`, from: null, date: null },
+        null,
+      );
+      return { ...r, parse_status: 'parsed', status: 'delivered' };
+    });
+    for (let i = 0; i < rows.length; i += 500) await pr.db.kysely.transaction().execute((trx) => insertMessages(trx, rows.slice(i, i + 500)).then(() => {}));
+  });
+  after(() => pr?.close());
+
+  it('a page may be short with a cursor to older mail; following it finds the match', async () => {
+    const first = (await (await pr.api('/api/v1/messages?q=from:needle')).json()) as { items: unknown[]; nextCursor: string | null };
+    assert.deepEqual(first.items, []);
+    assert.ok(first.nextCursor, 'a cursor below the window');
+    const second = (await (await pr.api(`/api/v1/messages?q=from:needle&cursor=${first.nextCursor}`)).json()) as { items: { mailFrom: string }[]; nextCursor: string | null };
+    assert.deepEqual(second.items.map((m) => m.mailFrom), ['needle@example.org']);
+    assert.equal(second.nextCursor, null);
+    // Without a search the list is not windowed: a full page of the newest.
+    const plain = (await (await pr.api('/api/v1/messages?limit=500')).json()) as { items: unknown[] };
+    assert.equal(plain.items.length, 500);
   });
 });

@@ -43,9 +43,20 @@ export async function messagesPage(el, params) {
     if (cursor) p.set('cursor', cursor);
     return `/api/v1/messages?${p}`;
   };
+  // A search page may come back short (the API reads a bounded window per request): follow
+  // the cursor for up to 3 s to fill a screen, then let the operator ask for more.
+  const fetchFilled = async (cursor, have = 0) => {
+    let got = await getJson(qs(cursor));
+    const t0 = performance.now();
+    while (q && have + got.items.length < 50 && got.nextCursor && performance.now() - t0 < 3000) {
+      const next = await getJson(qs(got.nextCursor));
+      got = { items: [...got.items, ...next.items], nextCursor: next.nextCursor };
+    }
+    return got;
+  };
   let page;
   try {
-    page = await getJson(qs());
+    page = await fetchFilled();
   } catch (err) {
     render(list, errorBox(err));
     return;
@@ -56,7 +67,8 @@ export async function messagesPage(el, params) {
       render(
         list,
         q
-          ? html`<p class="empty">No message matches <code>${q}</code>. Try fewer terms, or <a href="#/messages">show all</a>.</p>`
+          ? html`<p class="empty">No message matches <code>${q}</code>${page.nextCursor ? ' among the newest' : ''}. Try fewer terms, or <a href="#/messages">show all</a>.</p>
+            ${page.nextCursor ? html`<p><button type="button" id="more">Search older mail</button></p>` : ''}`
           : html`<p class="empty">No mail yet: send one with <code>swaks --server ${location.hostname}:25 --to someone@your.domain</code>, or <a href="#/send">send a test message</a> from here.</p>`,
       );
     } else {
@@ -66,7 +78,7 @@ export async function messagesPage(el, params) {
         <th scope="col"><input type="checkbox" id="select-all" aria-label="Select all shown"></th><th scope="col">Received</th><th scope="col">From</th>
         <th scope="col">To</th><th scope="col">Subject</th><th scope="col" class="num">Size</th><th scope="col">Status</th></tr></thead>
         <tbody id="rows">${page.items.map(row)}</tbody></table></div>
-        ${page.nextCursor ? html`<p><button type="button" id="more">Older messages</button></p>` : ''}`,
+        ${page.nextCursor ? html`<p><button type="button" id="more">${q ? 'Search older mail' : 'Older messages'}</button></p>` : ''}`,
       );
     }
   };
@@ -86,8 +98,10 @@ export async function messagesPage(el, params) {
     if (e.target.id !== 'more') return;
     e.target.disabled = true;
     try {
-      const next = await getJson(qs(page.nextCursor));
+      const wasEmpty = !page.items.length;
+      const next = await fetchFilled(page.nextCursor);
       page = { items: [...page.items, ...next.items], nextCursor: next.nextCursor };
+      if (wasEmpty) return draw();
       tbody().insertAdjacentHTML('beforeend', next.items.map((m) => row(m).toString()).join(''));
       if (!next.nextCursor) e.target.remove();
       else e.target.disabled = false;
