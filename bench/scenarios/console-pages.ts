@@ -3,7 +3,7 @@ import path from 'node:path';
 import { startPostroom, type Postroom } from '../../src/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { idFloor } from '../../src/core/ids.js';
-import { insertMessages, newMessageRow } from '../../src/store/messages.js';
+import { insertMessages, messageIdAtDepth, newMessageRow } from '../../src/store/messages.js';
 import type { MessagesTable } from '../../src/store/schema.js';
 import { pct } from '../lib/percentile.js';
 import type { BenchContext, Measurement, Scenario } from '../lib/types.js';
@@ -99,8 +99,7 @@ export const consolePages: Scenario = {
         if ((JSON.parse(d.body) as { items: { status: string }[] }).items[0]?.status === 'done') break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      const mid = await app.apiServer!.fastify.inject({ url: `/api/v1/messages?limit=1&q=${encodeURIComponent(`message-id:<m${Math.floor(rows / 2)}@example.org>`)}`, headers: { authorization: `Bearer ${app.apiToken}` } });
-      const midId = (JSON.parse(mid.body) as { items: { id: string }[] }).items[0].id;
+      const midId = (await messageIdAtDepth(app.db.kysely, undefined, Math.floor(rows / 2)))!;
       const deepCursor = Buffer.from(JSON.stringify({ v: 1, before: midId })).toString('base64url');
       const delivery = (JSON.parse((await app.apiServer!.fastify.inject({ url: `/api/v1/deliveries?message=${real}`, headers: { authorization: `Bearer ${app.apiToken}` } })).body) as { items: { id: string }[] }).items[0].id;
 
@@ -121,7 +120,7 @@ export const consolePages: Scenario = {
           { method: 'GET', url: `/api/v1/messages/${real}` },
           { method: 'GET', url: `/api/v1/deliveries?message=${real}&limit=500` },
           { method: 'GET', url: `/api/v1/deliveries/${delivery}` },
-          { method: 'POST', url: '/api/v1/routes/test', payload: { message: real } },
+          { method: 'GET', url: `/api/v1/routes/test?message=${real}` },
         ]),
         'all four calls',
       );

@@ -26,8 +26,6 @@ export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType 
   tags?: string[];
   /** No bearer token needed (health checks). Everything else is denied without one. */
   public?: boolean;
-  /** The least role that may call it (users and sessions); unset: GET viewer, anything else admin. */
-  role?: 'admin' | 'operator' | 'viewer';
   params?: P;
   query?: Q;
   /** Request body: a zod schema (JSON, validated before the handler runs), or bytes of a media type the handler reads as a stream. */
@@ -86,7 +84,7 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
   app.route({
     method: spec.method,
     url: spec.url,
-    config: { public: spec.public ?? false, spec, ...(spec.role ? { role: spec.role } : {}) },
+    config: { public: spec.public ?? false, spec },
     handler: async (request, reply) => {
       const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
       const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;

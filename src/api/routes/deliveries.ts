@@ -142,7 +142,6 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       description: 'A pending delivery is only made due now; its lease and attempt count are left alone.',
       tags: ['deliveries'],
       params: DeliveryParams,
-      role: 'operator',
       responses: { 200: { description: 'the delivery, pending', schema: Delivery } },
     },
     async ({ params }) => {

@@ -25,12 +25,18 @@ const RouteView = z.object({
 
 const RouteList = z.object({ items: z.array(RouteView).describe('in the order they are tried (priority, then file order)') });
 
-export const RouteTestBody = z.strictObject({
+const Address = z.string().min(1).max(256);
+
+export const RouteTestQuery = z.strictObject({
   sender: z.string().max(256).default('').describe("envelope sender; '' for the null sender <>"),
-  recipients: z.array(z.string().min(1).max(256)).max(100).default([]).describe('envelope recipients (default: the stored message\'s)'),
-  clientIp: z.string().max(64).nullable().default(null),
-  authUser: z.string().max(256).nullable().default(null),
-  message: Id.optional().describe('a stored message: its envelope (unless given) and content decide the content conditions too'),
+  recipient: z
+    .union([Address, z.array(Address).max(100)])
+    .optional()
+    .transform((v) => (v === undefined ? [] : typeof v === 'string' ? [v] : v))
+    .describe("envelope recipient; repeat for several (default: the stored message's)"),
+  clientIp: z.string().max(64).optional().describe('the client address a route may match on'),
+  authUser: z.string().max(256).optional().describe('the SMTP AUTH user a route may match on'),
+  message: Id.optional().describe('a stored message: its envelope (unless recipients are given) and its content (header and size conditions)'),
 });
 
 const RecipientVerdict = z.object({
@@ -84,21 +90,21 @@ export async function routeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   defineRoute(
     app,
     {
-      method: 'POST',
+      // GET: it changes nothing, so it needs no CSRF token, no audit row, and a viewer may ask.
+      method: 'GET',
       url: `${ROUTES}/test`,
       summary: 'Which route takes each recipient of an envelope (or a stored message), without sending anything',
       description:
         'Runs the router as RCPT time does (sender, client and target checks) and, for a stored message, with its content ' +
-        '(header and size conditions). Nothing is kept, planned or delivered. Viewers may use it: it reads configuration only.',
+        '(header and size conditions). Nothing is kept, planned or delivered. It reads configuration only, so it is a GET any viewer may call.',
       tags: ['routes'],
-      body: RouteTestBody,
-      role: 'viewer',
+      query: RouteTestQuery,
       responses: { 200: { description: 'each recipient and its routes', schema: RouteTestResult } },
     },
-    async ({ body }) => {
+    async ({ query: body }) => {
       const router = requireRouter(deps);
-      let env: EnvelopeFacts = { mailFrom: body.sender, clientIp: body.clientIp, authUser: body.authUser };
-      let recipients = body.recipients;
+      let env: EnvelopeFacts = { mailFrom: body.sender, clientIp: body.clientIp ?? null, authUser: body.authUser ?? null };
+      let recipients = body.recipient;
       let content: ContentFacts | undefined;
       if (body.message) {
         const parsed = await buildParsedView(deps, body.message);
@@ -109,7 +115,7 @@ export async function routeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         }
         content = { headers: parsed.headers, size: m.size, parts: parsed.parts, from: parsed.addresses.from ?? [] };
       }
-      if (!recipients.length) throw mailError('INVALID_REQUEST', 'body.recipients: give at least one recipient, or a message');
+      if (!recipients.length) throw mailError('INVALID_REQUEST', 'query.recipient: give at least one recipient, or a message');
       const verdicts = [];
       for (const rcpt of recipients) {
         const d = await router.decide(rcpt, env, content);

@@ -69,7 +69,7 @@ async function overview(el, m) {
     (await getJson(`/api/v1/deliveries?message=${m.id}&limit=500`)).items.map((d) => getJson(`/api/v1/deliveries/${d.id}`)),
   );
   // Which route took each recipient and why the others did not: the route tester on this message.
-  const test = m.parseStatus === 'pending' ? null : await postJson('/api/v1/routes/test', { message: m.id }).catch(() => null);
+  const test = m.parseStatus === 'pending' ? null : await getJson(`/api/v1/routes/test?message=${m.id}`).catch(() => null);
   const trace = m.headers.find(([k]) => k.toLowerCase() === 'received');
   render(
     el,

@@ -1,5 +1,5 @@
 import { html } from './html.js';
-import { getJson, postJson } from './api.js';
+import { getJson } from './api.js';
 import { errorBox, render } from './app.js';
 
 function routeCard(r, i) {
@@ -40,16 +40,15 @@ export async function routesPage(el, params) {
   el.querySelector('#route-test').addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
-    const body = {
-      sender: String(f.get('sender') ?? '').trim(),
-      recipients: String(f.get('recipients') ?? '').split(/[\s,]+/).filter(Boolean),
-      clientIp: String(f.get('clientIp') ?? '').trim() || null,
-    };
-    const message = String(f.get('message') ?? '').trim();
-    if (message) body.message = message;
+    const q = new URLSearchParams({ sender: String(f.get('sender') ?? '').trim() });
+    for (const r of String(f.get('recipients') ?? '').split(/[\s,]+/).filter(Boolean)) q.append('recipient', r);
+    for (const k of ['clientIp', 'message']) {
+      const v = String(f.get(k) ?? '').trim();
+      if (v) q.set(k, v);
+    }
     const out = el.querySelector('#result');
     try {
-      render(out, verdicts(await postJson('/api/v1/routes/test', body)));
+      render(out, verdicts(await getJson(`/api/v1/routes/test?${q}`)));
     } catch (err) {
       render(out, errorBox(err));
     }
