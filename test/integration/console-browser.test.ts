@@ -315,6 +315,19 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.getByRole('heading', { name: 'Sent from the console' }).waitFor();
   });
 
+  step('objects: every kind renders, or says what to do next; the API description is readable', async () => {
+    const folder = await pr.api('/api/v1/folders', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'invoices' }) });
+    assert.equal(folder.status, 201, await folder.clone().text());
+    for (const [tab, text] of [['groups', 'Talk'], ['folders', 'invoices'], ['workflows', 'No workflows'], ['tracker', 'No work packages'], ['mail', 'No mail accounts']]) {
+      await page.goto(`${pr.baseUrl}/#/objects?tab=${tab}`);
+      await page.locator('#objects-panel').getByText(text).first().waitFor();
+      assert.equal(await page.getByRole('alert').count(), 0, `${tab}: ${await page.locator('#objects-panel').innerText()}`);
+    }
+    await page.goto(`${pr.baseUrl}/#/api`);
+    await page.getByRole('heading', { name: 'messages', exact: true }).waitFor();
+    await page.getByText('GET /api/v1/messages', { exact: true }).first().waitFor();
+  });
+
   step('system page shows the queue and the last hour', async () => {
     await page.goto(`${pr.baseUrl}/#/system`);
     await page.getByRole('img', { name: /messages received per minute/ }).waitFor();
@@ -407,7 +420,7 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
   step('accessibility basics: every control is named, text has contrast, focus is visible; light and dark', async () => {
     for (const scheme of ['light', 'dark'] as const) {
       await page.emulateMedia({ colorScheme: scheme });
-      for (const name of ['messages', `messages/${liveId}`, 'deliveries', 'routes', 'objects', 'system', 'send']) {
+      for (const name of ['messages', `messages/${liveId}`, 'deliveries', 'routes', 'objects', 'objects?tab=folders', 'system', 'send', 'api']) {
         await page.goto(`${pr.baseUrl}/#/${name}`);
         await page.locator('main h1').first().waitFor();
         await page.waitForTimeout(200);

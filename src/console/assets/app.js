@@ -4,7 +4,7 @@ import { messagesPage } from './page-messages.js';
 import { messagePage } from './page-message.js';
 import { deliveriesPage } from './page-deliveries.js';
 import { routesPage } from './page-routes.js';
-import { systemPage } from './page-system.js';
+import { apiPage, systemPage } from './page-system.js';
 import { sendPage } from './page-send.js';
 import { objectsPage } from './page-objects.js';
 
@@ -70,6 +70,7 @@ async function show() {
     routes: () => routesPage(content, params),
     objects: () => objectsPage(content, params),
     system: () => systemPage(content),
+    api: () => apiPage(content),
     send: () => sendPage(content),
   };
   try {
