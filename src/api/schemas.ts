@@ -147,6 +147,10 @@ export const MessageDetail = z.object({
   parseStatus: z.enum(PARSE_STATUSES).describe('pending, parsed, or raw (could not be parsed; kept whole as one raw part)'),
   parseError: z.string().nullable().describe('why the message could not be parsed (parseStatus raw)'),
   parsedAt: z.string().nullable().describe('null until the parser has run'),
+  trace: z
+    .string()
+    .nullable()
+    .describe('our Received: header for this message (client, HELO, protocol: ESMTPS means TLS, ESMTPA AUTH), served before the raw bytes; null if trace headers are off'),
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
   parts: z.array(Part),

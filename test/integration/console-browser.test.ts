@@ -242,6 +242,9 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.goto(`${pr.baseUrl}/#/messages/${liveId}`);
     await page.getByRole('heading', { name: 'Live from swaks' }).waitFor();
     await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+    // The session as our trace header tells it: swaks spoke plain ESMTP.
+    await page.getByText('no (ESMTP)').waitFor();
+    await page.locator('pre.reply', { hasText: /by mx\.postroom\.test \(Postroom/ }).waitFor();
     await page.getByText('route inbox').or(page.locator('.timeline code', { hasText: 'inbox' })).first().waitFor();
     await page.getByRole('tab', { name: 'Headers' }).click();
     await page.getByRole('rowheader', { name: 'Subject' }).waitFor();

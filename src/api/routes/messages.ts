@@ -149,6 +149,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         parseStatus: m.parseStatus,
         parseError: m.parseError,
         parsedAt: detail?.parsedAt ?? null,
+        trace: m.trace ? m.trace.trimEnd() : null,
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,
         parts: parts.map((p) => partOf(m.id, p)),

@@ -17,6 +17,7 @@ const TABS = [
 const FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
 const FRAME_CSP_REMOTE = "default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'; font-src https: http:";
 
+/** Pairs as a definition list; a null value shows as a dash. */
 function dl(pairs) {
   return html`<dl class="pairs">${pairs.map(([k, v]) => html`<dt>${k}</dt><dd>${v ?? html`<span class="muted">–</span>`}</dd>`)}</dl>`;
 }
@@ -70,7 +71,8 @@ async function overview(el, m) {
   );
   // Which route took each recipient and why the others did not: the route tester on this message.
   const test = m.parseStatus === 'pending' ? null : await getJson(`/api/v1/routes/test?message=${m.id}`).catch(() => null);
-  const trace = m.headers.find(([k]) => k.toLowerCase() === 'received');
+  // Our own Received: header says how the message came: ESMTPS is TLS, ESMTPA an AUTH session (RFC 3848).
+  const proto = /\bwith (\S+)/.exec(m.trace ?? '')?.[1] ?? null;
   render(
     el,
     html`<section><h2>Envelope and session</h2>${dl([
@@ -82,7 +84,8 @@ async function overview(el, m) {
       ['Ingress', m.ingress],
       ['Received', when(m.envelope.receivedAt)],
       ['Message-ID', m.messageId],
-      ['Latest Received:', trace?.[1]],
+      ['TLS', m.ingress === 'smtp' && proto ? (/^ESMTPS/.test(proto) ? `yes (${proto})` : `no (${proto})`) : null],
+      ['Trace', m.trace ? html`<pre class="reply">${m.trace}</pre>` : null],
     ])}</section>
     <section><h2>Timeline</h2>
     ${can('operator') && deliveries.length ? html`<p><button type="button" id="replay-all">Replay all deliveries</button></p>` : ''}
