@@ -12,7 +12,7 @@ function row(d) {
   return html`<tr data-row data-id="${d.id}">
     <td>${can('operator') ? html`<input type="checkbox" name="select" value="${d.id}" aria-label="Select delivery ${d.id}">` : ''}</td>
     <td><a href="#/messages/${d.messageId}">${d.messageId}</a></td><td><code>${d.route}</code></td><td>${d.kind}${d.destination ? ` → ${d.destination}` : ''}</td>
-    <td>${status(d.status)}</td><td class="num">${d.attempts}</td><td>${when(d.nextAttemptAt)}</td><td class="reply">${d.lastError ?? ''}</td>
+    <td>${status(d.status === 'pending' && d.attempts > 0 ? 'retrying' : d.status)}</td><td class="num">${d.attempts}</td><td>${when(d.nextAttemptAt)}</td><td class="reply">${d.lastError ?? ''}</td>
     <td>${can('operator') ? html`<button type="button" class="retry" data-id="${d.id}">Retry</button>` : ''}</td></tr>`;
 }
 
