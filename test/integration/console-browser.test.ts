@@ -67,6 +67,8 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
   const shots = path.join(tmp.dir, 'screenshots');
   const consoleLines: string[] = [];
   const dialogs: string[] = [];
+  const confirms: string[] = [];
+  let confirming = false;
   let groupId = 0;
   /** Whether this server has user accounts (POST /api/v1/users): then the console signs in as users. */
   let users = false;
@@ -127,6 +129,11 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
     page.on('dialog', (d) => {
+      // The console's own confirmation (retry all matching) is answered; any other dialog is a payload that ran.
+      if (d.type() === 'confirm' && confirming) {
+        confirms.push(d.message());
+        return void d.accept();
+      }
       dialogs.push(d.message());
       void d.dismiss();
     });
@@ -278,6 +285,20 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.locator('tr[data-row]').first().waitFor();
     await page.getByRole('button', { name: 'Retry', exact: true }).first().click();
     await page.getByText('Replayed 1 delivery').waitFor();
+    // Retry all matching: counted, confirmed, then replayed at a pace.
+    await page.goto(`${pr.baseUrl}/#/deliveries?route=inbox`);
+    await page.locator('tr[data-row]').first().waitFor();
+    const matching = ((await (await pr.api('/api/v1/deliveries?route=inbox&limit=500')).json()) as { items: unknown[] }).items.length;
+    assert.ok(matching >= 1);
+    confirming = true;
+    try {
+      await page.getByRole('button', { name: 'Retry all matching…' }).click();
+      await page.getByText(`Replayed ${matching} of ${matching}`).waitFor();
+    } finally {
+      confirming = false;
+    }
+    assert.equal(confirms.length, 1);
+    assert.match(confirms[0], new RegExp(`^Retry ${matching} deliveries\\? They are replayed 10 a second`));
   });
 
   step('the route tester says which route takes each recipient, the captures and the RCPT reply', async () => {
