@@ -11,7 +11,7 @@ import type { ApiDeps } from '../server.js';
 export const MESSAGES = '/api/v1/messages';
 
 /** Rows a search (`?q=`) reads per request at most; see the list route. */
-export const SEARCH_WINDOW = 20_000;
+export const SEARCH_WINDOW = 10_000;
 
 /**
  * The cursor is opaque to clients so that its shape can change; today it is the last id seen
@@ -92,7 +92,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       summary: 'List kept messages, newest first',
       description:
         'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` ' +
-        'with the same filters; mail arriving meanwhile does not shift pages. A search (`q`) reads at most 20,000 messages ' +
+        'with the same filters; mail arriving meanwhile does not shift pages. A search (`q`) reads at most 10,000 messages ' +
         'per request, so its page may hold fewer than `limit` items (even none) while `nextCursor` is set: follow it to search older mail.',
       tags: ['messages'],
       query: MessageListQuery,
