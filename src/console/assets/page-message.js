@@ -1,4 +1,4 @@
-import { html } from './html.js';
+import { html, safeUrl } from './html.js';
 import { can, download, getJson, postJson, request, session } from './api.js';
 import { errorBox, loading, render } from './app.js';
 import { bytes, sender, status, when } from './format.js';
@@ -134,7 +134,7 @@ function partsTab(el, m) {
     <tbody>${m.parts.map(
       (p) => html`<tr><td>${p.idx}</td><td>${p.kind}</td><td><code>${p.contentType}</code></td><td>${p.filename ?? ''}</td>
       <td>${p.originalFilename ?? ''}</td><td class="num">${bytes(p.size)}</td><td><code class="hash">${p.sha256}</code></td>
-      <td><button type="button" class="download" data-url="${p.url}" data-name="${p.filename ?? `part-${p.idx}`}" aria-label="Download part ${p.idx} ${p.filename ?? ''}">Download</button></td></tr>`,
+      <td><button type="button" class="download" data-url="${safeUrl(p.url)}" data-name="${p.filename ?? `part-${p.idx}`}" aria-label="Download part ${p.idx} ${p.filename ?? ''}">Download</button></td></tr>`,
     )}</tbody></table></div>
     <p>Parse: ${m.parseStatus}${m.parseError ? html` <span class="error">${m.parseError}</span>` : ''}</p>`,
   );

@@ -1,4 +1,4 @@
-import { html } from './html.js';
+import { html, safeUrl } from './html.js';
 import { can, download, getJson, postJson } from './api.js';
 import { errorBox, loading, render } from './app.js';
 import { bytes, status, when } from './format.js';
@@ -49,7 +49,7 @@ async function folders() {
       ${docs.items.length ? html`<div class="scroll"><table><caption class="sr-only">Documents in ${f.name}</caption><thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col" class="num">Size</th><th scope="col">Properties</th><th scope="col">Filed</th><th scope="col"><span class="sr-only">Download</span></th></tr></thead><tbody>${docs.items.map(
         (d) => html`<tr><td>${d.name}</td><td><code>${d.contentType}</code></td><td class="num">${bytes(d.size)}</td>
         <td>${d.properties.slice(0, 4).map((p) => html`<div><code>${p.name ?? ''}</code> ${String(p.value ?? '').slice(0, 80)}</div>`)}</td><td>${when(d.createdAt)}</td>
-        <td><button type="button" class="download" data-url="${d.url}" data-name="${d.name}" aria-label="Download ${d.name}">Download</button></td></tr>`,
+        <td><button type="button" class="download" data-url="${safeUrl(d.url)}" data-name="${d.name}" aria-label="Download ${d.name}">Download</button></td></tr>`,
       )}</tbody></table></div>` : html`<p class="muted">No documents yet.</p>`}</section>`;
     }),
   );
