@@ -188,6 +188,14 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         token: apiToken,
         objects: config.objects,
         onDeliveryRetry: () => deliveryWorker.wake(),
+        router,
+        listeners: () =>
+          Object.entries(app.addresses).map(([kind, a]) => ({ kind, address: `${a.host}:${a.port}` })),
+        onStored: (listener) => {
+          const on = (m: { id: string }) => listener(m.id);
+          intake.on('stored', on);
+          return () => void intake.off('stored', on);
+        },
         // POST /api/v1/inbound: the same door and the same RCPT-time checks as SMTP.
         intake: {
           accept: intake.accept,

@@ -1,4 +1,5 @@
 import type { Scenario } from '../lib/types.js';
+import { consolePages } from './console-pages.js';
 import { largeMessageRss } from './large-message-rss.js';
 import { mailFetch } from './mail-fetch.js';
 import { smtpThroughput } from './smtp-throughput.js';
@@ -7,4 +8,4 @@ import { stuckTarget } from './stuck-target.js';
 import { webhookLatency } from './webhook-latency.js';
 
 /** Every bench scenario, in the order they run. Add one: a module beside this file, one entry here. */
-export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss, webhookLatency, stuckTarget, storeBackends, mailFetch];
+export const scenarios: Scenario[] = [smtpThroughput, largeMessageRss, webhookLatency, stuckTarget, storeBackends, mailFetch, consolePages];

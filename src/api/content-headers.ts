@@ -50,5 +50,8 @@ export function contentDisposition(type: 'attachment' | 'inline', name: string):
  */
 export const HTML_CSP = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'; sandbox";
 
+/** The same after the operator asked to load remote content: images, styles and fonts from the network; still no script, still sandboxed. */
+export const HTML_CSP_REMOTE = "default-src 'none'; img-src data: cid: https: http:; style-src 'unsafe-inline' https: http:; font-src https: http:; sandbox";
+
 /** For every other body we serve: nothing loads, nothing runs, even if a browser renders it. */
 export const BYTES_CSP = "default-src 'none'; sandbox";

@@ -5,6 +5,7 @@ import type { MailConfig } from '../domain/accounts/config.js';
 import type { SecretBox } from '../domain/accounts/secret-box.js';
 import type { ObjectsConfig } from '../domain/objects/config.js';
 import type { Accept } from '../intake/accept.js';
+import type { Router } from '../routing/router.js';
 import type { Db } from '../store/db.js';
 import type { BlobStore } from '../store/ports.js';
 import type { Logger } from '../telemetry/log.js';
@@ -26,6 +27,12 @@ export interface ApiDeps {
   intake?: InboundDeps;
   /** Mail accounts: the secret box, fetch settings, and how to tell the fetcher and worker about changes (absent: /api/v1/email answers 503). */
   mail?: MailApiDeps;
+  /** The router, for GET /api/v1/routes and the route tester (absent: they answer 503). */
+  router?: Router;
+  /** Told of each message kept in this process, for the live list (GET /api/v1/messages/events). */
+  onStored?: (listener: (id: string) => void) => () => void;
+  /** Where this process listens, for GET /api/v1/system (absent: the HTTP listener as configured). */
+  listeners?: () => { kind: string; address: string }[];
 }
 
 /** What the HTTP intake (POST /api/v1/inbound) needs from a running Postroom. */

@@ -42,6 +42,14 @@ const Instant = z
 const Search = z.string().min(1).max(998);
 
 export const MessageListQuery = z.strictObject({
+  q: z
+    .string()
+    .max(998)
+    .optional()
+    .describe(
+      'search: `from: to: rcpt: subject: message-id: status: route: ingress: has:attachment before: after: larger: smaller:` ' +
+        'and free text (subject, addresses); `-` negates a term, "double quotes" keep spaces. E.g. `from:alice has:attachment -status:delivered larger:1M`',
+    ),
   since: Instant.optional().describe('received at or after this instant (ISO 8601)'),
   until: Instant.optional().describe('received before this instant (ISO 8601)'),
   from: Search.optional().describe('substring of the envelope sender or the From: header, case-insensitive'),
@@ -75,6 +83,16 @@ export const RawQuery = z.strictObject({
     .default('1')
     .transform((v) => v === '1' || v === 'true')
     .describe('1 (default): our Received: trace header, then the bytes received; 0: exactly the bytes received'),
+});
+
+const Flag = z
+  .enum(['0', '1', 'false', 'true'])
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
+
+export const HtmlQuery = z.strictObject({
+  inline: Flag.describe("1: the message's inline images (cid: URLs) inlined as data: URLs"),
+  remote: Flag.describe('1: allow images, styles and fonts from the network (never script)'),
 });
 
 export const Envelope = z.object({
@@ -137,6 +155,10 @@ export const MessageDetail = z.object({
   parseError: z.string().nullable().describe('why the message could not be parsed (parseStatus raw)'),
   defects: Defects,
   parsedAt: z.string().nullable().describe('null until the parser has run'),
+  trace: z
+    .string()
+    .nullable()
+    .describe('our Received: header for this message (client, HELO, protocol: ESMTPS means TLS, ESMTPA AUTH), served before the raw bytes; null if trace headers are off'),
   headers: z.array(z.tuple([z.string(), z.string()])).describe('[name, unfolded value] in the order received'),
   addresses: z.record(z.string(), z.unknown()).nullable().describe('from, to, cc, replyTo address lists'),
   parts: z.array(Part),

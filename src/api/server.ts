@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { installAudit } from './audit.js';
 import { installAuth } from './auth.js';
+import { packageVersion } from './version.js';
 import { buildOpenApi } from './openapi.js';
 import { mailError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
@@ -27,6 +28,10 @@ import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
 import { webdavOpenApi, webdavRoutes } from './routes/webdav.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { routeRoutes } from './routes/routes.js';
+import { systemRoutes } from './routes/system.js';
+import { messageEventRoutes } from './routes/message-events.js';
+import { consoleRoutes } from '../console/serve.js';
 
 
 /** A built API server, not yet listening. */
@@ -42,16 +47,7 @@ export interface ApiServer {
 export type ApiRoutes = (app: FastifyInstance, deps: ApiDeps) => Promise<void>;
 
 /** Every route module, in order. A new capability adds its module here and nothing else. */
-export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes, sessionRoutes, userRoutes, tokenRoutes, auditRoutes];
-
-/** The package version, for the OpenAPI document (package.json sits two levels above src/api and dist/api). */
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
+export const ROUTE_MODULES: readonly ApiRoutes[] = [healthRoutes, messageRoutes, messageContentRoutes, deliveryRoutes, pausedTargetRoutes, inboundRoutes, groupRoutes, objectRoutes, aclRoutes, folderRoutes, documentRoutes, workflowRoutes, processRoutes, webdavRoutes, emailRoutes, trackerRoutes, sessionRoutes, userRoutes, tokenRoutes, auditRoutes, routeRoutes, messageEventRoutes, systemRoutes, consoleRoutes];
 
 /** Build the fastify server with every route module registered, auth and the one error handler. */
 export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes[] = ROUTE_MODULES): Promise<ApiServer> {

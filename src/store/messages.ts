@@ -2,6 +2,7 @@ import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, StoredPart } from '../core/message.js';
 import type { MimeDefect } from '../core/mime-defects.js';
+import type { SearchTerm } from '../core/message-search.js';
 import { relaxedTransaction } from './db.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
@@ -197,8 +198,14 @@ export interface MessageFilter {
   account?: string;
   /** Fetched from this mail-account folder. */
   folder?: string;
+  /** Parsed search terms (core/message-search.ts), all of which must hold. */
+  search?: readonly SearchTerm[];
   /** Return messages with id below this (newest first). */
   before?: string;
+  /** Return messages with id above this (what arrived since; the live list). */
+  after?: string;
+  /** Return messages with id at or above this (the floor of a bounded search window). */
+  atLeast?: string;
   limit: number;
 }
 
@@ -215,6 +222,8 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   if (f.parse) q = q.where('parse_status', '=', f.parse);
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
+  if (f.after) q = q.where('id', '>', f.after);
+  if (f.atLeast) q = q.where('id', '>=', f.atLeast);
   if (f.account || f.folder) {
     q = q.where('id', 'in', (eb) => {
       let links = eb.selectFrom('mail_links').select('mail_links.message');
@@ -225,13 +234,76 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   }
   // Substring filters: lower() + like works the same on SQLite and PostgreSQL (PostgreSQL's LIKE
   // is case-sensitive). SQLite has no default LIKE escape character, so name it for both.
-  const like = (s: string) => `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-  const contains = (col: 'subject' | 'rcpt_to' | 'from_addr' | 'mail_from', s: string) =>
-    sql<SqlBool>`lower(${sql.ref(col)}) like ${like(s)} escape '\\'`;
+  const contains = has;
   if (f.subject) q = q.where(contains('subject', f.subject));
   if (f.rcpt) q = q.where(contains('rcpt_to', f.rcpt));
   if (f.from) q = q.where((eb) => eb.or([contains('from_addr', f.from!), contains('mail_from', f.from!)]));
+  for (const t of f.search ?? []) {
+    const cond = searchCondition(t);
+    q = q.where(t.negate ? sql<SqlBool>`not (${cond})` : cond);
+  }
   return (await q.execute()).map(toStoredMessage);
+}
+
+/**
+ * The id `depth` rows below `before` (newest first), or undefined when fewer rows are left: the
+ * floor of a bounded search window. A walk of the primary-key index, no table rows read.
+ */
+export async function messageIdAtDepth(db: Q, before: string | undefined, depth: number): Promise<string | undefined> {
+  let q = db.selectFrom('messages').select('id').orderBy('id', 'desc').limit(1).offset(depth);
+  if (before) q = q.where('id', '<', before);
+  return (await q.executeTakeFirst())?.id;
+}
+
+/** A LIKE pattern for a case-insensitive substring, with the escape character named by the caller. */
+function likePattern(s: string): string {
+  return `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+type TextColumn = 'subject' | 'rcpt_to' | 'from_addr' | 'mail_from' | 'message_id' | 'addresses';
+
+/** NULL columns count as '' so that a negated term (`-subject:x`) keeps messages without a subject. */
+function has(col: TextColumn, s: string) {
+  return sql<SqlBool>`lower(coalesce(${sql.ref(col)}, '')) like ${likePattern(s)} escape '\\'`;
+}
+
+function anyOf(cols: TextColumn[], s: string) {
+  return sql<SqlBool>`(${sql.join(cols.map((c) => has(c, s)), sql` or `)})`;
+}
+
+/** One search term as a condition; messages newest first still walk the id index, so a page stops early. */
+function searchCondition(t: SearchTerm) {
+  switch (t.field) {
+    case 'from':
+      return anyOf(['from_addr', 'mail_from'], t.value);
+    // The parsed To/Cc/Reply-To address lists (stored as JSON with From; the value is matched in the list text).
+    case 'to':
+      return sql<SqlBool>`(${has('addresses', t.value)} and not ${has('from_addr', t.value)})`;
+    case 'rcpt':
+      return has('rcpt_to', t.value);
+    case 'subject':
+      return has('subject', t.value);
+    case 'message-id':
+      return has('message_id', t.value.replace(/^<|>$/g, ''));
+    case 'status':
+      return t.value === 'raw' ? sql<SqlBool>`parse_status = 'raw'` : sql<SqlBool>`status = ${t.value}`;
+    case 'route':
+      return sql<SqlBool>`exists (select 1 from deliveries d where d.message = messages.id and d.route = ${t.value})`;
+    case 'ingress':
+      return sql<SqlBool>`ingress = ${t.value}`;
+    case 'has':
+      return sql<SqlBool>`exists (select 1 from parts p where p.message = messages.id and p.kind = 'attachment')`;
+    case 'before':
+      return sql<SqlBool>`received_at < ${isoText(t.value)}`;
+    case 'after':
+      return sql<SqlBool>`received_at >= ${isoText(t.value)}`;
+    case 'larger':
+      return sql<SqlBool>`size > ${Number(t.value)}`;
+    case 'smaller':
+      return sql<SqlBool>`size < ${Number(t.value)}`;
+    case 'text':
+      return anyOf(['subject', 'from_addr', 'mail_from', 'rcpt_to'], t.value);
+  }
 }
 
 /** Messages kept as raw (could not be parsed), counted by their routing/delivery status. */

@@ -116,6 +116,9 @@ export function hasCommand(cmd: string): boolean {
   return onPath(cmd) !== undefined;
 }
 
+/** Debian's Chromium (the console's browser tests drive it through playwright-core). */
+export const CHROMIUM = '/usr/bin/chromium';
+
 /** Debian's Python (its `email` package and python3-aiosmtpd are what the tests compare against). */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
 
@@ -141,6 +144,15 @@ const PEERS = {
     }
   },
   sqlite3: () => hasCommand('sqlite3'),
+  // Debian's chromium, driven by playwright-core in the console's browser tests.
+  chromium: () => {
+    try {
+      accessSync(CHROMIUM, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
   rsync: () => hasCommand('rsync'),
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),

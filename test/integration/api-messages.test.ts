@@ -418,7 +418,7 @@ describe('HTTP API: messages', () => {
       assert.ok(doc.paths[p]?.get, `documents GET ${p}`);
     }
     const listParams = doc.paths['/api/v1/messages'].get.parameters.map((x: { name: string }) => x.name);
-    assert.deepEqual(listParams, ['since', 'until', 'from', 'rcpt', 'subject', 'status', 'parse', 'ingress', 'account', 'folder', 'limit', 'cursor']);
+    assert.deepEqual(listParams, ['q', 'since', 'until', 'from', 'rcpt', 'subject', 'status', 'parse', 'ingress', 'account', 'folder', 'limit', 'cursor']);
     assert.deepEqual(doc.paths['/healthz'].get.security, []);
   });
 

@@ -4,9 +4,9 @@ import { mailError } from '../../core/errors.js';
 import type { StoredPart } from '../../core/message.js';
 import { withTrace } from '../../mime/trace.js';
 import { getParts } from '../../store/messages.js';
-import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, safeMediaType } from '../content-headers.js';
+import { BYTES_CSP, cleanFilename, contentDisposition, HTML_CSP, HTML_CSP_REMOTE, safeMediaType } from '../content-headers.js';
 import { defineRoute } from '../route.js';
-import { AttachmentList, CidParams, MessageParams, PartParams, RawQuery } from '../schemas.js';
+import { AttachmentList, CidParams, HtmlQuery, MessageParams, PartParams, RawQuery } from '../schemas.js';
 import type { ApiDeps } from '../deps.js';
 import { MESSAGES, partOf, requireMessage } from './messages.js';
 
@@ -41,6 +41,44 @@ const ATTACHABLE = new Set<StoredPart['kind']>(['attachment', 'inline']);
 /** A Content-ID without its angle brackets, as a cid: URL names it (RFC 2392). */
 function bareCid(cid: string): string {
   return cid.trim().replace(/^<(.*)>$/, '$1');
+}
+
+// HTML larger than this is served as it is (cid: images then do not show): inlining reads it whole.
+const MAX_INLINED_HTML = 4 * 1024 * 1024;
+// An inline image larger than this stays a cid: URL: a data: URL that size would only slow the frame.
+const MAX_INLINED_PART = 2 * 1024 * 1024;
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * cid: URLs (RFC 2392) of the message's own image parts, replaced by data: URLs, so the HTML
+ * shows its inline images under a policy that loads nothing from anywhere (img-src data:).
+ * Only image types: a data: URL of another type is no image, and text/html in one would be a page.
+ */
+async function inlineCids(deps: ApiDeps, html: Buffer, parts: StoredPart[]): Promise<Buffer> {
+  const byCid = new Map(parts.filter((p) => p.contentId && p.size <= MAX_INLINED_PART).map((p) => [bareCid(p.contentId!).toLowerCase(), p]));
+  const text = html.toString('latin1');
+  const wanted = new Set<string>();
+  for (const m of text.matchAll(/cid:([^"'\s)>]+)/gi)) wanted.add(m[1]);
+  const dataUrls = new Map<string, string>();
+  for (const cid of wanted) {
+    let name = cid;
+    try {
+      name = decodeURIComponent(cid);
+    } catch {
+      // a malformed escape: match it as written
+    }
+    const p = byCid.get(name.toLowerCase());
+    const type = p ? safeMediaType(p.contentType).split(';')[0] : '';
+    if (!p || !/^image\/[a-z0-9.+-]+$/.test(type)) continue;
+    dataUrls.set(cid, `data:${type};base64,${(await readAll(await deps.blobs.open(p.sha256))).toString('base64')}`);
+  }
+  // latin1 both ways keeps every byte of the HTML as it was, whatever its charset.
+  return Buffer.from(text.replace(/cid:([^"'\s)>]+)/gi, (all, cid: string) => dataUrls.get(cid) ?? all), 'latin1');
 }
 
 function fallbackName(p: StoredPart): string {
@@ -86,35 +124,53 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     },
   );
 
-  for (const kind of ['text', 'html'] as const) {
-    defineRoute(
-      app,
-      {
-        method: 'GET',
-        url: `${MESSAGES}/:id/${kind}`,
-        summary: kind === 'text' ? 'The plain-text body' : 'The HTML body, sandboxed: no scripts, no remote loads',
-        ...(kind === 'html'
-          ? {
-              description:
-                `Served with \`Content-Security-Policy: ${HTML_CSP}\` and \`X-Content-Type-Options: nosniff\`, ` +
-                'so opening it in a browser runs no script and fetches nothing (no tracking pixels).',
-            }
-          : {}),
-        tags: ['content'],
-        params: MessageParams,
-        responses: { 200: { description: `the ${kind} body`, contentType: kind === 'text' ? 'text/plain' : 'text/html' } },
-      },
-      async ({ params, request, reply }) => {
-        const m = await requireMessage(deps, params.id);
-        const part = (await getParts(deps.db.kysely, m.id)).find((p) => p.kind === kind);
-        if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no ${kind} body`);
-        return sendBlob(deps, request, reply, part, {
-          type: safeMediaType(part.contentType),
-          csp: kind === 'html' ? HTML_CSP : BYTES_CSP,
-        });
-      },
-    );
-  }
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${MESSAGES}/:id/text`,
+      summary: 'The plain-text body',
+      tags: ['content'],
+      params: MessageParams,
+      responses: { 200: { description: 'the text body', contentType: 'text/plain' } },
+    },
+    async ({ params, request, reply }) => {
+      const m = await requireMessage(deps, params.id);
+      const part = (await getParts(deps.db.kysely, m.id)).find((p) => p.kind === 'text');
+      if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no text body`);
+      return sendBlob(deps, request, reply, part, { type: safeMediaType(part.contentType), csp: BYTES_CSP });
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${MESSAGES}/:id/html`,
+      summary: 'The HTML body, sandboxed: no scripts, no remote loads',
+      description:
+        `Served with \`Content-Security-Policy: ${HTML_CSP}\` and \`X-Content-Type-Options: nosniff\`, ` +
+        'so opening it in a browser runs no script and fetches nothing (no tracking pixels). ' +
+        '`?inline=1` puts the message\'s own inline images (cid: URLs) into the HTML as data: URLs, which the policy allows; ' +
+        '`?remote=1` lets images, styles and fonts load from the network too (the operator asked to "load remote content"); script never runs.',
+      tags: ['content'],
+      params: MessageParams,
+      query: HtmlQuery,
+      responses: { 200: { description: 'the HTML body', contentType: 'text/html' } },
+    },
+    async ({ params, query, request, reply }) => {
+      const m = await requireMessage(deps, params.id);
+      const parts = await getParts(deps.db.kysely, m.id);
+      const part = parts.find((p) => p.kind === 'html');
+      if (!part) throw mailError('NOT_FOUND', `Message ${m.id} has no html body`);
+      const csp = query.remote ? HTML_CSP_REMOTE : HTML_CSP;
+      const type = safeMediaType(part.contentType);
+      if (!query.inline || part.size > MAX_INLINED_HTML || !parts.some((p) => p.contentId)) return sendBlob(deps, request, reply, part, { type, csp });
+      const body = await inlineCids(deps, await readAll(await deps.blobs.open(part.sha256)), parts);
+      reply.header('content-type', type).header('x-content-type-options', 'nosniff').header('content-security-policy', csp);
+      return reply.send(request.method === 'HEAD' ? '' : body);
+    },
+  );
 
   defineRoute(
     app,

@@ -1,14 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { mailError } from '../../core/errors.js';
+import { parseSearch } from '../../core/message-search.js';
 import type { StoredMessage, StoredPart } from '../../core/message.js';
 import { parseReportFields, REPORT_TYPES } from '../../mime/delivery-status.js';
-import { getMessage, getParsedDetail, getParts, listMessages } from '../../store/messages.js';
+import { getMessage, getParsedDetail, getParts, listMessages, messageIdAtDepth } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
 import type { ApiDeps } from '../deps.js';
 
 export const MESSAGES = '/api/v1/messages';
+
+/** Rows a search (`?q=`) reads per request at most; see the list route. */
+export const SEARCH_WINDOW = 10_000;
 
 /**
  * The cursor is opaque to clients so that its shape can change; today it is the last id seen
@@ -90,18 +94,24 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       summary: 'List kept messages, newest first',
       description:
         'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` ' +
-        'with the same filters; mail arriving meanwhile does not shift pages.',
+        'with the same filters; mail arriving meanwhile does not shift pages. A search (`q`) reads at most 10,000 messages ' +
+        'per request, so its page may hold fewer than `limit` items (even none) while `nextCursor` is set: follow it to search older mail.',
       tags: ['messages'],
       query: MessageListQuery,
       responses: { 200: { description: 'one page of messages', schema: MessageList } },
     },
     async ({ query }) => {
-      const { cursor, limit, ...filters } = query;
+      const { cursor, limit, q, ...filters } = query;
       const before = cursor ? decodeCursor(cursor) : undefined;
+      const search = q?.trim() ? parseSearch(q) : undefined;
+      // A search reads at most SEARCH_WINDOW rows per request, newest first: a rare term over a
+      // million messages would otherwise read them all before answering (seconds). The page may
+      // then be short, and its nextCursor continues below the window.
+      const floor = search?.length ? await messageIdAtDepth(deps.db.kysely, before, SEARCH_WINDOW - 1) : undefined;
       // One more than asked tells whether another page exists without a count query.
-      const rows = await listMessages(deps.db.kysely, { ...filters, before, limit: limit + 1 });
+      const rows = await listMessages(deps.db.kysely, { ...filters, search, before, atLeast: floor, limit: limit + 1 });
       const page = rows.slice(0, limit);
-      const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : null;
+      const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : floor ? encodeCursor(floor) : null;
       return { items: page.map(summaryOf), nextCursor };
     },
   );
@@ -142,6 +152,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         parseError: m.parseError,
         defects: m.defects ?? [],
         parsedAt: detail?.parsedAt ?? null,
+        trace: m.trace ? m.trace.trimEnd() : null,
         headers: detail?.headers ?? [],
         addresses: detail?.addresses ?? null,
         parts: parts.map((p) => partOf(m.id, p)),

@@ -40,6 +40,7 @@ docs/mail-accounts.md and 'postroom fetch --help'.`,
       `Postroom is running (data in ${config.dataDir}, ${app.db.dialect} store)`,
       smtp ? `  SMTP  ${smtp.host}:${smtp.port}` : '  SMTP  disabled',
       http ? `  HTTP  http://${http.host}:${http.port}/api/v1/messages` : '  HTTP  disabled',
+      ...(http ? [`  Console  http://${http.host}:${http.port}/`] : []),
       `  API token: ${app.apiToken}`,
       '',
     ];
