@@ -11,6 +11,9 @@ import ts from 'typescript';
  * matches a file names its layer. docs/architecture.md quotes this list.
  */
 export const LAYERS: readonly (readonly [layer: string, paths: readonly string[]])[] = [
+  // The web console's browser modules: served as files by api/routes/console.ts, imported by
+  // nothing on the server; they import each other only.
+  ['console (browser)', ['console/']],
   ['cli', ['cli/']],
   ['app', ['app.ts', 'assemble.ts', 'pipeline.ts']],
   ['api', ['api/']],

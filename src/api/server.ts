@@ -31,7 +31,7 @@ import { workflowRoutes } from './routes/workflows.js';
 import { routeRoutes } from './routes/routes.js';
 import { systemRoutes } from './routes/system.js';
 import { messageEventRoutes } from './routes/message-events.js';
-import { consoleRoutes } from '../console/serve.js';
+import { consoleRoutes } from './routes/console.js';
 
 
 /** A built API server, not yet listening. */

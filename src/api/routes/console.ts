@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ApiDeps } from '../api/deps.js';
+import type { ApiDeps } from '../deps.js';
 
 /**
  * The web console: a page shell and a handful of ES modules and one stylesheet, served by
@@ -13,7 +13,7 @@ import type { ApiDeps } from '../api/deps.js';
 
 // The browser modules stay in the source tree (tsc does not emit .css or .html); from
 // dist/console/ and src/console/ alike this is the package's src/console/assets.
-const ASSETS = fileURLToPath(new URL('../../src/console/assets/', import.meta.url));
+const ASSETS = fileURLToPath(new URL('../../../src/console/assets/', import.meta.url));
 
 /**
  * The console's own policy: its code only, no inline script or style, no plugins, not framed
