@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { PlannedDelivery, Receipt, RecipientOutcome } from '../core/delivery.js';
 import { newId } from '../core/ids.js';
 import { relaxedTransaction, transact, type Db } from './db.js';
@@ -453,21 +453,50 @@ export async function getAttempts(db: Q, deliveryId: string): Promise<AttemptRec
   return rows.map(toAttemptRecord);
 }
 
-export interface DeliveryFilter {
+/** Which deliveries: what the list, the console and a bulk replay filter by; every field narrows. */
+export interface DeliveryMatch {
   status?: string;
   route?: string;
+  /** The target kind (webhook, smtp, folder…). */
+  target?: string;
+  /** Where the delivery lands as its target names it (exact). */
+  destination?: string;
   message?: string;
+  /** A case-insensitive substring of the last error. */
+  error?: string;
+  /** Last changed (for a dead letter: when it died) at or after / before, ISO 8601. */
+  since?: string;
+  until?: string;
+}
+
+function likePattern(s: string): string {
+  return `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** The one place a DeliveryMatch becomes SQL, so the list and a replay can never disagree. */
+export function matchDeliveries<O>(q: SelectQueryBuilder<Database, 'deliveries', O>, f: DeliveryMatch): SelectQueryBuilder<Database, 'deliveries', O> {
+  if (f.status) q = q.where('status', '=', f.status);
+  if (f.route) q = q.where('route', '=', f.route);
+  if (f.target) q = q.where('kind', '=', f.target);
+  if (f.destination !== undefined) q = q.where('destination', '=', f.destination);
+  if (f.message) q = q.where('message', '=', f.message);
+  // SQLite has no default LIKE escape character; naming it works the same on both backends.
+  if (f.error) q = q.where(sql<SqlBool>`lower(coalesce(last_error, '')) like ${likePattern(f.error)} escape '\\'`);
+  // Stored times are toISOString() text: compare in the same shape ('…00Z' sorts after '…00.000Z').
+  if (f.since) q = q.where('updated_at', '>=', new Date(f.since).toISOString());
+  if (f.until) q = q.where('updated_at', '<', new Date(f.until).toISOString());
+  return q;
+}
+
+export interface DeliveryFilter extends DeliveryMatch {
   /** Cursor: ids below this (newest first is not meaningful for hashed ids, so id order). */
   after?: string;
   limit: number;
 }
 
-/** Deliveries filtered by status, route or message, in id order; `after` is the cursor. */
+/** Deliveries matching the filter, in id order; `after` is the cursor. */
 export async function listDeliveries(db: Q, f: DeliveryFilter): Promise<DeliveryRecord[]> {
-  let q = db.selectFrom('deliveries').selectAll().orderBy('id').limit(f.limit);
-  if (f.status) q = q.where('status', '=', f.status);
-  if (f.route) q = q.where('route', '=', f.route);
-  if (f.message) q = q.where('message', '=', f.message);
+  let q = matchDeliveries(db.selectFrom('deliveries').selectAll(), f).orderBy('id').limit(f.limit);
   if (f.after) q = q.where('id', '>', f.after);
   return (await q.execute()).map(toDeliveryRecord);
 }

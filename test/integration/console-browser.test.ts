@@ -285,20 +285,26 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.locator('tr[data-row]').first().waitFor();
     await page.getByRole('button', { name: 'Retry', exact: true }).first().click();
     await page.getByText('Replayed 1 delivery').waitFor();
-    // Retry all matching: counted, confirmed, then replayed at a pace.
-    await page.goto(`${pr.baseUrl}/#/deliveries?route=inbox`);
+    // Retry all matching: counted by the server (a dry run), confirmed, then replayed by the
+    // server at a pace (staggered due times), not request by request from the browser.
+    await page.goto(`${pr.baseUrl}/#/deliveries?route=inbox&status=done`);
     await page.locator('tr[data-row]').first().waitFor();
-    const matching = ((await (await pr.api('/api/v1/deliveries?route=inbox&limit=500')).json()) as { items: unknown[] }).items.length;
+    const matching = ((await (await pr.api('/api/v1/deliveries?route=inbox&status=done&limit=500')).json()) as { items: unknown[] }).items.length;
     assert.ok(matching >= 1);
     confirming = true;
     try {
       await page.getByRole('button', { name: 'Retry all matching…' }).click();
-      await page.getByText(`Replayed ${matching} of ${matching}`).waitFor();
+      await page.getByText(`Replayed ${matching} of ${matching} matching`).waitFor();
     } finally {
       confirming = false;
     }
     assert.equal(confirms.length, 1);
-    assert.match(confirms[0], new RegExp(`^Retry ${matching} deliveries\\? They are replayed 10 a second`));
+    assert.match(confirms[0], new RegExp(`^Retry ${matching} done deliveries\\? They are replayed 10 a second`));
+    const audit = (await (await pr.api('/api/v1/audit?action=delivery.replay')).json()) as { items: { actor: string; detail: { dryRun: boolean; replayed: number; filter: unknown } }[] };
+    const real = audit.items.find((e) => !e.detail.dryRun);
+    assert.ok(real, JSON.stringify(audit.items));
+    assert.deepEqual([real.detail.replayed, real.detail.filter], [matching, { route: 'inbox', status: 'done' }]);
+    if (users) assert.equal(real.actor, 'ada');
   });
 
   step('the route tester says which route takes each recipient, the captures and the RCPT reply', async () => {
@@ -428,6 +434,52 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
       await page.waitForTimeout(500);
       assert.deepEqual(exfil, []);
     }
+    assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined);
+    assert.deepEqual(dialogs, []);
+  });
+
+  step('the message page shows the parse defects and a bounce\'s delivery-status fields, escaped', async () => {
+    const raw = [
+      'From: MAILER-DAEMON@mx.example',
+      'Subject: Undelivered Mail Returned to Sender',
+      'Date: not a date at all',
+      'Message-ID: <bounce1@mx.example>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=delivery-status; boundary="r1"',
+      '',
+      '--r1',
+      'Content-Type: text/plain',
+      '',
+      'The mail could not be delivered.',
+      '--r1',
+      'Content-Type: message/delivery-status',
+      '',
+      'Reporting-MTA: dns; mx.example',
+      '',
+      'Final-Recipient: rfc822; gone@example.net',
+      'Action: failed',
+      'Status: 5.1.1',
+      `Diagnostic-Code: smtp; 550 5.1.1 <img src=x onerror="parent.__pwned='dsn'"> no such user`,
+      '--r1--',
+      '',
+    ].join('\n');
+    const id = await inbound('someone@postroom.test', 'MAILER-DAEMON@mx.example', raw);
+    const m = await waitFor(async () => {
+      const r = (await (await pr.api(`/api/v1/messages/${id}`)).json()) as { parseStatus: string; defects: string[] };
+      return r.parseStatus === 'parsed' ? r : undefined;
+    }, 'parsed');
+    assert.ok(m.defects.includes('invalid-date'), JSON.stringify(m.defects));
+    await page.goto(`${pr.baseUrl}/#/messages/${id}`);
+    await page.getByRole('heading', { name: 'Reports' }).waitFor();
+    await page.getByRole('list', { name: 'Defects' }).getByText('invalid-date').waitFor();
+    const reports = await page.locator('.report').innerText();
+    assert.match(reports, /message\/delivery-status/);
+    assert.match(reports, /Final-Recipient\s+rfc822; gone@example\.net/i);
+    assert.match(reports, /Status\s+5\.1\.1/i);
+    assert.ok(reports.includes(`<img src=x onerror="parent.__pwned='dsn'">`), reports);
+    await page.getByRole('tab', { name: 'Parts' }).click();
+    await page.getByRole('list', { name: 'Defects' }).getByText('invalid-date').waitFor();
+    assert.equal(await page.locator('main img[src=x]').count(), 0);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined);
     assert.deepEqual(dialogs, []);
   });

@@ -59,6 +59,7 @@ describe('route roles and audit declarations', () => {
         .sort();
     assert.deepEqual(byRole('operator'), [
       'POST /api/v1/deliveries/:id/retry',
+      'POST /api/v1/deliveries/replay',
       'POST /api/v1/groups/:id/posts/:post/approve',
       'POST /api/v1/groups/:id/posts/:post/reject',
       'POST /api/v1/paused-targets/:route/:targetIndex/resume',

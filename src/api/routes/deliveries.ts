@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { redact } from '../../delivery/redact.js';
+import { REPLAYABLE, replayMatching } from '../../store/delivery-replay.js';
 import { getAttempts, getDelivery, listDeliveries, readRecipientOutcomes, retryDelivery, type DeliveryRecord } from '../../store/deliveries.js';
 import { defineRoute } from '../route.js';
 import { Id } from '../schemas.js';
@@ -14,6 +15,8 @@ const DeliveryStatus = z.enum(['pending', 'done', 'failed', 'dead']);
 export const DeliveryListQuery = z.strictObject({
   status: DeliveryStatus.optional().describe('pending, done, failed or dead'),
   route: z.string().min(1).max(200).optional().describe('route name'),
+  target: z.string().min(1).max(50).optional().describe('target kind: webhook, smtp, folder…'),
+  error: z.string().min(1).max(500).optional().describe('a case-insensitive substring of the last error'),
   message: Id.optional().describe('deliveries of one message'),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe('page size (1–500)'),
   cursor: z.string().max(200).optional().describe('opaque: the nextCursor of the previous page'),
@@ -74,6 +77,35 @@ const DeliveryDetail = Delivery.extend({
     .describe('per recipient, for a target taking several at once (forward): done ones are not sent again, deferred ones are retried'),
 });
 
+export const ReplayRequest = z.strictObject({
+  status: z.enum(REPLAYABLE).default('dead').describe('which settled deliveries: dead (default), failed or done; pending ones are queued already'),
+  route: z.string().min(1).max(200).optional().describe('route name'),
+  target: z.string().min(1).max(50).optional().describe('target kind: webhook, smtp, folder…'),
+  destination: z.string().max(1000).optional().describe('where it lands as the target names it (exact)'),
+  message: Id.optional().describe('deliveries of one message'),
+  error: z.string().min(1).max(500).optional().describe('a case-insensitive substring of the last error'),
+  since: z.iso.datetime({ offset: true }).optional().describe('last changed (a dead letter: died) at or after this time'),
+  until: z.iso.datetime({ offset: true }).optional().describe('last changed before this time'),
+  cap: z.number().int().min(1).max(100_000).default(10_000).describe('replay at most this many (in id order); the rest are left as they are'),
+  perSecond: z
+    .number()
+    .min(0.1)
+    .max(1000)
+    .default(10)
+    .describe('due times are staggered so the target is handed at most this many a second'),
+  dryRun: z.boolean().default(false).describe('only count: nothing changes'),
+});
+
+const ReplayResult = z.object({
+  dryRun: z.boolean(),
+  matched: z.number().int().describe('deliveries matching the filter'),
+  selected: z.number().int().describe('of those, what the cap lets through'),
+  replayed: z.number().int().describe('made pending again (0 in a dry run; fewer than selected if some changed meanwhile)'),
+  perSecond: z.number(),
+  firstDueAt: z.string().nullable(),
+  lastDueAt: z.string().nullable().describe('when the last one is due: the replay is spread until then'),
+});
+
 /** A delivery as the API shows it. */
 export function deliveryOf(d: DeliveryRecord): z.output<typeof Delivery> {
   return { ...d, params: redact(d.params), receipt: d.receipt as Record<string, unknown> | null };
@@ -93,14 +125,14 @@ function decodeCursor(cursor: string): string {
   throw mailError('INVALID_REQUEST', 'query.cursor: not a cursor returned by this API');
 }
 
-/** GET /api/v1/deliveries, GET /api/v1/deliveries/:id, POST /api/v1/deliveries/:id/retry. */
+/** GET /api/v1/deliveries, GET /api/v1/deliveries/:id, POST /api/v1/deliveries/:id/retry, POST /api/v1/deliveries/replay. */
 export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   defineRoute(
     app,
     {
       method: 'GET',
       url: DELIVERIES,
-      summary: 'List deliveries, filtered by status, route or message',
+      summary: 'List deliveries, filtered by status, route, target kind, last error or message',
       description: 'Pages in delivery-id order; pass `nextCursor` back as `cursor` with the same filters.',
       tags: ['deliveries'],
       query: DeliveryListQuery,
@@ -151,6 +183,33 @@ export async function deliveryRoutes(app: FastifyInstance, deps: ApiDeps): Promi
       if (!d) throw mailError('NOT_FOUND', `No delivery ${params.id}`);
       deps.onDeliveryRetry?.(d.id);
       return deliveryOf(d);
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: `${DELIVERIES}/replay`,
+      summary: 'Replay every delivery matching a filter, paced (dead letters by default); dryRun only counts',
+      description:
+        'Each is made pending again with a fresh attempt budget, due at a staggered time (`perSecond`), so a replay of ' +
+        '10,000 does not hit the target at once. At most `cap` are replayed, in id order. The filter and the counts are in the audit log.',
+      tags: ['deliveries'],
+      role: 'operator',
+      audit: 'delivery.replay',
+      body: ReplayRequest,
+      responses: { 200: { description: 'what matched and what was replayed', schema: ReplayResult } },
+    },
+    async ({ body, request }) => {
+      const { cap, perSecond, dryRun, ...filter } = body;
+      if (filter.since && filter.until && Date.parse(filter.since) >= Date.parse(filter.until)) {
+        throw mailError('INVALID_REQUEST', 'body.until: must be after since');
+      }
+      const r = await replayMatching(deps.db, filter, { cap, perSecond, dryRun });
+      request.auditNote = { object: 'deliveries', detail: { filter, cap, perSecond, dryRun, matched: r.matched, replayed: r.replayed } };
+      if (r.replayed) deps.onDeliveryRetry?.('replay');
+      return { dryRun, ...r };
     },
   );
 }

@@ -4,8 +4,9 @@ import { errorBox, loading, render } from './app.js';
 import { status, when } from './format.js';
 
 const STATUSES = ['pending', 'failed', 'dead', 'done'];
-// Replays of many deliveries go out at this pace, so retrying 10,000 dead letters does not
-// flood the target they failed against.
+// A selection (at most the 100 rows shown) is replayed from here at this pace; "all matching"
+// is replayed by the server (POST /api/v1/deliveries/replay), which staggers due times at the
+// same pace, so retrying 10,000 dead letters does not flood the target they failed against.
 const REPLAYS_PER_SECOND = 10;
 
 function row(d) {
@@ -14,20 +15,6 @@ function row(d) {
     <td><a href="#/messages/${d.messageId}">${d.messageId}</a></td><td><code>${d.route}</code></td><td>${d.kind}${d.destination ? ` → ${d.destination}` : ''}</td>
     <td>${status(d.status === 'pending' && d.attempts > 0 ? 'retrying' : d.status)}</td><td class="num">${d.attempts}</td><td>${when(d.nextAttemptAt)}</td><td class="reply">${d.lastError ?? ''}</td>
     <td>${can('operator') ? html`<button type="button" class="retry" data-id="${d.id}">Retry</button>` : ''}</td></tr>`;
-}
-
-/** Every delivery matching the filter, paged through the API (for "retry all matching"). */
-async function allMatching(filter) {
-  const ids = [];
-  let cursor = null;
-  do {
-    const p = new URLSearchParams({ ...filter, limit: '500' });
-    if (cursor) p.set('cursor', cursor);
-    const page = await getJson(`/api/v1/deliveries?${p}`);
-    ids.push(...page.items.map((d) => d.id));
-    cursor = page.nextCursor;
-  } while (cursor);
-  return ids;
 }
 
 async function replay(ids, progress) {
@@ -45,14 +32,16 @@ async function replay(ids, progress) {
 /** The delivery queue by status and route; dead letters with their last error; retries. */
 export async function deliveriesPage(el, params) {
   const filter = {};
-  for (const k of ['status', 'route', 'message']) if (params.get(k)) filter[k] = params.get(k);
+  for (const k of ['status', 'route', 'target', 'error', 'message']) if (params.get(k)) filter[k] = params.get(k);
   render(
     el,
     html`<h1>Deliveries</h1>
     <form id="filter" class="filters"><label>Status <select name="status"><option value="">any</option>${STATUSES.map(
       (s) => html`<option ${filter.status === s ? html`selected` : ''}>${s}</option>`,
     )}</select></label>
-    <label>Route <input name="route" value="${filter.route ?? ''}"></label><button type="submit">Show</button></form>
+    <label>Route <input name="route" value="${filter.route ?? ''}"></label>
+    <label>Target kind <input name="target" value="${filter.target ?? ''}" placeholder="webhook"></label>
+    <label>Last error contains <input name="error" value="${filter.error ?? ''}"></label><button type="submit">Show</button></form>
     ${can('operator') ? html`<p class="bulk"><button type="button" id="retry-selected">Retry selected</button>
       <button type="button" id="retry-matching">Retry all matching…</button> <span id="progress" role="status" aria-live="polite"></span></p>` : ''}
     <div id="list">${loading('deliveries')}</div>`,
@@ -97,12 +86,22 @@ export async function deliveriesPage(el, params) {
         await replay(ids, (n) => (progress.textContent = `Replayed ${n} of ${ids.length}`));
         await load();
       } else if (b.id === 'retry-matching') {
+        // Replayed by the server, by the same filter the list shows; the count first, then a confirmation.
+        const status = filter.status || 'dead';
+        if (status === 'pending') return void (progress.textContent = 'Pending deliveries are queued already: pick dead, failed or done');
+        const { message: _m, ...rest } = filter;
+        const body = { ...rest, status, perSecond: REPLAYS_PER_SECOND };
         progress.textContent = 'Counting…';
-        const ids = await allMatching(filter);
-        if (!ids.length) return void (progress.textContent = 'Nothing matches');
-        const secs = Math.ceil(ids.length / REPLAYS_PER_SECOND);
-        if (!confirm(`Retry ${ids.length} deliveries? They are replayed ${REPLAYS_PER_SECOND} a second (about ${secs} s).`)) return void (progress.textContent = '');
-        await replay(ids, (n) => (progress.textContent = `Replayed ${n} of ${ids.length}`));
+        const count = await postJson('/api/v1/deliveries/replay', { ...body, dryRun: true });
+        if (!count.selected) return void (progress.textContent = `No ${status} delivery matches`);
+        const secs = Math.ceil(count.selected / REPLAYS_PER_SECOND);
+        const capped = count.selected < count.matched ? ` (of ${count.matched} matching; the rest stay)` : '';
+        if (!confirm(`Retry ${count.selected} ${status} deliveries${capped}? They are replayed ${REPLAYS_PER_SECOND} a second (about ${secs} s).`))
+          return void (progress.textContent = '');
+        b.disabled = true;
+        const r = await postJson('/api/v1/deliveries/replay', body);
+        progress.textContent = `Replayed ${r.replayed} of ${r.matched} matching; the last is due ${r.lastDueAt ? new Date(r.lastDueAt).toLocaleTimeString() : 'now'}`;
+        b.disabled = false;
         await load();
       }
     } catch (err) {

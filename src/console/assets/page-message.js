@@ -41,11 +41,39 @@ function deliveryBlock(d) {
     ${can('operator') ? html`<button type="button" class="replay" data-id="${d.id}">Replay this delivery</button>` : ''}</li>`;
 }
 
+// What each defect name means, in words (the names are src/core/mime-defects.ts's).
+const DEFECTS = {
+  'missing-header-body-separator': 'a header line without a colon: the body was taken to start there',
+  'no-boundary-in-multipart': 'multipart without a boundary: the body is kept as text',
+  'start-boundary-not-found': 'the first multipart delimiter never came: no parts',
+  'close-boundary-not-found': 'the closing multipart delimiter never came (often a truncated message)',
+  'invalid-content-type': 'a Content-Type without type/subtype: read as text/plain',
+  'invalid-date': 'a Date that does not parse: the message has no date',
+  'unknown-date-zone': 'a Date without a known zone: read as UTC',
+};
+
+/** The parse outcome in a line, with its defects by name and meaning. */
+function parseOutcome(m) {
+  if (m.parseStatus === 'pending') return html`<span class="muted">waiting</span>`;
+  return html`${status(m.parseStatus)}${m.parseError ? html` <span class="error">${m.parseError}</span>` : ''}
+    ${m.defects?.length ? html`<ul class="defects" aria-label="Defects">${m.defects.map((d) => html`<li><code>${d}</code>: ${DEFECTS[d] ?? 'see the raw source'}</li>`)}</ul>` : m.parseStatus === 'parsed' ? html` <span class="muted">no defects</span>` : ''}`;
+}
+
+/** Delivery-status (RFC 3464) and feedback-report (RFC 5965) parts as their fields. */
+function reports(m) {
+  if (!m.reports?.length) return '';
+  const fields = (o) => dl(Object.entries(o));
+  return html`<section><h2>Reports</h2>${m.reports.map(
+    (r) => html`<article class="report"><h3><code>${r.contentType}</code> <span class="muted">(part ${r.part})</span></h3>${fields(r.perMessage)}
+    ${r.recipients.map((x, i) => html`<h4>Recipient ${i + 1}</h4>${fields(x)}`)}</article>`,
+  )}</section>`;
+}
+
 function timeline(m, deliveries, test) {
   const parsed =
     m.parseStatus === 'pending'
       ? html`<li>Parse: <span class="muted">waiting</span></li>`
-      : html`<li>Parsed ${when(m.parsedAt)}: ${m.parseStatus}${m.parseError ? html` <span class="error">${m.parseError}</span>` : ''}</li>`;
+      : html`<li>Parsed ${when(m.parsedAt)}: ${parseOutcome(m)}</li>`;
   const refused = (test?.recipients ?? []).flatMap((r) => r.refusals.map((x) => ({ ...x, recipient: r.recipient })));
   const taken = (test?.recipients ?? []).flatMap((r) => r.routes.map((x) => ({ ...x, recipient: r.recipient })));
   const end = deliveries.length && deliveries.every((d) => d.status === 'done') ? 'done' : deliveries.some((d) => d.status === 'dead') ? 'dead' : null;
@@ -87,6 +115,7 @@ async function overview(el, m) {
       ['TLS', m.ingress === 'smtp' && proto ? (/^ESMTPS/.test(proto) ? `yes (${proto})` : `no (${proto})`) : null],
       ['Trace', m.trace ? html`<pre class="reply">${m.trace}</pre>` : null],
     ])}</section>
+    ${reports(m)}
     <section><h2>Timeline</h2>
     ${can('operator') && deliveries.length ? html`<p><button type="button" id="replay-all">Replay all deliveries</button></p>` : ''}
     ${timeline(m, deliveries, test)}</section>`,
@@ -136,7 +165,7 @@ function partsTab(el, m) {
       <td>${p.originalFilename ?? ''}</td><td class="num">${bytes(p.size)}</td><td><code class="hash">${p.sha256}</code></td>
       <td><button type="button" class="download" data-url="${safeUrl(p.url)}" data-name="${p.filename ?? `part-${p.idx}`}" aria-label="Download part ${p.idx} ${p.filename ?? ''}">Download</button></td></tr>`,
     )}</tbody></table></div>
-    <p>Parse: ${m.parseStatus}${m.parseError ? html` <span class="error">${m.parseError}</span>` : ''}</p>`,
+    <div>Parse: ${parseOutcome(m)}</div>`,
   );
 }
 
