@@ -328,7 +328,8 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
       return r.items.length === 1;
     }, 'a held post');
     await page.goto(`${pr.baseUrl}/#/objects`);
-    await page.getByRole('link', { name: 'May I post?' }).waitFor();
+    await page.locator('ul.held').getByRole('link', { name: 'May I post?' }).waitFor();
+    await page.getByRole('table', { name: 'Threads of Talk' }).getByRole('link', { name: 'May I post?' }).waitFor();
     await page.getByRole('button', { name: 'Approve' }).click();
     await page.getByText('Approved: relaying').waitFor();
     const r = (await (await pr.api(`/api/v1/groups/${groupId}/posts?status=held`)).json()) as { items: unknown[] };
@@ -343,6 +344,18 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.getByText('Kept as').waitFor();
     await page.getByText('Kept as').getByRole('link').click();
     await page.getByRole('heading', { name: 'Sent from the console' }).waitFor();
+    // Pasted raw source goes through the same door, byte for byte.
+    await page.goto(`${pr.baseUrl}/#/send`);
+    await page.getByLabel('Recipients').fill('console-test@postroom.test');
+    await page.getByLabel('Paste raw source').check();
+    const pasted = 'From: paste@example.org\nSubject: Pasted raw source\nMessage-ID: <pasted1@example.org>\n\npasted body\n';
+    await page.getByLabel(/Raw message/).fill(pasted);
+    await page.getByRole('button', { name: 'Send' }).click();
+    await page.getByText('Kept as').getByRole('link').click();
+    await page.getByRole('heading', { name: 'Pasted raw source' }).waitFor();
+    const id = page.url().split('/').pop()!;
+    const raw = await (await pr.api(`/api/v1/messages/${id}/raw?trace=0`)).text();
+    assert.equal(raw, pasted.replace(/\n/g, '\r\n'));
   });
 
   step('objects: every kind renders, or says what to do next; the API description is readable', async () => {
@@ -362,6 +375,9 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.goto(`${pr.baseUrl}/#/system`);
     await page.getByRole('img', { name: /messages received per minute/ }).waitFor();
     assert.match(await page.locator('main').innerText(), /smtp on 127\.0\.0\.1:\d+/);
+    assert.equal(await page.getByRole('link', { name: '/metrics' }).getAttribute('href'), '/metrics');
+    await page.getByRole('button', { name: 'Show metrics here' }).click();
+    await page.locator('#metrics', { hasText: 'postroom_messages_total' }).waitFor();
   });
 
   const HOSTILE_SUBJECT = '<img src=x onerror="window.__pwned=\'subject\'">';
@@ -425,6 +441,8 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     // What the browser blocked was reported as CSP violations (when it tried at all).
     const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));
     assert.ok(csp.every((l) => !/console\/app\.js/.test(l)), `the console's own code broke its policy: ${csp.join('\n')}`);
+    // ...and the mail's own attempts to reach the network were among them: the policy did the blocking.
+    assert.ok(csp.some((l) => l.includes(exfilUrl)), `no CSP report names the blocked remote loads:\n${consoleLines.join('\n')}`);
     // Remote content on request: script still never runs. Signed in with the API token, the
     // console's own policy keeps remote loads out even then, and says so.
     await page.getByRole('button', { name: 'Load remote content' }).click();
@@ -491,6 +509,37 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     const remote = await pr.api(`/api/v1/messages/${list.items[0].id}/html?remote=1`);
     assert.match(remote.headers.get('content-security-policy') ?? '', /sandbox/);
     assert.doesNotMatch(remote.headers.get('content-security-policy') ?? '', /script/);
+  });
+
+  step('the Theme button switches light and dark over the system\'s choice, and the choice stays', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(`${pr.baseUrl}/#/messages`);
+    await page.locator('main h1').waitFor();
+    const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await bg();
+    await page.getByRole('button', { name: 'Theme', exact: true }).click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    const dark = await bg();
+    assert.notEqual(dark, light);
+    await page.reload();
+    await page.locator('main h1').waitFor();
+    assert.equal(await bg(), dark, 'the choice is remembered');
+    await page.getByRole('button', { name: 'Theme', exact: true }).click();
+    assert.equal(await bg(), light);
+    await page.evaluate(() => localStorage.removeItem('postroom-theme'));
+  });
+
+  step('with the event stream blocked (a buffering proxy), the list falls back to polling and new mail still appears', async () => {
+    await page.route('**/api/v1/messages/events**', (r) => r.abort());
+    try {
+      await page.goto(`${pr.baseUrl}/#/messages`);
+      await page.reload();
+      await page.getByText('Live (polling)').waitFor({ timeout: 20_000 });
+      await inbound('someone@postroom.test', 'alice@example.org', 'From: alice@example.org\nSubject: Seen by polling\nMessage-ID: <polled1@example.org>\n\nx\n');
+      await page.getByRole('link', { name: 'Seen by polling' }).waitFor({ timeout: 15_000 });
+    } finally {
+      await page.unroute('**/api/v1/messages/events**');
+    }
   });
 
   step('accessibility basics: every control is named, text has contrast, focus is visible; light and dark', async () => {

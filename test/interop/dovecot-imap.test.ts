@@ -67,6 +67,27 @@ describe('IMAP fetch from a real Dovecot', { skip: skipWithout('IMAP fetch from 
     await call(pr.api, 'PATCH', `/api/v1/email/folders/${inbox.id}`, { enabled: false });
   });
 
+  it('an operator enables and disables a folder (audited); a viewer may not, and only an admin changes what happens to mail', async (t) => {
+    if (!requirePeer(t, 'dovecot')) return;
+    const account = await addDovecotAccount(pr.api, dc);
+    const folder = account.folders.find((f) => f.path === 'Archive') ?? account.folders.find((f) => f.path !== 'INBOX') ?? account.folders[0];
+    const tokenOf = async (name: string, role: string) => {
+      await call(pr.api, 'POST', '/api/v1/users', { name, role, password: 'correct horse battery' }, 201);
+      return (await call(pr.api, 'POST', '/api/v1/tokens', { user: name, name: `${name} script`, scope: 'write' }, 201)).token as string;
+    };
+    const as = (token: string) => (pathname: string, init: RequestInit = {}) =>
+      fetch(pr.baseUrl + pathname, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+    const operator = as(await tokenOf('opal', 'operator'));
+    const viewer = as(await tokenOf('vance', 'viewer'));
+    assert.equal((await call(operator, 'POST', `/api/v1/email/folders/${folder.id}/enable`)).enabled, true);
+    assert.equal((await call(operator, 'POST', `/api/v1/email/folders/${folder.id}/disable`)).enabled, false);
+    await call(viewer, 'POST', `/api/v1/email/folders/${folder.id}/enable`, undefined, 403);
+    await call(operator, 'PATCH', `/api/v1/email/folders/${folder.id}`, { deleteOnServer: true }, 403);
+    assert.equal((await call(pr.api, 'GET', `/api/v1/email/folders/${folder.id}`)).enabled, false);
+    const audit = await call(pr.api, 'GET', '/api/v1/audit?actor=opal');
+    assert.deepEqual(audit.items.map((e: { action: string }) => e.action), ['email.folder.disable', 'email.folder.enable']);
+  });
+
   it('moves and deletes on the server only after intake kept the message; a failure to keep leaves it there', async (t) => {
     if (!requirePeer(t, 'dovecot')) return;
     await dc.append('Gate', [testMessage('gate-1'), testMessage('gate-2')]);

@@ -51,7 +51,7 @@ describe('route roles and audit declarations', () => {
     for (const r of api.routes.filter((x) => SAFE_METHODS.has(x.method))) assert.ok(!cfg(r).audit, `${key(r)} reads and is not audited`);
   });
 
-  it('operators get exactly replay, resume, approve and reject; reads below admin need viewer; the rest is admin', () => {
+  it('operators get exactly replay, resume, approve, reject and folder enable/disable; reads below admin need viewer; the rest is admin', () => {
     const byRole = (role: string) =>
       api.routes
         .filter((r) => !cfg(r).public && requiredRole(r.method, cfg(r)) === role)
@@ -60,6 +60,8 @@ describe('route roles and audit declarations', () => {
     assert.deepEqual(byRole('operator'), [
       'POST /api/v1/deliveries/:id/retry',
       'POST /api/v1/deliveries/replay',
+      'POST /api/v1/email/folders/:id/disable',
+      'POST /api/v1/email/folders/:id/enable',
       'POST /api/v1/groups/:id/posts/:post/approve',
       'POST /api/v1/groups/:id/posts/:post/reject',
       'POST /api/v1/paused-targets/:route/:targetIndex/resume',

@@ -197,5 +197,29 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     },
   );
 
+  // Enabling and disabling a folder is an operator's daily work (a mailbox gone bad, back
+  // again); what happens to mail on the server (delete, move) stays with PATCH, admin only.
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    defineRoute(
+      app,
+      {
+        method: 'POST',
+        url: `${EMAIL}/folders/:id/${verb}`,
+        summary: enabled ? 'Enable a folder: it is polled again' : 'Disable a folder: it is not polled until enabled',
+        tags,
+        role: 'operator',
+        audit: `email.folder.${verb}`,
+        params: IdParams,
+        responses: ok('the folder', Folder),
+      },
+      async ({ params }) => {
+        need(await store.getFolder(db, params.id), `folder ${params.id}`);
+        const f = need(await store.updateFolder(db, params.id, { enabled }), `folder ${params.id}`);
+        mailDeps(deps).refresh();
+        return folderView(f);
+      },
+    );
+  }
+
   await emailMessageRoutes(app, deps);
 }

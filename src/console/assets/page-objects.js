@@ -18,7 +18,21 @@ async function groupSection(g) {
       ${can('operator') ? html`<button type="button" class="approve" data-group="${g.id}" data-post="${p.id}">Approve</button>
       <button type="button" class="reject" data-group="${g.id}" data-post="${p.id}">Reject</button>` : ''}</li>`,
     )}</ul>` : html`<p class="empty">Nothing held.</p>`}
-    <h4>Posts</h4><p>${posts.items.length} shown${posts.next ? ' (more)' : ''}.</p></section>`;
+    <h4>Posts by thread</h4>${threads(g, posts.items)}</section>`;
+}
+
+/** Posts grouped by thread (the first post's id), newest thread first: subject, count, last post, statuses. */
+function threads(g, posts) {
+  if (!posts.length) return html`<p class="empty">No posts yet: mail to <code>${g.address}</code> makes one.</p>`;
+  const by = new Map();
+  for (const p of posts) by.set(p.thread, [...(by.get(p.thread) ?? []), p]);
+  const rows = [...by.values()]
+    .map((ps) => ps.sort((a, b) => (a.postedAt < b.postedAt ? -1 : 1)))
+    .sort((a, b) => (a[a.length - 1].postedAt < b[b.length - 1].postedAt ? 1 : -1));
+  return html`<div class="scroll"><table><caption class="sr-only">Threads of ${g.name}</caption><thead><tr><th scope="col">Thread</th><th scope="col" class="num">Posts</th><th scope="col">Last post</th><th scope="col">Statuses</th></tr></thead><tbody>${rows.map(
+    (ps) => html`<tr><td><a href="#/messages/${ps[0].message}">${ps[0].subject ?? ps[0].messageId ?? ps[0].message}</a></td><td class="num">${ps.length}</td>
+    <td>${when(ps[ps.length - 1].postedAt)} ${ps[ps.length - 1].author ?? ''}</td><td>${[...new Set(ps.map((p) => p.status))].map((s) => html`${status(s)} `)}</td></tr>`,
+  )}</tbody></table></div>`;
 }
 
 const SECTIONS = [
@@ -101,7 +115,7 @@ async function mail() {
     ${own.length ? html`<div class="scroll"><table><caption class="sr-only">Folders of ${a.name}</caption><thead><tr><th scope="col">Folder</th><th scope="col">Enabled</th><th scope="col">Last good poll</th><th scope="col">Last error</th><th scope="col">Kept</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead><tbody>${own.map(
       (f) => html`<tr><td><code>${f.path}</code></td><td>${f.enabled ? 'yes' : 'no'}${f.health.stale ? html` <span class="error">stale</span>` : ''}</td>
       <td>${when(f.health.lastOkAt)}</td><td class="reply">${f.health.lastError ? html`<span class="error">${f.health.lastError}</span> ${when(f.health.lastErrorAt)}` : ''}</td><td>${f.fetched}</td>
-      <td>${can('admin') ? html`<button type="button" class="toggle-folder" data-id="${f.id}" data-enable="${f.enabled ? '0' : '1'}">${f.enabled ? 'Disable' : 'Enable'}</button>` : ''}</td></tr>`,
+      <td>${can('operator') ? html`<button type="button" class="toggle-folder" data-id="${f.id}" data-verb="${f.enabled ? 'disable' : 'enable'}" aria-label="${f.enabled ? 'Disable' : 'Enable'} ${a.name} ${f.path}">${f.enabled ? 'Disable' : 'Enable'}</button>` : ''}</td></tr>`,
     )}</tbody></table></div>` : html`<p class="muted">No folders discovered yet.</p>`}</section>`;
   })}`;
 }
@@ -131,7 +145,7 @@ export async function objectsPage(el, params) {
       if (b.classList.contains('download')) await download(b.dataset.url, b.dataset.name);
       else if (b.classList.contains('toggle-folder')) {
         b.disabled = true;
-        await postJson(`/api/v1/email/folders/${b.dataset.id}`, { enabled: b.dataset.enable === '1' }, { method: 'PATCH' });
+        await postJson(`/api/v1/email/folders/${b.dataset.id}/${b.dataset.verb === 'enable' ? 'enable' : 'disable'}`, undefined);
         await show();
       } else if (b.classList.contains('approve') || b.classList.contains('reject')) {
         b.disabled = true;

@@ -1,5 +1,5 @@
 import { html } from './html.js';
-import { getJson } from './api.js';
+import { getJson, request } from './api.js';
 import { render } from './app.js';
 import { bytes } from './format.js';
 
@@ -28,8 +28,22 @@ export async function systemPage(el) {
       <dt>Received, last hour</dt><dd>${s.lastHour.reduce((a, b) => a + b, 0)} messages ${chart(s.lastHour, 'messages received per minute over the last hour')}</dd>
       <dt>Memory</dt><dd>${bytes(s.rss)}</dd>
     </dl>
-    <p>Metrics for Prometheus: <code>/metrics</code> (with the token). API: <a href="#/api">the OpenAPI description</a>.</p>`,
+    <p>Metrics for Prometheus: <a href="/metrics" id="metrics-link">/metrics</a> (scraped with the token)
+      <button type="button" id="show-metrics">Show metrics here</button>. API: <a href="#/api">the OpenAPI description</a>,
+      machine-readable at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>
+    <pre id="metrics" hidden></pre>`,
   );
+  // Fetched with the console's own credentials (a session cookie or the API token alike).
+  el.querySelector('#show-metrics').addEventListener('click', async (e) => {
+    const out = el.querySelector('#metrics');
+    try {
+      out.textContent = await (await request('/metrics')).text();
+    } catch (err) {
+      out.textContent = err.message;
+    }
+    out.hidden = false;
+    e.target.remove();
+  });
 }
 
 /** The OpenAPI document, readable: every operation by tag with its parameters and responses. */
