@@ -155,7 +155,7 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     const p = await context.newPage();
     for (const theme of ['light', 'dark'] as const) {
       await p.emulateMedia({ colorScheme: theme });
-      for (const name of ['messages', 'deliveries', 'routes', 'objects', 'system', 'send']) {
+      for (const name of ['messages', 'deliveries', 'routes', 'objects', 'system', 'send', 'access']) {
         await p.goto(`${pr.baseUrl}/#/${name}`).catch(() => {});
         await p.waitForTimeout(300);
         await p.screenshot({ path: path.join(shots, `${name}-${theme}.png`), fullPage: true }).catch(() => {});
@@ -545,7 +545,7 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
   step('accessibility basics: every control is named, text has contrast, focus is visible; light and dark', async () => {
     for (const scheme of ['light', 'dark'] as const) {
       await page.emulateMedia({ colorScheme: scheme });
-      for (const name of ['messages', `messages/${liveId}`, 'deliveries', 'routes', 'objects', 'objects?tab=folders', 'system', 'send', 'api']) {
+      for (const name of ['messages', `messages/${liveId}`, 'deliveries', 'routes', 'objects', 'objects?tab=folders', 'system', 'send', 'api', 'access']) {
         await page.goto(`${pr.baseUrl}/#/${name}`);
         await page.locator('main h1').first().waitFor();
         await page.waitForTimeout(200);
@@ -610,6 +610,40 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
       `fetch('/api/v1/deliveries/${delivery}/retry', { method: 'POST', credentials: 'same-origin' }).then((r) => r.status)`,
     );
     assert.equal(status, 403);
+  });
+
+  step('an admin adds a user, changes its role, makes a token (shown once), revokes it, and reads the audit log', async (t) => {
+    if (!users) return void t.skip('this server has no user accounts (the users branch brings them)');
+    await page.goto(`${pr.baseUrl}/#/access`);
+    const add = page.locator('#user-add');
+    await add.getByLabel('Name').fill('otto');
+    await add.getByLabel('Role').selectOption('operator');
+    await add.getByLabel('Password').fill(PASSWORD);
+    await add.getByRole('button', { name: 'Add user' }).click();
+    await page.getByLabel('Role of otto').waitFor();
+    assert.equal(await page.getByLabel('Role of otto').inputValue(), 'operator');
+    await page.getByLabel('Role of otto').selectOption('viewer');
+    await waitFor(async () => {
+      const list = (await (await pr.api('/api/v1/users')).json()) as { items: { name: string; role: string }[] };
+      return list.items.find((u) => u.name === 'otto')?.role === 'viewer';
+    }, 'otto to be a viewer');
+    await page.reload();
+    assert.equal(await page.getByLabel('Role of otto').inputValue(), 'viewer');
+    await page.getByLabel('What it is for').fill('ci script');
+    await page.getByLabel('Scope').selectOption('read');
+    await page.getByRole('button', { name: 'Make a token' }).click();
+    const token = (await page.locator('#token-value').innerText()).trim();
+    const use = () => fetch(`${pr.baseUrl}/api/v1/messages?limit=1`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await use()).status, 200);
+    await page.reload();
+    await page.getByRole('button', { name: 'Revoke token ci script' }).waitFor();
+    assert.equal(await page.locator('#token-value').count(), 0, 'the value is shown once');
+    await page.getByRole('button', { name: 'Revoke token ci script' }).click();
+    await page.getByText(/^revoked/).first().waitFor();
+    assert.equal((await use()).status, 401);
+    await page.goto(`${pr.baseUrl}/#/access?action=user.create`);
+    await page.locator('table.audit').getByText('user:otto').waitFor();
+    assert.match(await page.locator('table.audit').innerText(), /ada\s+user\.create\s+user:otto/);
   });
 
   step('signs out', async () => {

@@ -7,6 +7,7 @@ import { routesPage } from './page-routes.js';
 import { apiPage, systemPage } from './page-system.js';
 import { sendPage } from './page-send.js';
 import { objectsPage } from './page-objects.js';
+import { accessPage } from './page-access.js';
 
 const main = document.getElementById('main');
 const PAGES = [
@@ -16,6 +17,7 @@ const PAGES = [
   ['objects', 'Objects'],
   ['system', 'System'],
   ['send', 'Send'],
+  ['access', 'Access'],
 ];
 
 /** Put escaped markup (from html``) into an element. */
@@ -72,6 +74,7 @@ async function show() {
     system: () => systemPage(content),
     api: () => apiPage(content),
     send: () => sendPage(content),
+    access: () => accessPage(content, params),
   };
   try {
     cleanup = (await (pages[page] ?? pages.messages)()) ?? null;
