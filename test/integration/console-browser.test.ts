@@ -278,6 +278,9 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.getByRole('button', { name: 'Replay this delivery' }).click();
     await page.locator('.attempt-done').waitFor({ timeout: 15_000 });
     assert.equal(await page.locator('.attempt').count(), 2);
+    // The target's answer to the attempt that succeeded, as its receipt says it.
+    await page.getByText("Target's answer:").waitFor();
+    assert.match(await page.locator('.delivery .ok').innerText(), /HTTP 204/);
   });
 
   step('deliveries page lists by status and retries one', async () => {

@@ -38,6 +38,7 @@ function deliveryBlock(d) {
     ${d.history.length ? html`<ol class="attempts">${d.history.map(attemptRow)}</ol>` : html`<p class="muted">No attempt yet${d.nextAttemptAt ? html`; due ${when(d.nextAttemptAt)}` : ''}.</p>`}
     ${d.recipientOutcomes?.length ? html`<ul>${d.recipientOutcomes.map((o) => html`<li>${o.recipient}: ${o.status} ${o.reply ?? ''}</li>`)}</ul>` : ''}
     ${d.status === 'dead' && d.lastError ? html`<p class="error">Dead: ${d.lastError}</p>` : ''}
+    ${d.status === 'done' && d.receipt?.summary ? html`<p class="ok">Target's answer: <code>${String(d.receipt.summary).slice(0, 500)}</code></p>` : ''}
     ${can('operator') ? html`<button type="button" class="replay" data-id="${d.id}">Replay this delivery</button>` : ''}</li>`;
 }
 
