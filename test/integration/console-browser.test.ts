@@ -102,6 +102,7 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
         },
         { name: 'orders', match: { recipient: 'orders-{n}@postroom.test' }, deliver: [{ discard: { reason: 'test' } }] },
         { name: 'groups', match: { recipient: '*@lists.test' }, deliver: [{ group: {} }] },
+        { name: 'support', match: { recipient: 'support@tracker.test' }, deliver: [{ workpackage: { project: 'test_project' } }] },
         { name: 'inbox', match: { recipient: '*@postroom.test' }, deliver: [{ discard: {} }], catchAll: true },
       ],
     });
@@ -337,6 +338,18 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.getByText('Approved: relaying').waitFor();
     const r = (await (await pr.api(`/api/v1/groups/${groupId}/posts?status=held`)).json()) as { items: unknown[] };
     assert.equal(r.items.length, 0);
+    // And one rejected.
+    await inbound('talk@lists.test', 'spam@else.test', 'From: spam@else.test\nSubject: Buy now\nMessage-ID: <held2@else.test>\n\nbuy\n');
+    await waitFor(async () => {
+      const h = (await (await pr.api(`/api/v1/groups/${groupId}/posts?status=held`)).json()) as { items: unknown[] };
+      return h.items.length === 1;
+    }, 'a second held post');
+    await page.reload();
+    await page.locator('ul.held').getByRole('link', { name: 'Buy now' }).waitFor();
+    await page.getByRole('button', { name: 'Reject' }).click();
+    await page.getByText('Rejected', { exact: true }).waitFor();
+    const after = (await (await pr.api(`/api/v1/groups/${groupId}/posts?status=held`)).json()) as { items: unknown[] };
+    assert.equal(after.items.length, 0);
   });
 
   step('send a test message from the console: it goes through intake and is listed', async () => {
@@ -372,6 +385,32 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.goto(`${pr.baseUrl}/#/api`);
     await page.getByRole('heading', { name: 'messages', exact: true }).waitFor();
     await page.getByText('GET /api/v1/messages', { exact: true }).first().waitFor();
+  });
+
+  step('tracker: a work package made from mail, and a reply, show on the objects page with its journal', async () => {
+    const post = async (url: string, body?: unknown, method = 'POST') => {
+      const res = await pr.api(url, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      assert.ok(res.ok, `${method} ${url}: ${res.status} ${await res.text()}`);
+    };
+    await post('/api/v1/tracker/users', { login: 'alice', email: 'alice@example.org', name: 'Alice Adams' });
+    await post('/api/v1/tracker/projects', { identifier: 'test_project', name: 'Test project' });
+    await post('/api/v1/tracker/projects/test_project/members/alice', undefined, 'PUT');
+    for (const [segment, name] of [['types', 'Bug'], ['statuses', 'New'], ['priorities', 'Normal']]) await post(`/api/v1/tracker/${segment}`, { name, isDefault: true });
+    await inbound('support@tracker.test', 'alice@example.org', 'From: Alice Adams <alice@example.org>\nSubject: Printer on fire\nMessage-ID: <wp1@example.org>\n\nIt smokes.\n');
+    const wp = await waitFor(async () => {
+      const r = (await (await pr.api('/api/v1/tracker/work-packages')).json()) as { items: { id: number }[] };
+      return r.items[0];
+    }, 'the work package');
+    await inbound('support@tracker.test', 'alice@example.org', `From: Alice Adams <alice@example.org>\nSubject: Re: [#${wp.id}] Printer on fire\nMessage-ID: <wp2@example.org>\n\nNow it is out: <b onclick=x>water</b>.\n`);
+    await waitFor(async () => {
+      const r = (await (await pr.api(`/api/v1/tracker/work-packages/${wp.id}`)).json()) as { journals: unknown[] };
+      return r.journals.length >= 2;
+    }, 'the reply in the journal');
+    await page.goto(`${pr.baseUrl}/#/objects?tab=tracker`);
+    await page.getByRole('link', { name: 'Printer on fire' }).click();
+    await page.getByRole('heading', { name: /Printer on fire/ }).waitFor();
+    await page.locator('.timeline pre', { hasText: 'Now it is out: <b onclick=x>water</b>.' }).waitFor();
+    assert.ok((await page.locator('.timeline').getByRole('link', { name: 'mail' }).count()) >= 1, 'a journal entry links the mail it came from');
   });
 
   step('system page shows the queue and the last hour', async () => {
