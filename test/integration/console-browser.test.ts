@@ -246,6 +246,25 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.waitForURL(`**/#/messages/${liveId}`);
   });
 
+  step('bulk select on the list (x selects the current row) replays the deliveries of the selected messages', async () => {
+    await page.goto(`${pr.baseUrl}/#/messages`);
+    await page.locator('tr[data-row]').first().waitFor();
+    // The message was just received: wait until its one delivery (route inbox) has run.
+    const before = await waitFor(async () => {
+      const items = ((await (await pr.api(`/api/v1/deliveries?message=${liveId}`)).json()) as { items: { id: string; status: string }[] }).items;
+      return items.length === 1 && items[0]!.status === 'done' ? items : undefined;
+    }, 'the delivery of the live message');
+    await page.keyboard.press('j');
+    await page.keyboard.press('x');
+    await page.getByText('1 selected').waitFor();
+    await page.getByRole('button', { name: 'Replay deliveries of selected' }).click();
+    await page.getByText('1 deliveries replayed', { exact: true }).waitFor();
+    await waitFor(async () => {
+      const d = (await (await pr.api(`/api/v1/deliveries/${before[0]!.id}`)).json()) as { history: unknown[]; status: string };
+      return d.history.length === 2 && d.status === 'done';
+    }, 'the replayed delivery to run again');
+  });
+
   step('the message page: timeline, tabs, and an attachment downloaded byte for byte', async () => {
     await page.goto(`${pr.baseUrl}/#/messages/${liveId}`);
     await page.getByRole('heading', { name: 'Live from swaks' }).waitFor();

@@ -119,11 +119,17 @@ export async function messagesPage(el, params) {
     button.disabled = true;
     let n = 0;
     try {
+      // At most 50 messages are shown; their deliveries are replayed at the deliveries page's
+      // pace (10 a second), so a selection does not burst at one target either.
       for (const id of ids) {
         const ds = await getJson(`/api/v1/deliveries?message=${id}&limit=500`);
         for (const d of ds.items) {
+          const started = performance.now();
           await postJson(`/api/v1/deliveries/${d.id}/retry`, undefined);
           n++;
+          el.querySelector('#bulk-count').textContent = `${n} deliveries replayed…`;
+          const wait = 100 - (performance.now() - started);
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
       }
       el.querySelector('#bulk-count').textContent = `${n} deliveries replayed`;
