@@ -80,6 +80,7 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
       const url = intakeUrl(to.url);
       url.searchParams.append(/@/.test(rcpt) ? 'recipient' : 'list', rcpt);
       url.searchParams.set('sender', mailFrom);
+      if (headerFrom) url.searchParams.set('from', headerFrom);
       if (opts.timeSource === 'message') url.searchParams.set('time', 'message');
       const posted = await postMessage(url, to.token(), body, ac.signal);
       opts.onKept?.(posted.id);

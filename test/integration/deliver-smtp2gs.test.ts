@@ -104,16 +104,22 @@ describe('postroom deliver the smtp2gs way', { concurrency: 3 }, () => {
     assert.equal(p.status, 'approved');
   });
 
-  it('`deliver URL` without a sender from a non-member: kept, and its delivery fails 5.7.1 on the From: address (no post)', async () => {
+  it('`deliver URL` without a sender from a non-member: refused on the From: address before the upload (5.7.1, exit 77)', async () => {
     const r = await runDeliver(['--recipient', 'talk@lists.test', pr.baseUrl], post({ id: 'seed-stranger', from: 'eve@else.test' }), { env: seedEnv(), cwd });
-    assert.equal(r.code, 0, r.stderr);
-    const id = /kept as (\S+)/.exec(r.stdout)?.[1];
+    assert.equal(r.code, 77, r.stderr);
+    assert.match(r.stderr, /^5\.7\.1 .*<eve@else\.test> is not one/);
+  });
+
+  it('HTTP intake with the null sender and no from hint: kept, and the delivery refuses a non-member From: (5.7.1, no post)', async () => {
+    const res = await pr.api('/api/v1/inbound?recipient=talk%40lists.test', { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: post({ id: 'http-stranger', from: 'eve@else.test' }) });
+    assert.equal(res.status, 202, await res.clone().text());
+    const id = ((await res.json()) as { id: string }).id;
     const d = await waitFor(async () => {
       const items = ((await (await pr.api(`/api/v1/deliveries?message=${id}`)).json()) as { items: { status: string; lastError: string | null }[] }).items;
       return items.find((x) => x.status === 'failed');
     }, 'the failed delivery', 30_000);
     assert.match(d.lastError ?? '', /5\.7\.1 .*eve@else\.test/);
-    assert.equal((await posts()).find((x) => x.messageId === '<seed-stranger@members.test>'), undefined);
+    assert.equal((await posts()).find((x) => x.messageId === '<http-stranger@members.test>'), undefined);
   });
 
   it('local store, no sender: a member on From: posts (exit 0); a non-member is refused before keeping (5.7.1, exit 77)', async () => {
