@@ -17,6 +17,7 @@ command -v smtp-source >/dev/null || need+=(postfix)   # also smtp-sink, and Pos
 command -v dovecot >/dev/null || need+=(dovecot-imapd dovecot-pop3d)
 command -v openssl >/dev/null || need+=(openssl)       # throw-away TLS certificates
 command -v curl >/dev/null || need+=(curl)             # WebDAV as a stock client speaks it
+command -v cadaver >/dev/null || need+=(cadaver)       # a real WebDAV client that writes (PUT, MOVE, COPY)
 command -v strace >/dev/null || need+=(strace)         # fault injection (test/chaos, bench, docs)
 command -v sqlite3 >/dev/null || need+=(sqlite3)       # docs/backup.md, run by test/integration/backup.test.ts
 command -v rsync >/dev/null || need+=(rsync)

@@ -132,7 +132,7 @@ export interface Target<P = unknown> {
   /** Refuses mail without Message-ID: ingresses then refuse it while DATA streams (550 5.6.0). */
   requiresMessageId?: boolean;
   /** RCPT-time check (the target object exists, the principal may write). Throws MailError. */
-  check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string }): Promise<void>;
+  check?(rcpt: string, params: P, ctx: { captures: Record<string, string>; authUser?: string; /** Envelope sender ('' for <>). */ mailFrom?: string; /** With <>: the From: address, when known before DATA. */ headerFrom?: string }): Promise<void>;
   /**
    * The delivery died (attempts or age used up after transient failures): tell whoever must
    * know (a DSN to the sender for the recipients still undelivered). Resolves with a note for

@@ -117,6 +117,8 @@ export const CATALOGUE = {
   UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type', http: 415 },
   // The request is well-formed but clashes with what is stored (a name taken, a thing still in use).
   CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state', http: 409 },
+  // A condition the client set does not hold (WebDAV Overwrite: F onto an existing name, RFC 4918 §10.6).
+  PRECONDITION_FAILED: { status: '5.0.0', smtp: 550, text: 'Precondition failed', http: 412 },
   // -- command line --
   USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error', exit: 'USAGE' },
   // `postroom deliver --sender` that is no address (a quoting mistake in master.cf): X.1.7 on

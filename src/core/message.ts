@@ -99,6 +99,11 @@ export interface RcptContext {
   authUser?: string;
   /** The client is inside the listener's allowlist (or authenticated). */
   trusted: boolean;
+  /**
+   * The From: address, when the ingress has the header before it asks (the MTA pipe) and the
+   * envelope sender is <>: a group then checks membership on it, as GroupServer does.
+   */
+  headerFrom?: string;
 }
 
 /** What accepting a recipient asks of the message that follows (checked while DATA streams). */

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { mailError } from '../core/errors.js';
 
 /**
@@ -12,6 +13,8 @@ import { mailError } from '../core/errors.js';
  *   [webservice-main]
  *   token = 0123…
  *
+ * The [config-INSTANCE] section may be left out, as in smtp2gs's own first example (a file
+ * with only `[webservice-default] token = …`): the instance then names its webservice itself.
  * Every problem with it is a configuration error (4.3.5, exit 75): the MTA keeps the mail
  * queued until someone fixes the file.
  */
@@ -56,12 +59,26 @@ export function readDeliverIni(file: string, instance: string): DeliverInstance 
   }
   const ini = parseIni(text, file);
   const conf = ini.get(`config-${instance.toLowerCase()}`);
-  if (!conf) throw mailError('CONFIG', `${file}: no [config-${instance}] section`);
-  const webservice = conf.get('webservice');
+  const webservice = conf ? conf.get('webservice') : instance;
   if (!webservice) throw mailError('CONFIG', `${file}: [config-${instance}] has no 'webservice'`);
   const ws = ini.get(`webservice-${webservice.toLowerCase()}`);
-  if (!ws) throw mailError('CONFIG', `${file}: no [webservice-${webservice}] section (named by [config-${instance}])`);
+  if (!ws) {
+    const why = conf ? `named by [config-${instance}]` : `no [config-${instance}] section either`;
+    throw mailError('CONFIG', `${file}: no [webservice-${webservice}] section (${why})`);
+  }
   const token = ws.get('token');
   if (!token) throw mailError('CONFIG', `${file}: [webservice-${webservice}] has no 'token'`);
   return { webservice, token };
+}
+
+/**
+ * The INI file when `-c` is not given: Postroom's own (./postroom-deliver.ini) when it exists,
+ * else GroupServer's `$INSTANCE_HOME/etc/gsconfig.ini` when INSTANCE_HOME is set (smtp2gs's
+ * default, so an MTA entry moved over unchanged finds its token), else Postroom's own, whose
+ * absence is then the 4.3.5 the caller reports.
+ */
+export function defaultIniFile(env: NodeJS.ProcessEnv = process.env, exists: (f: string) => boolean = existsSync): string {
+  const own = path.resolve('postroom-deliver.ini');
+  if (exists(own) || !env.INSTANCE_HOME) return own;
+  return path.join(env.INSTANCE_HOME, 'etc', 'gsconfig.ini');
 }

@@ -13,6 +13,9 @@ export const INBOUND_PATH = '/api/v1/inbound';
  * than bouncing it.
  */
 export function intakeUrl(given: string): URL {
+  // WHATWG URL parsing reads `http:///foo` as host `foo`; smtp2gs (and RFC 3986) see an empty
+  // authority there, a typo to defer on (4.5.2), not a host to try to connect to (4.4.4).
+  if (/^[a-z][a-z0-9+.-]*:\/\/(?:[/?#]|$)/i.test(given.trim())) throw mailError('BAD_URL', `URL has no host: ${given}`);
   let u: URL;
   try {
     u = new URL(given);

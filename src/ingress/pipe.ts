@@ -68,13 +68,19 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
   let local: LocalIntake | undefined;
   const work = (async () => {
     const head = await readHead(src);
+    // Nothing at all on stdin is an empty message (5.3.0), whatever else is missing: that is
+    // what went wrong, not the recipient its (absent) header would have named.
+    if (src.bytes === 0) throw mailError('EMPTY_MESSAGE');
     let rcpt = chooseRecipient(opts, head.headers);
     const mailFrom = opts.sender ?? firstAddress(headerValue(head.headers, 'return-path')) ?? '';
+    // With the null sender, a group decides membership by the From: address (as smtp2gs does).
+    const headerFrom = mailFrom ? undefined : firstAddress(headerValue(head.headers, 'from'));
     const body = messageChunks(src, head, opts.maxSize);
     if (to.kind === 'http') {
       const url = intakeUrl(to.url);
       url.searchParams.append(/@/.test(rcpt) ? 'recipient' : 'list', rcpt);
       url.searchParams.set('sender', mailFrom);
+      if (headerFrom) url.searchParams.set('from', headerFrom);
       if (opts.timeSource === 'message') url.searchParams.set('time', 'message');
       const posted = await postMessage(url, to.token(), body, ac.signal);
       opts.onKept?.(posted.id);
@@ -84,7 +90,7 @@ export async function deliver(input: Readable, opts: DeliverOptions, to: Deliver
     if (ac.signal.aborted) throw mailError('DEADLINE');
     if (rcpt === opts.list) rcpt = await local.resolveList(rcpt);
     const env: Envelope = { mailFrom, rcptTo: [rcpt], ingress: 'pipe', receivedAt: new Date(), timeSource: opts.timeSource };
-    const verdict = await local.recipientCheck(rcpt, { ingress: 'pipe', mailFrom, accepted: [], trusted: true });
+    const verdict = await local.recipientCheck(rcpt, { ingress: 'pipe', mailFrom, headerFrom, accepted: [], trusted: true });
     const { smtp } = local.config;
     const stored = await local.intake.accept(env, body, {
       maxSize: opts.maxSize,

@@ -74,7 +74,7 @@ export function createRouter(
       const t = targets.get(d.kind);
       if (!t?.check) continue;
       try {
-        await t.check(rcpt, d.params, { captures, authUser: env.authUser ?? undefined, mailFrom: env.mailFrom });
+        await t.check(rcpt, d.params, { captures, authUser: env.authUser ?? undefined, mailFrom: env.mailFrom, headerFrom: env.headerFrom });
       } catch (err) {
         return asMailError(err);
       }
@@ -166,7 +166,7 @@ export function createRouter(
       return async (rcpt, ctx) => {
         // No routes configured: mail is kept in the store and routed nowhere; refuse nothing.
         if (!compiled.length) return;
-        const d = await decide(rcpt, { mailFrom: ctx.mailFrom, clientIp: ctx.clientIp, authUser: ctx.authUser });
+        const d = await decide(rcpt, { mailFrom: ctx.mailFrom, clientIp: ctx.clientIp, authUser: ctx.authUser, headerFrom: ctx.headerFrom });
         if (d.matches.length) {
           const requireMessageId = d.matches.some((m) => m.route.route.deliver.some((x) => targets.get(x.kind)?.requiresMessageId));
           return { requireMessageId };

@@ -20,6 +20,8 @@ export interface EnvelopeFacts {
   mailFrom: string;
   clientIp?: string | null;
   authUser?: string | null;
+  /** With the null sender, the From: address when the ingress read it before asking (the pipe). */
+  headerFrom?: string;
 }
 
 /** What is known once the message is parsed. */

@@ -33,6 +33,15 @@ async function resolve(db: Db, rcpt: string): Promise<{ group: Group; r: ReturnT
   return { group, r };
 }
 
+/**
+ * Who a post is from, for the membership check: the envelope sender, or with the null sender
+ * <> the From: address (GroupServer's rule: an MTA piping mail to smtp2gs without its envelope
+ * sender still posts for the member who wrote it). Empty when neither is known.
+ */
+function poster(mailFrom: string | undefined, from: string | null | undefined): string {
+  return (mailFrom || from || '').trim().toLowerCase();
+}
+
 /** 550 5.7.1 when the group takes posts from members only and the sender is not one. */
 async function mayPost(db: Db, group: Group, sender: string): Promise<{ member: boolean }> {
   const member = !!sender && !!(await getMember(db.kysely, group.id, sender));
@@ -43,6 +52,13 @@ async function mayPost(db: Db, group: Group, sender: string): Promise<{ member: 
 }
 
 const header = (msg: ParsedMessage, name: string) => msg.headers.find(([n]) => n.toLowerCase() === name)?.[1];
+
+/** The address of the From: header ('Ann <ann@x>' → 'ann@x'), or undefined. */
+function fromAddress(msg: ParsedMessage): string | undefined {
+  const v = header(msg, 'from');
+  if (!v) return undefined;
+  return (/<([^<>\s]+)>/.exec(v)?.[1] ?? v.split(',')[0]).trim() || undefined;
+}
 
 /**
  * The `group` target. At RCPT time: 5.1.1 for an unknown group, 5.7.1 for a non-member under a
@@ -62,13 +78,17 @@ export function createGroupTarget(deps?: GroupTargetDeps): Target<GroupParams> {
     async check(rcpt, _p, ctx) {
       if (!deps) throw unbound('group');
       const { group, r } = await resolve(deps.db, rcpt);
-      if (r.kind === 'post') await mayPost(deps.db, group, ctx.mailFrom ?? '');
+      if (r.kind !== 'post') return;
+      const sender = poster(ctx.mailFrom, ctx.headerFrom);
+      // <> over SMTP: From: is not known yet; the delivery checks it (below), nothing is relayed before.
+      if (!sender) return;
+      await mayPost(deps.db, group, sender);
     },
     async deliver(msg, _p, ctx) {
       if (!deps) throw unbound('group');
       const { db } = deps;
       const { group, r } = await resolve(db, ctx.recipients[0] ?? '');
-      const sender = msg.message.mailFrom.toLowerCase();
+      const sender = poster(msg.message.mailFrom, fromAddress(msg));
       if (r.kind === 'bounce') {
         const m = await recordBounce(db.kysely, group.id, r.member, deps.config.bounceLimit);
         if (!m) return { summary: `bounce for <${r.member}>, not a member of group ${group.id}: ignored` };

@@ -156,6 +156,7 @@ const PEERS = {
   rsync: () => hasCommand('rsync'),
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),
+  cadaver: () => hasCommand('cadaver'),
   strace: () => hasCommand('strace'),
   openssl: () => hasCommand('openssl'),
   // A PostgreSQL server a test can start and stop itself (the machine's shared one must stay up).

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
-import { folderSettings } from '../../domain/folders/settings.js';
+import { folderSettings, folderSettingsFrom } from '../../domain/folders/settings.js';
 import { createObject, deleteObject, isUniqueViolation, listObjects, requireObject, updateObject } from '../../domain/objects/store.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../deps.js';
@@ -15,7 +15,9 @@ const Settings = folderSettings.passthrough();
 const FolderCreate = z.strictObject({
   name: ObjectName,
   parent: ObjectId.nullable().optional().describe('parent folder id; unset: a top-level folder'),
-  properties: Settings.default({}).describe('collectMIMEType (message/rfc822, text/plain, a type, image/*, or a list), keepUnmatched'),
+  properties: Settings.default({}).describe(
+    'collectMIMEType (message/rfc822, text/plain, a type, image/*, or a list), keepUnmatched; also spelled {}collectMIMEType (OpenGroupware Coils) or {urn:postroom:property}collectMIMEType',
+  ),
 });
 
 const FolderPatch = z.strictObject({
@@ -64,7 +66,7 @@ export async function folderRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     async ({ body, reply }) => {
       await checkParent(body.parent);
       try {
-        const o = await createObject(db, { kind: 'folder', name: body.name, parent: body.parent ?? null, properties: body.properties });
+        const o = await createObject(db, { kind: 'folder', name: body.name, parent: body.parent ?? null, properties: folderSettingsFrom(body.properties) });
         return reply.code(201).send(show(o));
       } catch (err) {
         if (isUniqueViolation(err)) throw mailError('INVALID_REQUEST', `the name '${body.name}' is taken in that folder`);
@@ -94,7 +96,7 @@ export async function folderRoutes(app: FastifyInstance, deps: ApiDeps): Promise
       await requireObject(db, params.id, 'folder');
       await checkParent(body.parent);
       if (body.parent === params.id) throw mailError('INVALID_REQUEST', 'a folder cannot be its own parent');
-      return show(await updateObject(db, params.id, body));
+      return show(await updateObject(db, params.id, { ...body, properties: body.properties && folderSettingsFrom(body.properties) }));
     },
   );
 

@@ -20,6 +20,9 @@ export const InboundQuery = z.strictObject({
     .describe('envelope recipient; repeat for several (each is checked as at SMTP RCPT time)'),
   list: z.string().min(1).max(256).optional().describe('a group, by address or numeric id (postroom deliver -l)'),
   sender: z.string().max(256).default('').describe("envelope sender; '' (the default) for the null sender <>"),
+  from: Address.optional().describe(
+    "with the null sender: the message's From: address, which a group checks membership on before the upload (postroom deliver sends it; the delivery checks the header itself again)",
+  ),
   time: z.enum(['server', 'message']).default('server').describe("post time: arrival ('server') or the Date: header ('message')"),
 });
 
@@ -92,7 +95,8 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const accepted: string[] = [];
     let requireMessageId = intake.requireMessageId;
     for (const rcpt of rcptTo) {
-      const verdict = await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, accepted, clientIp: request.ip, trusted: true });
+      const headerFrom = query.sender ? undefined : query.from;
+      const verdict = await intake.recipientCheck(rcpt, { ingress: 'http', mailFrom: query.sender, headerFrom, accepted, clientIp: request.ip, trusted: true });
       requireMessageId ||= !!verdict?.requireMessageId;
       accepted.push(rcpt);
     }

@@ -5,14 +5,16 @@ import { safeEqual } from '../../core/passwords.js';
 import { documentByName, searchDocuments, type DocumentRecord } from '../../domain/folders/documents.js';
 import { listObjects, requireObject, type ObjectRecord } from '../../domain/objects/store.js';
 import { useToken } from '../../store/api-tokens.js';
-import { bearerToken } from '../auth.js';
+import { bearerToken, type Principal } from '../auth.js';
+import { davWrites, type Resolved } from './webdav-write.js';
 import { BYTES_CSP, safeMediaType } from '../content-headers.js';
 import { PROBLEM_TYPE } from '../problem.js';
 import type { ApiDeps } from '../deps.js';
 
 /**
- * Read-only WebDAV (RFC 4918, class 1) over folders and documents, so a file manager, davfs2
- * or `curl -X PROPFIND` can browse what mail filed. `/dav/` lists every top-level folder as
+ * WebDAV (RFC 4918, class 1) over folders and documents, so a file manager, davfs2, cadaver
+ * or `curl -X PROPFIND` can browse what mail filed, and write where the principal may
+ * (webdav-write.ts: PUT, DELETE, MOVE, COPY, MKCOL). `/dav/` lists every top-level folder as
  * `/dav/<id>/`; below a folder, subfolders and documents go by name. PROPFIND takes Depth 0
  * or 1; Depth infinity (also implied by a missing Depth header, §9.1) is refused with
  * 403 propfind-finite-depth (§9.1, a whole tree in one answer is a denial of service).
@@ -21,7 +23,9 @@ import type { ApiDeps } from '../deps.js';
  */
 
 const DAV = '/dav';
-const ALLOW = 'OPTIONS, GET, HEAD, PROPFIND';
+/** What a principal that may only read can do (the Allow of a refused write, RFC 9110 §15.5.6). */
+export const READ_ALLOW = 'OPTIONS, GET, HEAD, PROPFIND';
+const ALLOW = `${READ_ALLOW}, PUT, DELETE, MOVE, COPY, MKCOL`;
 
 /** XML 1.0 text: escape markup, drop characters XML cannot carry at all. */
 function xml(s: string): string {
@@ -68,34 +72,36 @@ function documentResponse(h: string, d: DocumentRecord): string {
   );
 }
 
-type Resolved = { kind: 'root' } | { kind: 'folder'; folder: ObjectRecord; path: string[] } | { kind: 'document'; doc: DocumentRecord; path: string[] };
 
 /**
- * Bearer token, or Basic with the token as password: POSTROOM_API_TOKEN (constant-time compare)
- * or any live user token (WebDAV only reads, which every role may).
+ * Bearer token, or Basic with the token as password: POSTROOM_API_TOKEN (constant-time compare;
+ * the administrator) or any live user token (the user, with the token's scope). Every principal
+ * reads; writes are decided per folder (webdav-write.ts).
  */
-async function authorised(request: FastifyRequest, deps: ApiDeps): Promise<boolean> {
+async function authorised(request: FastifyRequest, deps: ApiDeps): Promise<Principal | undefined> {
   let given = bearerToken(request);
   if (given === undefined) {
     const m = /^basic[ \t]+([A-Za-z0-9+/=]+)\s*$/i.exec(request.headers.authorization ?? '');
-    if (!m) return false;
+    if (!m) return undefined;
     const decoded = Buffer.from(m[1], 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
+    if (colon < 0) return undefined;
     given = decoded.slice(colon + 1);
   }
-  if (safeEqual(given, deps.token)) return true;
-  return !!(await useToken(deps.db, given));
+  if (safeEqual(given, deps.token)) return { kind: 'admin-token', role: 'admin', scope: 'write' };
+  const found = await useToken(deps.db, given);
+  if (!found) return undefined;
+  return { kind: 'token', user: found.user, role: found.token.scope === 'read' ? 'viewer' : found.user.role, scope: found.token.scope, tokenId: found.token.id };
 }
 
 /** The WebDAV routes. */
 export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const db = deps.db.kysely;
-  if (!app.supportedMethods.includes('PROPFIND')) app.addHttpMethod('PROPFIND', { hasBody: true });
-  // PROPFIND bodies are XML; we answer every property we have (allprop), so read and drop them.
-  for (const type of ['application/xml', 'text/xml']) {
-    app.addContentTypeParser(type, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, undefined));
-  }
+  for (const m of ['PROPFIND', 'MOVE', 'COPY', 'MKCOL']) if (!app.supportedMethods.includes(m)) app.addHttpMethod(m, { hasBody: true });
+  // Bodies reach the handlers as the request stream, whatever their type (this scope only): PUT
+  // streams them into the blob store; PROPFIND's XML is read and dropped (we answer allprop).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
 
   async function resolve(segments: string[]): Promise<Resolved> {
     if (!segments.length) return { kind: 'root' };
@@ -124,6 +130,7 @@ export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise
   }
 
   async function propfind(request: FastifyRequest, reply: FastifyReply) {
+    await discardBody(request);
     const depth = String(request.headers.depth ?? 'infinity').trim().toLowerCase();
     if (depth !== '0' && depth !== '1') {
       return reply
@@ -169,7 +176,11 @@ export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise
 
   const handler = (fn: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => async (request: FastifyRequest, reply: FastifyReply) => {
     if (request.method === 'OPTIONS') return reply.code(200).header('dav', '1').header('allow', ALLOW).header('ms-author-via', 'DAV').send();
-    if (!(await authorised(request, deps))) {
+    const principal = await authorised(request, deps);
+    // Set for the audit hook, which records every write that succeeded under this principal.
+    request.principal = principal;
+    if (!principal) {
+      await discardBody(request);
       // Basic, not Bearer: the challenge a file manager answers by asking for a password.
       const problem = toProblem(mailError('UNAUTHORISED', 'WebDAV needs the API token: Authorization: Bearer <token>, or Basic with the token as password'), request.url);
       return reply
@@ -182,12 +193,33 @@ export async function webdavRoutes(app: FastifyInstance, deps: ApiDeps): Promise
     return fn(request, reply);
   };
 
+  const writes = davWrites(deps, { resolve, segmentsOf, discardBody });
   // `public`: the bearer hook steps aside; these routes check Bearer or Basic themselves.
   for (const url of [DAV, `${DAV}/*`]) {
+    for (const [method, fn] of Object.entries(writes)) {
+      app.route({ method, url, config: { public: true, audit: `webdav.${method.toLowerCase()}` }, handler: handler(fn) });
+    }
     app.route({ method: 'PROPFIND', url, config: { public: true }, handler: handler(propfind) });
     // GET routes answer HEAD too (fastify's exposeHeadRoutes); get() sends no body for HEAD.
     app.route({ method: 'GET', url, config: { public: true }, handler: handler(get) });
     app.route({ method: 'OPTIONS', url, config: { public: true }, handler: handler(async () => undefined) });
+  }
+}
+
+/**
+ * Read and drop a request body nobody uses (a PROPFIND's XML, a refused PUT's bytes), at most
+ * 64 MiB, so the client's request ends and the connection carries the answer.
+ */
+export async function discardBody(request: FastifyRequest): Promise<void> {
+  const body = request.body as Readable | undefined;
+  if (!body || typeof body.resume !== 'function' || body.readableEnded) return;
+  let seen = 0;
+  for await (const chunk of body) {
+    seen += (chunk as Buffer).length;
+    if (seen > 64 * 1024 * 1024) {
+      body.destroy();
+      return;
+    }
   }
 }
 
@@ -202,6 +234,22 @@ export function webdavOpenApi(): Record<string, Record<string, unknown>> {
     401: { description: 'no or wrong token (code UNAUTHORISED); the challenge is WWW-Authenticate: Basic' },
     404: { description: 'no such folder or document (code NOT_FOUND)' },
   };
+  // What every write may answer besides its success.
+  const write = {
+    ...common,
+    405: { description: "this principal may not write here (lacks the folder's 'w' or 'd', or a read-scope token): Allow: OPTIONS, GET, HEAD, PROPFIND. Never 401 for good credentials, so a file manager does not ask for the password again" },
+  };
+  const davCopy = (what: 'move' | 'copy', suffix: string, needs: string) => ({
+    operationId: `${what}Dav${suffix}`,
+    summary: `${what === 'move' ? 'Move' : 'Copy'} a document to the Destination header's path (${needs}); Overwrite: F refuses an existing name`,
+    tags: ['webdav'],
+    security,
+    parameters: [
+      { name: 'Destination', in: 'header', required: true, schema: { type: 'string' }, description: 'a URL or path under /dav/' },
+      { name: 'Overwrite', in: 'header', required: false, schema: { type: 'string', enum: ['T', 'F'], default: 'T' } },
+    ],
+    responses: { 201: { description: 'done, new at the destination' }, 204: { description: 'done, replacing a document there' }, 409: { description: 'no such destination folder' }, 412: { description: 'Overwrite: F and the name exists' }, ...write },
+  });
   const ops = (suffix: string, where: string) => ({
     get: {
       operationId: `getDav${suffix}`,
@@ -221,7 +269,39 @@ export function webdavOpenApi(): Record<string, Record<string, unknown>> {
       security: [],
       responses: { 200: { description: 'the DAV and Allow headers, no body' } },
     },
+    ...(suffix
+      ? {
+          put: {
+            operationId: `putDav${suffix}`,
+            summary: "Put a document into a folder under the path's last name: 201 new, 204 replaced (needs 'w' on the folder)",
+            tags: ['webdav'],
+            security,
+            requestBody: { content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+            responses: { 201: { description: 'created' }, 204: { description: 'replaced (its properties stay)' }, 409: { description: 'no such folder to put it in (RFC 4918 §9.7.1)' }, ...write },
+          },
+          delete: {
+            operationId: `deleteDav${suffix}`,
+            summary: "Delete a document (needs 'd' on its folder) or a folder and everything in it (needs 'd' on that folder)",
+            tags: ['webdav'],
+            security,
+            responses: { 204: { description: 'deleted' }, ...write },
+          },
+        }
+      : {}),
     'x-webdav-methods': {
+      ...(suffix
+        ? {
+            MOVE: davCopy('move', suffix, "needs 'd' on the source folder and 'w' on the destination's"),
+            COPY: davCopy('copy', suffix, "needs 'w' on the destination's folder"),
+            MKCOL: {
+              operationId: `mkcolDav${suffix}`,
+              summary: "Make a subfolder (needs 'w' on the parent folder)",
+              tags: ['webdav'],
+              security,
+              responses: { 201: { description: 'created' }, 409: { description: 'no such parent folder' }, 415: { description: 'MKCOL takes no body' }, ...write },
+            },
+          }
+        : {}),
       PROPFIND: {
         operationId: `propfindDav${suffix}`,
         summary: `Properties of a folder and its children (Depth: 1) or of itself (Depth: 0) (${where}) (RFC 4918 §9.1)`,
@@ -238,7 +318,7 @@ export function webdavOpenApi(): Record<string, Record<string, unknown>> {
   });
   return {
     [DAV]: {
-      description: 'Read-only WebDAV (RFC 4918, class 1): every top-level folder as /dav/<id>/',
+      description: 'WebDAV (RFC 4918, class 1): every top-level folder as /dav/<id>/; reads for every token, writes below by the folder ACL',
       ...ops('', 'the root'),
     },
     [`${DAV}/{path}`]: {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import { mailError, SYSEXITS, toStderrLine, toSysexit, type MailError } from '../../core/errors.js';
-import { readDeliverIni } from '../../ingress/deliver-ini.js';
+import { defaultIniFile, readDeliverIni } from '../../ingress/deliver-ini.js';
 import { deliver, type DeliverTo } from '../../ingress/pipe.js';
 import { openLocalIntake } from '../../assemble.js';
 import { isMailbox } from '../../ingress/smtp-address.js';
@@ -15,8 +15,10 @@ const USAGE = `usage: postroom deliver [-m MAXSIZE] [-l LIST] [-f FILE|-] [-t se
 For MTAs (Postfix pipe(8), Exim pipe transport): reads one message from FILE or standard
 input (default -), always to its end, and keeps it.
   URL given   POST it to that Postroom server's HTTP intake (URL/api/v1/inbound) with the
-              instance's token from the INI file -c (default ./postroom-deliver.ini):
-                [config-INSTANCE]   webservice = NAME     (-i, default 'default')
+              instance's token from the INI file -c (default ./postroom-deliver.ini, or
+              $INSTANCE_HOME/etc/gsconfig.ini when INSTANCE_HOME is set and that is absent):
+                [config-INSTANCE]   webservice = NAME     (-i, default 'default'; without
+                                                           this section NAME is INSTANCE)
                 [webservice-NAME]   token = ...           (the server's API or intake token)
   no URL      write to the store on this host through the same intake door, with the config
               from --config, $POSTROOM_CONFIG or the defaults (a running server may share it).
@@ -25,6 +27,7 @@ input (default -), always to its end, and keeps it.
   -l LIST       the group: its address or numeric id (wins over --recipient)
   --recipient   the envelope recipient (Postfix \${original_recipient}); else X-Original-To
   --sender      the envelope sender (Postfix \${sender}); else Return-Path, else <>
+                (with <>, a group checks membership on the From: address)
   -t server     post time is the arrival time (default); 'message': the Date: header
   --deadline S  give up with 4.4.7 after S seconds (default 900, under Postfix's
                 command_time_limit of 1000 s)
@@ -50,7 +53,7 @@ function options(argv: string[]) {
         l: { type: 'string', short: 'l' },
         f: { type: 'string', short: 'f', default: '-' },
         t: { type: 'string', short: 't', default: 'server' },
-        c: { type: 'string', short: 'c', default: './postroom-deliver.ini' },
+        c: { type: 'string', short: 'c' },
         i: { type: 'string', short: 'i', default: 'default' },
         recipient: { type: 'string' },
         sender: { type: 'string' },
@@ -153,7 +156,7 @@ async function runDeliver(argv: string[], kept: (id: string) => void): Promise<n
   let to: DeliverTo;
   try {
     o = options(argv);
-    const iniFile = path.resolve(o.v.c);
+    const iniFile = o.v.c !== undefined ? path.resolve(o.v.c) : defaultIniFile();
     const instance = o.v.i;
     if (o.url) to = { kind: 'http', url: o.url, token: () => readDeliverIni(iniFile, instance).token };
     else {

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { mailError } from '../../core/errors.js';
+import { POSTROOM_NS, parseClark } from '../objects/properties.js';
 
 /**
  * A folder's own settings, kept in its object properties. `collectMIMEType` decides what a
@@ -45,4 +47,37 @@ export function collectMode(s: FolderSettings): CollectMode {
 export function readFolderSettings(properties: Record<string, unknown>): FolderSettings {
   const r = folderSettings.safeParse(properties);
   return r.success ? r.data : {};
+}
+
+/** The settings a folder keeps, by name (each also a property {urn:postroom:property}NAME). */
+export const FOLDER_SETTING_NAMES = ['collectMIMEType', 'keepUnmatched'] as const;
+
+/**
+ * Settings as an API or CLI caller gave them, with keys in the seed's spelling read as ours
+ * (`{}collectMIMEType`, OpenGroupware Coils' empty namespace, or `{urn:postroom:property}keepUnmatched`
+ * → the bare key), then checked. Other keys are kept as given. INVALID_REQUEST on a bad value.
+ */
+export function folderSettingsFrom(given: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(given)) {
+    let key = k;
+    if (k.startsWith('{')) {
+      const p = parseClark(k);
+      if (p.namespace === POSTROOM_NS) key = p.name;
+    }
+    out[key] = v;
+  }
+  const r = folderSettings.passthrough().safeParse(out);
+  if (!r.success) throw mailError('INVALID_REQUEST', r.error.issues.map((i) => `properties.${i.path.join('.')}: ${i.message}`).join('; '));
+  return r.data;
+}
+
+/** A setting's value from a property's text: a list of types is comma-separated; booleans are true/false. */
+export function settingFromProperty(name: (typeof FOLDER_SETTING_NAMES)[number], value: string): unknown {
+  if (name === 'keepUnmatched') {
+    if (!/^(true|false)$/i.test(value.trim())) throw mailError('INVALID_REQUEST', `keepUnmatched: true or false, not '${value}'`);
+    return value.trim().toLowerCase() === 'true';
+  }
+  const types = value.split(',').map((t) => t.trim()).filter(Boolean);
+  return types.length === 1 ? types[0] : types;
 }

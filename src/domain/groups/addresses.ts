@@ -30,6 +30,12 @@ export function unsubscribeAddress(list: string): string {
   return `${local}+unsubscribe@${domain}`;
 }
 
+/** USER=HOST → USER@HOST; the member's host cannot contain '=', its local part can: the last '=' is the '@'. */
+function decodeMember(encoded: string): string | undefined {
+  const eq = encoded.lastIndexOf('=');
+  return eq > 0 && eq < encoded.length - 1 ? `${encoded.slice(0, eq)}@${encoded.slice(eq + 1)}` : undefined;
+}
+
 /** Read a recipient: a post to the list, an unsubscribe request, or a bounce for a member. */
 export function classifyRecipient(rcpt: string): GroupRecipient {
   const [local, domain] = split(rcpt.trim().replace(/^<|>$/g, '').toLowerCase());
@@ -39,11 +45,15 @@ export function classifyRecipient(rcpt: string): GroupRecipient {
   const extension = local.slice(plus + 1);
   if (extension === 'unsubscribe') return { kind: 'unsubscribe', list };
   if (extension.startsWith('bounces-')) {
-    const encoded = extension.slice('bounces-'.length);
-    // The member's host cannot contain '=', its local part can: the last '=' is the '@'.
-    const eq = encoded.lastIndexOf('=');
-    if (eq > 0 && eq < encoded.length - 1) return { kind: 'bounce', list, member: `${encoded.slice(0, eq)}@${encoded.slice(eq + 1)}` };
+    const member = decodeMember(extension.slice('bounces-'.length));
+    if (member) return { kind: 'bounce', list, member };
   }
+  // Postfix's XVERP (default_verp_delimiters `+=`): an MTA that relays with MAIL FROM:<list@…>
+  // XVERP sends each copy from LIST+USER=HOST@DOMAIN (LIST+bounces+USER=HOST@ from a
+  // list+bounces@ sender), so a bounce names the member in that form. The host must have a
+  // dot: a sender's own tag (list+a=b@) is not read as a member.
+  const xverp = decodeMember(extension.replace(/^bounces\+/, ''));
+  if (xverp && /^[^@]+@[^@]+\.[^@]+$/.test(xverp)) return { kind: 'bounce', list, member: xverp };
   // Any other extension is the sender's own tagging (list+tag@): a post to the list.
   return { kind: 'post', list };
 }

@@ -1,6 +1,9 @@
-import { sql, type SqlBool } from 'kysely';
+import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { mailError } from '../../core/errors.js';
-import type { Q } from './store.js';
+import type { Database } from '../../store/schema.js';
+
+// store.ts's Q, spelled out: store.ts imports this module (settings copied as properties).
+type Q = Kysely<Database> | Transaction<Database>;
 
 /**
  * Namespaced properties of objects, written in Clark notation as WebDAV does
@@ -19,10 +22,29 @@ export const MAIL_HEADER_NS = 'urn:postroom:mail-header';
 /** Postroom's own properties (contentType, messageId of the source, …). */
 export const POSTROOM_NS = 'urn:postroom:property';
 
-/** `{ns}name` → { namespace, name }; a bare name is in POSTROOM_NS. INVALID_REQUEST when malformed. */
+/** OpenGroupware Coils' namespace for the mail headers it records on filed documents. */
+export const COILS_MAIL_HEADER_NS = 'us.opengroupware.mail.header';
+
+/**
+ * A property name as an operator coming from OpenGroupware Coils writes it, in Postroom's
+ * namespaces (Postroom's own stay the default and what is stored and shown):
+ * `{us.opengroupware.mail.header}subject` → `{urn:postroom:mail-header}subject`;
+ * `{}contentType` (Coils' empty namespace) → `{urn:postroom:mail-header}contentType`, where the
+ * collected part's type is kept; any other `{}name` (`{}collectMIMEType`) → `{urn:postroom:property}name`.
+ */
+export function canonicalName(p: { namespace: string; name: string }): { namespace: string; name: string } {
+  if (p.namespace === COILS_MAIL_HEADER_NS) return { namespace: MAIL_HEADER_NS, name: p.name };
+  if (p.namespace === '') return { namespace: p.name === 'contentType' ? MAIL_HEADER_NS : POSTROOM_NS, name: p.name };
+  return p;
+}
+
+/**
+ * `{ns}name` → { namespace, name }; a bare name is in POSTROOM_NS; the seed's names are
+ * accepted as aliases (canonicalName). INVALID_REQUEST when malformed.
+ */
 export function parseClark(s: string): { namespace: string; name: string } {
-  const m = /^\{([^{}]+)\}(.+)$/.exec(s);
-  if (m) return { namespace: m[1], name: m[2] };
+  const m = /^\{([^{}]*)\}(.+)$/.exec(s);
+  if (m) return canonicalName({ namespace: m[1], name: m[2] });
   if (/^[^{}]+$/.test(s)) return { namespace: POSTROOM_NS, name: s };
   throw mailError('INVALID_REQUEST', `property '${s}': write it as {namespace}name`);
 }

@@ -1,6 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { mailError } from '../../core/errors.js';
 import type { Database, ObjectsTable } from '../../store/schema.js';
+import { POSTROOM_NS, propertyCondition, setProperties, type PropertyFilter } from './properties.js';
 
 /**
  * The objects every built-in kind shares: one numeric id sequence, a kind, a name unique
@@ -42,6 +43,24 @@ export function isUniqueViolation(err: unknown): boolean {
   return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
+/**
+ * Settings of a kind that are also namespaced properties ({urn:postroom:property}NAME, which
+ * Coils' `{}NAME` names too), so that a search by property finds a folder by what it collects.
+ * The settings JSON stays what filing reads; these rows are a copy written with it.
+ */
+const SETTING_PROPERTIES: Partial<Record<ObjectKind, readonly string[]>> = { folder: ['collectMIMEType', 'keepUnmatched'] };
+
+/** Write the copies of an object's settings as properties (a list joined with ', '). */
+async function mirrorSettings(db: Q, id: number, kind: ObjectKind, settings: Record<string, unknown>): Promise<void> {
+  const names = SETTING_PROPERTIES[kind];
+  if (!names) return;
+  await db.deleteFrom('object_properties').where('object', '=', id).where('namespace', '=', POSTROOM_NS).where('name', 'in', [...names]).execute();
+  const rows = names
+    .filter((n) => settings[n] !== undefined && settings[n] !== null)
+    .map((n) => ({ namespace: POSTROOM_NS, name: n, value: [settings[n]].flat().map(String).join(', ') }));
+  await setProperties(db, id, rows);
+}
+
 /** Insert an object; resolves with it (its id from the shared sequence). NAME_TAKEN-style clashes throw INVALID_REQUEST. */
 export async function createObject(
   db: Q,
@@ -57,6 +76,7 @@ export async function createObject(
     updated_at: now,
   };
   const { id } = await db.insertInto('objects').values(row).returning('id').executeTakeFirstOrThrow();
+  await mirrorSettings(db, Number(id), o.kind, o.properties ?? {});
   return toObjectRecord({ ...row, id: Number(id) });
 }
 
@@ -74,13 +94,25 @@ export async function requireObject(db: Q, id: number, kind?: ObjectKind): Promi
   return o;
 }
 
-/** Objects filtered by kind and parent, by id ascending; `after` pages. */
+/**
+ * Objects filtered by kind(s), parent, name and properties (every filter must hold: zOGI's
+ * searchForObjects across folders, documents, workflows and processes), by id ascending;
+ * `after` pages. `nameContains`: a case-insensitive substring, `%` and `_` literal.
+ */
 export async function listObjects(
   db: Q,
-  f: { kind?: ObjectKind; parent?: number | null; after?: number; limit: number },
+  f: { kind?: ObjectKind | ObjectKind[]; parent?: number | null; name?: string; nameContains?: string; properties?: PropertyFilter[]; after?: number; limit: number },
 ): Promise<ObjectRecord[]> {
   let q = db.selectFrom('objects').selectAll().orderBy('id').limit(f.limit);
-  if (f.kind) q = q.where('kind', '=', f.kind);
+  if (Array.isArray(f.kind)) {
+    if (f.kind.length) q = q.where('kind', 'in', f.kind);
+  } else if (f.kind) q = q.where('kind', '=', f.kind);
+  if (f.name !== undefined) q = q.where('name', '=', f.name);
+  if (f.nameContains !== undefined) {
+    const like = `%${f.nameContains.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    q = q.where(sql<SqlBool>`lower(name) like ${like} escape '\\'`);
+  }
+  for (const p of f.properties ?? []) q = q.where(propertyCondition(p));
   if (f.parent === null) q = q.where('parent', 'is', null);
   else if (f.parent !== undefined) q = q.where('parent', '=', f.parent);
   if (f.after !== undefined) q = q.where('id', '>', f.after);
@@ -105,7 +137,9 @@ export async function updateObject(
     if (isUniqueViolation(err)) throw mailError('INVALID_REQUEST', `the name '${patch.name}' is taken in that folder`);
     throw err;
   }
-  return requireObject(db, id);
+  const o = await requireObject(db, id);
+  if (patch.properties !== undefined) await mirrorSettings(db, id, o.kind, patch.properties);
+  return o;
 }
 
 /** Delete an object and everything under it (documents of a folder, processes of a workflow). */
