@@ -94,7 +94,8 @@ find "$work" -mindepth 1 -maxdepth 1 ! -name node_modules ! -name dist -exec rm 
 stamp="$version $(sha256sum "$work/package-lock.json" | cut -d' ' -f1)"
 export PATH="$node_bin:$PATH" npm_config_nodedir="$node_dir"
 # better-sqlite3's install tries a prebuilt binary from GitHub first; build it from source so the
-# install needs only the registry and is the same offline as on.
+# install needs only the registry and is the same offline as on. (npm 11 warns 'Unknown env config
+# "build-from-source"' but passes it on; prebuild-install reads it from the environment.)
 export npm_config_build_from_source=true
 if [ -L "$work/node_modules" ]; then
   fail "$work/node_modules is a symlink; refusing to run npm ci through it"
