@@ -24,6 +24,7 @@ export class WalSync {
    * until `recover` has copied the log into the database file and synced that.
    */
   private suspect = false;
+  private closed = false;
 
   /**
    * @param recover after a failed fsync: checkpoint the whole log into the database file and
@@ -57,6 +58,11 @@ export class WalSync {
         await this.recover();
         this.suspect = false;
       }
+      // A commit that asks after close() (it raced the shutdown) gets an error, not a new
+      // descriptor: nothing would close that one, and if the same file is opened again in this
+      // process (a restart) it would hold the next database's log; Node closes such a handle on
+      // garbage collection with DEP0137, and says that will become an error.
+      if (this.closed && !this.fd) throw new Error('the database is closed: its log cannot be synced');
       this.fd ??= (await this.openFile(this.walPath, 'r')) as FileHandle;
       await this.fd.sync().catch((err: unknown) => {
         this.suspect = true;
@@ -74,7 +80,10 @@ export class WalSync {
 
   /** Close the descriptor (after the database is closed). */
   async close(): Promise<void> {
-    await this.inFlight?.catch(() => {});
+    this.closed = true;
+    // A sync queued before the close belongs to commits made before it: let it run on the
+    // descriptor before that is closed.
+    for (let p = this.queued ?? this.inFlight; p; p = this.queued ?? this.inFlight) await p.catch(() => {});
     await this.fd?.close().catch(() => {});
     this.fd = undefined;
   }

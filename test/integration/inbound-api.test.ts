@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { memoryWatch, testBackend } from '../helpers/env.js';
+import { memoryWatch, testBackend, waitFor } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
 const MSG = 'From: jan@example.org\r\nTo: list@in.test\r\nSubject: over http\r\nMessage-ID: <h1@example.org>\r\n\r\nhello\r\n';
@@ -161,5 +163,27 @@ describe('POST /api/v1/inbound', () => {
     }
     const now = await pr.db.kysely.selectFrom('messages').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     assert.equal(Number(now.n), Number(before.n), 'no message was kept');
+  });
+  it('a client that goes away mid-body leaves no staged file behind', async () => {
+    // Where each backend stages a blob before it is kept (files on SQLite, PostgreSQL's staging).
+    const staged = () =>
+      ['blobs/tmp', 'staging'].flatMap((d) => {
+        try {
+          return readdirSync(path.join(pr.dir, d));
+        } catch {
+          return [];
+        }
+      });
+    const req = http.request(`${pr.baseUrl}/api/v1/inbound?recipient=list@in.test`, {
+      method: 'POST',
+      headers: { 'content-type': 'message/rfc822', authorization: `Bearer ${pr.apiToken}` },
+    });
+    req.on('error', () => {});
+    req.write(Buffer.from(MSG));
+    // Past what is kept in memory, so the message is being written to a staging file.
+    req.write(Buffer.alloc(2 * 1024 * 1024, 'x'));
+    await waitFor(() => staged().length > 0, 'a staging file');
+    req.destroy();
+    await waitFor(() => staged().length === 0, 'the staging file to be removed after the client went away');
   });
 });

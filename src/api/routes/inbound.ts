@@ -104,11 +104,19 @@ export async function inboundRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     // Through a PassThrough: when intake stops reading (too large), it ends its iteration, which
     // destroys what it iterates; that must not be the request, whose socket carries our answer.
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
+    // pipe() passes on the request's end but not its abort: a client that goes away mid-body
+    // (killed, its connection reset) left intake waiting on `body` for ever, its staged file
+    // open until garbage collection closed it (Node's DEP0137 warning).
+    const gone = () => {
+      if (!stream.readableEnded) body.destroy(new Error('the client closed the connection before the end of the message'));
+    };
+    stream.once('close', gone);
     stream.pipe(body);
     try {
       const stored = await intake.accept(env, body, { maxSize: max, requireMessageId, trace: intake.trace });
       return reply.code(202).send({ id: stored.id, duplicate: !!stored.duplicate });
     } finally {
+      stream.off('close', gone);
       stream.unpipe(body);
     }
   }
