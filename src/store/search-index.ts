@@ -96,15 +96,31 @@ function indexable(needle: string): boolean {
   return [...needle].length >= MIN_INDEXED_CHARS && matchable(needle);
 }
 
-/** SQLite: FTS5 with the trigram tokenizer; a quoted phrase of trigrams is a substring. */
+/** A GLOB pattern for a substring: `*`, `?` and `[` stand for themselves inside brackets. */
+function globContains(needle: string): string {
+  return `*${needle.replace(/[*?[]/g, (c) => `[${c}]`)}*`;
+}
+
+/** SQLite: FTS5 with the trigram tokenizer, which answers GLOB '*…*' on its columns from the index. */
 const sqliteIndex: SearchIndex = {
   put: putDocs,
   async lookup(db, cols, needle, cap) {
     if (!indexable(needle)) return undefined;
-    // Inside double quotes FTS5 syntax (NEAR, *, ^, column filters, parentheses) is text; a quote is doubled.
-    const query = `{${cols.join(' ')}} : "${needle.replace(/"/g, '""')}"`;
-    const rows = await sql<{ message: string }>`select t.message from message_text t where t.doc in (select rowid from message_search where message_search match ${query} limit ${cap + 1})`.execute(db);
-    return rows.rows.length > cap ? undefined : rows.rows.map((r) => r.message);
+    // A pattern, never FTS5 query syntax: NEAR, quotes, *, ^, column filters stay text.
+    const p = globContains(needle);
+    const any = sql.join(
+      cols.map((c) => sql`${sql.ref(c)} glob ${p}`),
+      sql` or `,
+    );
+    const hits = await sql<{ doc: number }>`select rowid as doc from message_search where ${any} limit ${cap + 1}`.execute(db);
+    if (hits.rows.length > cap) return undefined;
+    if (!hits.rows.length) return [];
+    const rows = await db
+      .selectFrom('message_text')
+      .select('message')
+      .where('doc', 'in', hits.rows.map((r) => r.doc))
+      .execute();
+    return rows.map((r) => r.message);
   },
 };
 

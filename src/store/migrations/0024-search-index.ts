@@ -29,8 +29,11 @@ export const m0024SearchIndex: Migration = {
       .execute();
     if (sqlite) {
       // External content: the index alone, the text stays in message_text (stored once). Case
-      // sensitive because the text and every query are lower-cased by us (one folding, JavaScript's).
-      await sql`create virtual table message_search using fts5(subject, sender, recipients, rcpt, body, content='message_text', content_rowid='doc', tokenize='trigram case_sensitive 1')`.execute(db);
+      // sensitive because the text and every query are lower-cased by us (one folding,
+      // JavaScript's), so GLOB uses the index. detail=none keeps no positions: the index is a
+      // sixth of detail=full's (27 → 4.5 MiB for 20,000 short messages), and FTS5 checks each
+      // GLOB candidate against the content anyway.
+      await sql`create virtual table message_search using fts5(subject, sender, recipients, rcpt, body, content='message_text', content_rowid='doc', tokenize='trigram case_sensitive 1', detail=none)`.execute(db);
       // The index follows its content table, also when a message's deletion cascades to its text.
       const cols = 'subject, sender, recipients, rcpt, body';
       const old = "'delete', old.doc, old.subject, old.sender, old.recipients, old.rcpt, old.body";
