@@ -112,7 +112,9 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       // a million messages would otherwise read them all before answering (seconds). The page
       // may then be short, and its nextCursor continues below the window.
       // One more than asked tells whether another page exists without a count query.
-      const { rows, floor } = await listMessagePage(deps.db.kysely, { ...filters, search, before, window: SEARCH_WINDOW, limit: limit + 1 });
+      const filter = { ...filters, search, before, window: SEARCH_WINDOW, limit: limit + 1 };
+      // On SQLite the query runs on the read thread (the loop keeps serving SMTP meanwhile).
+      const { rows, floor } = (await deps.db.reader?.listMessagePage(filter)) ?? (await listMessagePage(deps.db.kysely, filter));
       const page = rows.slice(0, limit);
       const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : floor ? encodeCursor(floor) : null;
       return { items: page.map(summaryOf), nextCursor };
