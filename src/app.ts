@@ -93,6 +93,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     statementTimeout: config.store.statementTimeout,
     onError: (err) => log.warn({ err }, 'database trouble (a lost pooled connection is reopened; a failed checkpoint thread hands back to SQLite)'),
     backgroundCheckpoints: true,
+    readThread: true,
   });
   await migrate(db);
   metrics.countRawWith(() => countRawByStatus(db.kysely));

@@ -39,16 +39,21 @@ const Instant = z
   });
 
 /** RFC 5322 §2.1.1: no header line is longer than 998 characters, so neither is a useful search. */
-const Search = z.string().min(1).max(998);
+// NUL: PostgreSQL cannot compare text holding one, and no kept text holds one (parsing replaces it).
+const NO_NUL = { message: 'must not contain NUL' };
+const Search = z.string().min(1).max(998).refine((v) => !v.includes('\u0000'), NO_NUL);
 
 export const MessageListQuery = z.strictObject({
   q: z
     .string()
     .max(998)
+    .refine((v) => !v.includes('\u0000'), NO_NUL)
     .optional()
     .describe(
       'search: `from: to: rcpt: subject: message-id: status: route: ingress: has:attachment before: after: larger: smaller:` ' +
-        'and free text (subject, addresses); `-` negates a term, "double quotes" keep spaces. E.g. `from:alice has:attachment -status:delivered larger:1M`',
+        'and free text (subject, sender, recipients and the start of the text body); every text term is a case-insensitive substring, ' +
+        'answered from the search index when it has three characters or more; `-` negates a term, "double quotes" keep spaces. ' +
+        'E.g. `from:alice has:attachment -status:delivered larger:1M`',
     ),
   since: Instant.optional().describe('received at or after this instant (ISO 8601)'),
   until: Instant.optional().describe('received before this instant (ISO 8601)'),
@@ -60,7 +65,7 @@ export const MessageListQuery = z.strictObject({
     .optional()
     .describe('routing/delivery status; `raw` finds the messages that could not be parsed, whatever their delivery status (as `parse=raw`)'),
   parse: z.enum(PARSE_STATUSES).optional().describe('parse outcome: pending (not parsed yet), parsed, raw (could not be parsed; kept whole)'),
-  ingress: z.string().min(1).max(32).optional().describe('how the message arrived: smtp, pipe, http, imap, pop3'),
+  ingress: z.string().min(1).max(32).refine((v) => !v.includes('\u0000'), NO_NUL).optional().describe('how the message arrived: smtp, pipe, http, imap, pop3'),
   account: Id.optional().describe('fetched from, or sent through, this mail account (id)'),
   folder: Id.optional().describe('fetched from this mail-account folder (id)'),
   limit: z.coerce.number().int().min(1).max(500).default(50).describe('page size (1–500)'),

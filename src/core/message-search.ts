@@ -5,8 +5,17 @@ import { mailError } from './errors.js';
  * (which calls that API): `from: to: rcpt: subject: message-id: status: route: ingress:
  * has:attachment before: after: larger: smaller:` and free text; `-` in front negates a term;
  * "double quotes" keep spaces in a value. A word whose key is not one of these is free text, so
- * `re: hello` searches for "re:" and "hello" instead of failing.
+ * `re: hello` searches for "re:" and "hello" instead of failing. Free text and the address and
+ * subject keys are case-insensitive substrings; free text looks in the subject, the sender
+ * (From: and MAIL FROM), the recipients (To/Cc/Reply-To and RCPT TO) and the start of the text
+ * body, through the store's search index.
  */
+
+/**
+ * Characters of a text body that free text is searched in: the start of a long body is what
+ * names it, and the index stays small (parsing keeps this much for the store's search index).
+ */
+export const SEARCH_BODY_CHARS = 16 * 1024;
 
 export type SearchField = 'from' | 'to' | 'rcpt' | 'subject' | 'message-id' | 'status' | 'route' | 'ingress' | 'has' | 'before' | 'after' | 'larger' | 'smaller' | 'text';
 
@@ -53,6 +62,8 @@ function instantOf(v: string): string {
 
 /** Parse a search query into terms (all must hold). INVALID_REQUEST names a bad value. */
 export function parseSearch(q: string): SearchTerm[] {
+  // No kept text holds NUL (parsing replaces it), and PostgreSQL cannot compare text holding one.
+  if (q.includes('\u0000')) invalid('must not contain NUL');
   const terms: SearchTerm[] = [];
   for (const w of words(q)) {
     let raw = w.raw;

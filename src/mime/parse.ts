@@ -5,6 +5,7 @@ import { newId } from '../core/ids.js';
 import type { HeaderLine, PartKind, StoredMessage } from '../core/message.js';
 import type { BlobStore, StagedBlob } from '../store/ports.js';
 import type { ParsedRows } from '../store/messages.js';
+import { SEARCH_BODY_CHARS } from '../core/message-search.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
 import { sanitiseFilename } from './filename.js';
@@ -320,6 +321,7 @@ export async function parseStream(
       parts,
       parseStatus: 'parsed',
       defects: orderDefects(defects),
+      bodyText: typeof plain === 'string' ? plain.slice(0, SEARCH_BODY_CHARS) : null,
     },
     truncated,
   };

@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, sql, t
 import type pg from 'pg';
 import { makeDirsSync } from '../core/make-dirs.js';
 import { migrations } from './migrations/index.js';
+import { ReadThread } from './read-thread.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 import { WalSync } from './wal-sync.js';
 import type { Database, Dialect } from './schema.js';
@@ -19,6 +20,8 @@ export interface Db {
   wal?: WalSync;
   /** SQLite with backgroundCheckpoints: the thread that checkpoints the WAL. */
   checkpointer?: WalCheckpointer;
+  /** SQLite with readThread: message lists and searches run there, off the event loop. */
+  reader?: ReadThread;
   close(): Promise<void>;
 }
 
@@ -45,6 +48,8 @@ export interface DbOptions {
    * For long-running servers; a short command leaves it off.
    */
   backgroundCheckpoints?: boolean | { startAt: number };
+  /** SQLite: run the API's message lists on a thread with a read-only connection (ReadThread). For servers. */
+  readThread?: boolean;
 }
 
 /** True for postgres:// and postgresql:// URLs. */
@@ -136,12 +141,15 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
       throw new Error(`the write-ahead log could not be copied into the database after a failed fsync (${JSON.stringify(row)})`);
     }
   });
+  const reader = opts.readThread ? new ReadThread(file, { onError: opts.onError }) : undefined;
   return {
     kysely,
     dialect: 'sqlite',
     wal,
     checkpointer,
+    reader,
     async close() {
+      await reader?.close();
       await checkpointer?.stop();
       await kysely.destroy();
       await wal.close();
@@ -158,7 +166,7 @@ const STATEMENT_CACHE = 500;
  * Safe because every statement runs to completion before the next one starts (one connection,
  * Kysely's mutex) and nothing here streams rows with iterate().
  */
-function cachingStatements(sqlite: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+export function cachingStatements(sqlite: SqliteDatabase.Database): SqliteDialectConfig['database'] {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => sqlite.close(),

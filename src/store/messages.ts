@@ -4,6 +4,9 @@ import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, S
 import type { MimeDefect } from '../core/mime-defects.js';
 import type { SearchTerm } from '../core/message-search.js';
 import { relaxedTransaction } from './db.js';
+import type { MessageFilter, MessagePage } from './message-filter.js';
+import type { SearchColumn } from './ports.js';
+import { foldQuery, likeContains, searchDoc, searchIndexOf, textMatch } from './search-index.js';
 import type { Database, MessagesTable, PartsTable } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
@@ -183,35 +186,103 @@ export async function getParts(db: Q, messageId: string): Promise<StoredPart[]> 
   return rows.map(toStoredPart);
 }
 
-export interface MessageFilter {
-  since?: string;
-  until?: string;
-  from?: string;
-  rcpt?: string;
-  subject?: string;
-  /** Routing and delivery status; `raw` is taken as `parse: 'raw'` (whatever the delivery state). */
-  status?: string;
-  /** How parsing went: pending, parsed, raw. */
-  parse?: string;
-  ingress?: string;
-  /** Fetched from (or sent through) this mail account. */
-  account?: string;
-  /** Fetched from this mail-account folder. */
-  folder?: string;
-  /** Parsed search terms (core/message-search.ts), all of which must hold. */
-  search?: readonly SearchTerm[];
-  /** Return messages with id below this (newest first). */
-  before?: string;
-  /** Return messages with id above this (what arrived since; the live list). */
-  after?: string;
-  /** Return messages with id at or above this (the floor of a bounded search window). */
-  atLeast?: string;
-  limit: number;
+export type { MessageFilter, MessagePage } from './message-filter.js';
+
+/**
+ * At most this many matches are taken from the search index for one term. A term matching
+ * more is common, and a walk of the newest rows finds a page of it soon; a rarer one is answered
+ * from the index, however old its matches.
+ */
+export const INDEX_CAP = 2000;
+
+/** Which search columns a text filter looks in. */
+const TERM_COLUMNS: Partial<Record<SearchTerm['field'], readonly SearchColumn[]>> = {
+  text: ['subject', 'sender', 'recipients', 'rcpt', 'body'],
+  from: ['sender'],
+  to: ['recipients'],
+  rcpt: ['rcpt'],
+  subject: ['subject'],
+};
+
+/** Before parsing there is no search document: what intake wrote on the row stands in for it. */
+const UNPARSED_COLUMNS: Record<SearchColumn, TextColumn[]> = {
+  subject: ['subject'],
+  sender: ['from_addr', 'mail_from'],
+  recipients: [],
+  rcpt: ['rcpt_to'],
+  body: [],
+};
+
+interface TextTerm {
+  cols: readonly SearchColumn[];
+  needle: string;
+  negate: boolean;
+}
+
+function textTerms(f: MessageFilter): TextTerm[] {
+  const out: TextTerm[] = [];
+  if (f.subject) out.push({ cols: ['subject'], needle: foldQuery(f.subject), negate: false });
+  if (f.from) out.push({ cols: ['sender'], needle: foldQuery(f.from), negate: false });
+  if (f.rcpt) out.push({ cols: ['rcpt'], needle: foldQuery(f.rcpt), negate: false });
+  for (const t of f.search ?? []) {
+    const cols = TERM_COLUMNS[t.field];
+    if (cols) out.push({ cols, needle: foldQuery(t.value), negate: t.negate });
+  }
+  return out;
+}
+
+/** A text term on one row: its search document, or, before it is parsed, its own columns. */
+function textCondition(t: TextTerm) {
+  const unparsed = t.cols.flatMap((c) => UNPARSED_COLUMNS[c]);
+  const before = unparsed.length ? sql<SqlBool>` or (parse_status = 'pending' and ${anyOf(unparsed, t.needle)})` : sql``;
+  return sql<SqlBool>`(${textMatch(t.cols, t.needle)}${before})`;
+}
+
+/**
+ * The messages a text term names when the index knows them all (and the unparsed ones that
+ * match), or undefined when it matches too many to list.
+ */
+async function termCandidates(db: Q, t: TextTerm): Promise<string[] | undefined> {
+  const indexed = await searchIndexOf(db).lookup(db, t.cols, t.needle, INDEX_CAP);
+  if (!indexed) return undefined;
+  const unparsed = t.cols.flatMap((c) => UNPARSED_COLUMNS[c]);
+  if (!unparsed.length) return indexed;
+  const pending = await db
+    .selectFrom('messages')
+    .select('id')
+    .where('parse_status', '=', 'pending')
+    .where(anyOf(unparsed, t.needle))
+    .limit(INDEX_CAP + 1)
+    .execute();
+  return pending.length > INDEX_CAP ? undefined : [...indexed, ...pending.map((r) => r.id)];
 }
 
 /** Messages newest first, filtered; `before` is the cursor (an id). */
 export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessage[]> {
+  return (await listMessagePage(db, f)).rows;
+}
+
+/**
+ * listMessages, and where it stopped. Text terms the index can answer (a rare substring)
+ * become a list of ids; the rest are tested row by row, newest first, within `window` rows.
+ */
+export async function listMessagePage(db: Q, f: MessageFilter): Promise<MessagePage> {
+  const terms = textTerms(f);
+  let ids: Set<string> | undefined;
+  const perRow: TextTerm[] = [];
+  for (const t of terms) {
+    const found = t.negate ? undefined : await termCandidates(db, t);
+    if (!found) {
+      perRow.push(t);
+      continue;
+    }
+    ids = ids ? new Set(found.filter((id) => ids!.has(id))) : new Set(found);
+    if (!ids.size) return { rows: [] };
+  }
+  const walked = perRow.length > 0 || (f.search ?? []).some((t) => !TERM_COLUMNS[t.field]);
+  const floor = !ids && walked && f.window ? await messageIdAtDepth(db, f.before, f.window - 1) : undefined;
   let q = db.selectFrom('messages').selectAll().orderBy('id', 'desc').limit(f.limit);
+  if (ids) q = q.where('id', 'in', [...ids]);
   // Timestamps are stored as toISOString() text and compared as text: '…T00:00:00Z' sorts after
   // '…T00:00:00.000Z', so a bound must be written the same way before it is compared.
   if (f.since) q = q.where('received_at', '>=', isoText(f.since));
@@ -223,7 +294,8 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
   if (f.before) q = q.where('id', '<', f.before);
   if (f.after) q = q.where('id', '>', f.after);
-  if (f.atLeast) q = q.where('id', '>=', f.atLeast);
+  const atLeast = [f.atLeast, floor].filter((x): x is string => !!x).sort().pop();
+  if (atLeast) q = q.where('id', '>=', atLeast);
   if (f.account || f.folder) {
     q = q.where('id', 'in', (eb) => {
       let links = eb.selectFrom('mail_links').select('mail_links.message');
@@ -232,17 +304,13 @@ export async function listMessages(db: Q, f: MessageFilter): Promise<StoredMessa
       return links;
     });
   }
-  // Substring filters: lower() + like works the same on SQLite and PostgreSQL (PostgreSQL's LIKE
-  // is case-sensitive). SQLite has no default LIKE escape character, so name it for both.
-  const contains = has;
-  if (f.subject) q = q.where(contains('subject', f.subject));
-  if (f.rcpt) q = q.where(contains('rcpt_to', f.rcpt));
-  if (f.from) q = q.where((eb) => eb.or([contains('from_addr', f.from!), contains('mail_from', f.from!)]));
+  for (const t of perRow) q = q.where(t.negate ? sql<SqlBool>`not ${textCondition(t)}` : textCondition(t));
   for (const t of f.search ?? []) {
+    if (TERM_COLUMNS[t.field]) continue;
     const cond = searchCondition(t);
     q = q.where(t.negate ? sql<SqlBool>`not (${cond})` : cond);
   }
-  return (await q.execute()).map(toStoredMessage);
+  return { rows: (await q.execute()).map(toStoredMessage), floor };
 }
 
 /**
@@ -255,34 +323,24 @@ export async function messageIdAtDepth(db: Q, before: string | undefined, depth:
   return (await q.executeTakeFirst())?.id;
 }
 
-/** A LIKE pattern for a case-insensitive substring, with the escape character named by the caller. */
-function likePattern(s: string): string {
-  return `%${s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
+type TextColumn = 'subject' | 'rcpt_to' | 'from_addr' | 'mail_from' | 'message_id';
 
-type TextColumn = 'subject' | 'rcpt_to' | 'from_addr' | 'mail_from' | 'message_id' | 'addresses';
-
-/** NULL columns count as '' so that a negated term (`-subject:x`) keeps messages without a subject. */
+/**
+ * A case-insensitive substring of a row's own column (lower() + LIKE reads the same on SQLite
+ * and PostgreSQL, whose LIKE is case-sensitive; SQLite has no default escape character). NULL
+ * counts as '' so that a negated term keeps messages without the value.
+ */
 function has(col: TextColumn, s: string) {
-  return sql<SqlBool>`lower(coalesce(${sql.ref(col)}, '')) like ${likePattern(s)} escape '\\'`;
+  return sql<SqlBool>`lower(coalesce(${sql.ref(col)}, '')) like ${likeContains(s.toLowerCase())} escape '\\'`;
 }
 
 function anyOf(cols: TextColumn[], s: string) {
   return sql<SqlBool>`(${sql.join(cols.map((c) => has(c, s)), sql` or `)})`;
 }
 
-/** One search term as a condition; messages newest first still walk the id index, so a page stops early. */
+/** A search term that is not a text term (textCondition) as a condition on one row. */
 function searchCondition(t: SearchTerm) {
   switch (t.field) {
-    case 'from':
-      return anyOf(['from_addr', 'mail_from'], t.value);
-    // The parsed To/Cc/Reply-To address lists (stored as JSON with From; the value is matched in the list text).
-    case 'to':
-      return sql<SqlBool>`(${has('addresses', t.value)} and not ${has('from_addr', t.value)})`;
-    case 'rcpt':
-      return has('rcpt_to', t.value);
-    case 'subject':
-      return has('subject', t.value);
     case 'message-id':
       return has('message_id', t.value.replace(/^<|>$/g, ''));
     case 'status':
@@ -301,8 +359,9 @@ function searchCondition(t: SearchTerm) {
       return sql<SqlBool>`size > ${Number(t.value)}`;
     case 'smaller':
       return sql<SqlBool>`size < ${Number(t.value)}`;
-    case 'text':
-      return anyOf(['subject', 'from_addr', 'mail_from', 'rcpt_to'], t.value);
+    default:
+      // The text fields go through textCondition.
+      return sql<SqlBool>`1 = 1`;
   }
 }
 
@@ -348,6 +407,8 @@ export interface ParsedRows {
   parseError?: string | null;
   /** What was wrong with the message though it parsed (core/mime-defects.ts names, in catalogue order). */
   defects?: MimeDefect[];
+  /** The text body, for the search index (its start is indexed: SEARCH_BODY_CHARS). */
+  bodyText?: string | null;
 }
 
 /**
@@ -396,6 +457,19 @@ export async function writeParsedMany(trx: Transaction<Database>, items: { id: s
       .where('id', '=', id)
       .execute();
   }
+  // The search index, in the same transaction: a message is findable by text once it is parsed.
+  const envelopes = await trx
+    .selectFrom('messages')
+    .select(['id', 'mail_from', 'rcpt_to'])
+    .where('id', 'in', items.map((i) => i.id))
+    .execute();
+  const byId = new Map(envelopes.map((e) => [e.id, e]));
+  const docs = items.flatMap(({ id, result }) => {
+    const env = byId.get(id);
+    if (!env) return [];
+    return [searchDoc({ message: id, subject: result.subject, from: result.from, mailFrom: env.mail_from, rcptTo: JSON.parse(env.rcpt_to) as string[], addresses: result.addresses, body: result.bodyText ?? null })];
+  });
+  await searchIndexOf(trx).put(trx, docs);
 }
 
 /** Set a message's status (and error text). */

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from './schema.js';
+import type { Database, MessageTextTable } from './schema.js';
 
 /**
  * Bytes received and hashed, not yet visible under their hash. Small blobs are held in memory
@@ -50,4 +50,25 @@ export interface BlobStore {
    * processes that died (see store/sweep.ts); returns how many of each.
    */
   sweep?(opts: { graceMs: number; db: Kysely<Database> }): Promise<{ blobs: number; staging: number }>;
+}
+
+/** What a search can look in: the columns of the search index. */
+export type SearchColumn = 'subject' | 'sender' | 'recipients' | 'rcpt' | 'body';
+
+/** One message's searchable text, lower case (store/search-index.ts: searchDoc builds it). */
+export type SearchDoc = Omit<MessageTextTable, 'doc'>;
+
+/**
+ * The search index: fed when a message is parsed (and by `postroom reindex`), asked by the
+ * message list for the few messages a selective substring names, so that a rare term costs an
+ * index probe instead of a walk through every row. SQLite: FTS5 trigram; PostgreSQL: pg_trgm.
+ */
+export interface SearchIndex {
+  /** Add or replace these messages' documents, in the caller's transaction. */
+  put(trx: Kysely<Database> | Transaction<Database>, docs: SearchDoc[]): Promise<void>;
+  /**
+   * Ids of the indexed messages whose `cols` contain `needle` (lower case), when at most `cap`
+   * do; undefined when more do, or when the index cannot tell (fewer than 3 characters: no trigram).
+   */
+  lookup(db: Kysely<Database> | Transaction<Database>, cols: readonly SearchColumn[], needle: string, cap: number): Promise<string[] | undefined>;
 }

@@ -48,6 +48,22 @@ export interface MessagesTable {
   duplicate_of: string | null;
 }
 
+/** The text a search looks in, per parsed message, lower case (store/search-index.ts). */
+export interface MessageTextTable {
+  /** SQLite: the rowid the FTS5 index (message_search) points at. */
+  doc: Generated<number>;
+  message: string;
+  subject: string;
+  /** From: as written, and MAIL FROM. */
+  sender: string;
+  /** To, Cc and Reply-To addresses (names and addresses). */
+  recipients: string;
+  /** RCPT TO, the envelope recipients. */
+  rcpt: string;
+  /** The start of the text body (SEARCH_BODY_CHARS). */
+  body: string;
+}
+
 /** One recipient's outcome within a delivery that takes several recipients at once. */
 export interface DeliveryRecipientsTable {
   delivery: string;
@@ -419,6 +435,7 @@ export interface AuditLogTable {
 
 export interface Database {
   messages: MessagesTable;
+  message_text: MessageTextTable;
   parts: PartsTable;
   blobs: BlobsTable;
   blob_chunks: BlobChunksTable;

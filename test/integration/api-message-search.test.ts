@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { SEARCH_WINDOW } from '../../src/api/routes/messages.js';
 import { idFloor } from '../../src/core/ids.js';
 import { insertMessages, newMessageRow } from '../../src/store/messages.js';
+import { searchDoc, searchIndexOf } from '../../src/store/search-index.js';
 import { waitFor } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
@@ -137,7 +138,7 @@ describe('message search, events and the route tester through the API', () => {
   });
 });
 
-describe('a search over many messages reads a bounded window per request', () => {
+describe('a search over many messages: rare terms from the index, the rest in a bounded window per request', () => {
   let pr: TestPostroom;
   before(async () => {
     pr = await startTestPostroom({ smtp: { enabled: false } });
@@ -151,21 +152,44 @@ describe('a search over many messages reads a bounded window per request', () =>
         { messageId: null, subject: `message ${i}`, from: null, date: null },
         null,
       );
-      return { ...r, parse_status: 'parsed', status: 'delivered' };
+      return { ...r, parse_status: 'parsed', status: 'delivered', parsed_at: r.received_at };
     });
-    for (let i = 0; i < rows.length; i += 500) await pr.db.kysely.transaction().execute((trx) => insertMessages(trx, rows.slice(i, i + 500)).then(() => {}));
+    const index = searchIndexOf(pr.db.kysely);
+    for (let i = 0; i < rows.length; i += 500) {
+      await pr.db.kysely.transaction().execute(async (trx) => {
+        const batch = rows.slice(i, i + 500);
+        await insertMessages(trx, batch);
+        await index.put(trx, batch.map((r) => searchDoc({ message: r.id, subject: r.subject, from: null, mailFrom: r.mail_from, rcptTo: JSON.parse(r.rcpt_to) as string[], addresses: null, body: `body of ${r.id}` })));
+      });
+    }
   });
   after(() => pr?.close());
 
-  it('a page may be short with a cursor to older mail; following it finds the match', async () => {
-    const first = (await (await pr.api('/api/v1/messages?q=from:needle')).json()) as { items: unknown[]; nextCursor: string | null };
+  it('a rare term is answered from the index in one page, however old its match', async () => {
+    const page = (await (await pr.api('/api/v1/messages?q=from:needle')).json()) as { items: { mailFrom: string }[]; nextCursor: string | null };
+    assert.deepEqual(page.items.map((m) => m.mailFrom), ['needle@example.org']);
+    assert.equal(page.nextCursor, null);
+    const filtered = (await (await pr.api('/api/v1/messages?from=NEEDLE@')).json()) as { items: { mailFrom: string }[]; nextCursor: string | null };
+    assert.deepEqual(filtered.items.map((m) => m.mailFrom), ['needle@example.org']);
+    const none = (await (await pr.api('/api/v1/messages?q=no-such-sender')).json()) as { items: unknown[]; nextCursor: string | null };
+    assert.deepEqual(none, { items: [], nextCursor: null });
+  });
+
+  it('a term too short for the index reads a window: the page may be short with a cursor to older mail; following it finds the match', async () => {
+    const first = (await (await pr.api('/api/v1/messages?q=from:ne')).json()) as { items: unknown[]; nextCursor: string | null };
     assert.deepEqual(first.items, []);
     assert.ok(first.nextCursor, 'a cursor below the window');
-    const second = (await (await pr.api(`/api/v1/messages?q=from:needle&cursor=${first.nextCursor}`)).json()) as { items: { mailFrom: string }[]; nextCursor: string | null };
+    const second = (await (await pr.api(`/api/v1/messages?q=from:ne&cursor=${first.nextCursor}`)).json()) as { items: { mailFrom: string }[]; nextCursor: string | null };
     assert.deepEqual(second.items.map((m) => m.mailFrom), ['needle@example.org']);
     assert.equal(second.nextCursor, null);
     // Without a search the list is not windowed: a full page of the newest.
     const plain = (await (await pr.api('/api/v1/messages?limit=500')).json()) as { items: unknown[] };
     assert.equal(plain.items.length, 500);
+  });
+
+  it('a common term walks the newest rows: a full page, and its cursor continues', async () => {
+    const page = (await (await pr.api('/api/v1/messages?q=example.org&limit=20')).json()) as { items: unknown[]; nextCursor: string | null };
+    assert.equal(page.items.length, 20);
+    assert.ok(page.nextCursor);
   });
 });

@@ -79,6 +79,18 @@ describe('postroom CLI', () => {
     }
   });
 
+  it('reindex rebuilds the search index of an empty store and, not on a terminal, prints plain lines', (t) => {
+    const tmp = tempDir();
+    t.after(tmp.cleanup);
+    const help = postroom(['reindex', '--help']);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /usage: postroom reindex/);
+    const r = postroom(['reindex'], { env: { POSTROOM_DATA_DIR: path.join(tmp.dir, 'data') } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^reindex: 0 \/ 0 messages, .*done in/m);
+    assert.doesNotMatch(r.stderr, /\r|\x1b\[/, 'no terminal control characters in a log');
+  });
+
   it('check-config accepts the shipped example and exits 0', () => {
     const r = postroom(['check-config', 'config/postroom.example.yaml']);
     assert.equal(r.status, 0, r.stderr);

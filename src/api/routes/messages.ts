@@ -4,7 +4,7 @@ import { mailError } from '../../core/errors.js';
 import { parseSearch } from '../../core/message-search.js';
 import type { StoredMessage, StoredPart } from '../../core/message.js';
 import { parseReportFields, REPORT_TYPES } from '../../mime/delivery-status.js';
-import { getMessage, getParsedDetail, getParts, listMessages, messageIdAtDepth } from '../../store/messages.js';
+import { getMessage, getParsedDetail, getParts, listMessagePage } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
 import type { ApiDeps } from '../deps.js';
@@ -94,8 +94,10 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       summary: 'List kept messages, newest first',
       description:
         'Filters combine with AND. Pages are keyset-paginated: pass `nextCursor` back as `cursor` ' +
-        'with the same filters; mail arriving meanwhile does not shift pages. A search (`q`) reads at most 10,000 messages ' +
-        'per request, so its page may hold fewer than `limit` items (even none) while `nextCursor` is set: follow it to search older mail.',
+        'with the same filters; mail arriving meanwhile does not shift pages. Text filters (`q`, `from`, `subject`, `rcpt`) are ' +
+        'answered from the search index when a term has three characters or more and matches few messages; otherwise ' +
+        'a request reads at most 10,000 messages, so its page may hold fewer than `limit` items (even none) while `nextCursor` ' +
+        'is set: follow it to search older mail.',
       tags: ['messages'],
       query: MessageListQuery,
       responses: { 200: { description: 'one page of messages', schema: MessageList } },
@@ -104,12 +106,15 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       const { cursor, limit, q, ...filters } = query;
       const before = cursor ? decodeCursor(cursor) : undefined;
       const search = q?.trim() ? parseSearch(q) : undefined;
-      // A search reads at most SEARCH_WINDOW rows per request, newest first: a rare term over a
-      // million messages would otherwise read them all before answering (seconds). The page may
-      // then be short, and its nextCursor continues below the window.
-      const floor = search?.length ? await messageIdAtDepth(deps.db.kysely, before, SEARCH_WINDOW - 1) : undefined;
+      // Text terms the search index can name (three characters or more, matching few messages)
+      // are answered from it, however old the matches. Others are tested row by row, newest
+      // first, and then at most SEARCH_WINDOW rows are read per request: a rare short term over
+      // a million messages would otherwise read them all before answering (seconds). The page
+      // may then be short, and its nextCursor continues below the window.
       // One more than asked tells whether another page exists without a count query.
-      const rows = await listMessages(deps.db.kysely, { ...filters, search, before, atLeast: floor, limit: limit + 1 });
+      const filter = { ...filters, search, before, window: SEARCH_WINDOW, limit: limit + 1 };
+      // On SQLite the query runs on the read thread (the loop keeps serving SMTP meanwhile).
+      const { rows, floor } = (await deps.db.reader?.listMessagePage(filter)) ?? (await listMessagePage(deps.db.kysely, filter));
       const page = rows.slice(0, limit);
       const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : floor ? encodeCursor(floor) : null;
       return { items: page.map(summaryOf), nextCursor };
