@@ -13,8 +13,16 @@
 // path goes to them in POSTROOM_TEST_PEER_LOG; the run ends with one line naming them and the
 // command that installs the peers.
 //
+// A file that fails is run once more, alone, after the others. If it passes then, it is reported
+// as FLAKY (with the output of the failing run) and does not fail the run: on a 2-core machine
+// running three files at once, a test that waits on a peer can lose a race that it wins alone,
+// and one such loss should not throw away a whole run. A file that fails twice fails the run.
+// The end of each failing run's output is printed again after the summary, where a reader of a
+// long log looks first.
+//
 // Environment: POSTROOM_TEST_JOBS (files at once, default 3), POSTROOM_TEST_FILE_TIMEOUT (seconds
-// per file, default 600). Arguments filter the files by substring.
+// per file, default 600), POSTROOM_TEST_RETRIES (runs again of a failed file, default 1; 0 turns
+// it off). Arguments filter the files by substring.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +32,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const filter = process.argv.slice(2);
 const jobs = Math.max(1, Number(process.env.POSTROOM_TEST_JOBS ?? 3) || 3);
 const fileTimeoutMs = Math.max(10, Number(process.env.POSTROOM_TEST_FILE_TIMEOUT ?? 600) || 600) * 1000;
+const retries = Math.max(0, Number(process.env.POSTROOM_TEST_RETRIES ?? 1) || 0);
 
 function find(dir) {
   const out = [];
@@ -68,6 +77,21 @@ const results = [];
 
 await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, () => worker()));
 
+/** Failed runs, each run again alone (up to `retries` times) once the others are done. */
+const flaky = [];
+for (const r of results.filter((x) => !x.ok)) {
+  for (let i = 0; i < retries; i++) {
+    process.stdout.write(`\n# running ${r.file} [${r.backend}] again, alone\n`);
+    const again = await runFile(r);
+    if (again.ok) {
+      flaky.push(r);
+      r.ok = true;
+      r.flaky = true;
+      break;
+    }
+  }
+}
+
 async function worker() {
   for (let job = queue.shift(); job; job = queue.shift()) results.push(await runFile(job));
 }
@@ -103,7 +127,7 @@ function runFile({ file, backend }) {
       const ok = code === 0 && !timedOut;
       const head = `\n## ${file} [${backend}] ${(ms / 1000).toFixed(1)} s ${ok ? 'ok' : timedOut ? `KILLED after ${fileTimeoutMs / 1000} s` : 'FAILED'}`;
       process.stdout.write(`${head}\n${out}`);
-      resolve({ file, backend, ms, ok, timedOut, counts });
+      resolve({ file, backend, ms, ok, timedOut, counts, tail: ok ? '' : out.split('\n').slice(-80).join('\n') });
     });
   });
 }
@@ -112,6 +136,9 @@ const total = (k) => results.reduce((n, r) => n + (r.counts[k] ?? 0), 0);
 const failedFiles = results.filter((r) => !r.ok);
 console.log(`\n# ${results.length} file runs in ${((Date.now() - started) / 1000).toFixed(0)} s: tests ${total('tests')}, pass ${total('pass')}, fail ${total('fail')}, skipped ${total('skipped')}, cancelled ${total('cancelled')}`);
 console.log('# slowest: ' + [...results].sort((a, b) => b.ms - a.ms).slice(0, 8).map((r) => `${path.basename(r.file)} [${r.backend}] ${(r.ms / 1000).toFixed(0)} s`).join(', '));
+for (const r of results.filter((x) => x.tail)) console.log(`\n## end of the failing run of ${r.file} [${r.backend}]${r.flaky ? ' (passed when run again)' : ''}\n${r.tail}`);
+console.log('');
+for (const r of flaky) console.log(`# FLAKY (failed, then passed when run again alone): ${r.file} [${r.backend}]`);
 for (const r of failedFiles) console.log(`# ${r.timedOut ? 'KILLED' : 'FAILED'}: ${r.file} [${r.backend}]`);
 
 const line = peerSummary(peerLog);
