@@ -11,6 +11,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import iconv from 'iconv-lite';
+import { Libmime } from 'libmime';
 import { validateConfig } from '../src/config/load.js';
 import { memoryBlobs } from '../src/mime/memory-blobs.js';
 import { parseStream, type ParseResult } from '../src/mime/parse.js';
@@ -59,6 +61,20 @@ function reference(list: string[]): Map<string, Reference> {
 }
 
 const config = validateConfig({}).parse;
+
+const libmime = new Libmime();
+
+/** A `body` part's bytes as text, in the charset its content type names (as mailparser reads it). */
+function decodeBody(b: Buffer, contentType: string): string {
+  const charset = /charset="?([^";]+)"?/i.exec(contentType)?.[1] ?? 'us-ascii';
+  if (/^(?:unicode-1-1-)?utf-?7$/i.test(charset)) return iconv.decode(b, 'utf7');
+  // libmime's own decoder, as mailparser uses it (its aliases, windows-1252 for iso-8859-1…).
+  const stream = libmime.createDecodeStream(charset);
+  const out: Buffer[] = [];
+  stream.on('data', (c: Buffer) => out.push(c));
+  stream.end(b);
+  return Buffer.concat(out).toString('utf8');
+}
 const norm = (s: string | null | undefined) => (s ?? '').replace(/\s+/g, ' ').trim();
 
 async function ours(file: string): Promise<{ r?: ParseResult; error?: string; text: string | null }> {
@@ -66,8 +82,18 @@ async function ours(file: string): Promise<{ r?: ParseResult; error?: string; te
   const blobs = memoryBlobs(raw);
   try {
     const r = await parseStream(await blobs.open(''), { blobs, config }, 'compare');
+    const bytes = (sha256: string) => r.staged.find((s) => s.sha256 === sha256)!.data!;
+    // Like for like: Python's text is its inline text/plain parts, so ours is too when each has
+    // a `body` part of its own (read in its declared charset); else /text, which is then that part.
+    const bodies = r.save.parts.filter((p) => p.kind === 'body' && /^text\/plain\b/i.test(p.content_type));
     const textPart = r.save.parts.find((p) => p.kind === 'text');
-    const text = textPart ? r.staged.find((s) => s.sha256 === textPart.sha256)!.data!.toString('utf8') : null;
+    const text = r.save.parts.some((p) => p.kind === 'body')
+      ? bodies.length
+        ? bodies.map((p) => decodeBody(bytes(p.sha256), p.content_type)).join('\n')
+        : null
+      : textPart
+        ? bytes(textPart.sha256).toString('utf8')
+        : null;
     return { r, text };
   } catch (err) {
     return { error: (err as Error).message, text: null };
