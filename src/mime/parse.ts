@@ -189,6 +189,8 @@ function isUtf7Text(node: SplitNode & { charset?: string | false }): boolean {
  */
 interface BodyCapture {
   type: string;
+  /** Inside an embedded message: /text shows it with a header block mailparser writes. */
+  embedded: boolean;
   chunks: Buffer[];
   size: number;
 }
@@ -207,8 +209,22 @@ const PLAIN_CHARSETS = new Set(['', 'utf-8', 'utf8', 'us-ascii', 'ascii']);
  */
 function needsBodies(bodies: BodyCapture[]): boolean {
   if (bodies.length !== 1) return bodies.length > 1;
+  if (bodies[0].embedded) return true;
   const m = /^text\/plain(?:; charset="([^"]*)")?/.exec(bodies[0].type);
   return !m || !PLAIN_CHARSETS.has((m[1] ?? '').toLowerCase()) || /format=flowed/.test(bodies[0].type);
+}
+
+/** A multipart's boundary, then those of the multiparts around it. */
+function boundariesOf(node: SplitNode): Buffer[] {
+  const out: Buffer[] = [];
+  for (let n: SplitNode | null | undefined = node; n; n = n.parentNode) if (n._boundary) out.push(n._boundary);
+  return out;
+}
+
+/** Whether a node lies inside an embedded message/rfc822. */
+function inMessage(data: SplitNode): boolean {
+  for (let n = data.parentNode; n; n = n.parentNode) if (n.contentType === 'message/rfc822') return true;
+  return false;
 }
 
 /** How many MIME levels lie above a splitter node (the root message is depth 0). */
@@ -265,7 +281,7 @@ export async function parseStream(
         return;
       }
       let capture: BodyCapture | undefined;
-      if (!data.multipart && collectedInMemory(data)) captured.push((capture = { type: bodyType(data), chunks: [], size: 0 }));
+      if (!data.multipart && collectedInMemory(data)) captured.push((capture = { type: bodyType(data), embedded: depthOf(data) > 0 && inMessage(data), chunks: [], size: 0 }));
       const utf7 = isUtf7Text(data);
       // mailparser hands the charset over when the node is created (after this): UTF-8 it is.
       if (utf7) (data as { charset?: string | false }).charset = 'utf-8';
@@ -284,12 +300,13 @@ export async function parseStream(
       );
       for (const d of data.postroomDefects ?? []) defects.add(d);
       if (data.multipart) multiparts.push(data);
+      data.postroomEmitted = true;
       if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
     }
     // A multipart's lines before its first delimiter: its text if no delimiter ever comes. The
     // splitter hands them over in groups that may run on past a close delimiter (its own
     // checkBoundary has seen the close by then), so they are cut at it afterwards (orphanText).
-    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && data.value && preambleBytes < MAX_TEXT_BYTES) {
+    if (data.type === 'data' && data.node?.multipart && data.node.postroomEmitted && !data.node.postroomChildren && !data.node.postroomDelimited && data.value && preambleBytes < MAX_TEXT_BYTES) {
       const piece = data.value.subarray(0, MAX_TEXT_BYTES - preambleBytes);
       preambleBytes += piece.length;
       (data.node.postroomPreamble ??= []).push(Buffer.from(piece));
@@ -306,6 +323,14 @@ export async function parseStream(
         processChunk({ ...data, value: data.value.subarray(0, room) }, done);
         return;
       }
+    }
+    const leading = data.type === 'node' ? data.postroomLeadingBody : undefined;
+    if (leading?.length) {
+      // The part's body began inside its header block (splitter-fixes.ts cutHeaderBlock): it
+      // goes in first, through the same path (and the same text bound) as the rest of the body.
+      delete data.postroomLeadingBody;
+      processChunk(data, (err) => (err ? done(err) : internal.processChunk!({ type: 'body', node: data, value: leading }, done)));
+      return;
     }
     processChunk(data, done);
   };
@@ -343,8 +368,8 @@ export async function parseStream(
   // A multipart whose first delimiter never came has no parts: RFC 2046 §5.1.1 would have its
   // body ignored as preamble, which loses the whole message. Like Python's email, its body is
   // read as text instead (start-boundary-not-found says so).
-  const orphans = multiparts.filter((m) => !m.postroomChildren && m.postroomPreamble?.length);
-  const orphanText = orphans.map((m) => untilClose(Buffer.concat(m.postroomPreamble!), m._boundary || null).toString('utf8')).join('\n');
+  const orphans = multiparts.filter((m) => !m.postroomChildren && !m.postroomDelimited && m.postroomPreamble?.length);
+  const orphanText = orphans.map((m) => untilClose(Buffer.concat(m.postroomPreamble!), boundariesOf(m)).toString('utf8')).join('\n');
   const plain = orphanText ? [text?.text, orphanText].filter(Boolean).join('\n') : text?.text;
   const bodies: PartDraft[] = [];
   for (const [kind, body, type] of [
@@ -389,7 +414,7 @@ export async function parseStream(
   const date = parseMailDate(get('date'));
   if (date.defect) defects.add(date.defect);
   for (const m of multiparts) {
-    if (!m.postroomChildren) defects.add('start-boundary-not-found');
+    if (!m.postroomChildren && !m.postroomDelimited) defects.add('start-boundary-not-found');
     else if (!m.postroomClosed) defects.add('close-boundary-not-found');
   }
   return {
@@ -415,15 +440,17 @@ export async function parseStream(
 
 /**
  * A multipart body with no delimiter before its close (RFC 2046 §5.1.1): what comes before the
- * close delimiter line, without the line end that belongs to the delimiter. Past the close is
+ * close delimiter line (or a delimiter of an enclosing multipart: `boundaries` are its own
+ * first, then its ancestors'), without the line end that belongs to the delimiter. Past the close is
  * epilogue, which RFC 2046 says to ignore (Python's email reads it the same way).
  */
-export function untilClose(body: Buffer, boundary: Buffer | null): Buffer {
-  if (!boundary) return body;
+export function untilClose(body: Buffer, boundaries: Buffer[]): Buffer {
+  if (!boundaries.length) return body;
   for (let at = 0; at < body.length; ) {
     const nl = body.indexOf(0x0a, at);
     const end = nl < 0 ? body.length : nl + 1;
-    if (body[at] === 0x2d && body[at + 1] === 0x2d && compareBoundary(body.subarray(at, end), 0, boundary) === 2) {
+    // Its own close, or any delimiter of a multipart it is in (which ends it too).
+    if (body[at] === 0x2d && body[at + 1] === 0x2d && boundaries.some((b, i) => (compareBoundary(body.subarray(at, end), 0, b) || 0) >= (i === 0 ? 2 : 1))) {
       let cut = at;
       if (cut > 0 && body[cut - 1] === 0x0a) cut--;
       if (cut > 0 && body[cut - 1] === 0x0d) cut--;
