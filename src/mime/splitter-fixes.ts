@@ -36,6 +36,7 @@ export interface SplitMimeNode {
   _headerlen?: number;
   /** Parts seen under this node (counted by parse.ts). */
   postroomChildren?: number;
+  _parentBoundary?: Buffer | false;
   _parentBoundaryOwner?: SplitMimeNode | false;
 }
 
@@ -136,6 +137,24 @@ export function cutHeaderBlock(node: SplitMimeNode): void {
   (node.postroomDefects ??= []).push('missing-header-body-separator');
 }
 
+/**
+ * A delimiter line of a multipart further out than the one the current part is in. RFC 2046
+ * §5.1.1 has a boundary never occur inside what it encloses (nor an enclosing boundary as a
+ * prefix), so a delimiter of an enclosing multipart ends every part inside it, even when an
+ * inner multipart was never closed (a truncated forward). mailsplit looks at the nearest two
+ * boundaries only, and took the outer delimiters for the inner part's content.
+ */
+function enclosingDelimiter(node: SplitMimeNode, line: Buffer): SplitMimeNode | null {
+  let at = 0;
+  if (line[0] === 0x0d || line[0] === 0x0a) at = line[0] === 0x0d && line[1] === 0x0a ? 2 : 1;
+  if (line[at] !== 0x2d || line[at + 1] !== 0x2d) return null;
+  const nearest = node._parentBoundaryOwner || null;
+  for (let n = nearest ? nearest.parentNode : null; n; n = n.parentNode) {
+    if (n.multipart && n._boundary && !n.postroomClosed && compareBoundary(line, at, n._boundary)) return n;
+  }
+  return null;
+}
+
 let applied = false;
 
 /** Install the fixes on mailsplit's classes (once per process or thread). */
@@ -153,7 +172,17 @@ export function applySplitterFixes(): void {
   splitter.compareBoundary = compareBoundary;
   const checkBoundary = splitter.checkBoundary;
   splitter.checkBoundary = function (line) {
-    const found = checkBoundary.call(this, line);
+    let found = checkBoundary.call(this, line);
+    if (!found) {
+      const outer = enclosingDelimiter(this.node, line);
+      if (outer) {
+        // Re-aim the part at the enclosing multipart whose delimiter this is: mailsplit then
+        // reads it as that multipart's next part (3) or its close (4).
+        this.node._parentBoundary = outer._boundary;
+        this.node._parentBoundaryOwner = outer;
+        found = checkBoundary.call(this, line);
+      }
+    }
     // 2: the current multipart's close; 4: the close of the multipart the current part is in.
     if (found === 1) this.node.postroomDelimited = true;
     else if (found === 3 && this.node._parentBoundaryOwner) this.node._parentBoundaryOwner.postroomDelimited = true;
