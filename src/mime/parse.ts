@@ -8,6 +8,7 @@ import type { BlobStore, StagedBlob } from '../store/ports.js';
 import type { ParsedRows } from '../store/messages.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
+import { decodableCharset } from './charset-alias.js';
 import { sanitiseFilename } from './filename.js';
 import { parseMailDate } from './date.js';
 import { orderDefects, type MimeDefect } from '../core/mime-defects.js';
@@ -283,6 +284,8 @@ export async function parseStream(
       let capture: BodyCapture | undefined;
       if (!data.multipart && collectedInMemory(data)) captured.push((capture = { type: bodyType(data), embedded: depthOf(data) > 0 && inMessage(data), chunks: [], size: 0 }));
       const utf7 = isUtf7Text(data);
+      const declared = (data as { charset?: string | false }).charset;
+      if (declared && !utf7) (data as { charset?: string | false }).charset = decodableCharset(declared);
       // mailparser hands the charset over when the node is created (after this): UTF-8 it is.
       if (utf7) (data as { charset?: string | false }).charset = 'utf-8';
       decodeBase64AsBytes(

@@ -125,7 +125,9 @@ export function fixNodeType(node: SplitMimeNode): void {
 export function cutHeaderBlock(node: SplitMimeNode): void {
   const lines = node._headersLines;
   if (!lines?.length) return;
-  const at = lines.findIndex((l) => !isBlank(l) && !isHeaderLine(l, false));
+  // An embedded message may begin with its mbox `From ` line, as a top-level one may.
+  const embedded = !!node.parentNode && node.parentNode.contentType === 'message/rfc822';
+  const at = lines.findIndex((l, i) => !isBlank(l) && !isHeaderLine(l, embedded && i === 0));
   if (at < 0) return;
   let rest = Buffer.concat(lines.slice(at));
   // Without a blank line the part ended at a delimiter, whose line end is the last one here.
