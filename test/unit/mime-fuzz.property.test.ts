@@ -108,6 +108,11 @@ test(`mangled corpus messages: parsing settles in time and memory (${RUNS} cases
   const heapAtStart = heapAfterGc();
   let cases = 0;
   let heapPeak = 0;
+  // fast-check keeps the failing case's own error as `cause`; its message alone does not say why.
+  const withCause = (err: unknown): never => {
+    const cause = (err as { cause?: unknown }).cause;
+    throw new Error(`${(err as Error).message}\ncause: ${cause instanceof Error ? cause.stack : String(cause)}`);
+  };
   await fc.assert(
     fc.asyncProperty(fc.nat(), fc.array(mutation, { minLength: 1, maxLength: 3 }), async (pick, mutations) => {
       const raw = mutations.reduce<Buffer>((b, m) => m(b), seeds[pick % seeds.length]);
@@ -134,6 +139,6 @@ test(`mangled corpus messages: parsing settles in time and memory (${RUNS} cases
       numRuns: RUNS,
       ...(process.env.POSTROOM_FUZZ_SEED ? { seed: Number(process.env.POSTROOM_FUZZ_SEED), path: process.env.POSTROOM_FUZZ_PATH } : {}),
     },
-  );
+  ).catch(withCause);
   console.log(`${cases} cases, heap growth after GC at most ${(heapPeak / 2 ** 20).toFixed(1)} MiB`);
 });
