@@ -21,7 +21,7 @@ export const JUSTIFIED: Justified[] = [
   {
     file: 'test/fixtures/corpus/mime4j--obsolete.msg',
     what: 'text',
-    clause: 'RFC 5322 §4.5 obs-optional (field-name *WSP ":") and §4.2 obs-FWS (white-space-only lines in folding); §3.6.8 ftext (printable US-ASCII only)',
+    clause: 'RFC 5322 §4.5.5 obs-subject ("Subject" *WSP ":"; §4.1: obsolete syntax MUST be accepted) and §4.2 obs-FWS (white-space-only lines in folding); §3.6.8 ftext (printable US-ASCII only)',
     why: '"Subject :" is a field and its folding holds a blank-looking line; the body starts at the field name with an 8-bit byte. Python takes the whole message for body',
   },
   {
