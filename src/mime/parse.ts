@@ -206,12 +206,12 @@ const PLAIN_CHARSETS = new Set(['', 'utf-8', 'utf8', 'us-ascii', 'ascii']);
 
 /**
  * Whether the inline text parts need `body` parts of their own: more than one (an alternative, a
- * digest, an embedded message), or one in a charset /text (UTF-8) does not keep, or HTML only.
+ * digest, an embedded message), or one in a charset /text or /html (UTF-8) does not keep.
  */
 function needsBodies(bodies: BodyCapture[]): boolean {
   if (bodies.length !== 1) return bodies.length > 1;
   if (bodies[0].embedded) return true;
-  const m = /^text\/plain(?:; charset="([^"]*)")?/.exec(bodies[0].type);
+  const m = /^text\/(?:plain|html)(?:; charset="([^"]*)")?/.exec(bodies[0].type);
   return !m || !PLAIN_CHARSETS.has((m[1] ?? '').toLowerCase()) || /format=flowed/.test(bodies[0].type);
 }
 
