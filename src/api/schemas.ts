@@ -134,7 +134,9 @@ export const MessageList = z.object({
 export const Part = z.object({
   id: z.string(),
   idx: z.number().int(),
-  kind: z.enum(['text', 'html', 'attachment', 'inline', 'raw']),
+  kind: z
+    .enum(['text', 'html', 'body', 'attachment', 'inline', 'raw'])
+    .describe('text/html: the readable bodies (UTF-8); body: one inline text part as sent, its declared charset in contentType (written when there is more than one, or /text would lose the charset); attachment/inline: files; raw: an unparsed message'),
   filename: z.string().nullable().describe('sanitised name, safe for a file system'),
   originalFilename: z.string().nullable().describe('the name the sender gave; never use it as a path'),
   contentType: z.string(),

@@ -32,7 +32,13 @@ export type MessageStatus =
 /** How parsing went: not yet, into parts, or not at all (kept whole as one raw part). */
 export type ParseStatus = 'pending' | 'parsed' | 'raw';
 
-export type PartKind = 'text' | 'html' | 'attachment' | 'inline' | 'raw';
+/**
+ * text/html: the message's readable bodies (UTF-8, inline text parts joined as mailparser reads
+ * them); body: one inline text part as sent (transfer encoding undone, its declared charset in
+ * its content type), written when the message has more than one or /text would lose its charset;
+ * attachment/inline: files; raw: the whole message when it could not be parsed.
+ */
+export type PartKind = 'text' | 'html' | 'body' | 'attachment' | 'inline' | 'raw';
 
 /** A message row as kept in the store. */
 export interface StoredMessage {

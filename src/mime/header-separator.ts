@@ -2,7 +2,7 @@
  * A header field line (RFC 5322 §2.2: printable name, colon; obsolete syntax §4.5 allows white
  * space before the colon), a folded continuation, or the mbox `From ` line some messages keep.
  */
-function isHeaderLine(line: Buffer, first: boolean): boolean {
+export function isHeaderLine(line: Buffer, first: boolean): boolean {
   // Python's email and mailsplit both read a white-space first line as a (stray) continuation,
   // and real mail has one (a blank-padded first line before Delivered-To:).
   if (line[0] === 0x20 || line[0] === 0x09) return true;
@@ -15,7 +15,7 @@ function isHeaderLine(line: Buffer, first: boolean): boolean {
 }
 
 /** A line holding only its line end: the separator itself. */
-function isBlank(line: Buffer): boolean {
+export function isBlank(line: Buffer): boolean {
   return line.length === 0 || (line.length === 1 && line[0] === 0x0a) || (line.length === 2 && line[0] === 0x0d && line[1] === 0x0a);
 }
 

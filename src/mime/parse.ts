@@ -1,4 +1,5 @@
 import { Readable, type Transform } from 'node:stream';
+import iconv from 'iconv-lite';
 import { pipeline } from 'node:stream/promises';
 import type { AddressObject, AttachmentStream, EmailAddress, MessageText } from 'mailparser';
 import { newId } from '../core/ids.js';
@@ -8,13 +9,14 @@ import type { ParsedRows } from '../store/messages.js';
 import { SEARCH_BODY_CHARS } from '../core/message-search.js';
 import type { PartsTable } from '../store/schema.js';
 import { Base64Decoder } from './base64-decoder.js';
+import { decodableCharset } from './charset-alias.js';
 import { sanitiseFilename } from './filename.js';
 import { parseMailDate } from './date.js';
 import { orderDefects, type MimeDefect } from '../core/mime-defects.js';
 import { separateHeaders } from './header-separator.js';
 import { decodeWords, parseHeaderBlock } from './header-sniff.js';
 import { UU_ENCODINGS, UuDecoder } from './uu-decoder.js';
-import { applySplitterFixes, type SplitMimeNode } from './splitter-fixes.js';
+import { applySplitterFixes, compareBoundary, type SplitMimeNode } from './splitter-fixes.js';
 
 /**
  * Text bound for the database: PostgreSQL refuses NUL in text columns (SQLite would keep it and
@@ -140,18 +142,91 @@ function collectedInMemory(node: SplitNode): boolean {
   return TEXT_TYPES.has(type) && (!node.disposition || node.disposition === 'inline');
 }
 
-/** Base64 bodies go through our byte-only decoder instead of mailsplit's string-based one. */
-function decodeBase64AsBytes(node: SplitNode): void {
+/**
+ * Base64 bodies go through our byte-only decoder instead of mailsplit's string-based one.
+ * `onBytes`, when given, is told every byte the decoder puts out: the part's body with its
+ * transfer encoding undone and still in its own charset (a text part kept as sent).
+ */
+function decodeBase64AsBytes(node: SplitNode, utf7: boolean, onBytes?: (b: Buffer) => void): void {
   const original = node.getDecoder;
   if (!original) return;
   // The original first: it parses the node's headers, which is where `encoding` comes from.
   node.getDecoder = () => {
-    const decoder = original.call(node);
-    if (node.encoding === 'base64') return new Base64Decoder();
+    let decoder = original.call(node);
+    if (node.encoding === 'base64') decoder = new Base64Decoder();
     // mailsplit passes an unknown encoding through; uuencode is common enough to decode.
-    if (node.encoding && UU_ENCODINGS.has(node.encoding)) return new UuDecoder();
+    else if (node.encoding && UU_ENCODINGS.has(node.encoding)) decoder = new UuDecoder();
+    if (onBytes || utf7) {
+      // push is where a Transform's output leaves it: seen there, nothing is read twice.
+      const push = decoder.push.bind(decoder);
+      const fromUtf7 = utf7 ? iconv.getDecoder('utf7') : null;
+      decoder.push = (chunk: unknown, encoding?: BufferEncoding) => {
+        if (chunk === null || chunk === undefined) {
+          const rest = fromUtf7?.end();
+          if (rest) push(Buffer.from(rest, 'utf8'));
+          return push(chunk, encoding);
+        }
+        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, encoding);
+        onBytes?.(bytes);
+        return push(fromUtf7 ? Buffer.from(fromUtf7.write(bytes), 'utf8') : bytes);
+      };
+    }
     return decoder;
   };
+}
+
+/**
+ * A text/plain part in UTF-7 (RFC 2152). libmime refuses the charset outright, because in HTML
+ * it smuggles markup past filters (`+ADw-script+AD4-`), and leaves the text undecoded. Plain
+ * text is never run as markup (served as text/plain, nosniff), so there it is decoded here;
+ * text/html in UTF-7 stays refused.
+ */
+function isUtf7Text(node: SplitNode & { charset?: string | false }): boolean {
+  return !node.multipart && (node.contentType || 'text/plain') === 'text/plain' && /^(?:unicode-1-1-)?utf-?7$/i.test(String(node.charset || '').trim());
+}
+
+/**
+ * An inline text part as sent, for its own `body` part: the media type with the parameters that
+ * say how to read the bytes (charset, RFC 2046 §4.1.2; format and delsp, RFC 3676).
+ */
+interface BodyCapture {
+  type: string;
+  /** Inside an embedded message: /text shows it with a header block mailparser writes. */
+  embedded: boolean;
+  chunks: Buffer[];
+  size: number;
+}
+
+function bodyType(node: SplitNode & { charset?: string | false; flowed?: boolean; delSp?: boolean }): string {
+  const params = [node.charset ? `charset=${JSON.stringify(String(node.charset).toLowerCase())}` : '', node.flowed ? 'format=flowed' : '', node.delSp ? 'delsp=yes' : ''];
+  return [node.contentType || 'text/plain', ...params.filter(Boolean)].join('; ');
+}
+
+/** Charsets /text says already: a lone text part in one of them needs no `body` part beside it. */
+const PLAIN_CHARSETS = new Set(['', 'utf-8', 'utf8', 'us-ascii', 'ascii']);
+
+/**
+ * Whether the inline text parts need `body` parts of their own: more than one (an alternative, a
+ * digest, an embedded message), or one in a charset /text or /html (UTF-8) does not keep.
+ */
+function needsBodies(bodies: BodyCapture[]): boolean {
+  if (bodies.length !== 1) return bodies.length > 1;
+  if (bodies[0].embedded) return true;
+  const m = /^text\/(?:plain|html)(?:; charset="([^"]*)")?/.exec(bodies[0].type);
+  return !m || !PLAIN_CHARSETS.has((m[1] ?? '').toLowerCase()) || /format=flowed/.test(bodies[0].type);
+}
+
+/** A multipart's boundary, then those of the multiparts around it. */
+function boundariesOf(node: SplitNode): Buffer[] {
+  const out: Buffer[] = [];
+  for (let n: SplitNode | null | undefined = node; n; n = n.parentNode) if (n._boundary) out.push(n._boundary);
+  return out;
+}
+
+/** Whether a node lies inside an embedded message/rfc822. */
+function inMessage(data: SplitNode): boolean {
+  for (let n = data.parentNode; n; n = n.parentNode) if (n.contentType === 'message/rfc822') return true;
+  return false;
 }
 
 /** How many MIME levels lie above a splitter node (the root message is depth 0). */
@@ -199,19 +274,43 @@ export async function parseStream(
   const defects = new Set<MimeDefect>();
   const multiparts: SplitNode[] = [];
   let preambleBytes = 0;
+  const captured: BodyCapture[] = [];
+  let capturedBytes = 0;
   internal.processChunk = (data, done) => {
     if (data.type === 'node') {
       if (depthOf(data) > config.maxDepth) {
         done(new ParseLimitError(`MIME nesting deeper than ${config.maxDepth} levels`));
         return;
       }
-      decodeBase64AsBytes(data);
+      let capture: BodyCapture | undefined;
+      if (!data.multipart && collectedInMemory(data)) captured.push((capture = { type: bodyType(data), embedded: depthOf(data) > 0 && inMessage(data), chunks: [], size: 0 }));
+      const utf7 = isUtf7Text(data);
+      const declared = (data as { charset?: string | false }).charset;
+      if (declared && !utf7) (data as { charset?: string | false }).charset = decodableCharset(declared);
+      // mailparser hands the charset over when the node is created (after this): UTF-8 it is.
+      if (utf7) (data as { charset?: string | false }).charset = 'utf-8';
+      decodeBase64AsBytes(
+        data,
+        utf7,
+        capture &&
+          ((b) => {
+            // The same bound as the text: what mailparser is fed is already cut at MAX_TEXT_BYTES.
+            const piece = b.subarray(0, Math.max(0, MAX_TEXT_BYTES - capturedBytes));
+            if (!piece.length) return;
+            capturedBytes += piece.length;
+            capture.size += piece.length;
+            capture.chunks.push(Buffer.from(piece));
+          }),
+      );
       for (const d of data.postroomDefects ?? []) defects.add(d);
       if (data.multipart) multiparts.push(data);
+      data.postroomEmitted = true;
       if (data.parentNode) data.parentNode.postroomChildren = (data.parentNode.postroomChildren ?? 0) + 1;
     }
-    // A multipart's lines before its first delimiter: its text if no delimiter ever comes.
-    if (data.type === 'data' && data.node?.multipart && !data.node.postroomChildren && !data.node.postroomClosed && data.value && preambleBytes < MAX_TEXT_BYTES) {
+    // A multipart's lines before its first delimiter: its text if no delimiter ever comes. The
+    // splitter hands them over in groups that may run on past a close delimiter (its own
+    // checkBoundary has seen the close by then), so they are cut at it afterwards (orphanText).
+    if (data.type === 'data' && data.node?.multipart && data.node.postroomEmitted && !data.node.postroomChildren && !data.node.postroomDelimited && data.value && preambleBytes < MAX_TEXT_BYTES) {
       const piece = data.value.subarray(0, MAX_TEXT_BYTES - preambleBytes);
       preambleBytes += piece.length;
       (data.node.postroomPreamble ??= []).push(Buffer.from(piece));
@@ -228,6 +327,14 @@ export async function parseStream(
         processChunk({ ...data, value: data.value.subarray(0, room) }, done);
         return;
       }
+    }
+    const leading = data.type === 'node' ? data.postroomLeadingBody : undefined;
+    if (leading?.length) {
+      // The part's body began inside its header block (splitter-fixes.ts cutHeaderBlock): it
+      // goes in first, through the same path (and the same text bound) as the rest of the body.
+      delete data.postroomLeadingBody;
+      processChunk(data, (err) => (err ? done(err) : internal.processChunk!({ type: 'body', node: data, value: leading }, done)));
+      return;
     }
     processChunk(data, done);
   };
@@ -265,8 +372,8 @@ export async function parseStream(
   // A multipart whose first delimiter never came has no parts: RFC 2046 §5.1.1 would have its
   // body ignored as preamble, which loses the whole message. Like Python's email, its body is
   // read as text instead (start-boundary-not-found says so).
-  const orphans = multiparts.filter((m) => !m.postroomChildren && m.postroomPreamble?.length);
-  const orphanText = orphans.map((m) => Buffer.concat(m.postroomPreamble!).toString('utf8')).join('\n');
+  const orphans = multiparts.filter((m) => !m.postroomChildren && !m.postroomDelimited && m.postroomPreamble?.length);
+  const orphanText = orphans.map((m) => untilClose(Buffer.concat(m.postroomPreamble!), boundariesOf(m)).toString('utf8')).join('\n');
   const plain = orphanText ? [text?.text, orphanText].filter(Boolean).join('\n') : text?.text;
   const bodies: PartDraft[] = [];
   for (const [kind, body, type] of [
@@ -277,6 +384,15 @@ export async function parseStream(
     const blob = await blobs.stage(utf8Pieces(body));
     staged.push(blob);
     bodies.push({ kind, staged: blob, contentType: type, filename: null, originalFilename: null, contentId: null });
+  }
+
+  // Each inline text part as sent, after the attachments (their indexes stay as they were).
+  if (needsBodies(captured)) {
+    for (const c of captured) {
+      const blob = await blobs.stage([Buffer.concat(c.chunks, c.size)]);
+      staged.push(blob);
+      drafts.push({ kind: 'body', staged: blob, contentType: c.type, filename: null, originalFilename: null, contentId: null });
+    }
   }
 
   const parts = [...bodies, ...drafts].map((d, idx): PartsTable => {
@@ -302,7 +418,7 @@ export async function parseStream(
   const date = parseMailDate(get('date'));
   if (date.defect) defects.add(date.defect);
   for (const m of multiparts) {
-    if (!m.postroomChildren) defects.add('start-boundary-not-found');
+    if (!m.postroomChildren && !m.postroomDelimited) defects.add('start-boundary-not-found');
     else if (!m.postroomClosed) defects.add('close-boundary-not-found');
   }
   return {
@@ -325,6 +441,29 @@ export async function parseStream(
     },
     truncated,
   };
+}
+
+/**
+ * A multipart body with no delimiter before its close (RFC 2046 §5.1.1): what comes before the
+ * close delimiter line (or a delimiter of an enclosing multipart: `boundaries` are its own
+ * first, then its ancestors'), without the line end that belongs to the delimiter. Past the close is
+ * epilogue, which RFC 2046 says to ignore (Python's email reads it the same way).
+ */
+export function untilClose(body: Buffer, boundaries: Buffer[]): Buffer {
+  if (!boundaries.length) return body;
+  for (let at = 0; at < body.length; ) {
+    const nl = body.indexOf(0x0a, at);
+    const end = nl < 0 ? body.length : nl + 1;
+    // Its own close, or any delimiter of a multipart it is in (which ends it too).
+    if (body[at] === 0x2d && body[at + 1] === 0x2d && boundaries.some((b, i) => (compareBoundary(body.subarray(at, end), 0, b) || 0) >= (i === 0 ? 2 : 1))) {
+      let cut = at;
+      if (cut > 0 && body[cut - 1] === 0x0a) cut--;
+      if (cut > 0 && body[cut - 1] === 0x0d) cut--;
+      return body.subarray(0, cut);
+    }
+    at = end;
+  }
+  return body;
 }
 
 /** Characters of a body encoded per piece when it is staged. */

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { MimeDefect } from '../core/mime-defects.js';
+import { isBlank, isHeaderLine } from './header-separator.js';
 
 /**
  * Corrections to `@zone-eu/mailsplit`, the splitter inside mailparser, applied to its classes
@@ -25,8 +26,17 @@ export interface SplitMimeNode {
   postroomClosed?: boolean;
   /** A multipart's lines before its first delimiter (kept by parse.ts, bounded). */
   postroomPreamble?: Buffer[];
+  /** parse.ts has taken the node (its headers are read; data before it is the delimiter line). */
+  postroomEmitted?: boolean;
+  /** A delimiter of this multipart was seen (its first part began). */
+  postroomDelimited?: boolean;
+  /** Lines of a part's header block from the first that is no header field on: its body's start. */
+  postroomLeadingBody?: Buffer;
+  _headersLines?: Buffer[];
+  _headerlen?: number;
   /** Parts seen under this node (counted by parse.ts). */
   postroomChildren?: number;
+  _parentBoundary?: Buffer | false;
   _parentBoundaryOwner?: SplitMimeNode | false;
 }
 
@@ -101,7 +111,50 @@ export function fixNodeType(node: SplitMimeNode): void {
     node.contentType = 'text/plain';
     defects.push('no-boundary-in-multipart');
   }
-  if (defects.length) node.postroomDefects = defects;
+  if (defects.length) (node.postroomDefects ??= []).push(...defects);
+}
+
+/**
+ * A body part's header block that holds a line which is no header field (no colon, RFC 5322
+ * §2.2; a part's header block is RFC 822 syntax, RFC 2046 §5.1.1) ends before that line: the
+ * blank line was missing and the body starts there (as Python's email reads it,
+ * MissingHeaderBodySeparatorDefect). The top-level header block is cut before the splitter
+ * (header-separator.ts); this does it for the parts, where the splitter had taken the lines of
+ * a body for headers, and the part lost them.
+ */
+export function cutHeaderBlock(node: SplitMimeNode): void {
+  const lines = node._headersLines;
+  if (!lines?.length) return;
+  // An embedded message may begin with its mbox `From ` line, as a top-level one may.
+  const embedded = !!node.parentNode && node.parentNode.contentType === 'message/rfc822';
+  const at = lines.findIndex((l, i) => !isBlank(l) && !isHeaderLine(l, embedded && i === 0));
+  if (at < 0) return;
+  let rest = Buffer.concat(lines.slice(at));
+  // Without a blank line the part ended at a delimiter, whose line end is the last one here.
+  if (!isBlank(lines[lines.length - 1])) rest = rest.subarray(0, rest.length - (rest.at(-1) === 0x0a ? (rest.at(-2) === 0x0d ? 2 : 1) : 0));
+  const kept = lines.slice(0, at);
+  node._headersLines = kept;
+  node._headerlen = kept.reduce((n, l) => n + l.length, 0);
+  node.postroomLeadingBody = rest;
+  (node.postroomDefects ??= []).push('missing-header-body-separator');
+}
+
+/**
+ * A delimiter line of a multipart further out than the one the current part is in. RFC 2046
+ * §5.1.1 has a boundary never occur inside what it encloses (nor an enclosing boundary as a
+ * prefix), so a delimiter of an enclosing multipart ends every part inside it, even when an
+ * inner multipart was never closed (a truncated forward). mailsplit looks at the nearest two
+ * boundaries only, and took the outer delimiters for the inner part's content.
+ */
+function enclosingDelimiter(node: SplitMimeNode, line: Buffer): SplitMimeNode | null {
+  let at = 0;
+  if (line[0] === 0x0d || line[0] === 0x0a) at = line[0] === 0x0d && line[1] === 0x0a ? 2 : 1;
+  if (line[at] !== 0x2d || line[at + 1] !== 0x2d) return null;
+  const nearest = node._parentBoundaryOwner || null;
+  for (let n = nearest ? nearest.parentNode : null; n; n = n.parentNode) {
+    if (n.multipart && n._boundary && !n.postroomClosed && compareBoundary(line, at, n._boundary)) return n;
+  }
+  return null;
 }
 
 let applied = false;
@@ -121,8 +174,20 @@ export function applySplitterFixes(): void {
   splitter.compareBoundary = compareBoundary;
   const checkBoundary = splitter.checkBoundary;
   splitter.checkBoundary = function (line) {
-    const found = checkBoundary.call(this, line);
+    let found = checkBoundary.call(this, line);
+    if (!found) {
+      const outer = enclosingDelimiter(this.node, line);
+      if (outer) {
+        // Re-aim the part at the enclosing multipart whose delimiter this is: mailsplit then
+        // reads it as that multipart's next part (3) or its close (4).
+        this.node._parentBoundary = outer._boundary;
+        this.node._parentBoundaryOwner = outer;
+        found = checkBoundary.call(this, line);
+      }
+    }
     // 2: the current multipart's close; 4: the close of the multipart the current part is in.
+    if (found === 1) this.node.postroomDelimited = true;
+    else if (found === 3 && this.node._parentBoundaryOwner) this.node._parentBoundaryOwner.postroomDelimited = true;
     if (found === 2) this.node.postroomClosed = true;
     else if (found === 4 && this.node._parentBoundaryOwner) this.node._parentBoundaryOwner.postroomClosed = true;
     return found;
@@ -131,8 +196,13 @@ export function applySplitterFixes(): void {
   node.parseHeaders = function (this: SplitMimeNode) {
     // mailsplit calls it more than once for some nodes; the first call does the work.
     const first = !this.headers;
+    if (first && this.parentNode) cutHeaderBlock(this);
     parseHeaders.call(this);
     if (first) fixNodeType(this);
+    if (this.postroomLeadingBody && (this.multipart || this.contentType === 'message/rfc822')) {
+      // Lines in a container's header block cannot be replayed through the splitter; dropped, as before.
+      delete this.postroomLeadingBody;
+    }
   };
   applied = true;
 }

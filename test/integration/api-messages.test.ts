@@ -216,7 +216,7 @@ describe('HTTP API: messages', () => {
     assert.ok(m.addresses, 'addresses present once parsed');
     assert.match(JSON.stringify(m.addresses), /carol@example\.com/);
     const kinds = m.parts.map((p: { kind: string }) => p.kind).sort();
-    assert.deepEqual(kinds, ['attachment', 'attachment', 'html', 'inline', 'text']);
+    assert.deepEqual(kinds, ['attachment', 'attachment', 'body', 'body', 'html', 'inline', 'text']);
     for (const p of m.parts) assert.match(p.url, new RegExp(`^/api/v1/messages/${ids.rich}/`));
   });
 

@@ -110,6 +110,58 @@ describe(`parse defects are recorded, shown and routable (${testBackend()})`, ()
     assert.doesNotMatch(text, /Final-Recipient/, 'the fields are not prose in the text');
   });
 
+  test('an abuse report: its text part as sent in its charset, its feedback-report as fields (RFC 5965)', async () => {
+    const arf = [
+      'From: abuse@example.net',
+      'Subject: arf with fields',
+      'Date: Tue, 1 Jul 2003 10:52:37 +0200',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=feedback-report; boundary=R',
+      '',
+      '--R',
+      'Content-Type: text/plain; charset=iso-8859-1',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      'Beschwerde =FCber eine Nachricht',
+      '--R',
+      'Content-Type: message/feedback-report',
+      '',
+      'Feedback-Type: abuse',
+      'User-Agent: SomeGenerator/1.0',
+      'Version: 1',
+      'Original-Mail-From: <somespammer@example.net>',
+      '--R',
+      'Content-Type: text/rfc822-headers',
+      '',
+      'From: <somespammer@example.net>',
+      '--R--',
+      '',
+    ].join('\r\n');
+    await send(Buffer.from(arf));
+    const m = await waitFor(async () => (await list('?subject=arf%20with%20fields')).find((x) => x.status === 'delivered'), 'the report to be delivered', 60_000);
+    const detail = (await (await pr.api(`/api/v1/messages/${m.id}`)).json()) as {
+      parts: { idx: number; kind: string; contentType: string; url: string }[];
+      reports: { part: number; contentType: string; perMessage: Record<string, string> }[];
+    };
+    const fr = detail.parts.find((p) => p.contentType === 'message/feedback-report');
+    assert.ok(fr, JSON.stringify(detail.parts));
+    assert.deepEqual(detail.reports, [
+      {
+        part: fr.idx,
+        contentType: 'message/feedback-report',
+        perMessage: { 'Feedback-Type': 'abuse', 'User-Agent': 'SomeGenerator/1.0', Version: '1', 'Original-Mail-From': '<somespammer@example.net>' },
+        recipients: [],
+      },
+    ]);
+    const body = detail.parts.find((p) => p.kind === 'body');
+    assert.ok(body, JSON.stringify(detail.parts));
+    assert.equal(body.contentType, 'text/plain; charset="iso-8859-1"');
+    const res = await pr.api(body.url);
+    assert.equal(res.headers.get('content-type'), 'text/plain; charset="iso-8859-1"');
+    assert.equal(Buffer.from(await res.arrayBuffer()).toString('latin1'), 'Beschwerde \xfcber eine Nachricht');
+    assert.match(await (await pr.api(`/api/v1/messages/${m.id}/text`)).text(), /Beschwerde über eine Nachricht/);
+  });
+
   test('a clean message has no defects and takes the clean route', async () => {
     await send(Buffer.from('From: a@example.org\r\nSubject: clean one\r\nDate: Tue, 1 Jul 2003 10:52:37 +0200\r\n\r\nhello\r\n'));
     const m = await waitFor(async () => (await list('?subject=clean%20one')).find((x) => x.status === 'delivered'), 'the clean message to be delivered', 60_000);

@@ -5,7 +5,8 @@ import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { parseMailDate } from '../../src/mime/date.js';
 import { memoryBlobs } from '../../src/mime/memory-blobs.js';
-import { parseStream, type ParseResult } from '../../src/mime/parse.js';
+import fc from 'fast-check';
+import { parseStream, untilClose, type ParseResult } from '../../src/mime/parse.js';
 import { compareBoundary } from '../../src/mime/splitter-fixes.js';
 
 const DIR = path.resolve(import.meta.dirname, '../fixtures/mime-defects');
@@ -158,4 +159,141 @@ describe('parseMailDate (RFC 5322 §3.3, obsolete forms of §4.3)', () => {
       assert.deepEqual(parseMailDate(value), defect ? { iso, defect } : { iso });
     });
   }
+});
+
+async function parseRaw(raw: string | Buffer): Promise<ParseResult> {
+  const blobs = memoryBlobs(typeof raw === 'string' ? Buffer.from(raw, 'latin1') : raw);
+  return parseStream(await blobs.open(''), { blobs, config }, 'm1');
+}
+
+const textOf = (r: ParseResult) => {
+  const t = r.save.parts.find((p) => p.kind === 'text');
+  return t ? bytesOf(r, t.sha256).toString('utf8') : null;
+};
+
+describe('MIME structure as RFC 2046 reads it, and each text part as sent', () => {
+  test('each inline text part is a body part of its own, in its declared charset', async () => {
+    const r = await parseRaw(
+      [
+        'Content-Type: multipart/alternative; boundary=B',
+        '',
+        '--B',
+        'Content-Type: text/plain; charset=iso-8859-1',
+        'Content-Transfer-Encoding: quoted-printable',
+        '',
+        'Gr=FC=DFe',
+        '--B',
+        'Content-Type: text/html; charset=windows-1251',
+        '',
+        '<p>\xcf\xf0\xe8\xe2\xe5\xf2</p>',
+        '--B--',
+        '',
+      ].join('\r\n'),
+    );
+    const bodies = r.save.parts.filter((p) => p.kind === 'body');
+    assert.deepEqual(
+      bodies.map((p) => [p.content_type, bytesOf(r, p.sha256).toString('latin1')]),
+      [
+        ['text/plain; charset="iso-8859-1"', 'Gr\xfc\xdfe'],
+        ['text/html; charset="windows-1251"', '<p>\xcf\xf0\xe8\xe2\xe5\xf2</p>'],
+      ],
+    );
+    assert.equal(textOf(r), 'Grüße');
+    // The attachments' indexes come first and stay as they were.
+    assert.deepEqual(r.save.parts.map((p) => p.kind), ['text', 'html', 'body', 'body']);
+  });
+
+  test('a lone UTF-8 or US-ASCII text part needs no body part: /text is it', async () => {
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'text/plain; charset=US-ASCII']) {
+      const r = await parseRaw(`Content-Type: ${type}\r\n\r\nhello\r\n`);
+      assert.deepEqual(r.save.parts.map((p) => p.kind), ['text'], type);
+    }
+  });
+
+  test('text/plain in UTF-7 (RFC 2152) is decoded in /text; its body part keeps the bytes sent', async () => {
+    const r = await parseRaw('Content-Type: text/plain; charset=utf-7\r\n\r\nDie Fr+APY-sche\r\n');
+    assert.equal(textOf(r)?.trim(), 'Die Frösche');
+    const body = r.save.parts.find((p) => p.kind === 'body')!;
+    assert.equal(body.content_type, 'text/plain; charset="utf-7"');
+    assert.equal(bytesOf(r, body.sha256).toString('latin1'), 'Die Fr+APY-sche\r\n');
+  });
+
+  test('an x- charset label is read by its bare name (x-mac-cyrillic)', async () => {
+    const r = await parseRaw('Content-Type: text/plain; charset=x-mac-cyrillic\r\n\r\n\x92\xe5\xea\xf3\xf9\xe8\xe9\r\n');
+    assert.equal(textOf(r)?.trim(), 'Текущий');
+  });
+
+  test("a part's header block ends at a line that is no header field: the body starts there", async () => {
+    const r = await parseRaw(
+      ['Content-Type: multipart/mixed; boundary=B', '', '--B', 'Content-Type: text/plain', 'this line is the body', 'and this', '--B--', ''].join('\r\n'),
+    );
+    assert.equal(textOf(r)?.trim(), 'this line is the body\nand this');
+    assert.deepEqual(r.save.defects, ['missing-header-body-separator']);
+  });
+
+  test("an embedded message's mbox From line is no body start", async () => {
+    const r = await parseRaw(
+      ['Content-Type: multipart/mixed; boundary=B', '', '--B', 'Content-Type: message/rfc822', 'Content-Disposition: inline', '', 'From someone Tue Jul 10 18:50:15 2012', 'Subject: inner', '', 'inner body', '--B--', ''].join('\r\n'),
+    );
+    assert.deepEqual(r.save.defects, []);
+    const body = r.save.parts.find((p) => p.kind === 'body')!;
+    assert.equal(bytesOf(r, body.sha256).toString('utf8'), 'inner body');
+  });
+
+  test('a delimiter of an enclosing multipart ends a part of an inner one left open', async () => {
+    const r = await parseRaw(
+      [
+        'Content-Type: multipart/mixed; boundary=OUTER',
+        '',
+        '--OUTER',
+        'Content-Type: multipart/mixed; boundary=INNER',
+        '',
+        '--INNER',
+        'Content-Type: application/octet-stream',
+        'Content-Transfer-Encoding: base64',
+        '',
+        'AAEC',
+        '--OUTER--',
+        '',
+      ].join('\r\n'),
+    );
+    const att = r.save.parts.find((p) => p.kind === 'attachment')!;
+    assert.deepEqual([...bytesOf(r, att.sha256)], [0, 1, 2]);
+    assert.deepEqual(r.save.defects, ['close-boundary-not-found']);
+  });
+
+  test('a delimiter straight before the close: one empty part, no preamble taken for text', async () => {
+    const r = await parseRaw(['Content-Type: multipart/mixed; boundary=B', '', 'preamble', '', '--B', '--B--', '', 'epilogue', ''].join('\r\n'));
+    assert.equal((r.save.defects ?? []).includes('start-boundary-not-found'), false);
+    assert.doesNotMatch(textOf(r) ?? '', /preamble|epilogue/);
+  });
+
+  test('a multipart without a first delimiter: its text ends at the close, the epilogue is not in it', async () => {
+    const r = await parseRaw(['Content-Type: multipart/mixed; boundary=B', '', 'the only text', '', '--B--', '', 'epilogue', ''].join('\r\n'));
+    assert.equal(textOf(r)?.trim(), 'the only text');
+    assert.deepEqual(r.save.defects, ['start-boundary-not-found']);
+  });
+
+  test('property: text before a close delimiter is kept whole, whatever it is (untilClose)', () => {
+    const line = fc.string({ unit: fc.constantFrom('a', ' ', '-', '=', '\t', 'é', 'B'), maxLength: 20 }).filter((l) => !l.startsWith('--'));
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 8 }), fc.constantFrom('', ' ', '\t '), fc.string({ maxLength: 20 }), (lines, pad, epilogue) => {
+        const preamble = lines.join('\r\n');
+        const body = Buffer.from(`${preamble}\r\n--B--${pad}\r\n${epilogue}`, 'utf8');
+        assert.equal(untilClose(body, [Buffer.from('B')]).toString('utf8'), preamble);
+      }),
+    );
+  });
+
+  test('property: a part whose header block runs into its body keeps every body line', async () => {
+    const bodyLine = fc.string({ unit: fc.constantFrom('a', 'b', ' ', '.', '!'), minLength: 1, maxLength: 30 }).filter((l) => /^[a-b.!]/.test(l));
+    await fc.assert(
+      fc.asyncProperty(fc.array(bodyLine, { minLength: 1, maxLength: 5 }), async (lines) => {
+        const r = await parseRaw(['Content-Type: multipart/mixed; boundary=B', '', '--B', 'Content-Type: text/plain', ...lines, '--B--', ''].join('\r\n'));
+        assert.equal((textOf(r) ?? '').replace(/\s+/g, ' ').trim(), lines.join(' ').replace(/\s+/g, ' ').trim());
+        assert.ok((r.save.defects ?? []).includes('missing-header-body-separator'));
+      }),
+      { numRuns: 200 },
+    );
+  });
 });

@@ -16,7 +16,8 @@ import { parseStored } from '../../src/mime/parse.js';
  * a reason) within a time bound, without the heap growing past a bound. The mutations are
  * those real breakage and attacks produce: a cut message, damaged delimiters, a flood of
  * header lines, deep nesting, NUL bytes. POSTROOM_FUZZ_RUNS sets the number of cases
- * (default 10,000, about half a minute on one core).
+ * (default 10,000, about half a minute on one core); POSTROOM_FUZZ_SEED and POSTROOM_FUZZ_PATH
+ * replay a failure fast-check reported.
  */
 
 const CORPUS = path.resolve(import.meta.dirname, '../fixtures/corpus');
@@ -107,6 +108,11 @@ test(`mangled corpus messages: parsing settles in time and memory (${RUNS} cases
   const heapAtStart = heapAfterGc();
   let cases = 0;
   let heapPeak = 0;
+  // fast-check keeps the failing case's own error as `cause`; its message alone does not say why.
+  const withCause = (err: unknown): never => {
+    const cause = (err as { cause?: unknown }).cause;
+    throw new Error(`${(err as Error).message}\ncause: ${cause instanceof Error ? cause.stack : String(cause)}`);
+  };
   await fc.assert(
     fc.asyncProperty(fc.nat(), fc.array(mutation, { minLength: 1, maxLength: 3 }), async (pick, mutations) => {
       const raw = mutations.reduce<Buffer>((b, m) => m(b), seeds[pick % seeds.length]);
@@ -129,7 +135,10 @@ test(`mangled corpus messages: parsing settles in time and memory (${RUNS} cases
         assert.ok(grown < HEAP_BOUND, `heap grew by ${grown} bytes`);
       }
     }),
-    { numRuns: RUNS },
-  );
+    {
+      numRuns: RUNS,
+      ...(process.env.POSTROOM_FUZZ_SEED ? { seed: Number(process.env.POSTROOM_FUZZ_SEED), path: process.env.POSTROOM_FUZZ_PATH } : {}),
+    },
+  ).catch(withCause);
   console.log(`${cases} cases, heap growth after GC at most ${(heapPeak / 2 ** 20).toFixed(1)} MiB`);
 });

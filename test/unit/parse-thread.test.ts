@@ -114,7 +114,7 @@ describe('parse thread', () => {
       assert.equal(await lost, undefined, 'a parse in flight when the thread died');
       await busy;
       const again = await t.parse(message('c', raw), raw);
-      assert.equal(again?.save.parts.length, 4, 'a new thread parses');
+      assert.equal(again?.save.parts.length, 6, 'a new thread parses'); // text, html, 2 files, 2 text parts as sent
     } finally {
       await t.close();
     }

@@ -86,6 +86,9 @@ describe('parse: every corpus message against Python email as the reference pars
         ['html', null, null],
         ['inline', 'logo.png', 'logo@example.org'],
         ['attachment', 'report.pdf', null],
+        // Each inline text part as sent (its charset kept), after the attachments.
+        ['body', null, null],
+        ['body', null, null],
       ],
     );
     const text = (await readBlob(blobs, save.parts[0].sha256)).toString('utf8');
@@ -149,6 +152,8 @@ describe('parse: every corpus message against Python email as the reference pars
     assert.deepEqual(inl.map((p) => [p.kind, p.filename]), [
       ['text', null],
       ['attachment', 'inner.dat'],
+      ['body', null],
+      ['body', null],
     ]);
   });
 
@@ -309,7 +314,7 @@ describe('parse worker', () => {
     await worker.idle();
     assert.ok(parsedIds.includes(m.id));
     const parts = await getParts(db.kysely, m.id);
-    assert.deepEqual(parts.map((p) => p.kind), ['text', 'html', 'inline', 'attachment']);
+    assert.deepEqual(parts.map((p) => p.kind), ['text', 'html', 'inline', 'attachment', 'body', 'body']);
     assert.equal(parts[2].contentId, 'logo@example.org');
     for (const p of parts) assert.ok(await blobs.has(p.sha256), 'part blob committed');
     const detail = await getParsedDetail(db.kysely, m.id);
