@@ -4,7 +4,9 @@ import { mailError, type MailError } from '../core/errors.js';
 import type { HeaderLine, StoredPart } from '../core/message.js';
 import { clientList } from '../net/client-list.js';
 import { decodeWords } from '../mime/header-sniff.js';
-import { compileRecipientPattern, parseAddress, parseSlashRegex, type RecipientPattern } from './address.js';
+import { compileRecipientPattern, compileRegex, parseAddress, type RecipientPattern } from './address.js';
+
+export { compileRegex };
 import type { Route } from './schema.js';
 
 /**
@@ -49,11 +51,6 @@ export interface CompiledRoute {
 
 /** Kinds whose routes refuse the null sender by default: a delivery report has nobody to answer. */
 const ANONYMOUS_REJECT_KINDS = new Set(['spool', 'webhook']);
-
-/** A regex as routes write it: `/source/flags`, or a plain source searched case-insensitively. */
-export function compileRegex(s: string): RegExp {
-  return parseSlashRegex(s) ?? new RegExp(s, 'i');
-}
 
 /** `image/*` matches `image/png`; `*​/*` everything; case-insensitive (RFC 2045 §5.1). */
 export function mimeMatches(pattern: string, type: string): boolean {

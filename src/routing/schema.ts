@@ -4,7 +4,7 @@ import type { Target } from '../core/delivery.js';
 import { retrySchema } from '../config/retry.js';
 import { checkClientEntries } from '../net/client-list.js';
 import { MIME_DEFECTS } from '../core/mime-defects.js';
-import { compileRecipientPattern, parseSlashRegex } from './address.js';
+import { compileRecipientPattern, compileRegex } from './address.js';
 import { compileTemplate, TemplateError } from './template.js';
 
 /**
@@ -14,10 +14,10 @@ import { compileTemplate, TemplateError } from './template.js';
  * planned deliveries can be stored with their params.
  */
 
-/** A regex written plainly (`.*@gsm$`, searched case-insensitively) or as `/source/flags`. */
+/** A regex written plainly (`.*@gsm$`, searched case-insensitively) or as `/source/flags`; Python syntax too. */
 const regexString = z.string().min(1).superRefine((v, ctx) => {
   try {
-    parseSlashRegex(v) ?? new RegExp(v, 'i');
+    compileRegex(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: `not a valid regex: ${(e as Error).message}` });
   }
@@ -182,7 +182,11 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
           return []; // already reported at match.recipient
         }
       });
-      route.deliver.forEach((d, i) => checkTemplates(d.params, ['deliver', i, d.kind], captures, ctx));
+      route.deliver.forEach((d, i) => {
+        // A spool target's "@ commands" are variables too (targets/spool-control.ts).
+        const commands = (d.params as { commands?: { names?: string[] } } | undefined)?.commands?.names ?? [];
+        checkTemplates(d.params, ['deliver', i, d.kind], [...captures, ...commands], ctx);
+      });
     });
 }
 
