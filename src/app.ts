@@ -175,7 +175,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     if (config.smtp.enabled) {
       // Where bytes land: the data directory, file blobs and their temp dir, database blobs' staging.
       const freeSpace = freeSpaceProbe([config.dataDir, path.join(config.dataDir, 'blobs', 'tmp'), path.join(config.dataDir, 'staging')]);
-      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace });
+      const routeClients = config.routes.flatMap((r) => r.match.clients ?? []);
+      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace, routeClients });
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {

@@ -4,6 +4,7 @@ import { groupsSchema } from '../domain/groups/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
 import { makeRouteSchema, makeRoutesSchema } from '../routing/schema.js';
 import { targets } from '../targets/index.js';
+import { checkClientEntries } from '../net/client-list.js';
 import { duration, listen, size } from './units.js';
 
 /**
@@ -14,6 +15,11 @@ import { duration, listen, size } from './units.js';
 
 const clientList = z
   .array(z.string().min(1))
+  // Checked here as route lists are: a bad entry is a config problem, not a failed start.
+  .superRefine((v, ctx) => {
+    const bad = checkClientEntries(v);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad });
+  })
   .describe('IPs, CIDRs (10.0.0.0/8, fd00::/8), ranges (192.168.1.0-192.168.1.31) or host names (resolved forward, cached briefly)');
 
 const smtpUser = z.strictObject({
@@ -68,7 +74,9 @@ export const smtpSchema = z.strictObject({
     .describe('wait before the 220 greeting: a client that talks before it (a spam bot trait, postscreen\'s pregreet test) gets 554 5.5.1; none is refused where the wait is 0. Each wait costs a round trip on every connection'),
   clients: clientList
     .optional()
-    .describe('clients that may send without AUTH; others get 530 5.7.0 until they authenticate (554 5.7.1 without auth). Unset: every client'),
+    .describe(
+      "clients that may send without AUTH, besides those on any route's match.clients (which may then use only the routes that list them); others get 530 5.7.0 until they authenticate (554 5.7.1 without auth). Unset: every client",
+    ),
   auth: z
     .strictObject({
       users: z.array(smtpUser).default([]).describe('the accounts clients may authenticate as'),

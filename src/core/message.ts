@@ -99,6 +99,8 @@ export interface RcptContext {
   authUser?: string;
   /** The client is inside the listener's allowlist (or authenticated). */
   trusted: boolean;
+  /** The client is on a route's `match.clients` only, not on the listener's list: only routes listing clients may take it. */
+  routeListedOnly?: boolean;
 }
 
 /** What accepting a recipient asks of the message that follows (checked while DATA streams). */

@@ -30,6 +30,11 @@ export interface SmtpIngressDeps {
   recipientCheck: RecipientCheck;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Clients of the routes' `match.clients`: they may connect too (the fax gateway's rule), and
+   * the routes that list them are the ones they may use.
+   */
+  routeClients?: string[];
   /** Free space where messages are kept, asked at MAIL; unset: not checked before DATA. */
   freeSpace?: FreeSpace;
 }
@@ -37,8 +42,10 @@ export interface SmtpIngressDeps {
 /** What we know of one connection beyond smtp-server's session. */
 interface Conn {
   ip: string;
-  /** Inside `smtp.clients` (or no list configured). */
+  /** Inside `smtp.clients` or a route's `match.clients` (or no list configured). */
   listed: boolean;
+  /** Listed by routes' lists only: may use only routes that list clients. */
+  routeOnly: boolean;
   /** Wait before our greeting, ms (greetingDelay for its kind of client). */
   greetingDelay: number;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
@@ -58,6 +65,7 @@ function replyError(err: unknown): Error & { responseCode: number } {
 export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   const { config, hostname, accept, recipientCheck, log, metrics, freeSpace } = deps;
   const allow = config.clients ? clientList(config.clients) : undefined;
+  const routeAllow = config.clients && deps.routeClients?.length ? clientList(deps.routeClients) : undefined;
   const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
   const insecureAuth = config.auth?.allowInsecure ?? false;
@@ -97,7 +105,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   async function onConnect(session: SMTPServerSession): Promise<number> {
     const ip = normaliseIp(session.remoteAddress);
-    const listed = allow ? await allow.matches(ip) : true;
+    const globally = allow ? await allow.matches(ip) : true;
+    const routeOnly = !globally && !!routeAllow && (await routeAllow.matches(ip));
+    const listed = globally || routeOnly;
     if (!listed && !authOn) {
       log.info({ session: session.id, client: ip, outcome: 'refused', status: '5.7.1' }, 'smtp client refused');
       throw mailError('CLIENT_REFUSED');
@@ -109,7 +119,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       throw mailError('TOO_MANY_FROM_IP');
     }
     const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
-    conns.set(session.id, { ip, listed, greetingDelay });
+    conns.set(session.id, { ip, listed, routeOnly, greetingDelay });
     return greetingDelay;
   }
 
@@ -172,6 +182,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         clientIp: c?.ip,
         authUser: session.user,
         trusted: !!c?.listed || !!session.user,
+        routeListedOnly: !!c?.routeOnly && !session.user,
       });
       if (c?.tx && !c.tx.rcptTo.includes(address.address)) c.tx.rcptTo.push(address.address);
       if (c?.tx && verdict?.requireMessageId) c.tx.requireMessageId = true;

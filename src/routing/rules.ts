@@ -39,6 +39,8 @@ export interface ContentFacts {
 export interface CompiledRoute {
   route: Route;
   name: string;
+  /** `anonymous: ignore`: the null sender is accepted and this route delivers nothing. */
+  ignoresNullSender: boolean;
   /** Some condition needs the content: at RCPT time the route can only say "maybe". */
   waitsForData: boolean;
   /** Captures of the recipient, or null when no recipient pattern matches. */
@@ -78,6 +80,7 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
   return {
     route,
     name: route.name,
+    ignoresNullSender: anonymous === 'ignore',
     waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0 || m.defects !== undefined,
     matchRecipient(rcpt) {
       if (!patterns.length) return {};

@@ -83,9 +83,11 @@ export const matchSchema = z
         'true: the message is malformed (a parse defect, or it could not be parsed at all); false: it is clean; a defect name or list: it has one of them (checked after DATA)',
       ),
     anonymous: z
-      .enum(['accept', 'reject'])
+      .enum(['accept', 'reject', 'ignore'])
       .optional()
-      .describe('null sender <> (bounces, delivery reports); default reject for spool and webhook routes, else accept'),
+      .describe(
+        'null sender <> (bounces, delivery reports); ignore: accepted and kept but this route delivers nothing, so no bounce is caused; default reject for spool and webhook routes, else accept',
+      ),
   })
   .describe('conditions, all of which must hold');
 
@@ -147,6 +149,7 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .string()
         .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (up to 64)')
         .describe('unique; part of every delivery id, so renaming a route re-delivers'),
+      enabled: z.boolean().default(true).describe('false: the route is checked but never used, as if it were not there'),
       priority: z
         .number()
         .int()
@@ -201,6 +204,8 @@ export function makeRoutesSchema(targets: ReadonlyMap<string, Target<any>>) {
         seen.add(r.name);
       });
     })
+    // A disabled route is validated (it can be switched back on) and then left out.
+    .transform((routes) => routes.filter((r) => r.enabled))
     .describe(
       'routing rules: where kept mail goes, per envelope recipient (never only To:, so Bcc and forwarded mail route too), in priority order; no routes: every recipient is kept and delivered nowhere',
     );

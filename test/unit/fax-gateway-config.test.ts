@@ -33,4 +33,17 @@ describe("the fax gateway's config, checked", () => {
     const [q] = problemsOf(faxRoute({ recipient: '(?P<number>\\d++)@fax' }));
     assert.match(q, /^routes\[0\]\.match\.recipient: possessive quantifier/);
   });
+
+  it('validates the listener\'s client list as route lists are, taking comma-separated entries', () => {
+    assert.deepEqual(problemsOf({ smtp: { clients: ['localhost, 127.0.0.1'] } }), []);
+    assert.deepEqual(problemsOf({ smtp: { clients: ['localhost; 127.0.0.1'] } }), ["smtp.clients: not an IP, CIDR, range or host name: 'localhost; 127.0.0.1'"]);
+    assert.deepEqual(problemsOf(faxRoute({ recipient: '(?P<number>\\d+)@fax', clients: ['10.0.0.1,, 10.0.0.2 '] })), []);
+    assert.deepEqual(problemsOf({ smtp: { clients: [' , '] } }), ['smtp.clients: no client named']);
+  });
+
+  it('takes enabled: false on a route: validated, then left out', () => {
+    assert.deepEqual(problemsOf(faxRoute({ recipient: '(?P<number>\\d+)@fax' }, { enabled: false })), []);
+    assert.deepEqual(validateConfig(faxRoute({ recipient: '(?P<number>\\d+)@fax' }, { enabled: false })).routes, []);
+    assert.match(problemsOf(faxRoute({ recipient: '(?P<number>\\d+)@fax', sender: { deny: ['(?P<'] } }, { enabled: false }))[0], /sender\.deny\[0\]/);
+  });
 });
