@@ -80,6 +80,12 @@ export const smtpSchema = z.strictObject({
   auth: z
     .strictObject({
       users: z.array(smtpUser).default([]).describe('the accounts clients may authenticate as'),
+      senderIsUser: z
+        .boolean()
+        .default(true)
+        .describe(
+          "when a user name is an address (as the fax gateway's users are their senders), MAIL FROM after AUTH must be that address, else 553 5.7.1; false: any sender",
+        ),
       allowInsecure: z
         .boolean()
         .default(false)

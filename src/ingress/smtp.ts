@@ -133,6 +133,12 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     return username;
   }
 
+  /** A user named by an address may send as that address only (unless auth.senderIsUser is false). */
+  function senderNotOwned(user: string | undefined, mailFrom: string): boolean {
+    if (!user || !user.includes('@') || config.auth?.senderIsUser === false) return false;
+    return mailFrom.toLowerCase() !== user.toLowerCase();
+  }
+
   async function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const c = conns.get(session.id);
     endAbandoned(session, c);
@@ -142,7 +148,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       ? mailError('UNKNOWN_PARAMETER', `MAIL FROM parameter ${unknown} not recognized or not implemented`)
       : !c.listed && !session.user
         ? mailError('AUTH_REQUIRED')
-        : undefined;
+        : senderNotOwned(session.user, address.address)
+          ? mailError('SENDER_NOT_OWNED', `Sender <${address.address}> is not the address of user ${session.user}`)
+          : undefined;
     if (refusal) {
       logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: refusal.status });
       throw refusal;
