@@ -113,6 +113,11 @@ export const smtpSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('refuse a message without a Message-ID header (550 5.6.0), so that duplicates can always be recognised'),
+  nonstandardDataTerminator: clientList
+    .optional()
+    .describe(
+      "clients (old fax machines) whose DATA may end with CRLF SP . CRLF as well as CRLF . CRLF (the fax gateway's nonstandard_data_terminator); nobody else: a second end-of-data form is what SMTP smuggling needs",
+    ),
   bareLineEndings: z
     .enum(['reject', 'normalize'])
     .default('reject')

@@ -46,6 +46,8 @@ interface Conn {
   listed: boolean;
   /** Listed by routes' lists only: may use only routes that list clients. */
   routeOnly: boolean;
+  /** In smtp.nonstandardDataTerminator: may end DATA with CRLF SP . CRLF. */
+  spaceDot: boolean;
   /** Wait before our greeting, ms (greetingDelay for its kind of client). */
   greetingDelay: number;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
@@ -66,6 +68,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   const { config, hostname, accept, recipientCheck, log, metrics, freeSpace } = deps;
   const allow = config.clients ? clientList(config.clients) : undefined;
   const routeAllow = config.clients && deps.routeClients?.length ? clientList(deps.routeClients) : undefined;
+  const spaceDotClients = config.nonstandardDataTerminator?.length ? clientList(config.nonstandardDataTerminator) : undefined;
   const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
   const insecureAuth = config.auth?.allowInsecure ?? false;
@@ -119,7 +122,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       throw mailError('TOO_MANY_FROM_IP');
     }
     const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
-    conns.set(session.id, { ip, listed, routeOnly, greetingDelay });
+    const spaceDot = !!spaceDotClients && (await spaceDotClients.matches(ip));
+    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay });
     return greetingDelay;
   }
 
@@ -298,6 +302,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       refused(_code, status) {
         metrics.rejections.inc({ ingress: 'smtp', status });
       },
+      spaceDotTerminator: spaceDotClients ? (session) => !!conns.get(session.id)?.spaceDot : undefined,
       refuseEarlyTalker(session) {
         const c = conns.get(session.id);
         return c ? c.greetingDelay > 0 : undefined;
