@@ -85,7 +85,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
 export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
-  const log = opts.log ?? createLogger(config.log.level);
+  const log = opts.log ?? createLogger(config.log.level, { file: config.log.file });
   const metrics = createMetrics();
   makeDirsSync(config.dataDir);
   const db = openDb(config.store.database, config.dataDir, {

@@ -249,6 +249,14 @@ export const logSchema = z.strictObject({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
     .describe('least severe level logged: debug or trace while diagnosing, warn or error to log less'),
+  file: z
+    .strictObject({
+      dir: z.string().min(1).describe('directory of the files (relative: to the working directory); created if missing'),
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe("this file's own least severe level"),
+      keepDays: z.number().int().min(1).default(14).describe('files of days older than this are removed'),
+    })
+    .optional()
+    .describe("also log to a file per day, DIR/smtp_YYMMDD.log (the fax gateway's names), with its own level; level above is then standard output's"),
 });
 
 export const deliverySchema = z.strictObject({
