@@ -85,7 +85,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
 export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
-  const log = opts.log ?? createLogger(config.log.level);
+  const log = opts.log ?? createLogger(config.log.level, { file: config.log.file });
   const metrics = createMetrics();
   makeDirsSync(config.dataDir);
   const db = openDb(config.store.database, config.dataDir, {
@@ -176,7 +176,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     if (config.smtp.enabled) {
       // Where bytes land: the data directory, file blobs and their temp dir, database blobs' staging.
       const freeSpace = freeSpaceProbe([config.dataDir, path.join(config.dataDir, 'blobs', 'tmp'), path.join(config.dataDir, 'staging')]);
-      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace });
+      const routeClients = config.routes.flatMap((r) => r.match.clients ?? []);
+      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace, routeClients });
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {

@@ -4,6 +4,7 @@ import { groupsSchema } from '../domain/groups/config.js';
 import { objectRoutes, objectsSchema, OBJECT_ROUTE_NAMES } from '../domain/objects/config.js';
 import { makeRouteSchema, makeRoutesSchema } from '../routing/schema.js';
 import { targets } from '../targets/index.js';
+import { checkClientEntries } from '../net/client-list.js';
 import { duration, listen, size } from './units.js';
 
 /**
@@ -14,6 +15,11 @@ import { duration, listen, size } from './units.js';
 
 const clientList = z
   .array(z.string().min(1))
+  // Checked here as route lists are: a bad entry is a config problem, not a failed start.
+  .superRefine((v, ctx) => {
+    const bad = checkClientEntries(v);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad });
+  })
   .describe('IPs, CIDRs (10.0.0.0/8, fd00::/8), ranges (192.168.1.0-192.168.1.31) or host names (resolved forward, cached briefly)');
 
 const smtpUser = z.strictObject({
@@ -68,10 +74,18 @@ export const smtpSchema = z.strictObject({
     .describe('wait before the 220 greeting: a client that talks before it (a spam bot trait, postscreen\'s pregreet test) gets 554 5.5.1; none is refused where the wait is 0. Each wait costs a round trip on every connection'),
   clients: clientList
     .optional()
-    .describe('clients that may send without AUTH; others get 530 5.7.0 until they authenticate (554 5.7.1 without auth). Unset: every client'),
+    .describe(
+      "clients that may send without AUTH, besides those on any route's match.clients (which may then use only the routes that list them); others get 530 5.7.0 until they authenticate (554 5.7.1 without auth). Unset: every client",
+    ),
   auth: z
     .strictObject({
       users: z.array(smtpUser).default([]).describe('the accounts clients may authenticate as'),
+      senderIsUser: z
+        .boolean()
+        .default(true)
+        .describe(
+          "when a user name is an address (as the fax gateway's users are their senders), MAIL FROM after AUTH must be that address, else 553 5.7.1; false: any sender",
+        ),
       allowInsecure: z
         .boolean()
         .default(false)
@@ -99,6 +113,11 @@ export const smtpSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('refuse a message without a Message-ID header (550 5.6.0), so that duplicates can always be recognised'),
+  nonstandardDataTerminator: clientList
+    .optional()
+    .describe(
+      "clients (old fax machines) whose DATA may end with CRLF SP . CRLF as well as CRLF . CRLF (the fax gateway's nonstandard_data_terminator); nobody else: a second end-of-data form is what SMTP smuggling needs",
+    ),
   bareLineEndings: z
     .enum(['reject', 'normalize'])
     .default('reject')
@@ -230,6 +249,14 @@ export const logSchema = z.strictObject({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
     .describe('least severe level logged: debug or trace while diagnosing, warn or error to log less'),
+  file: z
+    .strictObject({
+      dir: z.string().min(1).describe('directory of the files (relative: to the working directory); created if missing'),
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe("this file's own least severe level"),
+      keepDays: z.number().int().min(1).default(14).describe('files of days older than this are removed'),
+    })
+    .optional()
+    .describe("also log to a file per day, DIR/smtp_YYMMDD.log (the fax gateway's names), with its own level; level above is then standard output's"),
 });
 
 export const deliverySchema = z.strictObject({

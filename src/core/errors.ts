@@ -74,6 +74,8 @@ export const CATALOGUE = {
   NO_RECIPIENT: { status: '5.1.3', smtp: 554, text: 'No recipient could be determined' },
   RELAY_DENIED: { status: '5.7.1', smtp: 554, text: 'Relay access denied' },
   SENDER_DENIED: { status: '5.7.1', smtp: 550, text: 'Sender not allowed' },
+  // Postfix's reject_sender_login_mismatch answers the same.
+  SENDER_NOT_OWNED: { status: '5.7.1', smtp: 553, text: 'Sender address not owned by the authenticated user' },
   NOT_AUTHORISED: { status: '5.7.1', smtp: 550, text: 'Not authorised to deliver to this address' },
   // -- content --
   TOO_LARGE: { status: '5.3.4', smtp: 552, text: 'Message size exceeds fixed maximum message size', http: 413 },

@@ -110,6 +110,8 @@ export interface RcptContext {
    * envelope sender is <>: a group then checks membership on it, as GroupServer does.
    */
   headerFrom?: string;
+  /** The client is on a route's `match.clients` only, not on the listener's list: only routes listing clients may take it. */
+  routeListedOnly?: boolean;
 }
 
 /** What accepting a recipient asks of the message that follows (checked while DATA streams). */

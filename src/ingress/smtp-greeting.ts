@@ -1,6 +1,8 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { Writable } from 'node:stream';
+import { acceptSpaceDotTerminator } from './smtp-data-terminator.js';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { mailError, toSmtpReply } from '../core/errors.js';
 import { hideQuotedSpaces } from './smtp-address.js';
@@ -27,6 +29,8 @@ export interface ConnectionHooks {
    * the greeting), undefined while that is not known yet (decided when the greeting is due).
    */
   refuseEarlyTalker(session: SMTPServerSession): boolean | undefined;
+  /** Whether this client may end DATA with CRLF SP . CRLF (smtp-data-terminator.ts); unset: nobody. */
+  spaceDotTerminator?(session: SMTPServerSession): boolean;
 }
 
 // A reply text that already starts with an RFC 3463 code (we wrote it through toSmtpReply).
@@ -78,6 +82,14 @@ export class PostroomSmtpServer extends SMTPServer {
 
   private patch(conn: SMTPConnection, socket: net.Socket | tls.TLSSocket): void {
     const hooks = this.hooks;
+    if (hooks.spaceDotTerminator) {
+      // Each parser, the first and the one STARTTLS makes, is wrapped before it reads a byte.
+      const own = conn as unknown as { _parser: Writable; _createParser(): Writable; session: SMTPServerSession };
+      const wrap = (p: Writable) => acceptSpaceDotTerminator(p, () => !!hooks.spaceDotTerminator?.(own.session));
+      wrap(own._parser);
+      const create = own._createParser.bind(conn);
+      own._createParser = () => wrap(create());
+    }
     const send = conn.send.bind(conn);
     const close = conn.close.bind(conn);
     // After our last reply nothing the client sends can change anything: the library would go

@@ -30,6 +30,11 @@ export interface SmtpIngressDeps {
   recipientCheck: RecipientCheck;
   log: Logger;
   metrics: Metrics;
+  /**
+   * Clients of the routes' `match.clients`: they may connect too (the fax gateway's rule), and
+   * the routes that list them are the ones they may use.
+   */
+  routeClients?: string[];
   /** Free space where messages are kept, asked at MAIL; unset: not checked before DATA. */
   freeSpace?: FreeSpace;
 }
@@ -37,8 +42,12 @@ export interface SmtpIngressDeps {
 /** What we know of one connection beyond smtp-server's session. */
 interface Conn {
   ip: string;
-  /** Inside `smtp.clients` (or no list configured). */
+  /** Inside `smtp.clients` or a route's `match.clients` (or no list configured). */
   listed: boolean;
+  /** Listed by routes' lists only: may use only routes that list clients. */
+  routeOnly: boolean;
+  /** In smtp.nonstandardDataTerminator: may end DATA with CRLF SP . CRLF. */
+  spaceDot: boolean;
   /** Wait before our greeting, ms (greetingDelay for its kind of client). */
   greetingDelay: number;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
@@ -58,6 +67,8 @@ function replyError(err: unknown): Error & { responseCode: number } {
 export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   const { config, hostname, accept, recipientCheck, log, metrics, freeSpace } = deps;
   const allow = config.clients ? clientList(config.clients) : undefined;
+  const routeAllow = config.clients && deps.routeClients?.length ? clientList(deps.routeClients) : undefined;
+  const spaceDotClients = config.nonstandardDataTerminator?.length ? clientList(config.nonstandardDataTerminator) : undefined;
   const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
   const insecureAuth = config.auth?.allowInsecure ?? false;
@@ -97,7 +108,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   async function onConnect(session: SMTPServerSession): Promise<number> {
     const ip = normaliseIp(session.remoteAddress);
-    const listed = allow ? await allow.matches(ip) : true;
+    const globally = allow ? await allow.matches(ip) : true;
+    const routeOnly = !globally && !!routeAllow && (await routeAllow.matches(ip));
+    const listed = globally || routeOnly;
     if (!listed && !authOn) {
       log.info({ session: session.id, client: ip, outcome: 'refused', status: '5.7.1' }, 'smtp client refused');
       throw mailError('CLIENT_REFUSED');
@@ -109,7 +122,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       throw mailError('TOO_MANY_FROM_IP');
     }
     const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
-    conns.set(session.id, { ip, listed, greetingDelay });
+    const spaceDot = !!spaceDotClients && (await spaceDotClients.matches(ip));
+    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay });
     return greetingDelay;
   }
 
@@ -123,6 +137,12 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     return username;
   }
 
+  /** A user named by an address may send as that address only (unless auth.senderIsUser is false). */
+  function senderNotOwned(user: string | undefined, mailFrom: string): boolean {
+    if (!user || !user.includes('@') || config.auth?.senderIsUser === false) return false;
+    return mailFrom.toLowerCase() !== user.toLowerCase();
+  }
+
   async function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const c = conns.get(session.id);
     endAbandoned(session, c);
@@ -132,7 +152,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       ? mailError('UNKNOWN_PARAMETER', `MAIL FROM parameter ${unknown} not recognized or not implemented`)
       : !c.listed && !session.user
         ? mailError('AUTH_REQUIRED')
-        : undefined;
+        : senderNotOwned(session.user, address.address)
+          ? mailError('SENDER_NOT_OWNED', `Sender <${address.address}> is not the address of user ${session.user}`)
+          : undefined;
     if (refusal) {
       logTx(session, c, { mailFrom: address.address, outcome: 'rejected', status: refusal.status });
       throw refusal;
@@ -172,6 +194,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         clientIp: c?.ip,
         authUser: session.user,
         trusted: !!c?.listed || !!session.user,
+        routeListedOnly: !!c?.routeOnly && !session.user,
       });
       if (c?.tx && !c.tx.rcptTo.includes(address.address)) c.tx.rcptTo.push(address.address);
       if (c?.tx && verdict?.requireMessageId) c.tx.requireMessageId = true;
@@ -279,6 +302,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       refused(_code, status) {
         metrics.rejections.inc({ ingress: 'smtp', status });
       },
+      spaceDotTerminator: spaceDotClients ? (session) => !!conns.get(session.id)?.spaceDot : undefined,
       refuseEarlyTalker(session) {
         const c = conns.get(session.id);
         return c ? c.greetingDelay > 0 : undefined;

@@ -52,9 +52,18 @@ function parseEntry(entry: string): Rule {
   throw new Error(`not an IP, CIDR, range or host name: '${entry}'`);
 }
 
+/**
+ * Entries as written, one address per item: `localhost, 127.0.0.1` in one entry is two (the
+ * fax gateway's config lists clients comma-separated).
+ */
+export function splitEntries(entries: readonly string[]): string[] {
+  return entries.flatMap((e) => e.split(',')).map((e) => e.trim()).filter((e) => e !== '');
+}
+
 /** Validate entries without building a list (for the config schema). */
 export function checkClientEntries(entries: string[]): string | undefined {
-  for (const e of entries) {
+  if (!splitEntries(entries).length) return 'no client named';
+  for (const e of splitEntries(entries)) {
     try {
       parseEntry(e);
     } catch (err) {
@@ -66,7 +75,7 @@ export function checkClientEntries(entries: string[]): string | undefined {
 
 /** Build a matcher from entries; host names are resolved at match time and cached for a minute. */
 export function clientList(entries: string[], resolve = lookup): ClientList {
-  const rules = entries.map(parseEntry);
+  const rules = splitEntries(entries).map(parseEntry);
   const cache = new Map<string, { at: number; ips: string[] }>();
   async function addressesOf(name: string): Promise<string[]> {
     const hit = cache.get(name);

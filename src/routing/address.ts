@@ -1,3 +1,5 @@
+import { compilePythonRegex, translatePythonRegex } from './python-regex.js';
+
 /**
  * Envelope addresses as routes see them, and the recipient patterns routes match them with:
  * exact addresses, `*` globs, `/regex/flags` with named groups, and `{placeholder}` templates
@@ -57,12 +59,32 @@ function escapeRegex(s: string): string {
 const REGEX_FLAGS = /^[imsuv]*$/;
 const CAPTURE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Parse `/source/flags` into a RegExp; null when `text` is not in that form; throws on a bad regex. */
+/**
+ * Parse `/source/flags` into a RegExp; null when `text` is not in that form; throws on a bad
+ * regex. The source may be in Python's syntax too (`(?P<name>…)`, see python-regex.ts).
+ */
 export function parseSlashRegex(text: string): RegExp | null {
   const m = /^\/(.*)\/([a-z]*)$/s.exec(text);
   if (!m) return null;
   if (!REGEX_FLAGS.test(m[2])) throw new Error(`regex flags '${m[2]}' not allowed (use i, m, s, u, v)`);
-  return new RegExp(m[1], m[2]);
+  return compilePythonRegex(m[1], m[2]);
+}
+
+/** A regex as routes write it: `/source/flags`, or a plain source (JavaScript or Python syntax) searched case-insensitively. */
+export function compileRegex(s: string): RegExp {
+  return parseSlashRegex(s) ?? compilePythonRegex(s, 'i');
+}
+
+/**
+ * A recipient pattern written bare in Python's syntax, as the fax gateway's config has them
+ * (`(?P<number>\+?\d+)@fax`): told from a glob by its named groups, and anchored at the
+ * start like Python's `re.match`, which that gateway uses.
+ */
+const PYTHON_GROUP = /\(\?P[<=]/;
+
+function bareRegex(source: string): RegExp {
+  const t = translatePythonRegex(source);
+  return new RegExp(`^(?:${t.source})`, [...new Set(`${t.flags}i`)].join(''));
 }
 
 /** Named groups a regex source declares (`(?<name>…)`), in order. */
@@ -85,7 +107,7 @@ function groupsOf(m: RegExpExecArray): Record<string, string> {
  * - else: an exact address. Exact, glob and template compare case-insensitively.
  */
 export function compileRecipientPattern(source: string): RecipientPattern {
-  const re = parseSlashRegex(source);
+  const re = parseSlashRegex(source) ?? (PYTHON_GROUP.test(source) ? bareRegex(source) : null);
   if (re) {
     return {
       kind: 'regex',

@@ -30,6 +30,8 @@ export interface RecipientDecision {
   refusal?: MailError;
   /** Every route that matched the recipient but refused it (sender, client, content…), in order. */
   refusals: RouteRefusal[];
+  /** A route took the null sender to deliver nothing (`anonymous: ignore`): kept, not unrouted. */
+  ignored?: boolean;
 }
 
 /** A recipient no route took: the answer an SMTP client would get, and each route's reason. */
@@ -86,9 +88,17 @@ export function createRouter(
     const matches: RecipientDecision['matches'] = [];
     const refusals: RouteRefusal[] = [];
     let refusal: MailError | undefined;
+    let ignored = false;
     for (const c of list) {
       const captures = c.matchRecipient(rcpt);
       if (!captures) continue;
+      if (content && !env.mailFrom && c.ignoresNullSender) {
+        // Accepted at RCPT, then nothing: a bounce answered with a bounce would loop.
+        ignored = true;
+        refusals.push({ route: c.name, reason: 'null sender: accepted, not processed (anonymous: ignore)' });
+        if (!c.route.continue) break;
+        continue;
+      }
       const denied = await c.checkEnvelope(env);
       if (denied) {
         refusal ??= denied;
@@ -114,12 +124,12 @@ export function createRouter(
       matches.push({ route: c, captures });
       if (!c.route.continue) break;
     }
-    return { matches, refusal, refusals };
+    return { matches, refusal, refusals, ignored };
   }
 
   async function decide(rcpt: string, env: EnvelopeFacts, content?: ContentFacts): Promise<RecipientDecision> {
     const first = await walk(normal, rcpt, env, content);
-    if (first.matches.length || first.refusal) return { recipient: rcpt, ...first };
+    if (first.matches.length || first.refusal || first.ignored) return { recipient: rcpt, ...first };
     const second = await walk(catchAll, rcpt, env, content);
     return { recipient: rcpt, ...second, refusals: [...first.refusals, ...second.refusals] };
   }
@@ -144,6 +154,7 @@ export function createRouter(
       seen.add(rcpt.toLowerCase());
       const d = await decide(rcpt, env, content);
       if (!d.matches.length) {
+        if (d.ignored) continue;
         unrouted.push({ recipient: rcpt, error: d.refusal ?? mailError('UNKNOWN_RECIPIENT', `No route for <${rcpt}>`), refusals: d.refusals });
         continue;
       }
@@ -167,6 +178,9 @@ export function createRouter(
         // No routes configured: mail is kept in the store and routed nowhere; refuse nothing.
         if (!compiled.length) return;
         const d = await decide(rcpt, { mailFrom: ctx.mailFrom, clientIp: ctx.clientIp, authUser: ctx.authUser, headerFrom: ctx.headerFrom });
+        if (d.matches.length && ctx.routeListedOnly && d.matches.some((m) => !m.route.route.match.clients)) {
+          throw mailError('NOT_AUTHORISED', `Client ${ctx.clientIp ?? '(unknown)'} not allowed to send to this recipient`);
+        }
         if (d.matches.length) {
           const requireMessageId = d.matches.some((m) => m.route.route.deliver.some((x) => targets.get(x.kind)?.requiresMessageId));
           return { requireMessageId };

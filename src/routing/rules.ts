@@ -4,7 +4,9 @@ import { mailError, type MailError } from '../core/errors.js';
 import type { HeaderLine, StoredPart } from '../core/message.js';
 import { clientList } from '../net/client-list.js';
 import { decodeWords } from '../mime/header-sniff.js';
-import { compileRecipientPattern, parseAddress, parseSlashRegex, type RecipientPattern } from './address.js';
+import { compileRecipientPattern, compileRegex, parseAddress, type RecipientPattern } from './address.js';
+
+export { compileRegex };
 import type { Route } from './schema.js';
 
 /**
@@ -39,6 +41,8 @@ export interface ContentFacts {
 export interface CompiledRoute {
   route: Route;
   name: string;
+  /** `anonymous: ignore`: the null sender is accepted and this route delivers nothing. */
+  ignoresNullSender: boolean;
   /** Some condition needs the content: at RCPT time the route can only say "maybe". */
   waitsForData: boolean;
   /** Captures of the recipient, or null when no recipient pattern matches. */
@@ -51,11 +55,6 @@ export interface CompiledRoute {
 
 /** Kinds whose routes refuse the null sender by default: a delivery report has nobody to answer. */
 const ANONYMOUS_REJECT_KINDS = new Set(['spool', 'webhook']);
-
-/** A regex as routes write it: `/source/flags`, or a plain source searched case-insensitively. */
-export function compileRegex(s: string): RegExp {
-  return parseSlashRegex(s) ?? new RegExp(s, 'i');
-}
 
 /** `image/*` matches `image/png`; `*​/*` everything; case-insensitive (RFC 2045 §5.1). */
 export function mimeMatches(pattern: string, type: string): boolean {
@@ -83,6 +82,7 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
   return {
     route,
     name: route.name,
+    ignoresNullSender: anonymous === 'ignore',
     waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0 || m.defects !== undefined,
     matchRecipient(rcpt) {
       if (!patterns.length) return {};

@@ -4,7 +4,7 @@ import type { Target } from '../core/delivery.js';
 import { retrySchema } from '../config/retry.js';
 import { checkClientEntries } from '../net/client-list.js';
 import { MIME_DEFECTS } from '../core/mime-defects.js';
-import { compileRecipientPattern, parseSlashRegex } from './address.js';
+import { compileRecipientPattern, compileRegex } from './address.js';
 import { compileTemplate, TemplateError } from './template.js';
 
 /**
@@ -14,10 +14,10 @@ import { compileTemplate, TemplateError } from './template.js';
  * planned deliveries can be stored with their params.
  */
 
-/** A regex written plainly (`.*@gsm$`, searched case-insensitively) or as `/source/flags`. */
+/** A regex written plainly (`.*@gsm$`, searched case-insensitively) or as `/source/flags`; Python syntax too. */
 const regexString = z.string().min(1).superRefine((v, ctx) => {
   try {
-    parseSlashRegex(v) ?? new RegExp(v, 'i');
+    compileRegex(v);
   } catch (e) {
     ctx.addIssue({ code: 'custom', message: `not a valid regex: ${(e as Error).message}` });
   }
@@ -83,9 +83,11 @@ export const matchSchema = z
         'true: the message is malformed (a parse defect, or it could not be parsed at all); false: it is clean; a defect name or list: it has one of them (checked after DATA)',
       ),
     anonymous: z
-      .enum(['accept', 'reject'])
+      .enum(['accept', 'reject', 'ignore'])
       .optional()
-      .describe('null sender <> (bounces, delivery reports); default reject for spool and webhook routes, else accept'),
+      .describe(
+        'null sender <> (bounces, delivery reports); ignore: accepted and kept but this route delivers nothing, so no bounce is caused; default reject for spool and webhook routes, else accept',
+      ),
   })
   .describe('conditions, all of which must hold');
 
@@ -147,6 +149,7 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .string()
         .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, . _ - (up to 64)')
         .describe('unique; part of every delivery id, so renaming a route re-delivers'),
+      enabled: z.boolean().default(true).describe('false: the route is checked but never used, as if it were not there'),
       priority: z
         .number()
         .int()
@@ -182,7 +185,11 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
           return []; // already reported at match.recipient
         }
       });
-      route.deliver.forEach((d, i) => checkTemplates(d.params, ['deliver', i, d.kind], captures, ctx));
+      route.deliver.forEach((d, i) => {
+        // A spool target's "@ commands" are variables too (targets/spool-control.ts).
+        const commands = (d.params as { commands?: { names?: string[] } } | undefined)?.commands?.names ?? [];
+        checkTemplates(d.params, ['deliver', i, d.kind], [...captures, ...commands], ctx);
+      });
     });
 }
 
@@ -197,6 +204,8 @@ export function makeRoutesSchema(targets: ReadonlyMap<string, Target<any>>) {
         seen.add(r.name);
       });
     })
+    // A disabled route is validated (it can be switched back on) and then left out.
+    .transform((routes) => routes.filter((r) => r.enabled))
     .describe(
       'routing rules: where kept mail goes, per envelope recipient (never only To:, so Bcc and forwarded mail route too), in priority order; no routes: every recipient is kept and delivered nowhere',
     );

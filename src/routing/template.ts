@@ -11,7 +11,9 @@ import { parseSlashRegex } from './address.js';
 
 /** The variables every template may name, besides the route's captures. */
 export const TEMPLATE_VARIABLES = [
+  // The envelope sender (MAIL FROM), as in the fax gateway's table; the recipient is `recipient`.
   'address',
+  'recipient',
   'app',
   'format',
   'messageFromAddress',
@@ -66,7 +68,7 @@ export class TemplateError extends Error {
 }
 
 const IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
-const STRFTIME = new Set([...'aAbBdeHIjmMpSyYzZFTs%']);
+const STRFTIME = new Set([...'aAbBcdeHIjmMpSxXyYzZFTs%']);
 
 /** Read a `/regex/flags` starting at src[i] === '/'; returns the RegExp and the index after it. */
 function readRegex(src: string, i: number): [RegExp, number] {
@@ -219,6 +221,20 @@ function evalChain(terms: Term[], vars: TemplateContext['vars'], now: Date): str
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 
+/**
+ * The zone's abbreviation as tzdata has it (CET, EST, UTC), which is what Python's %Z gives:
+ * Intl knows American names under en-US and European ones under en-GB and says GMT+1 for
+ * the others, so the first that is not such an offset is taken.
+ */
+function zoneName(d: Date): string {
+  let last = '';
+  for (const locale of ['en-US', 'en-GB']) {
+    last = Intl.DateTimeFormat(locale, { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '';
+    if (!/^GMT[+-]/.test(last)) return last;
+  }
+  return last;
+}
+
 /** strftime over the local time zone, for the conversions in STRFTIME. */
 export function strftime(d: Date, format: string): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -240,10 +256,14 @@ export function strftime(d: Date, format: string): string {
     y: () => p(d.getFullYear() % 100),
     Y: () => String(d.getFullYear()),
     z: () => `${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)}`,
-    Z: () => Intl.DateTimeFormat('en', { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '',
+    Z: () => zoneName(d),
     F: () => `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`,
     T: () => `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`,
     s: () => String(Math.floor(d.getTime() / 1000)),
+    // The C locale's forms, as Python's time.strftime gives them where the fax gateway ran.
+    x: () => `${p(d.getMonth() + 1)}/${p(d.getDate())}/${p(d.getFullYear() % 100)}`,
+    X: () => `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`,
+    c: () => `${DAYS[d.getDay()].slice(0, 3)} ${MONTHS[d.getMonth()].slice(0, 3)} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`,
     '%': () => '%',
   };
   return format.replace(/%(.)/gs, (all, c: string) => conv[c]?.() ?? all);

@@ -9,6 +9,7 @@ import { compileTemplate, type Template } from '../routing/template.js';
 import { sanitiseFilename } from '../mime/filename.js';
 import { renderIni, SpoolFiles, SPOOL_NAME_MAX, type IniData } from './spool-files.js';
 import { attachedSource, outerSource, type SpoolSource } from './spool-source.js';
+import { COMMAND_NAME, completeControl, takeCommands, type Control } from './spool-control.js';
 
 /**
  * Files in an output directory for software that picks them up (a fax or SMS daemon): the
@@ -47,8 +48,29 @@ export const spoolParams = z.strictObject({
     .describe('process the first attached message/rfc822 instead of the outer message (when there is one)'),
   control: z
     .record(iniName, z.union([iniScalar.pipe(template), z.record(iniName, iniScalar.pipe(template))]))
+    .transform((c, ctx) => {
+      const done = completeControl(c);
+      if (typeof done === 'string') {
+        ctx.addIssue({ code: 'custom', message: done });
+        return z.NEVER;
+      }
+      return done;
+    })
     .optional()
-    .describe('control file: top-level keys and [sections] of keys; values are templates'),
+    .describe('control file: top-level keys and [sections] of keys; values are templates. ctl_type: fax or sms selects a layout (its sections, and defaults for what is not set)'),
+  txt: template
+    .optional()
+    .describe("content of the .txt file, a template (<%msg%> is the text body); unset: the text body as it is"),
+  commands: z
+    .strictObject({
+      tag: z.string().min(1).max(8).regex(/^[^\sA-Za-z0-9]+$/, 'punctuation, e.g. @ or #').default('@').describe('what starts a command line'),
+      names: z
+        .array(z.string().regex(COMMAND_NAME, 'letters, digits, _'))
+        .min(1)
+        .describe('the commands senders may give; each sets the template variable of its name, over a capture of that name'),
+    })
+    .optional()
+    .describe("body lines '@name: value' that set control-file values, removed from the text (the fax gateway's cmd_tags)"),
   controlExtension: iniName.default('ctl').describe('extension of the control file'),
   encoding: z
     .string()
@@ -111,12 +133,13 @@ async function buildMht(html: string, src: SpoolSource): Promise<Buffer> {
 }
 
 /** The first format of the preference list the source can give, with its bytes. */
-async function render(src: SpoolSource, p: SpoolParams): Promise<{ format: Format; data: Buffer | import('node:stream').Readable } | null> {
+async function render(src: SpoolSource, p: SpoolParams): Promise<{ format: Format; data: Buffer | import('node:stream').Readable; text?: string } | null> {
   for (const format of p.format as Format[]) {
     if (format === 'eml') return { format, data: await src.raw() };
     if (format === 'txt') {
+      // Encoded once its template and commands are applied (see spool()).
       const text = await src.text();
-      if (text !== null) return { format, data: encodeText(text, p) };
+      if (text !== null) return { format, data: Buffer.alloc(0), text };
     } else {
       const html = await src.html();
       if (html === null) continue;
@@ -179,32 +202,40 @@ async function spool(
         attached.push(name);
       }
     }
+    const body = (await src.text()) ?? '';
+    const commands = p.commands ? takeCommands(body, p.commands.tag, p.commands.names) : { text: body, values: {} };
+    const from = src.from[0];
+    const replyTo = src.replyTo[0];
+    const vars: Record<string, string> = {
+      // The envelope sender, as in the fax gateway's table of variables.
+      address: msg.message.mailFrom,
+      recipient: ctx.recipients[0] ?? '',
+      app: ctx.route,
+      format,
+      msgFileName,
+      attachmentFiles: attached.join(','),
+      pri: priorityOf(src.headers),
+      subject: src.subject,
+      msg: commands.text,
+      messageFromAddress: from?.address ?? '',
+      messageFromName: from?.name ?? '',
+      messageReplyToAddress: replyTo?.address ?? '',
+      messageReplyToName: replyTo?.name ?? '',
+      sender: msg.message.mailFrom,
+      messageId: msg.message.messageId ?? '',
+      id: msg.message.id,
+      ...ctx.captures,
+      ...commands.values,
+    };
+    if (out.text !== undefined) {
+      out.data = encodeText(p.txt ? tpl(p.txt).render({ vars, now }) : p.commands ? commands.text : out.text, p);
+    }
     // The message file after its attachments: without a control file it is what a consumer picks up.
     await files.add(msgFileName, out.data);
     const written = [msgFileName, ...attached];
     if (p.control) {
-      const from = src.from[0];
-      const replyTo = src.replyTo[0];
-      const vars: Record<string, string> = {
-        address: ctx.recipients[0] ?? '',
-        app: ctx.route,
-        format,
-        msgFileName,
-        attachmentFiles: attached.join(','),
-        pri: priorityOf(src.headers),
-        subject: src.subject,
-        msg: (await src.text()) ?? '',
-        messageFromAddress: from?.address ?? '',
-        messageFromName: from?.name ?? '',
-        messageReplyToAddress: replyTo?.address ?? '',
-        messageReplyToName: replyTo?.name ?? '',
-        sender: msg.message.mailFrom,
-        messageId: msg.message.messageId ?? '',
-        id: msg.message.id,
-        ...ctx.captures,
-      };
       const data: IniData = {};
-      for (const [k, v] of Object.entries(p.control)) {
+      for (const [k, v] of Object.entries(p.control as Control)) {
         data[k] =
           typeof v === 'string'
             ? tpl(v).render({ vars, now })

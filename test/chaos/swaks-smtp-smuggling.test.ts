@@ -102,4 +102,75 @@ describe('SMTP smuggling payloads, sent byte for byte with swaks', { timeout: 30
       await app.close();
     }
   });
+
+  // The fax gateway's nonstandard_data_terminator: CRLF SP . CRLF ends DATA for the listed
+  // clients only. For them it is a second end-of-data form, so it must never reach anyone else.
+  test('nonstandardDataTerminator: CRLF SP . CRLF ends DATA for a listed client, even split across packets', async () => {
+    const app = await startTestPostroom({ smtp: { nonstandardDataTerminator: ['localhost, 127.0.0.1'] } });
+    const c = await RawSmtp.connect(app.smtpPort);
+    try {
+      assert.match(await c.reply(), /^220 /);
+      await c.cmd('EHLO fax.example.org');
+      for (const [n, pieces] of [
+        [1, ['Subject: fax 1\r\nMessage-ID: <fax1@example.org>\r\n\r\nnumber 1\r\n .\r\n']],
+        [2, ['Subject: fax 2\r\nMessage-ID: <fax2@example.org>\r\n\r\nnumber 2\r\n', ' .', '\r\n']],
+      ] as const) {
+        assert.equal(await c.cmd('MAIL FROM:<fax@example.org>'), '250 2.1.0 Accepted');
+        assert.equal(await c.cmd('RCPT TO:<inbox@postroom.test>'), '250 2.1.5 Accepted');
+        assert.match(await c.cmd('DATA'), /^354 /);
+        for (const p of pieces) {
+          c.write(p);
+          await new Promise((r) => setTimeout(r, 20)); // separate writes, so separate segments most of the time
+        }
+        const kept = await c.reply();
+        assert.match(kept, /^250 2\.0\.0 Ok: kept as \w+$/, `fax ${n}`);
+        const raw = (await rawOf(app, kept.split(' ').pop()!)).toString('latin1');
+        assert.ok(raw.endsWith(`number ${n}\r\n`), JSON.stringify(raw.slice(-30)));
+      }
+      // The standard end still ends DATA for that client.
+      assert.equal(await c.cmd('MAIL FROM:<fax@example.org>'), '250 2.1.0 Accepted');
+      assert.equal(await c.cmd('RCPT TO:<inbox@postroom.test>'), '250 2.1.5 Accepted');
+      assert.match(await c.cmd('DATA'), /^354 /);
+      c.write('Subject: fax 3\r\nMessage-ID: <fax3@example.org>\r\n\r\nnumber 3\r\n.\r\n');
+      assert.match(await c.reply(), /^250 2\.0\.0 Ok: kept as \w+$/);
+      assert.equal(await count(app), 3);
+    } finally {
+      c.close();
+      await app.close();
+    }
+  });
+
+  test('nonstandardDataTerminator: for a client not listed, CRLF SP . CRLF and a smuggled transaction stay one message', async (t) => {
+    if (!requirePeer(t, 'swaks')) return;
+    const app = await startTestPostroom({ smtp: { nonstandardDataTerminator: ['192.0.2.1'] } });
+    try {
+      const file = path.join(app.dir, 'payload.eml');
+      const smuggled = ['MAIL FROM:<evil@attacker.example>', 'RCPT TO:<inbox@postroom.test>', 'DATA', 'Subject: smuggled', '', 'pay'].join('\r\n');
+      writeFileSync(file, `Subject: carrier\r\nMessage-ID: <c@example.org>\r\n\r\nhello\r\n .\r\n${smuggled}\r\n.\r\n.`, 'latin1');
+      const r = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'inbox@postroom.test', '--no-data-fixup', '--data', `@${file}`]);
+      const kept = r.replies.filter((l) => /^250 2\.0\.0 Ok: kept as \w+$/.test(l));
+      assert.equal(kept.length, 1, r.out);
+      assert.equal(await count(app), 1);
+      const raw = await rawOf(app, kept[0].split(' ').pop()!);
+      assert.ok(raw.includes('hello\r\n .\r\nMAIL FROM:<evil@attacker.example>\r\n'), 'the look-alike and the smuggled commands are content');
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('nonstandardDataTerminator: a listed client still cannot end DATA with a bare-LF form (550 5.5.2)', async (t) => {
+    if (!requirePeer(t, 'swaks')) return;
+    const app = await startTestPostroom({ smtp: { nonstandardDataTerminator: ['127.0.0.1'] } });
+    try {
+      for (const end of ['\n .\n', '\r\n .\n', '\n .\r\n']) {
+        const file = path.join(app.dir, 'payload.eml');
+        writeFileSync(file, smugglingPayload(end), 'latin1');
+        const r = await swaks(app.smtpPort, ['--from', 'a@example.org', '--to', 'inbox@postroom.test', '--no-data-fixup', '--data', `@${file}`]);
+        assert.deepEqual(r.replies.slice(-2), [REFUSED, '221 2.0.0 Bye'], `${JSON.stringify(end)}:\n${r.out}`);
+      }
+      assert.equal(await count(app), 0);
+    } finally {
+      await app.close();
+    }
+  });
 });
