@@ -291,6 +291,8 @@ export interface MailLinksTable {
   uid: number | null;
   /** The route named by the folder (or `postroom fetch --route`), if any. */
   route: string | null;
+  /** JSON: the targets `postroom fetch` named inline (a route's `deliver` list), if any. */
+  deliver?: string | null;
   created_at: string;
 }
 
