@@ -10,6 +10,7 @@ import { Id, MessageList, MessageListQuery, MessageSummary } from '../schemas.js
 import type { ApiDeps } from '../deps.js';
 import { mailDeps } from '../deps.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
+import { REST_MODEL } from './rest-model.js';
 
 const EMAIL_MESSAGES = '/api/v1/email/messages';
 
@@ -48,6 +49,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'GET',
       url: EMAIL_MESSAGES,
+      aliases: [`${REST_MODEL}/Messages`],
       summary: 'Messages of mail accounts (fetched or sent), newest first; the same filters as /api/v1/messages',
       tags: ['email'],
       query: MessageListQuery,
@@ -66,6 +68,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'POST',
       url: EMAIL_MESSAGES,
+      aliases: [`${REST_MODEL}/Messages`],
       summary: "Send a message through an account's SMTP server (status `sending` → `sent` | `error`)",
       description:
         'The message is composed (text and/or HTML, attachments, inline images by cid, In-Reply-To/References), kept, and ' +
@@ -97,6 +100,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'GET',
       url: `${EMAIL_MESSAGES}/:id`,
+      aliases: [`${REST_MODEL}/Messages/:id`],
       summary: 'One message with its account, folder and (outbound) how sending went',
       tags: ['email'],
       params: z.strictObject({ id: Id }),
