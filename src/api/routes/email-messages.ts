@@ -11,6 +11,8 @@ import type { ApiDeps } from '../deps.js';
 import { mailDeps } from '../deps.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
 import { REST_MODEL } from './rest-model.js';
+import { mergeProperties, PropertiesInput, readProperties } from '../../domain/accounts/model.js';
+import { PropertiesOut } from './email-schemas.js';
 
 const EMAIL_MESSAGES = '/api/v1/email/messages';
 
@@ -29,8 +31,11 @@ const EmailMessage = MessageSummary.extend({
   account: z.string().nullable().describe('mail account it was fetched from or sent through'),
   folder: z.string().nullable().describe('folder it was fetched from'),
   send: Send.describe('outbound messages: how sending goes'),
+  properties: PropertiesOut,
   url: z.string(),
 });
+
+const MessagePatch = z.strictObject({ properties: PropertiesInput });
 
 const Created = z.object({
   id: z.string(),
@@ -118,7 +123,34 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
           send = { delivery: rec.id, status: rec.status, attempts: rec.attempts, reply: r?.reply ?? null, lastError: rec.lastError };
         }
       }
-      return { ...summaryOf(m), error: m.error, account: link?.account ?? null, folder: link?.folder ?? null, send, url: `${MESSAGES}/${m.id}` };
+      const properties = readProperties((await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst())?.properties);
+      return { ...summaryOf(m), error: m.error, account: link?.account ?? null, folder: link?.folder ?? null, send, properties, url: `${MESSAGES}/${m.id}` };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'PATCH',
+      url: `${EMAIL_MESSAGES}/:id`,
+      aliases: [`${REST_MODEL}/Messages/:id`],
+      summary: 'Set properties of your own on a message (declared in mail.model.messages; null removes one)',
+      tags: ['email'],
+      params: z.strictObject({ id: Id }),
+      body: MessagePatch,
+      responses: { 200: { description: 'the properties now', schema: z.object({ id: z.string(), properties: PropertiesOut }) } },
+    },
+    async ({ params, body }) => {
+      const m = await requireMessage(deps, params.id);
+      const row = await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst();
+      const properties = mergeProperties(mailDeps(deps).config.model, 'messages', readProperties(row?.properties), body.properties);
+      const json = JSON.stringify(properties);
+      await db.kysely
+        .insertInto('message_properties')
+        .values({ message: m.id, properties: json })
+        .onConflict((oc) => oc.column('message').doUpdateSet({ properties: json }))
+        .execute();
+      return { id: m.id, properties };
     },
   );
 }

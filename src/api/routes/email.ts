@@ -28,6 +28,7 @@ import {
   RefreshResult,
 } from './email-schemas.js';
 import { emailMessageRoutes } from './email-messages.js';
+import { mergeProperties } from '../../domain/accounts/model.js';
 import { REST_MODEL } from './rest-model.js';
 
 export const EMAIL = '/api/v1/email';
@@ -57,7 +58,8 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     async ({ body, reply }) => {
       if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('CONFLICT', `body.name: a profile named '${body.name}' exists`);
       const port = body.port ?? DEFAULT_PORT[body.protocol][body.tls === 'tls' ? 'tls' : 'plain'];
-      const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null });
+      const properties = mergeProperties(mailDeps(deps).config.model, 'profiles', {}, body.properties);
+      const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null, properties });
       reply.code(201);
       return profileOut(p);
     },
@@ -71,8 +73,9 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     app,
     { method: 'PATCH', url: `${EMAIL}/profiles/:id`, aliases: [`${REST_MODEL}/Profiles/:id`], summary: 'Change a mail profile (watchers of its folders restart)', tags, params: IdParams, body: ProfilePatch, responses: ok('the profile', Profile) },
     async ({ params, body }) => {
-      need(await store.getProfile(db, params.id), `profile ${params.id}`);
-      const p = need(await store.updateProfile(db, params.id, body), `profile ${params.id}`);
+      const current = need(await store.getProfile(db, params.id), `profile ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'profiles', current.properties, body.properties);
+      const p = need(await store.updateProfile(db, params.id, { ...body, properties }), `profile ${params.id}`);
       mailDeps(deps).refresh();
       return profileOut(p);
     },
@@ -111,7 +114,8 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       if (!profile) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
       const name = body.name ?? body.username;
       if ((await store.listAccounts(db)).some((a) => a.name === name)) throw mailError('CONFLICT', `body.name: an account named '${name}' exists; give this one a name`);
-      const account = await store.createAccount(db, box, { ...body, name });
+      const properties = mergeProperties(mailDeps(deps).config.model, 'accounts', {}, body.properties);
+      const account = await store.createAccount(db, box, { ...body, name, properties });
       const { folders, discovery } = await discoverFolders(db, box, profile, account);
       reply.code(201);
       return { ...accountOut(account), folders: folders.map(folderView), discovery };
@@ -126,9 +130,10 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     app,
     { method: 'PATCH', url: `${EMAIL}/accounts/:id`, aliases: [`${REST_MODEL}/Accounts/:id`], summary: 'Change a mail account (a new password is encrypted again)', tags, params: IdParams, body: AccountPatch, responses: ok('the account', Account) },
     async ({ params, body }) => {
-      need(await store.getAccount(db, params.id), `account ${params.id}`);
+      const current = need(await store.getAccount(db, params.id), `account ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'accounts', current.properties, body.properties);
       if (body.profile && !(await store.getProfile(db, body.profile))) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
-      const a = need(await store.updateAccount(db, mailDeps(deps).box, params.id, body), `account ${params.id}`);
+      const a = need(await store.updateAccount(db, mailDeps(deps).box, params.id, { ...body, properties }), `account ${params.id}`);
       mailDeps(deps).refresh();
       return accountOut(a);
     },
@@ -191,8 +196,9 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       responses: ok('the folder', Folder),
     },
     async ({ params, body }) => {
-      need(await store.getFolder(db, params.id), `folder ${params.id}`);
-      const f = need(await store.updateFolder(db, params.id, body), `folder ${params.id}`);
+      const current = need(await store.getFolder(db, params.id), `folder ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'folders', current.properties, body.properties);
+      const f = need(await store.updateFolder(db, params.id, { ...body, properties }), `folder ${params.id}`);
       mailDeps(deps).refresh();
       return folderView(f);
     },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { duration, size } from '../../config/units.js';
 import { retrySchema } from '../../config/retry.js';
+import { mailModelSchema } from './model.js';
 
 /** `mail:` in the config: how this node fetches from mail accounts (the accounts live in the store). */
 export const mailSchema = z.strictObject({
@@ -21,6 +22,7 @@ export const mailSchema = z.strictObject({
   outboundRetry: retrySchema
     .optional()
     .describe('retry policy for messages sent through accounts (a 4xx or unreachable SMTP server); default: the delivery default'),
+  model: mailModelSchema,
 });
 
 export type MailConfig = z.output<typeof mailSchema>;
