@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { getAccount, getProfile } from '../../domain/accounts/store.js';
-import { compose, keepForSending, OutboundRequest } from '../../outbound/compose.js';
+import { compose, keepForSending, OutboundRequest, sendDraft } from '../../outbound/compose.js';
 import { getDelivery } from '../../store/deliveries.js';
 import { listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
@@ -35,13 +35,16 @@ const EmailMessage = MessageSummary.extend({
   url: z.string(),
 });
 
-const MessagePatch = z.strictObject({ properties: PropertiesInput });
+const MessagePatch = z.strictObject({
+  status: z.literal('sending').optional().describe('send a draft now (status-driven sending: `draft` → `sending` → `sent` | `error`)'),
+  properties: PropertiesInput.optional(),
+});
 
 const Created = z.object({
   id: z.string(),
-  status: z.literal('sending'),
+  status: z.enum(['sending', 'draft']),
   messageId: z.string().describe('the Message-ID header we wrote'),
-  delivery: z.string(),
+  delivery: z.string().nullable().describe('the outbound delivery; null for a draft'),
   url: z.string(),
 });
 
@@ -93,10 +96,10 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       if (!body.to && !body.cc && !body.bcc) throw mailError('INVALID_REQUEST', 'body: at least one of to, cc, bcc');
       if (!body.text && !body.html) throw mailError('INVALID_REQUEST', 'body: text or html');
       const built = await compose(body, from, mail.hostname);
-      const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built);
-      mail.wake();
+      const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built, body.status === 'draft');
+      if (kept.deliveryId) mail.wake();
       reply.code(201);
-      return { id: kept.id, status: 'sending' as const, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
+      return { id: kept.id, status: body.status, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
     },
   );
 
@@ -134,23 +137,39 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       method: 'PATCH',
       url: `${EMAIL_MESSAGES}/:id`,
       aliases: [`${REST_MODEL}/Messages/:id`],
-      summary: 'Set properties of your own on a message (declared in mail.model.messages; null removes one)',
+      summary: 'Send a draft (`status: sending`), and/or set properties of your own on a message (declared in mail.model.messages; null removes one)',
       tags: ['email'],
       params: z.strictObject({ id: Id }),
       body: MessagePatch,
-      responses: { 200: { description: 'the properties now', schema: z.object({ id: z.string(), properties: PropertiesOut }) } },
+      responses: {
+        200: { description: 'the status and properties now', schema: z.object({ id: z.string(), status: z.string(), delivery: z.string().nullable(), properties: PropertiesOut }) },
+        409: { description: 'status sending asked of a message that is no draft of an account (code CONFLICT)' },
+      },
     },
     async ({ params, body }) => {
       const m = await requireMessage(deps, params.id);
+      let delivery: string | null = null;
+      if (body.status === 'sending') {
+        // Checked before anything changes, so a refused PATCH sets no property either.
+        if (m.status !== 'draft') throw mailError('CONFLICT', `message ${m.id} is ${m.status}, not a draft: only a draft can be switched to sending`);
+      }
       const row = await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst();
       const properties = mergeProperties(mailDeps(deps).config.model, 'messages', readProperties(row?.properties), body.properties);
-      const json = JSON.stringify(properties);
-      await db.kysely
-        .insertInto('message_properties')
-        .values({ message: m.id, properties: json })
-        .onConflict((oc) => oc.column('message').doUpdateSet({ properties: json }))
-        .execute();
-      return { id: m.id, properties };
+      if (body.properties) {
+        const json = JSON.stringify(properties);
+        await db.kysely
+          .insertInto('message_properties')
+          .values({ message: m.id, properties: json })
+          .onConflict((oc) => oc.column('message').doUpdateSet({ properties: json }))
+          .execute();
+      }
+      if (body.status === 'sending') {
+        delivery = (await sendDraft(db, m.id)) ?? null;
+        if (!delivery) throw mailError('CONFLICT', `message ${m.id} is no longer a draft of an account`);
+        mailDeps(deps).wake();
+      }
+      const status = body.status ?? m.status;
+      return { id: m.id, status, delivery, properties };
     },
   );
 }

@@ -21,7 +21,8 @@ const entity = (what: string) =>
     .strictObject({
       properties: z.record(propertyName, propertySpec).default({}).describe(`properties of your own on ${what}, by name`),
     })
-    .default({ properties: {} });
+    .default({ properties: {} })
+    .describe(`what you add to ${what}`);
 
 export const mailModelSchema = z
   .strictObject({
