@@ -12,6 +12,9 @@ export const mailSchema = z.strictObject({
   rescanInterval: duration()
     .default(30_000)
     .describe('how often the store is read for folders added or changed elsewhere (another node, the CLI)'),
+  folderListInterval: duration()
+    .default(5 * 60_000)
+    .describe("how often each account's server is asked for its folder list (new folders appear disabled without POST /api/v1/email/folders/refresh); 0: never"),
   maxMessageSize: size()
     .default(200 * 1024 * 1024)
     .describe('a fetched message larger than this is refused (5.3.4): moved to moveOnFailure, or left on the server'),
