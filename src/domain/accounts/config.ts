@@ -39,6 +39,12 @@ export const mailOptionsSchema = z
     after_read_timeout: duration().optional().describe('poll interval when the server has no IDLE (or idle is false); default 30 s'),
     idle: z.boolean().optional().describe('use IMAP IDLE when the server offers it (default true)'),
     tls_verify: z.boolean().optional().describe('check the server certificate (default true)'),
+    sent_folder: z
+      .string()
+      .min(1)
+      .max(998)
+      .optional()
+      .describe('IMAP: after a message is sent through the account, APPEND a copy here, flagged \\Seen (e.g. "Sent")'),
     apop: z.boolean().optional().describe('POP3: log in with APOP (RFC 1939 §7) instead of USER/PASS'),
     delete_unprocessed: z
       .boolean()
