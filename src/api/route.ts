@@ -40,6 +40,12 @@ export interface RouteSpec<P extends z.ZodType = z.ZodType, Q extends z.ZodType 
   /** Request body: a zod schema (JSON, validated before the handler runs), or bytes of a media type the handler reads as a stream. */
   body?: z.ZodType | { contentType: string; description: string };
   responses: Record<number, ResponseSpec>;
+  /**
+   * Other paths that answer the same way (the same params by name), e.g. the REST model paths
+   * of the email processor service Postroom replaces, so its clients work unchanged. Each is
+   * its own operation in the OpenAPI document; the audit records the main path's action.
+   */
+  aliases?: readonly string[];
 }
 
 /** What a handler receives: validated params and query, plus fastify's request and reply. */
@@ -90,6 +96,15 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
   spec: RouteSpec & { params?: P; query?: Q; body?: B },
   handler: (input: RouteInput<Out<P>, Out<Q>, B extends z.ZodType ? z.output<B> : unknown>) => Promise<unknown>,
 ): void {
+  const audit = SAFE_METHODS.has(spec.method) ? false : (spec.audit ?? operationId(spec.method, spec.url));
+  const { aliases = [], ...main } = spec;
+  for (const url of [spec.url, ...aliases]) {
+    const shown: RouteSpec = url === spec.url ? main : { ...main, url, summary: `${spec.summary} (the same as ${spec.method} ${spec.url})` };
+    registerOne(app, shown, audit, handler as never);
+  }
+}
+
+function registerOne(app: FastifyInstance, spec: RouteSpec, audit: string | false, handler: (input: RouteInput<unknown, unknown, unknown>) => Promise<unknown>): void {
   app.route({
     method: spec.method,
     url: spec.url,
@@ -97,15 +112,15 @@ export function defineRoute<P extends z.ZodType | undefined, Q extends z.ZodType
       public: spec.public ?? false,
       spec,
       role: requiredRole(spec.method, spec),
-      audit: SAFE_METHODS.has(spec.method) ? false : (spec.audit ?? operationId(spec.method, spec.url)),
+      audit,
     } satisfies AuthRouteConfig & { spec: RouteSpec },
     handler: async (request, reply) => {
-      const params = (spec.params ? parseInput(spec.params, request.params, 'params') : {}) as Out<P>;
-      const query = (spec.query ? parseInput(spec.query, request.query, 'query') : {}) as Out<Q>;
+      const params = spec.params ? parseInput(spec.params, request.params, 'params') : {};
+      const query = spec.query ? parseInput(spec.query, request.query, 'query') : {};
       const wrong = wrongMediaType(request, spec.body);
       if (wrong) throw wrong;
       const body = spec.body && 'safeParse' in spec.body ? parseInput(spec.body, request.body, 'body') : request.body;
-      return handler({ params, query, body: body as never, request, reply });
+      return handler({ params, query, body, request, reply });
     },
   });
 }

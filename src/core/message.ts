@@ -25,6 +25,7 @@ export type MessageStatus =
   | 'delivered'
   | 'failed'
   | 'rejected'
+  | 'draft'
   | 'sending'
   | 'sent'
   | 'error';

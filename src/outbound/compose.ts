@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { newId } from '../core/ids.js';
 import type { BlobStore } from '../store/ports.js';
 import { HeaderSniffer } from '../mime/header-sniff.js';
-import type { Db } from '../store/db.js';
+import { transact, type Db } from '../store/db.js';
 import { deliveryId, insertDeliveries, pendingDeliveryRow } from '../store/deliveries.js';
 import { insertMessages, newMessageRow } from '../store/messages.js';
 
@@ -15,7 +15,10 @@ const addressList = z.union([z.string().min(3).max(998), z.array(z.string().min(
 /** What a client posts to send a message through an account. */
 export const OutboundRequest = z.strictObject({
   account: z.string().min(1).max(64).describe('id of the mail account whose SMTP server sends it'),
-  status: z.literal('sending').default('sending').describe('`sending`: queue it for the delivery worker now'),
+  status: z
+    .enum(['sending', 'draft'])
+    .default('sending')
+    .describe('`sending`: queue it for the delivery worker now; `draft`: keep it, and send it when PATCHed to `sending`'),
   from: z.string().min(3).max(998).optional().describe("From: address; default: the account's address"),
   to: addressList.optional(),
   cc: addressList.optional(),
@@ -87,7 +90,8 @@ export async function keepForSending(
   deps: { db: Db; blobs: BlobStore },
   account: string,
   built: { raw: Buffer; envelope: { mailFrom: string; rcptTo: string[] } },
-): Promise<{ id: string; deliveryId: string }> {
+  draft = false,
+): Promise<{ id: string; deliveryId: string | null }> {
   const sniffer = new HeaderSniffer();
   sniffer.push(built.raw);
   const staged = await deps.blobs.stage(Readable.from([built.raw]));
@@ -97,7 +101,7 @@ export async function keepForSending(
     ...newMessageRow(id, { ...built.envelope, ingress: 'api', receivedAt: new Date() }, staged, sniffer.result(), null),
     // Our own message: its Message-ID is new, so no dedup key (a second identical request is a second message).
     dedup_key: null,
-    status: 'sending',
+    status: draft ? 'draft' : 'sending',
   };
   const dlv = deliveryId(id, OUTBOUND_ROUTE, 0);
   try {
@@ -105,17 +109,33 @@ export async function keepForSending(
       await deps.blobs.commit([staged], trx);
       await insertMessages(trx, [row]);
       await trx.insertInto('mail_links').values({ message: id, account, folder: null, kind: 'outbound', uid: null, route: null, created_at: now }).execute();
-      await insertDeliveries(trx, [
-        pendingDeliveryRow(
-          id,
-          { route: OUTBOUND_ROUTE, targetIndex: 0, kind: 'outbound', params: { account }, recipients: built.envelope.rcptTo, captures: {} },
-          now,
-        ),
-      ]);
+      if (!draft) await insertDeliveries(trx, [outboundDelivery(id, account, built.envelope.rcptTo, now)]);
     });
   } catch (err) {
     await deps.blobs.discard(staged);
     throw err;
   }
-  return { id, deliveryId: dlv };
+  return { id, deliveryId: draft ? null : dlv };
+}
+
+function outboundDelivery(id: string, account: string, rcptTo: string[], now: string) {
+  return pendingDeliveryRow(id, { route: OUTBOUND_ROUTE, targetIndex: 0, kind: 'outbound', params: { account }, recipients: rcptTo, captures: {} }, now);
+}
+
+/**
+ * A draft switched to `sending` (the seed's status-driven sending): its status and its outbound
+ * delivery change in one transaction, and only from `draft`, so two requests queue it once.
+ * Returns the delivery id, or undefined when the message is no draft of an account.
+ */
+export async function sendDraft(db: Db, id: string): Promise<string | undefined> {
+  return transact(db, async (trx) => {
+    const link = await trx.selectFrom('mail_links').select('account').where('message', '=', id).where('kind', '=', 'outbound').executeTakeFirst();
+    const m = await trx.selectFrom('messages').select('rcpt_to').where('id', '=', id).where('status', '=', 'draft').executeTakeFirst();
+    if (!link || !m) return undefined;
+    const res = await trx.updateTable('messages').set({ status: 'sending' }).where('id', '=', id).where('status', '=', 'draft').executeTakeFirst();
+    if (Number(res.numUpdatedRows) !== 1) return undefined;
+    const rcpt = JSON.parse(m.rcpt_to) as string[];
+    await insertDeliveries(trx, [outboundDelivery(id, link.account, rcpt, new Date().toISOString())]);
+    return deliveryId(id, OUTBOUND_ROUTE, 0);
+  });
 }

@@ -6,6 +6,7 @@ import { mailError } from '../core/errors.js';
 import { effectiveOptions } from '../domain/accounts/config.js';
 import type { SecretBox } from '../domain/accounts/secret-box.js';
 import { accountPassword, getAccount, getProfile } from '../domain/accounts/store.js';
+import { appendToSent } from './append-sent.js';
 import type { Db } from '../store/db.js';
 import { smtpFailure } from '../net/remote-answer.js';
 
@@ -69,8 +70,12 @@ export function createOutboundTarget(deps: { db: Db; box: SecretBox }): Target<O
       // Some recipients deferred: retry (the accepted ones may get it twice; at-least-once allows that).
       const deferred = refused.find((f) => f.transient);
       if (deferred) throw deferred;
+      const sent = opts.sent_folder && profile.protocol === 'imap'
+        ? await appendToSent(profile, { username: account.username, password, tlsVerify: opts.tls_verify ?? true }, opts.sent_folder, () => msg.openRaw())
+        : undefined;
       return {
         summary: String(info.response ?? 'accepted').slice(0, 200),
+        ...(sent ? { sentFolder: sent } : {}),
         reply: info.response ?? null,
         messageId: msg.message.messageId,
         accepted: info.accepted,

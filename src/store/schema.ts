@@ -256,6 +256,8 @@ export interface MailProfilesTable {
   smtp_port: number | null;
   smtp_tls: string | null;
   /** JSON object of options (after_read_timeout, tls_verify, …). */
+  /** JSON object: the operator's own properties (mail.model), null when none were set. */
+  properties?: string | null;
   options: string;
   created_at: string;
   updated_at: string;
@@ -270,6 +272,8 @@ export interface MailAccountsTable {
   username: string;
   /** AES-256-GCM ciphertext (domain/accounts/secret-box.ts), bound to the account id. */
   password_enc: string;
+  /** JSON object: the operator's own properties (mail.model), null when none were set. */
+  properties?: string | null;
   options: string;
   created_at: string;
   updated_at: string;
@@ -286,6 +290,8 @@ export interface MailFoldersTable {
   move_on_failure: string | null;
   route: string | null;
   recipient: string | null;
+  /** JSON object: the operator's own properties (mail.model), null when none were set. */
+  properties?: string | null;
   options: string;
   uidvalidity: string | null;
   last_uid: number;
@@ -307,7 +313,15 @@ export interface MailLinksTable {
   uid: number | null;
   /** The route named by the folder (or `postroom fetch --route`), if any. */
   route: string | null;
+  /** JSON: the targets `postroom fetch` named inline (a route's `deliver` list), if any. */
+  deliver?: string | null;
   created_at: string;
+}
+
+/** The operator's own properties of a message (mail.model.messages), JSON. */
+export interface MessagePropertiesTable {
+  message: string;
+  properties: string;
 }
 
 export interface Pop3SeenTable {
@@ -459,6 +473,7 @@ export interface Database {
   mail_accounts: MailAccountsTable;
   mail_folders: MailFoldersTable;
   mail_links: MailLinksTable;
+  message_properties: MessagePropertiesTable;
   pop3_seen: Pop3SeenTable;
   users: UsersTable;
   sessions: SessionsTable;

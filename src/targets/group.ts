@@ -3,7 +3,7 @@ import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/de
 import { mailError, type MailError } from '../core/errors.js';
 import { bounceAddress, classifyRecipient } from '../domain/groups/addresses.js';
 import type { GroupsConfig } from '../domain/groups/config.js';
-import { createPost, messageIds, postByDelivery, recordRelay, relayedTo, setPostStatus, type Post } from '../domain/groups/posts.js';
+import { createPost, ensurePostMessageId, messageIds, postByDelivery, recordRelay, relayedTo, setPostStatus, type Post } from '../domain/groups/posts.js';
 import { listHeaders, listId, relayCopy } from '../domain/groups/relay-message.js';
 import { getMember, groupByAddress, listMembers, putMember, recordBounce, type Group } from '../domain/groups/store.js';
 import type { Db } from '../store/db.js';
@@ -134,7 +134,12 @@ async function relay(deps: GroupTargetDeps, group: Group, post: Post, msg: Parse
   const members = (await listMembers(db.kysely, group.id)).filter((m) => m.delivery && !m.suspended);
   const done = await relayedTo(db.kysely, post.id);
   const archive = deps.publicUrl ? `${deps.publicUrl.replace(/\/+$/, '')}/api/v1/groups/${group.id}/posts?thread=${post.thread}` : undefined;
-  const { add, drop } = listHeaders(group, archive);
+  const list = listHeaders(group, archive);
+  // The kept message has no Message-ID (none, or one we could not read): its copies carry the
+  // post's own (the same on a retry), and a malformed field gives way to it (one per message, RFC 5322 §3.6).
+  const own = msg.message.messageId ? undefined : await ensurePostMessageId(db.kysely, post, group.address);
+  const add = own ? `${list.add}Message-ID: ${own}\r\n` : list.add;
+  const drop = own ? new Set([...list.drop, 'message-id']) : list.drop;
   const sender = deps.relay ? deps.relay() : smtpGroupRelay(deps.config.relay!);
   let sent = 0;
   let deferred: MailError | undefined;

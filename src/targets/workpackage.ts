@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { ParsedMessage, Target } from '../core/delivery.js';
-import { DEFAULTABLE, type HandlerRules } from '../domain/tracker/attributes.js';
+import { mailError } from '../core/errors.js';
+import { DEFAULTABLE, mayOverride, type HandlerRules } from '../domain/tracker/attributes.js';
+import { findProject, isMember, userByEmail } from '../domain/tracker/setup.js';
+import { tq } from '../domain/tracker/tables.js';
 import { handleMail, type IncomingMail } from '../domain/tracker/mail-handler.js';
 import { sanitiseFilename } from '../mime/filename.js';
 import { normaliseMessageId } from '../mime/header-sniff.js';
@@ -9,7 +12,10 @@ import { renderParam, unbound, type ObjectTargetDeps } from './object-deps.js';
 import { checkNotifyAccount, notifyWorkPackage } from './workpackage-notify.js';
 
 /** Names allow_override takes: the five defaults (tracker = type, as the original calls it), the other attributes, or all. */
-const OVERRIDABLE = new Set([...DEFAULTABLE, 'tracker', 'all', 'assignee', 'version', 'start_date', 'due_date', 'done_ratio']);
+const OVERRIDABLE = new Set([...DEFAULTABLE, 'tracker', 'all', 'assignee', 'assigned_to', 'version', 'fixed_version', 'start_date', 'due_date', 'done_ratio']);
+
+/** The original's attribute names (Redmine's `assigned_to`, `fixed_version`, `tracker`) for ours. */
+const ALIASES: Record<string, string> = { tracker: 'type', assigned_to: 'assignee', fixed_version: 'version' };
 
 const nameList = z
   .union([z.string(), z.array(z.string().min(1))])
@@ -19,7 +25,7 @@ const nameList = z
       if (!OVERRIDABLE.has(n)) ctx.addIssue({ code: 'custom', message: `'${n}' is not an attribute (use ${[...OVERRIDABLE].join(', ')})` });
     }
   })
-  .transform((names) => [...new Set(names.map((n) => (n === 'tracker' ? 'type' : n)))]);
+  .transform((names) => [...new Set(names.map((n) => ALIASES[n] ?? n))]);
 
 const defaultName = (what: string) => z.string().min(1).max(255).optional().describe(what);
 
@@ -32,7 +38,7 @@ export const workpackageParams = z
     status: defaultName("status of new work packages; default: the tracker's default status"),
     allow_override: nameList
       .default([])
-      .describe("attributes the mail may set although a default above fixes them: comma list or array of project, type (tracker), category, priority, status, or 'all'"),
+      .describe("attributes the mail may set although a default above fixes them: comma list or array of project, type (tracker), category, priority, status, assignee (assigned_to), version (fixed_version), start_date, due_date, done_ratio, or 'all'"),
     no_permission_check: z
       .boolean()
       .default(false)
@@ -103,6 +109,20 @@ export function createWorkpackageTarget(deps?: ObjectTargetDeps): Target<Workpac
     // The work package a mail makes depends on the route's rules as rendered over the captures
     // (the project, type, …): recipients rendering the same rules make one work package.
     destination: (_rcpt, p, captures) => JSON.stringify(rulesOf(p, captures).defaults),
+    // The original refuses unknown senders only after it read the mail; over SMTP the sender
+    // learns it at RCPT (550 5.7.1, the reason named) when the envelope sender is no tracker
+    // user, rather than a 250 and a delivery that fails where nobody sees it. The null sender
+    // (a bounce) names nobody: its From: is looked at after DATA, as before.
+    async check(_rcpt, p, ctx) {
+      if (!deps || p.no_permission_check || !ctx.mailFrom) return;
+      const rules = rulesOf(p, ctx.captures);
+      const q = tq(deps.db.kysely);
+      const user = await userByEmail(q, ctx.mailFrom);
+      if (!user) throw mailError('REJECTED', `Unknown sender <${ctx.mailFrom}>: no tracker user has this address (a route with no_permission_check takes mail from anyone, as Anonymous)`);
+      if (rules.defaults.project === undefined || mayOverride(rules, 'project')) return;
+      const project = await findProject(q, rules.defaults.project);
+      if (project && !(await isMember(q, project.id, user.id))) throw mailError('NOT_AUTHORISED', `User ${user.login} is not a member of project ${project.identifier}`);
+    },
     async deliver(msg, p, ctx) {
       if (!deps) throw unbound('workpackage');
       const mail = await incomingMail(msg);

@@ -233,4 +233,29 @@ describe('discussion groups', { skip: skipWithout('discussion groups', 'aiosmtpd
     assert.equal((await inbound('talk+unsubscribe@lists.test', 'bob@members.test', mail({ id: 'unsub', from: 'bob@members.test', subject: 'unsubscribe' }))).status, 202);
     await waitFor(async () => (await member('bob@members.test')).delivery === false, 'delivery off');
   });
+  it("a reply to a post's copy lands in that post's thread, also when the post came without a Message-ID (its copies carry ours)", async () => {
+    const res = await pr.api('/api/v1/groups', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Forum', address: 'forum@lists.test', members: [{ email: 'ann@members.test' }, { email: 'bob@members.test' }] }),
+    });
+    assert.equal(res.status, 201, await res.clone().text());
+    const forum = ((await res.json()) as { id: number }).id;
+    const forumPosts = async () => ((await (await pr.api(`/api/v1/groups/${forum}/posts`)).json()) as { items: { id: number; thread: number; parent: number | null; messageId: string | null; status: string }[] }).items;
+    const before = sink.messages().length;
+    // An old client's post: no Message-ID at all.
+    const bare = mail({ id: 'x', subject: 'Forum topic' }).replace('To: talk@', 'To: forum@').replace(/^Message-ID: .*\r\n/m, '');
+    assert.equal((await inbound('forum@lists.test', 'ann@members.test', bare)).status, 202);
+    const copies = await waitFor(() => (sink.messages().length >= before + 2 ? sink.messages().slice(before) : undefined), 'two copies of the topic');
+    const ids = copies.map((c) => /^Message-ID: (<[^>]+>)$/im.exec(c.raw.toString('latin1').split('\r\n\r\n')[0])?.[1]);
+    assert.ok(ids[0], 'the copy carries a Message-ID');
+    assert.equal(ids[1], ids[0], 'the same on every copy');
+    const topic = await waitFor(async () => (await forumPosts()).find((p) => p.status === 'relayed'), 'the topic relayed');
+    assert.equal(topic.messageId, ids[0], "the post records the Message-ID its copies carry");
+    // Bob answers the copy he received, with a subject of his own.
+    const reply = mail({ id: 'fr1', from: 'bob@members.test', subject: 'my answer', extra: [`In-Reply-To: ${ids[0]}`] }).replace('To: talk@', 'To: forum@');
+    assert.equal((await inbound('forum@lists.test', 'bob@members.test', reply)).status, 202);
+    const answer = await waitFor(async () => (await forumPosts()).find((p) => p.messageId === '<fr1@members.test>'), 'the reply kept');
+    assert.deepEqual([answer.thread, answer.parent], [topic.id, topic.id]);
+  });
 });

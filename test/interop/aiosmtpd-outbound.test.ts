@@ -56,6 +56,26 @@ describe('outbound: messages created with status sending go out through the acco
       return m.status !== 'sending' ? m : undefined;
     }, 'the message to be sent or fail', 15_000);
 
+  it('a draft is kept and not sent; PATCHed to sending (the REST model path) it goes out once; a second PATCH is 409', async (t) => {
+    if (!requirePeer(t, 'aiosmtpd')) return;
+    const sink = await pySmtpSink(['250']);
+    t.after(() => sink.close());
+    const acc = await account(sink.port);
+    const draft = await call(pr.api, 'POST', '/rest/v1/model/email/Messages', { account: acc, status: 'draft', to: 'bob@example.net', subject: 'Later', text: 'Sent when switched.\n' }, 201);
+    assert.deepEqual([draft.status, draft.delivery], ['draft', null]);
+    const kept = await call(pr.api, 'GET', `/api/v1/email/messages/${draft.id}`);
+    assert.deepEqual([kept.status, kept.send], ['draft', null], 'no delivery for a draft');
+    const switched = await call(pr.api, 'PATCH', `/rest/v1/model/email/Messages/${draft.id}`, { status: 'sending' });
+    assert.equal(switched.status, 'sending');
+    assert.ok(switched.delivery);
+    const m = await settled(draft.id);
+    assert.equal(m.status, 'sent', JSON.stringify(m));
+    assert.deepEqual(sink.messages().map((x) => x.rcptTo), [['bob@example.net']]);
+    const again = await pr.api(`/api/v1/email/messages/${draft.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'sending' }) });
+    assert.equal(again.status, 409);
+    assert.match(((await again.json()) as { detail: string }).detail, /is sent, not a draft/);
+  });
+
   it('a 250: status sent with the reply and Message-ID; the bytes parse to the same subject, bodies, attachments and inline image', async (t) => {
     if (!requirePeer(t, 'aiosmtpd')) return;
     const sink = await pySmtpSink(['250']);

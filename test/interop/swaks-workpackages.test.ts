@@ -157,10 +157,21 @@ describe('swaks → workpackage route', { skip: skipWithout('swaks → workpacka
     assert.deepEqual(w.attachments.map((a) => a.filename), ['quote.pdf', 'fire.log']);
   });
 
-  test('an unknown sender: accepted by SMTP, then the message and its delivery fail with the reason', async (t) => {
+  test('an unknown envelope sender is refused at RCPT: 550 5.7.1 naming the reason, nothing kept', async (t) => {
     if (!requirePeer(t, 'swaks')) return;
     const before = (await wps()).length;
-    const id = await send(['--from', 'mallory@evil.test', '--to', 'support@tracker.test', '--header', 'Subject: Free money', '--body', 'Click.']);
+    const run = await swaks(pr.smtpPort, ['--from', 'mallory@evil.test', '--to', 'support@tracker.test', '--header', 'Subject: Free money', '--body', 'Click.']);
+    assert.notEqual(run.code, 0, run.out);
+    assert.match(run.out, /<\*\* 550 5\.7\.1 Unknown sender <mallory@evil\.test>: no tracker user has this address/);
+    const kept = await pr.db.kysely.selectFrom('messages').select('id').where('subject', '=', 'Free money').execute();
+    assert.deepEqual(kept, [], 'nothing kept');
+    assert.equal((await wps()).length, before, 'no work package');
+  });
+
+  test('a bounce (null sender) whose From: is unknown: accepted by SMTP, then the message and its delivery fail with the reason', async (t) => {
+    if (!requirePeer(t, 'swaks')) return;
+    const before = (await wps()).length;
+    const id = await send(['--from', '<>', '--to', 'support@tracker.test', '--header', 'From: mallory@evil.test', '--header', 'Subject: Free money', '--body', 'Click.']);
     const m = await settled(id);
     assert.equal(m.status, 'failed');
     assert.match(m.error ?? '', /5\.7\.1 Unknown sender <mallory@evil\.test>/);

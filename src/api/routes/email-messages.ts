@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { getAccount, getProfile } from '../../domain/accounts/store.js';
-import { compose, keepForSending, OutboundRequest } from '../../outbound/compose.js';
+import { compose, keepForSending, OutboundRequest, sendDraft } from '../../outbound/compose.js';
 import { getDelivery } from '../../store/deliveries.js';
 import { listMessages } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
@@ -10,6 +10,9 @@ import { Id, MessageList, MessageListQuery, MessageSummary } from '../schemas.js
 import type { ApiDeps } from '../deps.js';
 import { mailDeps } from '../deps.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
+import { REST_MODEL } from './rest-model.js';
+import { mergeProperties, PropertiesInput, readProperties } from '../../domain/accounts/model.js';
+import { PropertiesOut } from './email-schemas.js';
 
 const EMAIL_MESSAGES = '/api/v1/email/messages';
 
@@ -28,14 +31,20 @@ const EmailMessage = MessageSummary.extend({
   account: z.string().nullable().describe('mail account it was fetched from or sent through'),
   folder: z.string().nullable().describe('folder it was fetched from'),
   send: Send.describe('outbound messages: how sending goes'),
+  properties: PropertiesOut,
   url: z.string(),
+});
+
+const MessagePatch = z.strictObject({
+  status: z.literal('sending').optional().describe('send a draft now (status-driven sending: `draft` → `sending` → `sent` | `error`)'),
+  properties: PropertiesInput.optional(),
 });
 
 const Created = z.object({
   id: z.string(),
-  status: z.literal('sending'),
+  status: z.enum(['sending', 'draft']),
   messageId: z.string().describe('the Message-ID header we wrote'),
-  delivery: z.string(),
+  delivery: z.string().nullable().describe('the outbound delivery; null for a draft'),
   url: z.string(),
 });
 
@@ -48,6 +57,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'GET',
       url: EMAIL_MESSAGES,
+      aliases: [`${REST_MODEL}/Messages`],
       summary: 'Messages of mail accounts (fetched or sent), newest first; the same filters as /api/v1/messages',
       tags: ['email'],
       query: MessageListQuery,
@@ -66,6 +76,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'POST',
       url: EMAIL_MESSAGES,
+      aliases: [`${REST_MODEL}/Messages`],
       summary: "Send a message through an account's SMTP server (status `sending` → `sent` | `error`)",
       description:
         'The message is composed (text and/or HTML, attachments, inline images by cid, In-Reply-To/References), kept, and ' +
@@ -85,10 +96,10 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       if (!body.to && !body.cc && !body.bcc) throw mailError('INVALID_REQUEST', 'body: at least one of to, cc, bcc');
       if (!body.text && !body.html) throw mailError('INVALID_REQUEST', 'body: text or html');
       const built = await compose(body, from, mail.hostname);
-      const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built);
-      mail.wake();
+      const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built, body.status === 'draft');
+      if (kept.deliveryId) mail.wake();
       reply.code(201);
-      return { id: kept.id, status: 'sending' as const, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
+      return { id: kept.id, status: body.status, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
     },
   );
 
@@ -97,6 +108,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
     {
       method: 'GET',
       url: `${EMAIL_MESSAGES}/:id`,
+      aliases: [`${REST_MODEL}/Messages/:id`],
       summary: 'One message with its account, folder and (outbound) how sending went',
       tags: ['email'],
       params: z.strictObject({ id: Id }),
@@ -114,7 +126,50 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
           send = { delivery: rec.id, status: rec.status, attempts: rec.attempts, reply: r?.reply ?? null, lastError: rec.lastError };
         }
       }
-      return { ...summaryOf(m), error: m.error, account: link?.account ?? null, folder: link?.folder ?? null, send, url: `${MESSAGES}/${m.id}` };
+      const properties = readProperties((await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst())?.properties);
+      return { ...summaryOf(m), error: m.error, account: link?.account ?? null, folder: link?.folder ?? null, send, properties, url: `${MESSAGES}/${m.id}` };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'PATCH',
+      url: `${EMAIL_MESSAGES}/:id`,
+      aliases: [`${REST_MODEL}/Messages/:id`],
+      summary: 'Send a draft (`status: sending`), and/or set properties of your own on a message (declared in mail.model.messages; null removes one)',
+      tags: ['email'],
+      params: z.strictObject({ id: Id }),
+      body: MessagePatch,
+      responses: {
+        200: { description: 'the status and properties now', schema: z.object({ id: z.string(), status: z.string(), delivery: z.string().nullable(), properties: PropertiesOut }) },
+        409: { description: 'status sending asked of a message that is no draft of an account (code CONFLICT)' },
+      },
+    },
+    async ({ params, body }) => {
+      const m = await requireMessage(deps, params.id);
+      let delivery: string | null = null;
+      if (body.status === 'sending') {
+        // Checked before anything changes, so a refused PATCH sets no property either.
+        if (m.status !== 'draft') throw mailError('CONFLICT', `message ${m.id} is ${m.status}, not a draft: only a draft can be switched to sending`);
+      }
+      const row = await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst();
+      const properties = mergeProperties(mailDeps(deps).config.model, 'messages', readProperties(row?.properties), body.properties);
+      if (body.properties) {
+        const json = JSON.stringify(properties);
+        await db.kysely
+          .insertInto('message_properties')
+          .values({ message: m.id, properties: json })
+          .onConflict((oc) => oc.column('message').doUpdateSet({ properties: json }))
+          .execute();
+      }
+      if (body.status === 'sending') {
+        delivery = (await sendDraft(db, m.id)) ?? null;
+        if (!delivery) throw mailError('CONFLICT', `message ${m.id} is no longer a draft of an account`);
+        mailDeps(deps).wake();
+      }
+      const status = body.status ?? m.status;
+      return { id: m.id, status, delivery, properties };
     },
   );
 }

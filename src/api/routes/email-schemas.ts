@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import { mailOptionsSchema } from '../../domain/accounts/config.js';
+import { PropertiesInput } from '../../domain/accounts/model.js';
 import type { MailAccount, MailFolder, MailProfile } from '../../domain/accounts/store.js';
 import { Id } from '../schemas.js';
 
 /** Request and response shapes of /api/v1/email (profiles, accounts, folders, outbound messages). */
+
+/** The operator's own properties (declared in mail.model), as stored. */
+export const PropertiesOut = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).describe('properties of your own (mail.model)');
 
 const TlsMode = z.enum(['none', 'starttls', 'tls']).describe('none: cleartext; starttls: upgrade first (required); tls: TLS from the first byte');
 const host = z.string().min(1).max(255);
@@ -19,6 +23,7 @@ export const ProfileCreate = z.strictObject({
   tls: TlsMode.default('tls'),
   smtp: Smtp.nullable().optional(),
   options: mailOptionsSchema.default({}),
+  properties: PropertiesInput.optional(),
 });
 export const ProfilePatch = ProfileCreate.partial();
 
@@ -31,6 +36,7 @@ export const Profile = z.object({
   tls: TlsMode,
   smtp: z.object({ host: z.string(), port: z.number().int(), tls: TlsMode }).nullable(),
   options: z.record(z.string(), z.unknown()),
+  properties: PropertiesOut,
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -42,6 +48,7 @@ export const AccountCreate = z.strictObject({
   username: z.string().min(1).max(320),
   password: z.string().max(1024).describe('kept encrypted (AES-256-GCM); never shown again'),
   options: mailOptionsSchema.default({}),
+  properties: PropertiesInput.optional(),
 });
 export const AccountPatch = AccountCreate.partial();
 
@@ -52,6 +59,7 @@ export const Account = z.object({
   address: z.string().nullable(),
   username: z.string(),
   options: z.record(z.string(), z.unknown()),
+  properties: PropertiesOut,
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -76,6 +84,7 @@ export const Folder = z.object({
   route: z.string().nullable().describe('route whose targets take this folder\'s mail; null: routed by recipient'),
   recipient: z.string().nullable().describe("envelope recipient given to fetched mail; null: the account's address"),
   options: z.record(z.string(), z.unknown()),
+  properties: PropertiesOut,
   uidValidity: z.string().nullable(),
   lastUid: z.number().int(),
   fetched: z.number().int().describe('messages kept from this folder'),
@@ -92,6 +101,7 @@ export const FolderPatch = z.strictObject({
   route: z.string().min(1).max(200).nullable().optional(),
   recipient: z.string().min(3).max(320).nullable().optional(),
   options: mailOptionsSchema.optional(),
+  properties: PropertiesInput.optional(),
 });
 
 export const IdParams = z.strictObject({ id: Id });
@@ -111,8 +121,8 @@ export const AccountCreated = Account.extend({ folders: z.array(Folder), discove
 export const RefreshResult = z.object({ items: z.array(z.object({ account: z.string(), discovery: Discovery, folders: z.array(Folder) })) });
 
 /** A profile as the API shows it. */
-export const profileOut = (p: MailProfile): z.output<typeof Profile> => ({ ...p, options: { ...p.options } });
+export const profileOut = (p: MailProfile): z.output<typeof Profile> => ({ ...p, options: { ...p.options }, properties: { ...p.properties } });
 /** An account as the API shows it (never the password). */
-export const accountOut = (a: MailAccount): z.output<typeof Account> => ({ ...a, options: { ...a.options } });
+export const accountOut = (a: MailAccount): z.output<typeof Account> => ({ ...a, options: { ...a.options }, properties: { ...a.properties } });
 /** A folder as the API shows it, stale computed against `staleAfter`. */
-export const folderOut = (f: MailFolder, stale: boolean): z.output<typeof Folder> => ({ ...f, options: { ...f.options }, health: { ...f.health, stale } });
+export const folderOut = (f: MailFolder, stale: boolean): z.output<typeof Folder> => ({ ...f, options: { ...f.options }, properties: { ...f.properties }, health: { ...f.health, stale } });

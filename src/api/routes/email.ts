@@ -28,6 +28,8 @@ import {
   RefreshResult,
 } from './email-schemas.js';
 import { emailMessageRoutes } from './email-messages.js';
+import { mergeProperties } from '../../domain/accounts/model.js';
+import { REST_MODEL } from './rest-model.js';
 
 export const EMAIL = '/api/v1/email';
 
@@ -46,32 +48,34 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return v;
   };
 
-  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles`, summary: 'List mail profiles (server settings)', tags, responses: ok('profiles', z.object({ items: z.array(Profile) })) }, async () => ({
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles`, aliases: [`${REST_MODEL}/Profiles`], summary: 'List mail profiles (server settings)', tags, responses: ok('profiles', z.object({ items: z.array(Profile) })) }, async () => ({
     items: (await store.listProfiles(db)).map(profileOut),
   }));
 
   defineRoute(
     app,
-    { method: 'POST', url: `${EMAIL}/profiles`, summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile }, 409: taken('profile') } },
+    { method: 'POST', url: `${EMAIL}/profiles`, aliases: [`${REST_MODEL}/Profiles`], summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile }, 409: taken('profile') } },
     async ({ body, reply }) => {
       if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('CONFLICT', `body.name: a profile named '${body.name}' exists`);
       const port = body.port ?? DEFAULT_PORT[body.protocol][body.tls === 'tls' ? 'tls' : 'plain'];
-      const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null });
+      const properties = mergeProperties(mailDeps(deps).config.model, 'profiles', {}, body.properties);
+      const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null, properties });
       reply.code(201);
       return profileOut(p);
     },
   );
 
-  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles/:id`, summary: 'One mail profile', tags, params: IdParams, responses: ok('the profile', Profile) }, async ({ params }) =>
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/profiles/:id`, aliases: [`${REST_MODEL}/Profiles/:id`], summary: 'One mail profile', tags, params: IdParams, responses: ok('the profile', Profile) }, async ({ params }) =>
     profileOut(need(await store.getProfile(db, params.id), `profile ${params.id}`)),
   );
 
   defineRoute(
     app,
-    { method: 'PATCH', url: `${EMAIL}/profiles/:id`, summary: 'Change a mail profile (watchers of its folders restart)', tags, params: IdParams, body: ProfilePatch, responses: ok('the profile', Profile) },
+    { method: 'PATCH', url: `${EMAIL}/profiles/:id`, aliases: [`${REST_MODEL}/Profiles/:id`], summary: 'Change a mail profile (watchers of its folders restart)', tags, params: IdParams, body: ProfilePatch, responses: ok('the profile', Profile) },
     async ({ params, body }) => {
-      need(await store.getProfile(db, params.id), `profile ${params.id}`);
-      const p = need(await store.updateProfile(db, params.id, body), `profile ${params.id}`);
+      const current = need(await store.getProfile(db, params.id), `profile ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'profiles', current.properties, body.properties);
+      const p = need(await store.updateProfile(db, params.id, { ...body, properties }), `profile ${params.id}`);
       mailDeps(deps).refresh();
       return profileOut(p);
     },
@@ -79,7 +83,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'DELETE', url: `${EMAIL}/profiles/:id`, summary: 'Delete a mail profile no account uses', tags, params: IdParams, responses: { ...ok('deleted', Empty), 409: { description: 'accounts still use the profile (code CONFLICT)' } } },
+    { method: 'DELETE', url: `${EMAIL}/profiles/:id`, aliases: [`${REST_MODEL}/Profiles/:id`], summary: 'Delete a mail profile no account uses', tags, params: IdParams, responses: { ...ok('deleted', Empty), 409: { description: 'accounts still use the profile (code CONFLICT)' } } },
     async ({ params }) => {
       need(await store.getProfile(db, params.id), `profile ${params.id}`);
       if (!(await store.deleteProfile(db, params.id))) throw mailError('CONFLICT', `profile ${params.id} is used by accounts; delete them first`);
@@ -89,7 +93,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'GET', url: `${EMAIL}/accounts`, summary: 'List mail accounts (passwords are never shown)', tags, query: AccountQuery, responses: ok('accounts', z.object({ items: z.array(Account) })) },
+    { method: 'GET', url: `${EMAIL}/accounts`, aliases: [`${REST_MODEL}/Accounts`], summary: 'List mail accounts (passwords are never shown)', tags, query: AccountQuery, responses: ok('accounts', z.object({ items: z.array(Account) })) },
     async ({ query }) => ({ items: (await store.listAccounts(db, query.profile)).map(accountOut) }),
   );
 
@@ -97,7 +101,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     app,
     {
       method: 'POST',
-      url: `${EMAIL}/accounts`,
+      url: `${EMAIL}/accounts`, aliases: [`${REST_MODEL}/Accounts`],
       summary: "Create a mail account; its folders are discovered from the profile's server",
       description: 'Discovered folders start disabled. If the server cannot be asked, the account is still created and `discovery.error` says why; refresh later.',
       tags,
@@ -110,24 +114,26 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       if (!profile) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
       const name = body.name ?? body.username;
       if ((await store.listAccounts(db)).some((a) => a.name === name)) throw mailError('CONFLICT', `body.name: an account named '${name}' exists; give this one a name`);
-      const account = await store.createAccount(db, box, { ...body, name });
+      const properties = mergeProperties(mailDeps(deps).config.model, 'accounts', {}, body.properties);
+      const account = await store.createAccount(db, box, { ...body, name, properties });
       const { folders, discovery } = await discoverFolders(db, box, profile, account);
       reply.code(201);
       return { ...accountOut(account), folders: folders.map(folderView), discovery };
     },
   );
 
-  defineRoute(app, { method: 'GET', url: `${EMAIL}/accounts/:id`, summary: 'One mail account', tags, params: IdParams, responses: ok('the account', Account) }, async ({ params }) =>
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/accounts/:id`, aliases: [`${REST_MODEL}/Accounts/:id`], summary: 'One mail account', tags, params: IdParams, responses: ok('the account', Account) }, async ({ params }) =>
     accountOut(need(await store.getAccount(db, params.id), `account ${params.id}`)),
   );
 
   defineRoute(
     app,
-    { method: 'PATCH', url: `${EMAIL}/accounts/:id`, summary: 'Change a mail account (a new password is encrypted again)', tags, params: IdParams, body: AccountPatch, responses: ok('the account', Account) },
+    { method: 'PATCH', url: `${EMAIL}/accounts/:id`, aliases: [`${REST_MODEL}/Accounts/:id`], summary: 'Change a mail account (a new password is encrypted again)', tags, params: IdParams, body: AccountPatch, responses: ok('the account', Account) },
     async ({ params, body }) => {
-      need(await store.getAccount(db, params.id), `account ${params.id}`);
+      const current = need(await store.getAccount(db, params.id), `account ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'accounts', current.properties, body.properties);
       if (body.profile && !(await store.getProfile(db, body.profile))) throw mailError('INVALID_REQUEST', `body.profile: no profile ${body.profile}`);
-      const a = need(await store.updateAccount(db, mailDeps(deps).box, params.id, body), `account ${params.id}`);
+      const a = need(await store.updateAccount(db, mailDeps(deps).box, params.id, { ...body, properties }), `account ${params.id}`);
       mailDeps(deps).refresh();
       return accountOut(a);
     },
@@ -135,7 +141,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'DELETE', url: `${EMAIL}/accounts/:id`, summary: 'Delete a mail account and its folders (kept messages stay)', tags, params: IdParams, responses: ok('deleted', Empty) },
+    { method: 'DELETE', url: `${EMAIL}/accounts/:id`, aliases: [`${REST_MODEL}/Accounts/:id`], summary: 'Delete a mail account and its folders (kept messages stay)', tags, params: IdParams, responses: ok('deleted', Empty) },
     async ({ params }) => {
       need(await store.getAccount(db, params.id), `account ${params.id}`);
       await store.deleteAccount(db, params.id);
@@ -146,7 +152,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(
     app,
-    { method: 'GET', url: `${EMAIL}/folders`, summary: 'List folders with their settings and health', tags, query: FolderQuery, responses: ok('folders', z.object({ items: z.array(Folder) })) },
+    { method: 'GET', url: `${EMAIL}/folders`, aliases: [`${REST_MODEL}/Folders`], summary: 'List folders with their settings and health', tags, query: FolderQuery, responses: ok('folders', z.object({ items: z.array(Folder) })) },
     async ({ query }) => ({ items: (await store.listFolders(db, query)).map(folderView) }),
   );
 
@@ -173,7 +179,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     },
   );
 
-  defineRoute(app, { method: 'GET', url: `${EMAIL}/folders/:id`, summary: 'One folder: settings, cursor and health', tags, params: IdParams, responses: ok('the folder', Folder) }, async ({ params }) =>
+  defineRoute(app, { method: 'GET', url: `${EMAIL}/folders/:id`, aliases: [`${REST_MODEL}/Folders/:id`], summary: 'One folder: settings, cursor and health', tags, params: IdParams, responses: ok('the folder', Folder) }, async ({ params }) =>
     folderView(need(await store.getFolder(db, params.id), `folder ${params.id}`)),
   );
 
@@ -181,7 +187,7 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     app,
     {
       method: 'PATCH',
-      url: `${EMAIL}/folders/:id`,
+      url: `${EMAIL}/folders/:id`, aliases: [`${REST_MODEL}/Folders/:id`],
       summary: 'Enable a folder, or change what happens to its mail once kept',
       description: 'Mail is deleted or moved on the server only after it is kept (fsync + commit).',
       tags,
@@ -190,8 +196,9 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       responses: ok('the folder', Folder),
     },
     async ({ params, body }) => {
-      need(await store.getFolder(db, params.id), `folder ${params.id}`);
-      const f = need(await store.updateFolder(db, params.id, body), `folder ${params.id}`);
+      const current = need(await store.getFolder(db, params.id), `folder ${params.id}`);
+      const properties = body.properties && mergeProperties(mailDeps(deps).config.model, 'folders', current.properties, body.properties);
+      const f = need(await store.updateFolder(db, params.id, { ...body, properties }), `folder ${params.id}`);
       mailDeps(deps).refresh();
       return folderView(f);
     },

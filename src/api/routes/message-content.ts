@@ -9,6 +9,9 @@ import { defineRoute } from '../route.js';
 import { AttachmentList, CidParams, HtmlQuery, MessageParams, PartParams, RawQuery } from '../schemas.js';
 import type { ApiDeps } from '../deps.js';
 import { MESSAGES, partOf, requireMessage } from './messages.js';
+import { REST_MODEL } from './rest-model.js';
+
+const SEED = `${REST_MODEL}/Messages`;
 
 /**
  * The blob's bytes, or for HEAD an empty stream: fastify would otherwise read a 200 MiB blob to
@@ -92,6 +95,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     {
       method: 'GET',
       url: `${MESSAGES}/:id/raw`,
+      aliases: [`${SEED}/:id/rawMessage`],
       summary: 'The message exactly as received (message/rfc822)',
       description:
         'By default our `Received:` trace header comes first (in the message\'s own line ending), then the bytes received, unchanged. ' +
@@ -147,6 +151,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     {
       method: 'GET',
       url: `${MESSAGES}/:id/html`,
+      aliases: [`${SEED}/:id/html`],
       summary: 'The HTML body, sandboxed: no scripts, no remote loads',
       description:
         `Served with \`Content-Security-Policy: ${HTML_CSP}\` and \`X-Content-Type-Options: nosniff\`, ` +
@@ -177,6 +182,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     {
       method: 'GET',
       url: `${MESSAGES}/:id/attachments`,
+      aliases: [`${SEED}/:id/attachments`],
       summary: 'Attachments and inline parts of a message',
       tags: ['content'],
       params: MessageParams,
@@ -194,6 +200,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     {
       method: 'GET',
       url: `${MESSAGES}/:id/attachments/:part`,
+      aliases: [`${SEED}/:id/attachments/:part`],
       summary: 'The bytes of one part, as a download under its sanitised name',
       description: "`Content-Disposition: attachment` with an ASCII `filename` and RFC 8187 `filename*=UTF-8''…` for other names.",
       tags: ['content'],
@@ -217,7 +224,26 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
     app,
     {
       method: 'GET',
+      url: `${MESSAGES}/:id/inlines`,
+      aliases: [`${SEED}/:id/inlines`],
+      summary: 'Inline parts of a message (those the HTML names by cid:), each with its Content-ID',
+      tags: ['content'],
+      params: MessageParams,
+      responses: { 200: { description: 'the inline parts', schema: AttachmentList } },
+    },
+    async ({ params }) => {
+      const m = await requireMessage(deps, params.id);
+      const parts = await getParts(deps.db.kysely, m.id);
+      return { items: parts.filter((p) => p.kind === 'inline' || (p.kind === 'attachment' && p.contentId)).map((p) => partOf(m.id, p)) };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
       url: `${MESSAGES}/:id/inlines/:cid`,
+      aliases: [`${SEED}/:id/inlines/:cid`],
       summary: 'An inline part by its Content-ID (what cid: URLs in the HTML name)',
       tags: ['content'],
       params: CidParams,

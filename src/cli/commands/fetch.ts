@@ -1,9 +1,7 @@
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { asMailError, mailError, toStderrLine, toSysexit } from '../../core/errors.js';
-import type { TlsMode } from '../../domain/accounts/store.js';
 import { imapPass, type PassResult } from '../../ingress/fetch/imap.js';
 import { imapClient } from '../../ingress/fetch/imap-session.js';
 import { imapFailure } from '../../net/remote-answer.js';
@@ -15,90 +13,54 @@ import { openBlobStore } from '../../store/open-blobs.js';
 import { createLogger } from '../../telemetry/log.js';
 import { createMetrics } from '../../telemetry/metrics.js';
 import type { Command } from '../command.js';
+import { fetchOptions, type FetchOpts } from './fetch-options.js';
 
-const USAGE = `usage: postroom fetch imap --host H [--port P] [--ssl | --starttls] --username U --password W
-                          [--folder INBOX] [--move-on-success FOLDER] [--move-on-failure FOLDER] [--delete]
-                          [--route NAME | --recipient ADDR] [--no-verify] [--config FILE]
-       postroom fetch pop3 --host H [--port P] [--ssl | --starttls] --username U --password W
-                          [--apop] [--delete-unprocessed] [--keep] [--route NAME | --recipient ADDR]
-                          [--no-verify] [--config FILE]
+const USAGE = `usage: postroom fetch imap [--host H] [--port P] [--ssl | --starttls] --username U --password W
+                          [--folder INBOX] [--move-on-success FOLDER | --keep] [--move-on-failure FOLDER]
+                          [--route NAME | --recipient ADDR | WORK-PACKAGE OPTIONS] [--no-verify] [--config FILE]
+       postroom fetch pop3 [--host H] [--port P] [--ssl | --starttls] --username U --password W
+                          [--apop] [--delete-unprocessed] [--keep]
+                          [--route NAME | --recipient ADDR | WORK-PACKAGE OPTIONS] [--no-verify] [--config FILE]
+       postroom fetch imap host=H port=993 ssl=true username=U password=W allow_override=type,project project=P
 
-One pass over a mailbox, for cron (the options of the Redmine/OpenProject mail handlers). Every
-message is kept in the configured store first; only then is it moved, flagged or deleted on
-the server. A running 'postroom serve' on the same store parses, routes and delivers it within
-its parse.pollInterval (2 s by default); otherwise the next one started does.
+One pass over a mailbox, for cron, with the options of the Redmine/OpenProject mail handlers:
+as --flags or as their rake tasks write them (key=value, ssl=1|true; move_on_success is
+--move-on-success). Every message is kept in the configured store first; only then is it
+moved, flagged or deleted on the server. A running 'postroom serve' on the same store parses,
+routes and delivers it within its parse.pollInterval (2 s by default); otherwise the next one
+started does.
 
-  imap   takes the messages not \\Seen in --folder; kept ones are moved to --move-on-success,
-         or deleted with --delete, else flagged \\Seen. Messages refused for good (too large,
-         empty) are moved to --move-on-failure, else flagged \\Seen.
+  imap   takes the messages not \\Seen in --folder (default INBOX); kept ones are moved to
+         --move-on-success, else deleted (as the original; --keep flags them \\Seen instead).
+         Messages refused for good (too large, empty) are moved to --move-on-failure, else
+         flagged \\Seen. (--delete, the old way to ask for deletion, is still accepted.)
   pop3   takes every message; kept ones are deleted (--keep leaves them; a later run then keeps
          nothing twice). Refused ones stay, unless --delete-unprocessed. --apop logs in with
          APOP (RFC 1939 section 7).
+  --host H           default 127.0.0.1 (as the original)
   --recipient ADDR   the envelope recipient routes match (default: the user name, with
                      @HOST added if it has no @)
   --route NAME       give the mail to that configured route's targets instead
   --ssl              TLS from the first byte (default ports 993 / 995); --starttls upgrades
                      first (required); neither: cleartext (143 / 110)
 
+Work-package options (make each mail a work package, or a journal entry of the one it
+answers, without a configured route; see docs/tracker.md):
+  --project P  --tracker T (or --type)  --category C  --priority P  --status S
+  --allow-override LIST   attributes the mail may set although given above: project, tracker,
+                          type, category, priority, status, assignee (assigned_to), version,
+                          start_date, due_date, done_ratio, or all
+  --no-permission-check   take mail from senders who are no tracker user (Anonymous) or no member
+  --unknown-user ignore|accept   ignore refuses unknown senders (the default); accept files them
+                          as Anonymous (= --no-permission-check). create is not supported.
+  --no-notification       accepted: this command sends no notifications
+
 Exit status: 0 every message fetched was kept (or there were none) | 65 a message was refused
 (too large, empty) | 75 network error or the store could not keep a message (try again) |
 77 login refused | 67 no such folder | 64 usage | 78 bad config. One line on stderr says why.`;
 
-interface Opts {
-  protocol: 'imap' | 'pop3';
-  host: string;
-  port: number;
-  tls: TlsMode;
-  username: string;
-  password: string;
-  folder: string;
-  recipient: string;
-  route: string | null;
-  values: Record<string, string | boolean | undefined>;
-}
-
-function usage(why: string): never {
-  throw Object.assign(mailError('INVALID_REQUEST', why), { usage: true });
-}
-
-function options(argv: string[]): Opts & { config?: string } {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      ssl: { type: 'boolean', default: false },
-      starttls: { type: 'boolean', default: false },
-      username: { type: 'string' },
-      password: { type: 'string' },
-      folder: { type: 'string', default: 'INBOX' },
-      'move-on-success': { type: 'string' },
-      'move-on-failure': { type: 'string' },
-      delete: { type: 'boolean', default: false },
-      apop: { type: 'boolean', default: false },
-      'delete-unprocessed': { type: 'boolean', default: false },
-      keep: { type: 'boolean', default: false },
-      route: { type: 'string' },
-      recipient: { type: 'string' },
-      'no-verify': { type: 'boolean', default: false },
-      config: { type: 'string', short: 'c' },
-    },
-  });
-  const [protocol, ...extra] = positionals;
-  if ((protocol !== 'imap' && protocol !== 'pop3') || extra.length) usage('name imap or pop3');
-  if (!values.host || !values.username || values.password === undefined) usage('--host, --username and --password are required');
-  if (values.route && values.recipient) usage('--route or --recipient, not both');
-  if (values.ssl && values.starttls) usage('--ssl or --starttls, not both');
-  const tls: TlsMode = values.ssl ? 'tls' : values.starttls ? 'starttls' : 'none';
-  const port = values.port ? Number(values.port) : protocol === 'imap' ? (tls === 'tls' ? 993 : 143) : tls === 'tls' ? 995 : 110;
-  if (!Number.isInteger(port) || port < 1 || port > 65535) usage('--port must be a TCP port');
-  const recipient = values.recipient ?? (values.username.includes('@') ? values.username : `${values.username}@${values.host}`);
-  return { protocol, host: values.host, port, tls, username: values.username, password: values.password, folder: values.folder!, recipient, route: values.route ?? null, values, config: values.config };
-}
-
 /** Fetch once with the store of `config`; resolves with what happened. Throws MailError on login/network failure. */
-async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; firstRefusal?: KeepOutcome }> {
+async function fetchOnce(o: FetchOpts, config: Config): Promise<{ res: PassResult; firstRefusal?: KeepOutcome }> {
   const log = createLogger('silent');
   const db = openDb(config.store.database, config.dataDir, { poolSize: 2, statementTimeout: config.store.statementTimeout });
   try {
@@ -115,16 +77,16 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
     const scope = `${o.protocol}:${o.host}:${o.port}:${o.username}:${o.folder}`;
     const origin = { ingress: o.protocol, folder: scope, recipient: o.recipient, host: o.host, username: o.username };
     // Recorded with the message so that planning gives it to --route (account: who it was fetched as).
-    const link = { account: `cli:${o.username}@${o.host}`, folder: null, route: o.route };
-    const settings = { host: o.host, port: o.port, tls: o.tls, username: o.username, password: o.password, tlsVerify: !o.values['no-verify'] };
+    const link = { account: `cli:${o.username}@${o.host}`, folder: null, route: o.route, deliver: o.deliver };
+    const settings = { host: o.host, port: o.port, tls: o.tls, username: o.username, password: o.password, tlsVerify: o.tlsVerify };
     try {
       if (o.protocol === 'pop3') {
         const res = await pop3Pass(
           {
-            settings: { ...settings, apop: !!o.values.apop },
+            settings: { ...settings, apop: o.apop },
             origin,
-            deleteOnServer: !o.values.keep,
-            deleteUnprocessed: !!o.values['delete-unprocessed'],
+            deleteOnServer: !o.keep,
+            deleteUnprocessed: o.deleteUnprocessed,
             link,
             maxSize: config.mail.maxMessageSize,
           },
@@ -143,9 +105,9 @@ async function fetchOnce(o: Opts, config: Config): Promise<{ res: PassResult; fi
             settings,
             path: o.folder,
             origin,
-            deleteOnServer: !!o.values.delete,
-            moveOnSuccess: (o.values['move-on-success'] as string | undefined) ?? null,
-            moveOnFailure: (o.values['move-on-failure'] as string | undefined) ?? null,
+            deleteOnServer: o.onSuccess === 'delete',
+            moveOnSuccess: typeof o.onSuccess === 'object' ? o.onSuccess.move : null,
+            moveOnFailure: o.moveOnFailure,
             link,
             maxSize: config.mail.maxMessageSize,
             batch: config.mail.batch,
@@ -171,12 +133,12 @@ export const fetchCmd: Command = {
   summary: 'fetch once from an IMAP folder or a POP3 mailbox into the store (for cron)',
   usage: USAGE,
   async run(argv) {
-    let o: ReturnType<typeof options>;
+    let o: FetchOpts;
     let config: Config;
     try {
-      o = options(argv);
+      o = fetchOptions(argv);
       config = loadConfig(o.config);
-      if (o.route && !config.routes.some((r) => r.name === o.route)) usage(`--route ${o.route}: no such route in the config`);
+      if (o.route && !config.routes.some((r) => r.name === o.route)) throw mailError('INVALID_REQUEST', `--route ${o.route}: no such route in the config`);
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`${e.message}\n`);

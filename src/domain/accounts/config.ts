@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { duration, size } from '../../config/units.js';
 import { retrySchema } from '../../config/retry.js';
+import { mailModelSchema } from './model.js';
 
 /** `mail:` in the config: how this node fetches from mail accounts (the accounts live in the store). */
 export const mailSchema = z.strictObject({
@@ -11,6 +12,9 @@ export const mailSchema = z.strictObject({
   rescanInterval: duration()
     .default(30_000)
     .describe('how often the store is read for folders added or changed elsewhere (another node, the CLI)'),
+  folderListInterval: duration()
+    .default(5 * 60_000)
+    .describe("how often each account's server is asked for its folder list (new folders appear disabled without POST /api/v1/email/folders/refresh); 0: never"),
   maxMessageSize: size()
     .default(200 * 1024 * 1024)
     .describe('a fetched message larger than this is refused (5.3.4): moved to moveOnFailure, or left on the server'),
@@ -21,6 +25,7 @@ export const mailSchema = z.strictObject({
   outboundRetry: retrySchema
     .optional()
     .describe('retry policy for messages sent through accounts (a 4xx or unreachable SMTP server); default: the delivery default'),
+  model: mailModelSchema,
 });
 
 export type MailConfig = z.output<typeof mailSchema>;
@@ -34,6 +39,12 @@ export const mailOptionsSchema = z
     after_read_timeout: duration().optional().describe('poll interval when the server has no IDLE (or idle is false); default 30 s'),
     idle: z.boolean().optional().describe('use IMAP IDLE when the server offers it (default true)'),
     tls_verify: z.boolean().optional().describe('check the server certificate (default true)'),
+    sent_folder: z
+      .string()
+      .min(1)
+      .max(998)
+      .optional()
+      .describe('IMAP: after a message is sent through the account, APPEND a copy here, flagged \\Seen (e.g. "Sent")'),
     apop: z.boolean().optional().describe('POP3: log in with APOP (RFC 1939 §7) instead of USER/PASS'),
     delete_unprocessed: z
       .boolean()

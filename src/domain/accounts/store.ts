@@ -1,3 +1,4 @@
+import { readProperties, type Properties } from './model.js';
 import { newId } from '../../core/ids.js';
 import type { Db } from '../../store/db.js';
 import type { MailAccountsTable, MailFoldersTable, MailProfilesTable } from '../../store/schema.js';
@@ -20,6 +21,8 @@ export interface MailProfile {
   port: number;
   tls: TlsMode;
   smtp: { host: string; port: number; tls: TlsMode } | null;
+  /** The operator's own properties (mail.model). */
+  properties: Properties;
   options: MailOptions;
   createdAt: string;
   updatedAt: string;
@@ -31,6 +34,8 @@ export interface MailAccount {
   name: string;
   address: string | null;
   username: string;
+  /** The operator's own properties (mail.model). */
+  properties: Properties;
   options: MailOptions;
   createdAt: string;
   updatedAt: string;
@@ -54,6 +59,8 @@ export interface MailFolder {
   moveOnFailure: string | null;
   route: string | null;
   recipient: string | null;
+  /** The operator's own properties (mail.model). */
+  properties: Properties;
   options: MailOptions;
   uidValidity: string | null;
   lastUid: number;
@@ -84,6 +91,7 @@ function profileOf(r: MailProfilesTable): MailProfile {
     tls: r.tls as TlsMode,
     smtp: r.smtp_host ? { host: r.smtp_host, port: Number(r.smtp_port ?? 25), tls: (r.smtp_tls ?? 'starttls') as TlsMode } : null,
     options: json(r.options),
+    properties: readProperties(r.properties),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -97,6 +105,7 @@ function accountOf(r: MailAccountsTable): MailAccount {
     address: r.address,
     username: r.username,
     options: json(r.options),
+    properties: readProperties(r.properties),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -116,6 +125,7 @@ export function folderOf(r: MailFoldersTable): MailFolder {
     route: r.route,
     recipient: r.recipient,
     options: json(r.options),
+    properties: readProperties(r.properties),
     uidValidity: r.uidvalidity,
     lastUid: Number(r.last_uid),
     fetched: Number(r.fetched),
@@ -137,6 +147,7 @@ export interface ProfileInput {
   port: number;
   tls: TlsMode;
   smtp?: { host: string; port: number; tls: TlsMode } | null;
+  properties?: Properties;
   options?: MailOptions;
 }
 
@@ -154,6 +165,7 @@ export async function createProfile(db: Db, p: ProfileInput): Promise<MailProfil
     smtp_port: p.smtp?.port ?? null,
     smtp_tls: p.smtp?.tls ?? null,
     options: JSON.stringify(p.options ?? {}),
+    properties: p.properties ? JSON.stringify(p.properties) : null,
     created_at: t,
     updated_at: t,
   };
@@ -171,6 +183,7 @@ export async function updateProfile(db: Db, id: string, p: Partial<ProfileInput>
   if (p.tls !== undefined) set.tls = p.tls;
   if (p.smtp !== undefined) Object.assign(set, { smtp_host: p.smtp?.host ?? null, smtp_port: p.smtp?.port ?? null, smtp_tls: p.smtp?.tls ?? null });
   if (p.options !== undefined) set.options = JSON.stringify(p.options);
+  if (p.properties !== undefined) set.properties = JSON.stringify(p.properties);
   await db.kysely.updateTable('mail_profiles').set(set).where('id', '=', id).execute();
   // Server settings changed: the folders' watchers restart (the scheduler compares updated_at).
   await db.kysely
@@ -204,6 +217,7 @@ export interface AccountInput {
   address?: string | null;
   username: string;
   password: string;
+  properties?: Properties;
   options?: MailOptions;
 }
 
@@ -219,6 +233,7 @@ export async function createAccount(db: Db, box: SecretBox, a: AccountInput): Pr
     username: a.username,
     password_enc: box.seal(a.password, id),
     options: JSON.stringify(a.options ?? {}),
+    properties: a.properties ? JSON.stringify(a.properties) : null,
     created_at: t,
     updated_at: t,
   };
@@ -235,6 +250,7 @@ export async function updateAccount(db: Db, box: SecretBox, id: string, a: Parti
   if (a.username !== undefined) set.username = a.username;
   if (a.password !== undefined) set.password_enc = box.seal(a.password, id);
   if (a.options !== undefined) set.options = JSON.stringify(a.options);
+  if (a.properties !== undefined) set.properties = JSON.stringify(a.properties);
   await db.kysely.updateTable('mail_accounts').set(set).where('id', '=', id).execute();
   // Credentials changed: the folders' watchers restart (they compare updated_at).
   await db.kysely.updateTable('mail_folders').set({ updated_at: set.updated_at! }).where('account', '=', id).execute();
@@ -318,6 +334,7 @@ export interface FolderSettings {
   moveOnFailure?: string | null;
   route?: string | null;
   recipient?: string | null;
+  properties?: Properties;
   options?: MailOptions;
 }
 
@@ -331,6 +348,7 @@ export async function updateFolder(db: Db, id: string, s: FolderSettings): Promi
   if (s.route !== undefined) set.route = s.route;
   if (s.recipient !== undefined) set.recipient = s.recipient;
   if (s.options !== undefined) set.options = JSON.stringify(s.options);
+  if (s.properties !== undefined) set.properties = JSON.stringify(s.properties);
   await db.kysely.updateTable('mail_folders').set(set).where('id', '=', id).execute();
   return getFolder(db, id);
 }

@@ -248,3 +248,16 @@ export async function recordRelay(db: Q, post: number, email: string, status: 's
     .onConflict((oc) => oc.columns(['post', 'email']).doUpdateSet({ status, response: response.slice(0, 500), at }))
     .execute();
 }
+
+/**
+ * The Message-ID a post's copies carry. A post that came without one gets ours, recorded as
+ * the post's, before any copy leaves: otherwise each member's server would stamp its own, and a
+ * reply to the copy (In-Reply-To naming that id) would find no post and start a thread apart.
+ */
+export async function ensurePostMessageId(db: Q, post: Post, groupAddress: string): Promise<string> {
+  if (post.messageId) return post.messageId;
+  const domain = groupAddress.slice(groupAddress.lastIndexOf('@') + 1) || 'postroom.invalid';
+  const messageId = `<post.${post.id}.${post.group}@${domain}>`;
+  await db.updateTable('group_posts').set({ message_id: messageId }).where('id', '=', post.id).where('message_id', 'is', null).execute();
+  return messageId;
+}

@@ -33,7 +33,7 @@ export interface ImapJob {
   /** Messages per round: kept concurrently (one group commit), then moved with one command. */
   batch: number;
   /** Recorded in mail_links for each kept message (needs deps.db): account, folder and the route it is given. */
-  link?: { account: string; folder: string | null; route: string | null };
+  link?: { account: string; folder: string | null; route: string | null; deliver?: string | null };
 }
 
 export interface PassResult {

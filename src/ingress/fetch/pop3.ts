@@ -23,7 +23,7 @@ export interface Pop3Job {
   /** Watcher mode: remember UIDLs in pop3_seen for this folder. Without it, intake's dedup alone keeps nothing twice. */
   seen?: { folderId: string };
   /** Recorded in mail_links for each kept message (needs deps.db). */
-  link?: { account: string; folder: string | null; route: string | null };
+  link?: { account: string; folder: string | null; route: string | null; deliver?: string | null };
   maxSize: number;
 }
 

@@ -1,4 +1,5 @@
-import { listFolders, getAccount, type MailFolder } from '../../domain/accounts/store.js';
+import { listFolders, getAccount, getProfile, listAccounts, type MailFolder } from '../../domain/accounts/store.js';
+import { discoverFolders } from './discover.js';
 import { whileLeased, type Leases } from '../../store/leases.js';
 import { watchFolder, type WatchDeps } from './watch.js';
 
@@ -28,6 +29,8 @@ export function isStale(f: Pick<MailFolder, 'enabled' | 'health' | 'createdAt'>,
 export class FetchScheduler {
   private readonly running = new Map<string, Running>();
   private timer: NodeJS.Timeout | undefined;
+  private listTimer: NodeJS.Timeout | undefined;
+  private listing = false;
   private scanning: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -39,6 +42,34 @@ export class FetchScheduler {
     await this.refresh();
     this.timer = setInterval(() => void this.refresh(), Math.max(1000, this.deps.config.rescanInterval));
     this.timer.unref();
+    const every = this.deps.config.folderListInterval;
+    if (every > 0) {
+      this.listTimer = setInterval(() => void this.listServerFolders(), Math.max(1000, every));
+      this.listTimer.unref();
+    }
+  }
+
+  /**
+   * Ask every account's server for its folder list again (as the email processor service
+   * polled it): a folder made on the server appears, disabled, without a refresh through the
+   * API. A server that cannot be asked now is asked again next time; nothing here stops mail.
+   */
+  async listServerFolders(): Promise<void> {
+    if (this.listing || this.stopped) return;
+    this.listing = true;
+    try {
+      for (const account of await listAccounts(this.deps.db)) {
+        if (this.stopped) return;
+        const profile = await getProfile(this.deps.db, account.profile);
+        if (!profile) continue;
+        const { discovery } = await discoverFolders(this.deps.db, this.deps.box, profile, account);
+        if (!discovery.ok) this.deps.log.debug({ account: account.id, error: discovery.error }, 'folder list not read; trying again next time');
+      }
+    } catch (err) {
+      this.deps.log.warn({ err }, 'reading folder lists failed; trying again next time');
+    } finally {
+      this.listing = false;
+    }
   }
 
   /** Rescan the store now (after a change through the API). */
@@ -128,6 +159,7 @@ export class FetchScheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.listTimer) clearInterval(this.listTimer);
     await this.scanning?.catch(() => {});
     await Promise.all([...this.running.values()].map((r) => r.handle.stop()));
     this.running.clear();

@@ -67,7 +67,7 @@ export async function resetUidValidity(db: Db, folder: string, uidValidity: stri
  */
 export async function linkFetched(
   db: Db,
-  rows: { message: string; account: string; folder: string | null; uid: number | null; route: string | null }[],
+  rows: { message: string; account: string; folder: string | null; uid: number | null; route: string | null; deliver?: string | null }[],
 ): Promise<void> {
   if (!rows.length) return;
   const t = now();
