@@ -75,7 +75,11 @@ describe(SUITE, { skip: skipWithout(SUITE, 'postfix', 'swaks', 'aiosmtpd') }, ()
     assert.equal(r.code, 0, r.out);
     await logLine('talk@pipe.test', /relay=postroom.*status=sent/, 'the pipe to deliver the post');
     await relayedCopies(sink, 'hello via postfix', { list: { address: 'talk@pipe.test', name: 'Talk' }, what: 'three copies at the sink', ms: 30_000 });
-    const posts = ((await (await pr.api(`/api/v1/groups/${groupId}/posts`)).json()) as { items: { status: string; message: string }[] }).items;
+    // The post is marked relayed when the relay's answers are recorded, just after the sink has the copies.
+    const posts = await waitFor(async () => {
+      const items = ((await (await pr.api(`/api/v1/groups/${groupId}/posts`)).json()) as { items: { status: string; message: string }[] }).items;
+      return items.length === 1 && items[0].status !== 'approved' ? items : undefined;
+    }, 'the post past approved', 30_000);
     assert.equal(posts.length, 1);
     assert.equal(posts[0].status, 'relayed');
     const msg = (await (await pr.api(`/api/v1/messages/${posts[0].message}`)).json()) as { ingress: string; envelope: { mailFrom: string } };
