@@ -42,7 +42,7 @@ export const m0024SearchIndex: Migration = {
       await sql.raw(`create trigger message_text_ad after delete on message_text begin insert into message_search (message_search, rowid, ${cols}) values (${old}); end`).execute(db);
       await sql.raw(`create trigger message_text_au after update on message_text begin insert into message_search (message_search, rowid, ${cols}) values (${old}); insert into message_search (rowid, ${cols}) values (${add}); end`).execute(db);
     } else {
-      await sql`create extension if not exists pg_trgm`.execute(db);
+      await ensurePgTrgm(db);
       // The operator class lives in the extension's schema, which a `?schema=` search_path may not list.
       const ext = await sql<{ schema: string }>`select n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_trgm'`.execute(db);
       const ops = sql.raw(`${quoteIdent(ext.rows[0].schema)}.gin_trgm_ops`);
@@ -66,4 +66,26 @@ export const m0024SearchIndex: Migration = {
 
 function quoteIdent(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
+}
+
+/**
+ * pg_trgm, created once per database. In `public` when there is one: created by default into the
+ * first schema of a `?schema=` search_path, it would belong to that schema, and dropping the
+ * schema (CASCADE) would drop the extension and every other schema's trigram indexes with it.
+ * Two nodes (or tests) migrating different schemas at once may both try to create it; the loser's
+ * error (a unique violation on pg_extension) is taken back with a savepoint, since the migration
+ * runs in a transaction that the error would otherwise abort.
+ */
+async function ensurePgTrgm(db: Kysely<any>): Promise<void> {
+  const exists = async () => (await sql`select 1 from pg_extension where extname = 'pg_trgm'`.execute(db)).rows.length > 0;
+  if (await exists()) return;
+  const hasPublic = (await sql`select 1 from pg_namespace where nspname = 'public'`.execute(db)).rows.length > 0;
+  await sql`savepoint create_pg_trgm`.execute(db);
+  try {
+    await (hasPublic ? sql`create extension if not exists pg_trgm with schema public` : sql`create extension if not exists pg_trgm`).execute(db);
+    await sql`release savepoint create_pg_trgm`.execute(db);
+  } catch (err) {
+    await sql`rollback to savepoint create_pg_trgm`.execute(db);
+    if (!(await exists())) throw err;
+  }
 }
