@@ -232,7 +232,7 @@ export async function migrate(db: Db): Promise<string[]> {
  * is not ours: seen in CI with many test schemas coming and going in one database. The Migrator
  * only asks which schemas and tables exist, by name.
  */
-function schemaScoped(conn: Kysely<any>, schema: string): Kysely<any> {
+export function schemaScoped(conn: Kysely<any>, schema: string): Kysely<any> {
   const introspection = {
     async getSchemas() {
       const r = await sql<{ name: string }>`select schema_name as name from information_schema.schemata where schema_name = ${schema}`.execute(conn);

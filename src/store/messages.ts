@@ -243,18 +243,17 @@ function textCondition(t: TextTerm) {
  * match), or undefined when it matches too many to list.
  */
 async function termCandidates(db: Q, t: TextTerm): Promise<string[] | undefined> {
+  // The unparsed rows first, the index second: a message parsed between the two reads is then
+  // in the second (its search document commits with its parse outcome). In the other order it
+  // was in neither, and a page missed it (seen under load on PostgreSQL).
+  const unparsed = t.cols.flatMap((c) => UNPARSED_COLUMNS[c]);
+  const pending = unparsed.length
+    ? await db.selectFrom('messages').select('id').where('parse_status', '=', 'pending').where(anyOf(unparsed, t.needle)).limit(INDEX_CAP + 1).execute()
+    : [];
+  if (pending.length > INDEX_CAP) return undefined;
   const indexed = await searchIndexOf(db).lookup(db, t.cols, t.needle, INDEX_CAP);
   if (!indexed) return undefined;
-  const unparsed = t.cols.flatMap((c) => UNPARSED_COLUMNS[c]);
-  if (!unparsed.length) return indexed;
-  const pending = await db
-    .selectFrom('messages')
-    .select('id')
-    .where('parse_status', '=', 'pending')
-    .where(anyOf(unparsed, t.needle))
-    .limit(INDEX_CAP + 1)
-    .execute();
-  return pending.length > INDEX_CAP ? undefined : [...indexed, ...pending.map((r) => r.id)];
+  return [...new Set([...indexed, ...pending.map((r) => r.id)])];
 }
 
 /** Messages newest first, filtered; `before` is the cursor (an id). */

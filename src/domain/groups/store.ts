@@ -179,13 +179,18 @@ export async function removeMember(db: Q, group: number, email: string): Promise
  */
 export async function recordBounce(db: Q, group: number, email: string, limit: number): Promise<Member | undefined> {
   const key = email.toLowerCase();
+  // The count and the suspension in the same statement: as two, a reader (the relay, the API)
+  // could see the limit reached and the member not yet suspended, and send them a copy.
   await db
     .updateTable('group_members')
-    .set((eb) => ({ bounces: eb('bounces', '+', 1), last_bounce_at: new Date().toISOString() }))
+    .set((eb) => ({
+      bounces: eb('bounces', '+', 1),
+      suspended: eb.case().when(eb('bounces', '+', 1), '>=', limit).then(1).else(eb.ref('suspended')).end(),
+      last_bounce_at: new Date().toISOString(),
+    }))
     .where('group_id', '=', group)
     .where('email', '=', key)
     .execute();
-  await db.updateTable('group_members').set({ suspended: 1 }).where('group_id', '=', group).where('email', '=', key).where('bounces', '>=', limit).execute();
   return getMember(db, group, key);
 }
 
