@@ -310,6 +310,13 @@ describe('web console in chromium', { skip: skipWithout('web console in chromium
     await page.getByText('Replayed 1 delivery').waitFor();
     // Retry all matching: counted by the server (a dry run), confirmed, then replayed by the
     // server at a pace (staggered due times), not request by request from the browser.
+    // The list is read once when the page opens: the delivery just retried must be done again
+    // first, or a loaded machine shows an empty page that never fills.
+    await waitFor(
+      async () => ((await (await pr.api('/api/v1/deliveries?route=inbox&status=pending&limit=1')).json()) as { items: unknown[] }).items.length === 0 || undefined,
+      'the retried delivery done again',
+      30_000,
+    );
     await page.goto(`${pr.baseUrl}/#/deliveries?route=inbox&status=done`);
     await page.locator('tr[data-row]').first().waitFor();
     const matching = ((await (await pr.api('/api/v1/deliveries?route=inbox&status=done&limit=500')).json()) as { items: unknown[] }).items.length;
