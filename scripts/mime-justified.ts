@@ -63,13 +63,19 @@ export const JUSTIFIED: Justified[] = [
   {
     file: 'test/fixtures/corpus/phpmmp--failure.eml',
     what: 'text',
-    clause: 'RFC 2046 §4.1.2 (the charset parameter names the charset) and the IANA registry entry GB2312, read as its superset GBK (WHATWG Encoding §4.2 maps the label so) - not an RFC clause',
+    clause: 'RFC 2046 §4.1.2 (the charset parameter names the charset): GBK is a superset of GB2312 (IANA registry entry GB2312, EUC-CN), so every octet sequence valid in GB2312 reads the same either way; for octets GB2312 leaves undefined no RFC prescribes a result, and RFC 1122 §1.2.2 (be liberal in what you accept) favours the reading the sending software meant, GBK, as mail readers and WHATWG Encoding §4.2 do',
     why: 'Japanese text under a gb2312 label uses GBK code points (ー): Postroom decodes it, Python replaces them',
   },
   {
     file: 'test/fixtures/corpus/spamscope--mail_test_12',
     what: 'text',
-    clause: 'RFC 2046 §4.1.2 (the charset parameter names the charset), GB2312 read as GBK (as above)',
+    clause: 'RFC 2046 §4.1.2 (the charset parameter names the charset) with RFC 1122 §1.2.2: GB2312 read as its superset GBK (as above)',
     why: 'UTF-8 text mislabelled GB2312: both show mojibake; Postroom decodes every byte as GBK, Python as strict GB2312 with U+FFFD',
+  },
+  {
+    file: 'test/fixtures/corpus/phpmmp--issue230',
+    what: 'text',
+    clause: 'RFC 2046 §4.1.2 (the charset parameter names the charset; x-mac-cyrillic is an x-token, RFC 2045 §5.1, for the Macintosh Cyrillic charset); RFC 2049 §2 (7): an unrecognised charset is not read as some other one',
+    why: 'UTF-8 bytes (C2 A9, "©") under an x-mac-cyrillic label: Postroom reads them in the charset the part declares ("¬©"); Python does not know the label and the reference script falls back to UTF-8',
   },
 ];

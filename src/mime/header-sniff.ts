@@ -1,3 +1,4 @@
+import iconv from 'iconv-lite';
 import libmime from 'libmime';
 import type { HeaderLine } from '../core/message.js';
 
@@ -91,7 +92,7 @@ export function parseHeaderBlock(block: Buffer | string): HeaderLine[] {
     const name = raw.slice(0, colon).trim();
     if (!/^[!-9;-~]+$/.test(name)) continue;
     // Header bytes may be raw UTF-8 (RFC 6532); re-read them as such after splitting on latin1.
-    const value = Buffer.from(raw.slice(colon + 1), 'latin1').toString('utf8').replace(/\r?\n[ \t]+/g, ' ').trim();
+    const value = Buffer.from(escapeQWordOctets(raw.slice(colon + 1)), 'latin1').toString('utf8').replace(/\r?\n[ \t]+/g, ' ').trim();
     out.push([name, value]);
   }
   return out;
@@ -105,10 +106,34 @@ export function normaliseMessageId(v: string): string | null {
   return bare ? `<${bare}>` : null;
 }
 
-/** Decode RFC 2047 encoded words; leaves undecodable text as it was. */
+/**
+ * A Q encoded-word may hold only printable US-ASCII (RFC 2047 §5 (3)), but mailers write raw
+ * 8-bit octets into them (`=?iso-8859-1?Q?Fr\xF6sche?=`). Read as UTF-8 with the rest of the
+ * field, such an octet became U+FFFD before the word's own charset was applied ("Frï¿½sche"):
+ * written as `=XX` it is decoded in the charset the word names, as the sender meant. For octets
+ * that are valid UTF-8 this changes nothing (the decoder turned them back into the same bytes).
+ * `latin1`: the field's bytes, one char per octet.
+ */
+function escapeQWordOctets(latin1: string): string {
+  if (!/[\x80-\xff]/.test(latin1)) return latin1;
+  return latin1.replace(/=\?[^?\s]+\?[Qq]\?[^?]*\?=/g, (word) =>
+    word.replace(/[\x80-\xff]/g, (c) => `=${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`),
+  );
+}
+
+const UTF7_WORD = /=\?utf-?7(?:\*[^?]*)?\?([QqBb])\?([^?]*)\?=/gi;
+
+/**
+ * Decode RFC 2047 encoded words; leaves undecodable text as it was. UTF-7 (RFC 2152, Outlook
+ * writes `=?utf-7?Q?Fr+APY-sche?=`) is decoded here: libmime's charset table passes it through
+ * undecoded. Its octets come out of the Q or B decoding as latin1, one char per octet.
+ */
 export function decodeWords(v: string): string {
   try {
-    return libmime.decodeWords(v);
+    const utf7 = v.replace(UTF7_WORD, (_w, enc: string, text: string) =>
+      iconv.decode(Buffer.from(libmime.decodeWord('latin1', enc, text), 'latin1'), 'utf7'),
+    );
+    return libmime.decodeWords(utf7);
   } catch {
     return v;
   }
