@@ -15,6 +15,7 @@ import { verifyPassword } from '../core/passwords.js';
 import { LineEndingGuard, messageBytes } from './smtp-data.js';
 import { watchDataPace } from './smtp-slow.js';
 import { PostroomSmtpServer } from './smtp-greeting.js';
+import { applyDataScan } from './smtp-data-scan.js';
 
 /** The SMTP listener. */
 export interface SmtpIngress {
@@ -249,6 +250,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     );
   }
 
+  // The fast DATA reader, when the installed smtp-server is the one it was compared with.
+  if (!applyDataScan()) log.info('smtp-server DATA reader is not the known version: using the library\'s own (correct, slower)');
   const server = new PostroomSmtpServer(
     {
       name: hostname,
