@@ -97,6 +97,9 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       if (!body.text && !body.html) throw mailError('INVALID_REQUEST', 'body: text or html');
       const built = await compose(body, from, mail.hostname);
       const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built, body.status === 'draft');
+      // Parsed as received mail is (the same parser, the same parts), so the content routes
+      // (/html, /attachments, /inlines and the seed's aliases) answer for it too.
+      mail.parse?.(kept.id);
       if (kept.deliveryId) mail.wake();
       reply.code(201);
       return { id: kept.id, status: body.status, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
