@@ -15,6 +15,7 @@ import { freeSpaceProbe } from './intake/free-space.js';
 import { installationId } from './intake/loop.js';
 import { ParseAndStore } from './mime/parse-and-store.js';
 import { forcedPlanner } from './routing/forced-route.js';
+import { sendOnArrival } from './outbound/send-on-arrival.js';
 import { Planner } from './routing/plan.js';
 import type { Router } from './routing/router.js';
 import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
@@ -134,7 +135,14 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     // A DSN is parsed like any kept message, so it reads through the API as one.
     keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake(), onKept: (id) => parser.enqueue(id) }),
   });
-  const planner = new Planner({ db, blobs, router, log, forced: forcedPlanner({ db, routes: router.routes, targets, log }) });
+  const planner = new Planner({
+    db,
+    blobs,
+    router,
+    log,
+    taken: sendOnArrival({ db, log, wake: () => deliveryWorker.wake() }),
+    forced: forcedPlanner({ db, routes: router.routes, targets, log }),
+  });
   const noDedup = new Set(config.routes.filter((r) => !r.dedup).map((r) => r.name));
   const pipeline = new Pipeline({
     intake,

@@ -121,7 +121,8 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       const m = await requireMessage(deps, params.id);
       const link = await db.kysely.selectFrom('mail_links').selectAll().where('message', '=', m.id).executeTakeFirst();
       let send: z.output<typeof Send> = null;
-      if (link?.kind === 'outbound') {
+      // Sent through an account: POSTed (link `outbound`) or fetched into a folder that sends on arrival.
+      if (link) {
         const d = await db.kysely.selectFrom('deliveries').select('id').where('message', '=', m.id).where('kind', '=', 'outbound').executeTakeFirst();
         const rec = d && (await getDelivery(db.kysely, d.id));
         if (rec) {
