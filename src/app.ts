@@ -15,6 +15,7 @@ import { freeSpaceProbe } from './intake/free-space.js';
 import { installationId } from './intake/loop.js';
 import { ParseAndStore } from './mime/parse-and-store.js';
 import { forcedPlanner } from './routing/forced-route.js';
+import { sendOnArrival } from './outbound/send-on-arrival.js';
 import { Planner } from './routing/plan.js';
 import type { Router } from './routing/router.js';
 import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
@@ -131,9 +132,17 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     retryPolicy: (route) =>
       route === DSN_ROUTE ? DEFAULT_RETRY : (route === OUTBOUND_ROUTE && config.mail.outboundRetry) || router.retryPolicy(route),
     publicUrl: config.http.publicUrl,
-    keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake() }),
+    // A DSN is parsed like any kept message, so it reads through the API as one.
+    keepOutbound: keepOutbound({ db, blobs, onQueued: () => deliveryWorker.wake(), onKept: (id) => parser.enqueue(id) }),
   });
-  const planner = new Planner({ db, blobs, router, log, forced: forcedPlanner({ db, routes: router.routes, targets, log }) });
+  const planner = new Planner({
+    db,
+    blobs,
+    router,
+    log,
+    taken: sendOnArrival({ db, log, wake: () => deliveryWorker.wake() }),
+    forced: forcedPlanner({ db, routes: router.routes, targets, log }),
+  });
   const noDedup = new Set(config.routes.filter((r) => !r.dedup).map((r) => r.name));
   const pipeline = new Pipeline({
     intake,
@@ -206,7 +215,14 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
           trace: config.smtp.traceHeader,
           resolveList,
         },
-        mail: { box, config: config.mail, hostname, refresh: () => void app.fetcher?.refresh(), wake: () => deliveryWorker.wake() },
+        mail: {
+          box,
+          config: config.mail,
+          hostname,
+          refresh: () => void app.fetcher?.refresh(),
+          wake: () => deliveryWorker.wake(),
+          parse: (id) => parser.enqueue(id),
+        },
       });
       app.addresses.http = await app.apiServer.listen();
     }

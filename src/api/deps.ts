@@ -56,6 +56,12 @@ export interface MailApiDeps {
   refresh(): void;
   /** An outbound message was queued: the delivery worker looks now. */
   wake(): void;
+  /**
+   * An outbound message (sent or draft) was kept: parse it now, through the same parser as
+   * received mail (mime/parse-and-store.ts), so its /html, /attachments and /inlines answer
+   * like a received message's. Unset: the parse poll takes it within a minute, or the next start.
+   */
+  parse?(id: string): void;
 }
 
 /** The mail deps, or 503 when this server was built without them. */

@@ -122,6 +122,18 @@ export const smtpSchema = z.strictObject({
     .enum(['reject', 'normalize'])
     .default('reject')
     .describe('a bare LF or bare CR in DATA, the raw material of SMTP smuggling: reject answers 550 5.5.2; normalize rewrites it to CRLF and keeps the message (for senders you cannot fix)'),
+  logReceivedData: z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(false)
+        .describe('log what clients send: every command line (AUTH credentials replaced by ****) and the first maxBytes of each message'),
+      maxBytes: size().default(64 * 1024).describe("a message's bytes logged at most; dataBytes says how many were received, dataTruncated that the rest was left out"),
+    })
+    .prefault({})
+    .describe(
+      "the fax gateway's log_rcv_data: one line `smtp received data` at debug level after each transaction line (and one when the session ends), so each destination's level decides who gets it: e.g. log.file.level: debug writes it to smtp_YYMMDD.log only. Message content lands in the log: off by default",
+    ),
   traceHeader: z
     .boolean()
     .default(true)

@@ -19,16 +19,10 @@ export interface Envelope {
   timeSource?: 'server' | 'message';
 }
 
-export type MessageStatus =
-  | 'received'
-  | 'routed'
-  | 'delivered'
-  | 'failed'
-  | 'rejected'
-  | 'draft'
-  | 'sending'
-  | 'sent'
-  | 'error';
+/** A message's statuses with a meaning of Postroom's (routing, delivery, sending). */
+export const MESSAGE_STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
+
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
 /** How parsing went: not yet, into parts, or not at all (kept whole as one raw part). */
 export type ParseStatus = 'pending' | 'parsed' | 'raw';

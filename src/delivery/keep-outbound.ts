@@ -31,7 +31,7 @@ function sourceKey(source: string): string {
  * `groups.relay` rather than the relay that just refused the original (a poor bet for carrying
  * the bounce). Such rows are never routed: routing takes only mail that arrived (`received`).
  */
-export function keepOutbound(deps: { db: Db; blobs: BlobStore; onQueued?: () => void }): KeepOutbound {
+export function keepOutbound(deps: { db: Db; blobs: BlobStore; onQueued?: () => void; onKept?: (id: string) => void }): KeepOutbound {
   return async (envelope, raw, opts = {}) => {
     const { db, blobs } = deps;
     const key = opts.source ? sourceKey(opts.source) : null;
@@ -63,7 +63,10 @@ export function keepOutbound(deps: { db: Db; blobs: BlobStore; onQueued?: () => 
         if (!m.duplicate) await insertDeliveries(trx, [delivery]);
         return m;
       });
-      if (!kept.duplicate) deps.onQueued?.();
+      if (!kept.duplicate) {
+        deps.onKept?.(kept.id);
+        deps.onQueued?.();
+      }
       return kept.id;
     } catch (err) {
       await blobs.discard(staged);

@@ -29,6 +29,11 @@ export interface ConnectionHooks {
    * the greeting), undefined while that is not known yet (decided when the greeting is due).
    */
   refuseEarlyTalker(session: SMTPServerSession): boolean | undefined;
+  /**
+   * Every command line the client sent, before it is handled; `inSasl` when it answers an AUTH
+   * challenge (a credential, see smtp-trace.ts). Unset: nothing is watched.
+   */
+  received?(session: SMTPServerSession, line: string, inSasl: boolean): void;
   /** Whether this client may end DATA with CRLF SP . CRLF (smtp-data-terminator.ts); unset: nobody. */
   spaceDotTerminator?(session: SMTPServerSession): boolean;
 }
@@ -143,6 +148,7 @@ export class PostroomSmtpServer extends SMTPServer {
     let waiting: [Buffer, (() => void) | undefined] | undefined;
     const onCommand = conn._onCommand.bind(conn);
     conn._onCommand = (command, callback) => {
+      hooks.received?.(conn.session, command.toString('utf8'), !!conn._nextHandler);
       if (conn._ready || conn._upgrading) return onCommand(command, callback);
       waiting = [command, callback]; // the parser sends nothing more until the callback runs
     };

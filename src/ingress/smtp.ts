@@ -16,6 +16,7 @@ import { LineEndingGuard, messageBytes } from './smtp-data.js';
 import { watchDataPace } from './smtp-slow.js';
 import { PostroomSmtpServer } from './smtp-greeting.js';
 import { applyDataScan } from './smtp-data-scan.js';
+import { ReceivedTrace } from './smtp-trace.js';
 
 /** The SMTP listener. */
 export interface SmtpIngress {
@@ -51,6 +52,8 @@ interface Conn {
   spaceDot: boolean;
   /** Wait before our greeting, ms (greetingDelay for its kind of client). */
   greetingDelay: number;
+  /** What the client sent since the last line logged (smtp.logReceivedData). */
+  trace?: ReceivedTrace;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
   tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number; requireMessageId?: boolean };
 }
@@ -62,6 +65,14 @@ const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAA
 function replyError(err: unknown): Error & { responseCode: number } {
   const r = toSmtpReply(err);
   return Object.assign(new Error(r.message), { responseCode: r.code });
+}
+
+/** The message bytes on their way to intake, their first ones noted for the trace. */
+async function* traced(bytes: AsyncIterable<Buffer>, trace: ReceivedTrace): AsyncGenerator<Buffer> {
+  for await (const chunk of bytes) {
+    trace.data(chunk);
+    yield chunk;
+  }
 }
 
 /** The SMTP ingress: smtp-server in front of intake.accept, with our limits and checks. */
@@ -78,6 +89,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
   const authOn = users.size > 0 && (!!tls || insecureAuth);
   if (users.size > 0 && !authOn) log.warn('smtp.auth.users configured but no smtp.tls: AUTH is off (set auth.allowInsecure to allow it in cleartext)');
   const conns = new Map<string, Conn>();
+  // Nothing is gathered when no destination would write it.
+  const traceOn = config.logReceivedData.enabled && log.isLevelEnabled('debug');
 
   /**
  * One log line per transaction, not one per command: an operator follows a message by its id
@@ -100,11 +113,27 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       'smtp transaction',
     );
     if (c) c.tx = undefined;
+    logReceived(session, c, fields.id);
+  }
+
+  /**
+   * The received data of the transaction just logged (or of a session's end), at debug level, so
+   * each destination's level decides whether it gets it (e.g. the daily file only). `holdLast`:
+   * the last command starts the next transaction (the MAIL that ends an abandoned one).
+   */
+  function logReceived(session: SMTPServerSession, c: Conn | undefined, id?: unknown, holdLast = false): void {
+    if (!c?.trace || c.trace.empty(holdLast)) return;
+    log.debug({ session: session.id, id, ...c.trace.take(holdLast) }, 'smtp received data');
   }
 
   /** A transaction left without DATA (RSET, a new MAIL, QUIT, a dropped connection). */
-  function endAbandoned(session: SMTPServerSession, c: Conn | undefined): void {
-    if (c?.tx) logTx(session, c, { outcome: 'abandoned', status: c.tx.lastStatus });
+  function endAbandoned(session: SMTPServerSession, c: Conn | undefined, byMail = false): void {
+    if (!c?.tx) return;
+    const trace = c.trace;
+    c.trace = undefined; // logged below, without the MAIL that ended the transaction
+    logTx(session, c, { outcome: 'abandoned', status: c.tx.lastStatus });
+    c.trace = trace;
+    logReceived(session, c, undefined, byMail);
   }
 
   async function onConnect(session: SMTPServerSession): Promise<number> {
@@ -124,7 +153,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     }
     const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
     const spaceDot = !!spaceDotClients && (await spaceDotClients.matches(ip));
-    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay });
+    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay, trace: traceOn ? new ReceivedTrace(config.logReceivedData.maxBytes) : undefined });
     return greetingDelay;
   }
 
@@ -146,7 +175,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   async function onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const c = conns.get(session.id);
-    endAbandoned(session, c);
+    endAbandoned(session, c, true);
     if (!c) throw mailError('INTERNAL', 'no such connection');
     const unknown = unknownParameter('mail', address.args);
     const refusal = unknown
@@ -233,7 +262,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       logTx(session, c, { size: stream.byteLength, outcome: 'dropped', status: err.status, reason: err.message });
       server.endSession(session, err);
     });
-    accept(env, messageBytes(stream, guard), opts).then(
+    const bytes = messageBytes(stream, guard);
+    accept(env, c?.trace ? traced(bytes, c.trace) : bytes, opts).then(
       (stored) => {
         stopWatch();
         logTx(session, c, { id: stored.id, size: stored.size, outcome: stored.duplicate ? 'duplicate' : 'accepted', status: '2.0.0' });
@@ -291,6 +321,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       onClose(session) {
         const c = conns.get(session.id);
         endAbandoned(session, c);
+        logReceived(session, c);
         conns.delete(session.id);
       },
     },
@@ -305,6 +336,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       refused(_code, status) {
         metrics.rejections.inc({ ingress: 'smtp', status });
       },
+      received: traceOn ? (session, line, inSasl) => conns.get(session.id)?.trace?.command(line, inSasl) : undefined,
       spaceDotTerminator: spaceDotClients ? (session) => !!conns.get(session.id)?.spaceDot : undefined,
       refuseEarlyTalker(session) {
         const c = conns.get(session.id);

@@ -118,7 +118,8 @@ export async function keepForSending(
   return { id, deliveryId: draft ? null : dlv };
 }
 
-function outboundDelivery(id: string, account: string, rcptTo: string[], now: string) {
+/** The delivery that sends message `id` through `account` (the outbound target, outbound/send.ts). */
+export function outboundDelivery(id: string, account: string, rcptTo: string[], now: string) {
   return pendingDeliveryRow(id, { route: OUTBOUND_ROUTE, targetIndex: 0, kind: 'outbound', params: { account }, recipients: rcptTo, captures: {} }, now);
 }
 

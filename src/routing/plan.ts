@@ -37,6 +37,11 @@ export class Planner {
       blobs: BlobStore;
       router: Planning;
       log: Logger;
+      /**
+       * Whether a message was taken before routing (fetched into a folder that sends what
+       * arrives, outbound/send-on-arrival.ts): it is no longer `received`, so nothing plans it again.
+       */
+      taken?: (parsed: ParsedMessage) => Promise<boolean>;
       /** A plan decided before routing (fetched mail whose folder names a route); undefined: route as usual. */
       forced?: (parsed: ParsedMessage) => Promise<PlannedDelivery[] | undefined>;
     },
@@ -50,6 +55,7 @@ export class Planner {
     const { db, router, log } = this.deps;
     const view = parsed ? viewOfParse(this.deps.blobs, parsed.message, parsed.saved) : await buildParsedView(this.deps, messageId);
     if (view.message.status !== 'received') return undefined;
+    if (await this.deps.taken?.(view)) return undefined;
     const forced = await this.deps.forced?.(view);
     const { deliveries, unrouted } = forced ? { deliveries: forced, unrouted: [] } : await router.evaluate(view);
     if (!deliveries.length) {

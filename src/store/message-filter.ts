@@ -22,6 +22,8 @@ export interface MessageFilter {
   folder?: string;
   /** Parsed search terms (core/message-search.ts), all of which must hold. */
   search?: readonly SearchTerm[];
+  /** This message only (does it match the rest of the filter?). */
+  id?: string;
   /** Return messages with id below this (newest first). */
   before?: string;
   /** Return messages with id above this (what arrived since; the live list). */

@@ -291,6 +291,7 @@ export async function listMessagePage(db: Q, f: MessageFilter): Promise<MessageP
   else if (f.status) q = q.where('status', '=', f.status);
   if (f.parse) q = q.where('parse_status', '=', f.parse);
   if (f.ingress) q = q.where('ingress', '=', f.ingress);
+  if (f.id) q = q.where('id', '=', f.id);
   if (f.before) q = q.where('id', '<', f.before);
   if (f.after) q = q.where('id', '>', f.after);
   const atLeast = [f.atLeast, floor].filter((x): x is string => !!x).sort().pop();

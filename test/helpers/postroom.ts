@@ -56,7 +56,7 @@ export async function startTestPostroom(overrides: ConfigInput = {}): Promise<Te
     http: { listen: '127.0.0.1:0', apiToken: 'test-token-0123456789abcdef', ...(overrides.http ?? {}) },
     store: { ...(pgs ? { database: pgs.url } : {}), ...(overrides.store ?? {}) },
   });
-  const log = createLogger(config.log.level);
+  const log = createLogger(config.log.level, { file: config.log.file });
   const app = await startPostroom(config, { log });
   const smtpPort = app.addresses.smtp?.port ?? 0;
   const httpPort = app.addresses.http?.port ?? 0;

@@ -11,7 +11,8 @@ import type { ApiDeps } from '../deps.js';
 import { mailDeps } from '../deps.js';
 import { decodeCursor, encodeCursor, MESSAGES, requireMessage, summaryOf } from './messages.js';
 import { REST_MODEL } from './rest-model.js';
-import { mergeProperties, PropertiesInput, readProperties } from '../../domain/accounts/model.js';
+import { ENUMERATED, enumValues, isExtraValue, mergeProperties, PropertiesInput, readProperties, type MailModel } from '../../domain/accounts/model.js';
+import { transact } from '../../store/db.js';
 import { PropertiesOut } from './email-schemas.js';
 
 const EMAIL_MESSAGES = '/api/v1/email/messages';
@@ -26,7 +27,11 @@ const Send = z
   })
   .nullable();
 
-const EmailMessage = MessageSummary.extend({
+/** A message's status as shown: the built-in ones and the operator's (mail.model.messages.values.status). */
+const statusOf = (model?: MailModel) =>
+  z.enum(enumValues(model, 'messages', 'status')).describe('routing and delivery (received → routed → delivered | failed), sending (draft → sending → sent | error), or a value of mail.model.messages.values.status');
+
+const EmailMessageOut = MessageSummary.extend({
   error: z.string().nullable().describe('why the message is `error` (or why a send is being retried)'),
   account: z.string().nullable().describe('mail account it was fetched from or sent through'),
   folder: z.string().nullable().describe('folder it was fetched from'),
@@ -35,10 +40,17 @@ const EmailMessage = MessageSummary.extend({
   url: z.string(),
 });
 
-const MessagePatch = z.strictObject({
-  status: z.literal('sending').optional().describe('send a draft now (status-driven sending: `draft` → `sending` → `sent` | `error`)'),
-  properties: PropertiesInput.optional(),
-});
+/** What a PATCH may set: `sending` (a draft), or a status of the operator's. */
+const messagePatch = (model?: MailModel) =>
+  z.strictObject({
+    status: z
+      .enum(['sending', ...(model?.messages.values.status ?? [])] as [string, ...string[]])
+      .optional()
+      .describe(
+        'sending: send a draft now (status-driven sending: `draft` → `sending` → `sent` | `error`); a value of mail.model.messages.values.status: set it, with no behaviour of Postroom\'s (refused while a delivery of the message is pending)',
+      ),
+    properties: PropertiesInput.optional(),
+  });
 
 const Created = z.object({
   id: z.string(),
@@ -48,9 +60,23 @@ const Created = z.object({
   url: z.string(),
 });
 
+const busy = (id: string, status: string) => mailError('CONFLICT', `message ${id} has a delivery pending: set ${status} once it is done`);
+
 /** GET/POST /api/v1/email/messages and GET /api/v1/email/messages/:id. */
 export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const db = deps.db;
+  // Built with the operator's extra statuses (mail.model), so validation and OpenAPI show them.
+  const model = deps.mail?.config.model;
+  const EmailMessage = EmailMessageOut.extend({ status: statusOf(model) });
+  const MessagePatch = messagePatch(model);
+  const pendingDelivery = async (id: string, q: Pick<typeof db.kysely, 'selectFrom'> = db.kysely) =>
+    !!(await q.selectFrom('deliveries').select('id').where('message', '=', id).where('status', '=', 'pending').executeTakeFirst());
+  const ListQuery = MessageListQuery.extend({
+    status: z
+      .enum([...ENUMERATED.messages.status, 'raw', ...(model?.messages.values.status ?? [])] as [string, ...string[]])
+      .optional()
+      .describe('status (a built-in one or of mail.model.messages.values.status); `raw`: the messages that could not be parsed'),
+  });
 
   defineRoute(
     app,
@@ -60,7 +86,7 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       aliases: [`${REST_MODEL}/Messages`],
       summary: 'Messages of mail accounts (fetched or sent), newest first; the same filters as /api/v1/messages',
       tags: ['email'],
-      query: MessageListQuery,
+      query: ListQuery,
       responses: { 200: { description: 'one page of messages', schema: MessageList } },
     },
     async ({ query }) => {
@@ -97,6 +123,9 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       if (!body.text && !body.html) throw mailError('INVALID_REQUEST', 'body: text or html');
       const built = await compose(body, from, mail.hostname);
       const kept = await keepForSending({ db, blobs: deps.blobs }, account.id, built, body.status === 'draft');
+      // Parsed as received mail is (the same parser, the same parts), so the content routes
+      // (/html, /attachments, /inlines and the seed's aliases) answer for it too.
+      mail.parse?.(kept.id);
       if (kept.deliveryId) mail.wake();
       reply.code(201);
       return { id: kept.id, status: body.status, messageId: built.messageId, delivery: kept.deliveryId, url: `${MESSAGES}/${kept.id}` };
@@ -118,7 +147,8 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       const m = await requireMessage(deps, params.id);
       const link = await db.kysely.selectFrom('mail_links').selectAll().where('message', '=', m.id).executeTakeFirst();
       let send: z.output<typeof Send> = null;
-      if (link?.kind === 'outbound') {
+      // Sent through an account: POSTed (link `outbound`) or fetched into a folder that sends on arrival.
+      if (link) {
         const d = await db.kysely.selectFrom('deliveries').select('id').where('message', '=', m.id).where('kind', '=', 'outbound').executeTakeFirst();
         const rec = d && (await getDelivery(db.kysely, d.id));
         if (rec) {
@@ -137,13 +167,13 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
       method: 'PATCH',
       url: `${EMAIL_MESSAGES}/:id`,
       aliases: [`${REST_MODEL}/Messages/:id`],
-      summary: 'Send a draft (`status: sending`), and/or set properties of your own on a message (declared in mail.model.messages; null removes one)',
+      summary: 'Send a draft (`status: sending`), set a status of your own (mail.model.messages.values.status), and/or properties of your own (mail.model.messages.properties; null removes one)',
       tags: ['email'],
       params: z.strictObject({ id: Id }),
       body: MessagePatch,
       responses: {
         200: { description: 'the status and properties now', schema: z.object({ id: z.string(), status: z.string(), delivery: z.string().nullable(), properties: PropertiesOut }) },
-        409: { description: 'status sending asked of a message that is no draft of an account (code CONFLICT)' },
+        409: { description: 'status sending asked of a message that is no draft of an account, or a status of your own while a delivery is pending (code CONFLICT)' },
       },
     },
     async ({ params, body }) => {
@@ -153,6 +183,8 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
         // Checked before anything changes, so a refused PATCH sets no property either.
         if (m.status !== 'draft') throw mailError('CONFLICT', `message ${m.id} is ${m.status}, not a draft: only a draft can be switched to sending`);
       }
+      const extra = body.status !== undefined && isExtraValue(model, 'messages', 'status', body.status) ? body.status : undefined;
+      if (extra && (await pendingDelivery(m.id))) throw busy(m.id, extra);
       const row = await db.kysely.selectFrom('message_properties').select('properties').where('message', '=', m.id).executeTakeFirst();
       const properties = mergeProperties(mailDeps(deps).config.model, 'messages', readProperties(row?.properties), body.properties);
       if (body.properties) {
@@ -162,6 +194,17 @@ export async function emailMessageRoutes(app: FastifyInstance, deps: ApiDeps): P
           .values({ message: m.id, properties: json })
           .onConflict((oc) => oc.column('message').doUpdateSet({ properties: json }))
           .execute();
+      }
+      if (extra) {
+        // A status of the operator's means nothing to Postroom: routing takes only `received`,
+        // sending only `draft` → `sending`, so the message is left alone from now on. Not while a
+        // delivery is pending: its end would overwrite the status (refreshMessageStatus).
+        const set = await transact(db, async (trx) => {
+          if (await pendingDelivery(m.id, trx)) return false;
+          await trx.updateTable('messages').set({ status: extra, updated_at: new Date().toISOString() }).where('id', '=', m.id).execute();
+          return true;
+        });
+        if (!set) throw busy(m.id, extra);
       }
       if (body.status === 'sending') {
         delivery = (await sendDraft(db, m.id)) ?? null;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { mailOptionsSchema } from '../../domain/accounts/config.js';
-import { PropertiesInput } from '../../domain/accounts/model.js';
+import { enumValues, PropertiesInput, type MailModel } from '../../domain/accounts/model.js';
 import type { MailAccount, MailFolder, MailProfile } from '../../domain/accounts/store.js';
 import { Id } from '../schemas.js';
 
@@ -15,22 +15,30 @@ const port = z.number().int().min(1).max(65535);
 
 export const Smtp = z.strictObject({ host, port: port.default(587), tls: TlsMode.default('starttls') }).describe('where the accounts send (outbound)');
 
-export const ProfileCreate = z.strictObject({
-  name: z.string().min(1).max(200),
-  protocol: z.enum(['imap', 'pop3']),
-  host,
-  port: port.optional().describe('default 143/993 (IMAP) or 110/995 (POP3) by tls'),
-  tls: TlsMode.default('tls'),
-  smtp: Smtp.nullable().optional(),
-  options: mailOptionsSchema.default({}),
-  properties: PropertiesInput.optional(),
-});
-export const ProfilePatch = ProfileCreate.partial();
+/** A profile's protocol: imap, pop3, and the operator's own (mail.model.profiles.values.protocol). */
+const protocolOf = (model?: MailModel) =>
+  z.enum(enumValues(model, 'profiles', 'protocol')).describe('imap or pop3; a value of mail.model.profiles.values.protocol is kept and shown, and nothing is fetched through it (its port must be given)');
 
-export const Profile = z.object({
+/** The profile shapes of a server with `model` (its extra protocols); without one, the built-in ones. */
+export function profileSchemas(model?: MailModel) {
+  const ProfileCreate = z.strictObject({
+    name: z.string().min(1).max(200),
+    protocol: protocolOf(model),
+    host,
+    port: port.optional().describe('default 143/993 (IMAP) or 110/995 (POP3) by tls'),
+    tls: TlsMode.default('tls'),
+    smtp: Smtp.nullable().optional(),
+    options: mailOptionsSchema.default({}),
+    properties: PropertiesInput.optional(),
+  });
+  const Profile = ProfileOut.extend({ protocol: protocolOf(model) });
+  return { ProfileCreate, ProfilePatch: ProfileCreate.partial(), Profile };
+}
+
+const ProfileOut = z.object({
   id: z.string(),
   name: z.string(),
-  protocol: z.enum(['imap', 'pop3']),
+  protocol: z.string(),
   host: z.string(),
   port: z.number().int(),
   tls: TlsMode,
@@ -121,7 +129,7 @@ export const AccountCreated = Account.extend({ folders: z.array(Folder), discove
 export const RefreshResult = z.object({ items: z.array(z.object({ account: z.string(), discovery: Discovery, folders: z.array(Folder) })) });
 
 /** A profile as the API shows it. */
-export const profileOut = (p: MailProfile): z.output<typeof Profile> => ({ ...p, options: { ...p.options }, properties: { ...p.properties } });
+export const profileOut = (p: MailProfile): z.output<typeof ProfileOut> => ({ ...p, options: { ...p.options }, properties: { ...p.properties } });
 /** An account as the API shows it (never the password). */
 export const accountOut = (a: MailAccount): z.output<typeof Account> => ({ ...a, options: { ...a.options }, properties: { ...a.properties } });
 /** A folder as the API shows it, stale computed against `staleAfter`. */

@@ -20,10 +20,8 @@ import {
   FolderQuery,
   folderOut,
   IdParams,
-  Profile,
-  ProfileCreate,
-  ProfilePatch,
   profileOut,
+  profileSchemas,
   RefreshQuery,
   RefreshResult,
 } from './email-schemas.js';
@@ -42,6 +40,8 @@ const Empty = z.object({});
 /** /api/v1/email/profiles, /accounts, /folders (+ refresh), /messages. */
 export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const db = deps.db;
+  // Built with the operator's extra values (mail.model), so validation and OpenAPI show them.
+  const { Profile, ProfileCreate, ProfilePatch } = profileSchemas(deps.mail?.config.model);
   const folderView = (f: store.MailFolder) => folderOut(f, isStale(f, mailDeps(deps).config.staleAfter));
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw mailError('NOT_FOUND', `No ${what}`);
@@ -57,7 +57,9 @@ export async function emailRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     { method: 'POST', url: `${EMAIL}/profiles`, aliases: [`${REST_MODEL}/Profiles`], summary: 'Create a mail profile: IMAP or POP3 server, and the SMTP server accounts send through', tags, body: ProfileCreate, responses: { 201: { description: 'the profile', schema: Profile }, 409: taken('profile') } },
     async ({ body, reply }) => {
       if ((await store.listProfiles(db)).some((p) => p.name === body.name)) throw mailError('CONFLICT', `body.name: a profile named '${body.name}' exists`);
-      const port = body.port ?? DEFAULT_PORT[body.protocol][body.tls === 'tls' ? 'tls' : 'plain'];
+      const builtIn = body.protocol === 'imap' || body.protocol === 'pop3' ? DEFAULT_PORT[body.protocol] : undefined;
+      if (!builtIn && body.port === undefined) throw mailError('INVALID_REQUEST', `body.port: required for protocol ${body.protocol} (no default of Postroom's)`);
+      const port = body.port ?? builtIn![body.tls === 'tls' ? 'tls' : 'plain'];
       const properties = mergeProperties(mailDeps(deps).config.model, 'profiles', {}, body.properties);
       const p = await store.createProfile(db, { ...body, port, smtp: body.smtp ?? null, properties });
       reply.code(201);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { duration, size } from '../../config/units.js';
 import { retrySchema } from '../../config/retry.js';
 import { mailModelSchema } from './model.js';
+import { parseSearch } from '../../core/message-search.js';
 
 /** `mail:` in the config: how this node fetches from mail accounts (the accounts live in the store). */
 export const mailSchema = z.strictObject({
@@ -45,6 +46,26 @@ export const mailOptionsSchema = z
       .max(998)
       .optional()
       .describe('IMAP: after a message is sent through the account, APPEND a copy here, flagged \\Seen (e.g. "Sent")'),
+    send_on_arrival: z
+      .union([
+        z.boolean(),
+        z
+          .string()
+          .min(1)
+          .max(998)
+          .refine((q) => {
+            try {
+              parseSearch(q);
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'not a message search (the q of GET /api/v1/messages, e.g. "subject:invoice -has:attachment")'),
+      ])
+      .optional()
+      .describe(
+        'send what appears in the folder (an Outbox) through the account: true for every message, or a message search (the `q` of GET /api/v1/messages) a message must match; others are routed as usual. On an account: every enabled folder of it; false on a folder turns it off there',
+      ),
     apop: z.boolean().optional().describe('POP3: log in with APOP (RFC 1939 §7) instead of USER/PASS'),
     delete_unprocessed: z
       .boolean()

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
+import { MESSAGE_STATUSES } from '../../core/message.js';
 
 /**
  * The operator's extensions of the mail model, as the email processor service allowed: their
@@ -16,12 +17,50 @@ const propertySpec = z.strictObject({
   description: z.string().max(500).optional(),
 });
 
-const entity = (what: string) =>
+/**
+ * Postroom's own enumerated fields that take values of the operator's, with their built-in
+ * values. Only fields where a value without a meaning of Postroom's harms nothing: a profile's
+ * `protocol` (a profile of another protocol is kept and shown, and nothing is fetched through
+ * it) and a message's `status` (set by PATCH; routing, sending and retries act only on the
+ * built-in ones). TLS modes are not among them: a mode Postroom does not know would have to
+ * connect somehow, and any guess is a security decision made for the operator.
+ */
+export const ENUMERATED: Record<ModelEntity, Record<string, readonly string[]>> = {
+  profiles: { protocol: ['imap', 'pop3'] },
+  accounts: {},
+  folders: {},
+  messages: { status: MESSAGE_STATUSES },
+};
+
+/** Longest value each field's column holds (store/migrations: protocol varchar(8), status varchar(16)). */
+const MAX_LENGTH: Record<string, number> = { protocol: 8, status: 16 };
+
+const entity = (what: ModelEntity) =>
   z
     .strictObject({
       properties: z.record(propertyName, propertySpec).default({}).describe(`properties of your own on ${what}, by name`),
+      values: z
+        .record(z.string(), z.array(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lower case letters, digits, - or _, a letter first')).min(1))
+        .default({})
+        .superRefine((v, ctx) => {
+          for (const [field, extra] of Object.entries(v)) {
+            const builtIn = ENUMERATED[what][field];
+            if (!builtIn) {
+              const known = Object.keys(ENUMERATED[what]);
+              ctx.addIssue({ code: 'custom', path: [field], message: `not an enumerated field of ${what} (${known.length ? `those are: ${known.join(', ')}` : 'it has none'})` });
+              continue;
+            }
+            for (const x of extra) {
+              if (builtIn.includes(x)) ctx.addIssue({ code: 'custom', path: [field], message: `${x} is a built-in value of ${field}` });
+              if (x.length > MAX_LENGTH[field]) ctx.addIssue({ code: 'custom', path: [field], message: `${x}: at most ${MAX_LENGTH[field]} characters` });
+            }
+          }
+        })
+        .describe(
+          `extra values for Postroom's own enumerated fields of ${what}${Object.keys(ENUMERATED[what]).length ? ` (${Object.keys(ENUMERATED[what]).join(', ')})` : ' (it has none)'}, by field: accepted and shown beside the built-in ones, with no behaviour of Postroom's`,
+        ),
     })
-    .default({ properties: {} })
+    .default({ properties: {}, values: {} })
     .describe(`what you add to ${what}`);
 
 export const mailModelSchema = z
@@ -31,11 +70,27 @@ export const mailModelSchema = z
     folders: entity('folders'),
     messages: entity('messages'),
   })
-  .default({ profiles: { properties: {} }, accounts: { properties: {} }, folders: { properties: {} }, messages: { properties: {} } })
+  .default({
+    profiles: { properties: {}, values: {} },
+    accounts: { properties: {}, values: {} },
+    folders: { properties: {}, values: {} },
+    messages: { properties: {}, values: {} },
+  })
   .describe('extensions of the mail model (the email processor service\'s "extending the model")');
 
 export type MailModel = z.output<typeof mailModelSchema>;
 export type ModelEntity = 'profiles' | 'accounts' | 'folders' | 'messages';
+
+/** The values a field takes: the built-in ones, then the operator's (`mail.model.<entity>.values`). */
+export function enumValues(model: MailModel | undefined, entityName: ModelEntity, field: string): [string, ...string[]] {
+  const builtIn = ENUMERATED[entityName][field];
+  return [...builtIn, ...(model?.[entityName].values[field] ?? [])] as [string, ...string[]];
+}
+
+/** Whether a value is one of the operator's (no behaviour of Postroom's attached). */
+export function isExtraValue(model: MailModel | undefined, entityName: ModelEntity, field: string, value: string): boolean {
+  return !ENUMERATED[entityName][field].includes(value) && !!model?.[entityName].values[field]?.includes(value);
+}
 
 /** What a request may carry as properties: scalar JSON values (null removes one). */
 export const PropertiesInput = z

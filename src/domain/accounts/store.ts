@@ -10,7 +10,16 @@ import type { SecretBox } from './secret-box.js';
  * (what to do with their mail, and how the last poll went). Both stores, plain Kysely.
  */
 
-export type Protocol = 'imap' | 'pop3';
+/**
+ * imap or pop3, or a value of the operator's (mail.model.profiles.values.protocol), which no
+ * code of Postroom's speaks: check with `builtInProtocol` before connecting.
+ */
+export type Protocol = 'imap' | 'pop3' | (string & {});
+
+/** Whether Postroom can fetch through a profile of this protocol. */
+export function builtInProtocol(p: Protocol): p is 'imap' | 'pop3' {
+  return p === 'imap' || p === 'pop3';
+}
 export type TlsMode = 'none' | 'starttls' | 'tls';
 
 export interface MailProfile {

@@ -1,7 +1,8 @@
 import { asMailError } from '../../core/errors.js';
 import { effectiveOptions } from '../../domain/accounts/config.js';
 import type { SecretBox } from '../../domain/accounts/secret-box.js';
-import { accountPassword, upsertFolders, type MailAccount, type MailFolder, type MailProfile } from '../../domain/accounts/store.js';
+import { mailError } from '../../core/errors.js';
+import { accountPassword, builtInProtocol, upsertFolders, type MailAccount, type MailFolder, type MailProfile } from '../../domain/accounts/store.js';
 import type { Db } from '../../store/db.js';
 import { discoverImapFolders, type ListedFolder } from './imap-session.js';
 import { Pop3Session } from './pop3-client.js';
@@ -10,6 +11,8 @@ import { Pop3Session } from './pop3-client.js';
 export async function listServerFolders(profile: MailProfile, account: MailAccount, password: string): Promise<ListedFolder[]> {
   const opts = effectiveOptions(profile.options, account.options);
   const base = { host: profile.host, port: profile.port, tls: profile.tls, username: account.username, password, tlsVerify: opts.tls_verify ?? true };
+  // An operator's own protocol has no client here: nothing is asked, and no folder appears.
+  if (!builtInProtocol(profile.protocol)) throw mailError('MISCONFIGURED', `protocol ${profile.protocol} is not one Postroom fetches through (imap, pop3)`);
   if (profile.protocol === 'imap') return discoverImapFolders(base);
   const session = await Pop3Session.open({ ...base, apop: opts.apop ?? false, timeout: 30_000 });
   await session.quit().catch(() => session.close());

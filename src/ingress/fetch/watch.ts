@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ImapFlow } from 'imapflow';
-import type { MailError } from '../../core/errors.js';
+import { mailError, type MailError } from '../../core/errors.js';
 import { DEFAULT_AFTER_READ_TIMEOUT, effectiveOptions, type MailConfig, type MailOptions } from '../../domain/accounts/config.js';
 import type { SecretBox } from '../../domain/accounts/secret-box.js';
-import { loadFolderJob, routingRecipient, type FolderJob } from '../../domain/accounts/store.js';
+import { builtInProtocol, loadFolderJob, routingRecipient, type FolderJob } from '../../domain/accounts/store.js';
 import type { Accept } from '../../intake/accept.js';
 import type { Db } from '../../store/db.js';
 import type { Logger } from '../../telemetry/log.js';
@@ -197,6 +197,8 @@ export async function watchFolder(deps: WatchDeps, folderId: string, signal: Abo
         deps.metrics.fetchFailures.set(labels(j), 0);
         deps.metrics.fetchLastSuccess.set(labels(j), Date.now() / 1000);
       };
+      // An operator's own protocol (mail.model) has no client here: not a POP3 or IMAP guess.
+      if (!builtInProtocol(job.profile.protocol)) throw mailError('MISCONFIGURED', `protocol ${job.profile.protocol} is not one Postroom fetches through (imap, pop3)`);
       if (job.profile.protocol === 'pop3') await pop3Session(deps, job, signal, onOk);
       else await imapSession(deps, job, signal, onOk);
     } catch (err) {
