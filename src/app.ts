@@ -228,6 +228,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
       log.error({ file: origin.file, problems }, 'config reload refused: the running config is kept');
       return { result: 'invalid', generation, hash, applied: [], needsRestart: [], problems };
     };
+    // Built from a config object (embedded, tests): reading the defaults instead would drop every route.
+    if (!opts.origin) return refused(['(top level): this server was given its config, not a file: there is nothing to read again']);
     let next: Config;
     try {
       next = loadConfig(origin.file, origin.env ?? process.env);
