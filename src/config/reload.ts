@@ -69,7 +69,13 @@ export function changedPaths(old: Config, next: Config): string[] {
   return out;
 }
 
-const authOn = (s: Config['smtp']) => (s.auth?.users.length ?? 0) > 0 && (!!s.tls || (s.auth?.allowInsecure ?? false));
+/** Whether the SMTP listener offers AUTH with this config (decided when it is built). */
+export function smtpAuthOn(s: Config['smtp']): boolean {
+  // smtp-server refuses cleartext AUTH only when STARTTLS is on offer: without a certificate it
+  // would take passwords in the clear. So no TLS and no allowInsecure means no AUTH at all.
+  return (s.auth?.users.length ?? 0) > 0 && (!!s.tls || (s.auth?.allowInsecure ?? false));
+}
+const authOn = smtpAuthOn;
 
 /**
  * Whether a reloadable path's change still needs a restart: what the listener decided when it

@@ -4,6 +4,7 @@ import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream,
 import { asMailError, mailError, toSmtpReply } from '../core/errors.js';
 import type { Envelope } from '../core/message.js';
 import type { SmtpConfig } from '../config/schema.js';
+import { smtpAuthOn } from '../config/reload.js';
 import type { Accept } from '../intake/accept.js';
 import type { FreeSpace } from '../intake/free-space.js';
 import type { RecipientCheck } from '../core/message.js';
@@ -106,13 +107,6 @@ function compile(s: SmtpSettings): Session {
     spaceDotClients: config.nonstandardDataTerminator?.length ? clientList(config.nonstandardDataTerminator) : undefined,
     users: new Map((config.auth?.users ?? []).map((u) => [u.username, u.password])),
   };
-}
-
-/** Whether AUTH is offered with this config: the caller of update() keeps it unchanged. */
-export function smtpAuthOn(config: SmtpConfig): boolean {
-  // smtp-server refuses cleartext AUTH only when STARTTLS is on offer: without a certificate it
-  // would take passwords in the clear. So no TLS and no allowInsecure means no AUTH at all.
-  return (config.auth?.users.length ?? 0) > 0 && (!!config.tls || (config.auth?.allowInsecure ?? false));
 }
 
 /** The SMTP ingress: smtp-server in front of intake.accept, with our limits and checks. */
