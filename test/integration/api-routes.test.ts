@@ -132,6 +132,9 @@ describe(`routes managed through /api/v1/routes [${testBackend()}]`, () => {
     assert.deepEqual(await routedBy(pr, kept.id!), ['file-route']);
     const other = await send(pr, 'anyone@in.test', 8);
     assert.deepEqual(await routedBy(pr, other.id!), ['eager']);
+    // The route tester (a static path beside /routes/{name}) sees the API's routes too.
+    const tested = (await (await pr.api('/api/v1/routes/test?recipient=anyone@in.test')).json()) as any;
+    assert.deepEqual(tested.recipients[0].routes.map((r: any) => r.route), ['eager']);
     assert.equal((await pr.api('/api/v1/routes/eager', { method: 'DELETE' })).status, 204);
   });
 });
