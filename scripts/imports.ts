@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly [layer: string, paths: readonly string[]
   ['delivery', ['delivery/']],
   // The whole config: it assembles the schema piece each layer below owns (the routes with the
   // target registry, each target's params, objects, groups, mail accounts).
-  ['config schema', ['config/schema.ts', 'config/load.ts', 'config/reference.ts']],
+  ['config schema', ['config/schema.ts', 'config/load.ts', 'config/reference.ts', 'config/reload.ts']],
   ['targets', ['targets/']],
   ['outbound', ['outbound/']],
   ['domain', ['domain/']],

@@ -1,15 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config/schema.js';
 import { makeDirsSync } from './core/make-dirs.js';
 import { createApiServer, type ApiServer } from './api/server.js';
-import { assembleDoor } from './assemble.js';
+import { assembleDoor, fileSources, loadApiRoutes, type ApiRoutes } from './assemble.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { configHash, planReload, type ReloadResult } from './config/reload.js';
+import { LiveRouter } from './routing/live.js';
 import { DEFAULT_RETRY } from './config/retry.js';
 import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
 import { FetchScheduler } from './ingress/fetch/scheduler.js';
 import { createSmtpIngress, type SmtpIngress } from './ingress/smtp.js';
+import { keyPath } from './config/load.js';
 import type { Intake } from './intake/accept.js';
 import { freeSpaceProbe } from './intake/free-space.js';
 import { installationId } from './intake/loop.js';
@@ -17,7 +22,6 @@ import { ParseAndStore } from './mime/parse-and-store.js';
 import { forcedPlanner } from './routing/forced-route.js';
 import { sendOnArrival } from './outbound/send-on-arrival.js';
 import { Planner } from './routing/plan.js';
-import type { Router } from './routing/router.js';
 import { DSN_ROUTE, keepOutbound } from './delivery/keep-outbound.js';
 import { DeliveryQueue } from './delivery/queue.js';
 import { DeliveryWorker } from './delivery/worker.js';
@@ -47,7 +51,8 @@ export interface Postroom {
   /** The HTTP API server (tests use `.api(path)` on TestPostroom for requests). */
   apiServer?: ApiServer;
   parser: ParseAndStore;
-  router: Router;
+  /** The routes in force (the file's, then the API's), swapped whole by a reload or a route change. */
+  router: LiveRouter;
   queue: DeliveryQueue;
   deliveryWorker: DeliveryWorker;
   /** Seals and opens mail-account passwords (secretKey). */
@@ -58,7 +63,22 @@ export interface Postroom {
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
   addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
+  /**
+   * Read the config file again and apply what may change while running (config/reload.ts) to
+   * new sessions; an invalid file changes nothing. SIGHUP, `postroom reload` and POST
+   * /api/v1/system/reload all come here.
+   */
+  reload(): Promise<ReloadResult>;
+  /** Read the routes managed through the API again (done by the poll, and after a change made here). */
+  refreshRoutes(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Where the config came from, so that a reload reads the same file with the same environment. */
+export interface ConfigOrigin {
+  /** The file (`serve --config` or $POSTROOM_CONFIG); absent: defaults only. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The API token: from config/env, else generated once into DATA_DIR/api-token (mode 0600). */
@@ -85,7 +105,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 }
 
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
-export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
+export async function startPostroom(config: Config, opts: { log?: Logger; origin?: ConfigOrigin } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level, { file: config.log.file });
   const metrics = createMetrics();
   makeDirsSync(config.dataDir);
@@ -108,7 +128,9 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   // leave through groups.relay, the one outbound relay configured.
   const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
   warnIfDsnsCannotLeave(config, log);
-  const { intake, targets, router, recipientCheck, resolveList } = assembleDoor(config, {
+  let apiRoutes: ApiRoutes = await loadApiRoutes(db, config.routes, log);
+  metrics.routesVersion.set(apiRoutes.version);
+  const door = assembleDoor(config, {
     db,
     blobs,
     log,
@@ -119,7 +141,12 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
       ['outbound', createOutboundTarget({ db, box })],
       ['dsn', createDsnTarget({ relay: config.groups.relay })],
     ],
+    apiRoutes: apiRoutes.routes,
   });
+  const { intake, targets, resolveList } = door;
+  const router = new LiveRouter(door.router, new Map([...fileSources(config.routes), ...apiRoutes.sources]));
+  // POST /api/v1/inbound asks the routes in force at each call; SMTP sessions keep theirs.
+  const recipientCheck = door.checkFor(router);
   const parser = new ParseAndStore({ db, blobs, log, metrics, config: config.parse, pollInterval: config.parse.pollInterval });
   const queue = new DeliveryQueue(db);
   const deliveryWorker: DeliveryWorker = new DeliveryWorker({
@@ -139,11 +166,11 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     db,
     blobs,
     router,
+    routerAt: (generation) => router.at(generation)?.router,
     log,
     taken: sendOnArrival({ db, log, wake: () => deliveryWorker.wake() }),
-    forced: forcedPlanner({ db, routes: router.routes, targets, log }),
+    forced: forcedPlanner({ db, routes: () => router.routes, targets, log }),
   });
-  const noDedup = new Set(config.routes.filter((r) => !r.dedup).map((r) => r.name));
   const pipeline = new Pipeline({
     intake,
     parser,
@@ -151,11 +178,117 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     queue,
     worker: deliveryWorker,
     log,
-    dedup: { windowMs: config.delivery.dedupWindow, enabled: (route) => !noDedup.has(route) },
+    dedup: { windowMs: config.delivery.dedupWindow, enabled: (route) => router.dedup(route) },
   });
   await pipeline.start();
 
   const apiToken = resolveApiToken(config);
+  // The config in force and its generation; `running` changes only by a whole, valid reload.
+  let running = config;
+  let generation = 1;
+  let hash = configHash(running);
+  metrics.configGeneration.set(generation);
+  metrics.configInfo.set({ hash }, 1);
+  const readPair = (t: { key: string; cert: string }) => ({ key: readFileSync(t.key), cert: readFileSync(t.cert) });
+  let smtpTls = config.smtp.enabled && config.smtp.tls ? readPair(config.smtp.tls) : undefined;
+  let httpTls = config.http.enabled && config.http.tls ? readPair(config.http.tls) : undefined;
+  const samePair = (a?: { key: Buffer; cert: Buffer }, b?: { key: Buffer; cert: Buffer }) =>
+    (!a && !b) || (!!a && !!b && a.key.equals(b.key) && a.cert.equals(b.cert));
+
+  /** Build the routes of the running file and the last API routes read, and put them in force for new sessions. */
+  function applyRouting(): void {
+    const gen = router.swap(door.routerOf(running.routes, apiRoutes.routes), new Map([...fileSources(running.routes), ...apiRoutes.sources]));
+    app.smtp?.update({
+      config: running.smtp,
+      recipientCheck: door.checkFor(gen.router),
+      routeClients: gen.router.routes.flatMap((r) => r.route.match.clients ?? []),
+      routeGeneration: gen.generation,
+      tls: smtpTls,
+    });
+  }
+
+  // One change at a time: a reload and a route poll racing would each build from half the state.
+  let serial: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = serial.then(fn, fn);
+    serial = p.catch(() => {});
+    return p;
+  };
+
+  async function refreshRoutes(): Promise<void> {
+    const next = await loadApiRoutes(db, running.routes, log);
+    if (next.version === apiRoutes.version) return;
+    apiRoutes = next;
+    applyRouting();
+    metrics.routesVersion.set(next.version);
+    log.info({ version: next.version, apiRoutes: next.routes.map((r) => r.name), generation: router.current().generation }, 'routes managed through the API reloaded');
+  }
+
+  async function reload(): Promise<ReloadResult> {
+    const origin = opts.origin ?? {};
+    const refused = (problems: string[]): ReloadResult => {
+      metrics.configReloads.inc({ result: 'invalid' });
+      log.error({ file: origin.file, problems }, 'config reload refused: the running config is kept');
+      return { result: 'invalid', generation, hash, applied: [], needsRestart: [], problems };
+    };
+    // Built from a config object (embedded, tests): reading the defaults instead would drop every route.
+    if (!opts.origin) return refused(['(top level): this server was given its config, not a file: there is nothing to read again']);
+    let next: Config;
+    try {
+      next = loadConfig(origin.file, origin.env ?? process.env);
+    } catch (e) {
+      if (e instanceof ConfigError) return refused(e.problems);
+      throw e;
+    }
+    const plan = planReload(running, next);
+    // Certificates are read again even when the file names the same paths: a renewed
+    // certificate is the usual reason to reload. A pair that cannot be read or does not match
+    // refuses the whole reload, as an invalid key would.
+    let nextSmtpTls: typeof smtpTls;
+    let nextHttpTls: typeof httpTls;
+    const tlsOf = (where: string[], t: { key: string; cert: string } | undefined) => {
+      if (!t) return undefined;
+      try {
+        const pair = readPair(t);
+        createSecureContext(pair);
+        return pair;
+      } catch (e) {
+        throw new ConfigError([`${keyPath(where)}: cannot use the certificate and key: ${(e as Error).message}`]);
+      }
+    };
+    try {
+      nextSmtpTls = app.smtp ? tlsOf(['smtp', 'tls'], plan.effective.smtp.tls) : undefined;
+      nextHttpTls = app.apiServer ? tlsOf(['http', 'tls'], plan.effective.http.tls) : undefined;
+    } catch (e) {
+      return refused((e as ConfigError).problems);
+    }
+    const applied = [...plan.applied];
+    if (!samePair(smtpTls, nextSmtpTls) && !applied.includes('smtp.tls')) applied.push('smtp.tls');
+    if (!samePair(httpTls, nextHttpTls) && !applied.includes('http.tls')) applied.push('http.tls');
+    if (plan.needsRestart.length) log.warn({ needsRestart: plan.needsRestart }, 'config changes that take effect only after a restart');
+    if (!applied.length) {
+      metrics.configReloads.inc({ result: 'unchanged' });
+      log.info({ generation, hash, needsRestart: plan.needsRestart }, 'config reloaded: nothing to apply');
+      return { result: 'unchanged', generation, hash, applied: [], needsRestart: plan.needsRestart, problems: [] };
+    }
+    running = plan.effective;
+    app.config = running;
+    smtpTls = nextSmtpTls;
+    if (nextHttpTls && !samePair(httpTls, nextHttpTls)) (app.apiServer?.fastify.server as TlsServer | undefined)?.setSecureContext(nextHttpTls);
+    httpTls = nextHttpTls;
+    // Routes, limits, allowlists and the certificate: new sessions take them all at once.
+    applyRouting();
+    generation++;
+    metrics.configInfo.reset();
+    hash = configHash(running);
+    metrics.configInfo.set({ hash }, 1);
+    metrics.configGeneration.set(generation);
+    metrics.configReloads.inc({ result: 'applied' });
+    log.info({ generation, hash, applied, needsRestart: plan.needsRestart, routingGeneration: router.current().generation }, 'config reloaded');
+    return { result: 'applied', generation, hash, applied, needsRestart: plan.needsRestart, problems: [] };
+  }
+
+  let routesPoll: NodeJS.Timeout | undefined;
   const app: Postroom = {
     config,
     db,
@@ -171,7 +304,11 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     box,
     sweeper,
     addresses: {},
+    reload: () => oneAtATime(reload),
+    refreshRoutes: () => oneAtATime(refreshRoutes),
     async stop() {
+      clearInterval(routesPoll);
+      await serial;
       await app.fetcher?.stop();
       await app.smtp?.close();
       await app.apiServer?.close();
@@ -185,8 +322,19 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     if (config.smtp.enabled) {
       // Where bytes land: the data directory, file blobs and their temp dir, database blobs' staging.
       const freeSpace = freeSpaceProbe([config.dataDir, path.join(config.dataDir, 'blobs', 'tmp'), path.join(config.dataDir, 'staging')]);
-      const routeClients = config.routes.flatMap((r) => r.match.clients ?? []);
-      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace, routeClients });
+      const gen = router.current();
+      const routeClients = gen.router.routes.flatMap((r) => r.route.match.clients ?? []);
+      app.smtp = createSmtpIngress({
+        config: config.smtp,
+        hostname,
+        accept: intake.accept,
+        recipientCheck: door.checkFor(gen.router),
+        routeGeneration: gen.generation,
+        log,
+        metrics,
+        freeSpace,
+        routeClients,
+      });
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {
@@ -200,6 +348,12 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         objects: config.objects,
         onDeliveryRetry: () => deliveryWorker.wake(),
         router,
+        routing: {
+          sources: () => router.current().sources,
+          fileRoutes: () => new Set(running.routes.map((r) => r.name)),
+          refresh: () => app.refreshRoutes(),
+        },
+        reload: () => app.reload(),
         listeners: () =>
           Object.entries(app.addresses).map(([kind, a]) => ({ kind, address: `${a.host}:${a.port}` })),
         onStored: (listener) => {
@@ -225,6 +379,13 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         },
       });
       app.addresses.http = await app.apiServer.listen();
+    }
+    // Routes changed through the API on any node: one indexed row read every few seconds.
+    if (config.store.routesPollInterval > 0) {
+      routesPoll = setInterval(() => {
+        app.refreshRoutes().catch((err: unknown) => log.warn({ err }, 'could not read the routes managed through the API; trying again'));
+      }, config.store.routesPollInterval);
+      routesPoll.unref();
     }
     if (config.mail.fetch) {
       // Each enabled folder under its lease: one node polls a mailbox at a time.

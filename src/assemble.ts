@@ -11,6 +11,12 @@ import { Intake } from './intake/accept.js';
 import { installationId } from './intake/loop.js';
 import { acceptPostmaster, allChecks, domainCheck, postmasterOf } from './intake/recipients.js';
 import { createRouter, type Router } from './routing/router.js';
+import type { RouteSource } from './routing/live.js';
+import type { Route } from './routing/schema.js';
+import { problemsOf } from './config/load.js';
+import { routeSchema } from './config/schema.js';
+import { OBJECT_ROUTE_NAMES } from './domain/objects/config.js';
+import { apiRoutesVersion, listApiRoutes } from './store/api-routes.js';
 import { migrate, openDb, type Db } from './store/db.js';
 import { blobKind, openBlobStore } from './store/open-blobs.js';
 import type { BlobStore } from './store/ports.js';
@@ -27,6 +33,10 @@ export interface Door {
   router: Router;
   /** The listener's domain check, then the routes' own (RCPT-time), with postmaster@ always taken. */
   recipientCheck: RecipientCheck;
+  /** The same checks with another router (one routing generation, routing/live.ts). */
+  checkFor(router: Router): RecipientCheck;
+  /** Build a router of the file's routes and the API's behind them, with this door's targets. */
+  routerOf(fileRoutes: readonly Route[], apiRoutes: readonly Route[]): Router;
   /** A group id (`-l 12345`) as its address. */
   resolveList(list: string): Promise<string>;
 }
@@ -48,6 +58,8 @@ export function assembleDoor(
     /** Extra wait to gather messages into one commit; a one-message `postroom deliver` has no use for it. */
     commitWindowMs?: number;
     extraTargets?: Iterable<[string, Target<any>]>;
+    /** Routes managed through the API (loadApiRoutes), tried after the file's. */
+    apiRoutes?: readonly Route[];
   },
 ): Door {
   const { db, blobs } = deps;
@@ -67,14 +79,59 @@ export function assembleDoor(
   const targets = bindTargets({ db, blobs, headers: config.objects.headers });
   targets.set('group', createGroupTarget({ db, config: config.groups, publicUrl: config.http.publicUrl }));
   for (const [kind, target] of deps.extraTargets ?? []) targets.set(kind, target);
-  const router = createRouter(config.routes, targets);
+  const routerOf = (fileRoutes: readonly Route[], apiRoutes: readonly Route[]) => createRouter(fileRoutes, targets, { after: apiRoutes });
+  const router = routerOf(config.routes, deps.apiRoutes ?? []);
+  const checkFor = (r: Router) => acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), r.recipientCheck()));
   return {
     intake,
     targets,
     router,
-    recipientCheck: acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), router.recipientCheck())),
+    checkFor,
+    routerOf,
+    recipientCheck: checkFor(router),
     resolveList: (list) => resolveList(db.kysely, list),
   };
+}
+
+/** The routes managed through the API, as this node applies them. */
+export interface ApiRoutes {
+  /** The store's change counter when they were read. */
+  version: number;
+  routes: Route[];
+  sources: Map<string, RouteSource>;
+}
+
+/** The file's routes as sources (read-only through the API). */
+export function fileSources(routes: readonly Route[]): Map<string, RouteSource> {
+  return new Map(routes.map((r) => [r.name, { source: 'file' } as RouteSource]));
+}
+
+/**
+ * Read the routes managed through the API and validate each with the config's route schema
+ * (a node of an older version may have written one this one no longer takes). One that does
+ * not validate, or whose name a file route has taken since, is left out and logged with its
+ * key path: the others still route. Disabled ones are left out, as in the file.
+ */
+export async function loadApiRoutes(db: Db, fileRoutes: readonly Route[], log: Logger): Promise<ApiRoutes> {
+  const version = await apiRoutesVersion(db);
+  const taken = new Set<string>([...fileRoutes.map((r) => r.name), ...OBJECT_ROUTE_NAMES]);
+  const routes: Route[] = [];
+  const sources = new Map<string, RouteSource>();
+  for (const row of await listApiRoutes(db)) {
+    if (taken.has(row.name)) {
+      log.warn({ route: row.name }, 'a route of the config file has the name of a route managed through the API: the file route is used');
+      continue;
+    }
+    const r = routeSchema.safeParse(row.definition);
+    if (!r.success) {
+      log.error({ route: row.name, version: row.version, problems: problemsOf(r.error) }, 'a route managed through the API does not validate: left out');
+      continue;
+    }
+    if (!r.data.enabled) continue;
+    routes.push(r.data);
+    sources.set(row.name, { source: 'api', version: row.version, updatedBy: row.updatedBy, updatedAt: row.updatedAt });
+  }
+  return { version, routes, sources };
 }
 
 /**
@@ -100,7 +157,20 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
   const staging = blobKind(config, db) === 'db' ? mkdtempSync(path.join(os.tmpdir(), 'postroom-deliver-')) : undefined;
   const blobs = openBlobStore(config, db, { stagingDir: staging });
   // The server's key, read only: see installationId.
-  const door = assembleDoor(config, { db, blobs, log, metrics: createMetrics(), installation: installationId(config.secretKey, config.dataDir) });
+  // The routes managed through the API too: the RCPT-time checks must take what they take.
+  const apiRoutes = await loadApiRoutes(db, config.routes, log).catch(async (err: unknown) => {
+    await db.close().catch(() => {});
+    if (staging) rmSync(staging, { recursive: true, force: true });
+    throw err;
+  });
+  const door = assembleDoor(config, {
+    db,
+    blobs,
+    log,
+    metrics: createMetrics(),
+    installation: installationId(config.secretKey, config.dataDir),
+    apiRoutes: apiRoutes.routes,
+  });
   return {
     intake: door.intake,
     config,

@@ -18,8 +18,13 @@ import type { Logger } from './telemetry/log.js';
  *   4. queue    delivery/queue.ts         the deliveries are stored, pending
  *   5. deliver  delivery/worker.ts        each is leased and handed to targets/<kind>.ts
  */
+/** Pins kept at most: a parse backlog past this plans its oldest by the routes in force. */
+const MAX_PINNED = 10_000;
+
 export class Pipeline {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Message id → the routing generation it was accepted under, until it is planned. */
+  private readonly pinned = new Map<string, number>();
   private stopped = false;
 
   constructor(
@@ -36,7 +41,12 @@ export class Pipeline {
   ) {
     const { intake, parser, queue, worker } = steps;
     // 1 → 2: a message just kept is parsed from the bytes still in memory when it is small.
-    intake.on('stored', (m, raw) => parser.enqueue(m.id, m, raw));
+    intake.on('stored', (m, raw, env) => {
+      // Planned later by the routes that answered its RCPT TO (core/message.ts routeGeneration).
+      if (env.routeGeneration !== undefined) this.pinned.set(m.id, env.routeGeneration);
+      if (this.pinned.size > MAX_PINNED) this.pinned.delete(this.pinned.keys().next().value!);
+      parser.enqueue(m.id, m, raw);
+    });
     // 2 → 3 → 4
     parser.on('parsed', (id, parsed) => void this.plan(id, parsed));
     // 4 → 5: a worker in this process starts at once instead of at its next poll.
@@ -65,7 +75,9 @@ export class Pipeline {
   private async planAndQueue(messageId: string, parsed?: ParsedNow): Promise<void> {
     const { planner, queue, log, dedup } = this.steps;
     try {
-      const plan = await planner.plan(messageId, parsed);
+      const generation = this.pinned.get(messageId);
+      this.pinned.delete(messageId);
+      const plan = await planner.plan(messageId, parsed, generation);
       if (!plan) return;
       await queue.enqueue(messageId, plan.deliveries, { dedup: dedup && { message: plan.message, policy: dedup } });
     } catch (err) {

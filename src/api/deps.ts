@@ -6,6 +6,8 @@ import type { SecretBox } from '../domain/accounts/secret-box.js';
 import type { ObjectsConfig } from '../domain/objects/config.js';
 import type { Accept } from '../intake/accept.js';
 import type { Router } from '../routing/router.js';
+import type { RouteSource } from '../routing/live.js';
+import type { ReloadResult } from '../config/reload.js';
 import type { Db } from '../store/db.js';
 import type { BlobStore } from '../store/ports.js';
 import type { Logger } from '../telemetry/log.js';
@@ -29,6 +31,10 @@ export interface ApiDeps {
   mail?: MailApiDeps;
   /** The router, for GET /api/v1/routes and the route tester (absent: they answer 503). */
   router?: Router;
+  /** Routes managed through the API: where each route in force comes from, and how to apply a change here at once (absent: the listing shows no source, changes answer 503). */
+  routing?: RoutingApiDeps;
+  /** Read the config file again (POST /api/v1/system/reload; absent: 503). */
+  reload?: () => Promise<ReloadResult>;
   /** Told of each message kept in this process, for the live list (GET /api/v1/messages/events). */
   onStored?: (listener: (id: string) => void) => () => void;
   /** Where this process listens, for GET /api/v1/system (absent: the HTTP listener as configured). */
@@ -68,4 +74,14 @@ export interface MailApiDeps {
 export function mailDeps(deps: ApiDeps): MailApiDeps {
   if (!deps.mail) throw mailError('CONFIG', 'mail accounts are not available on this server');
   return deps.mail;
+}
+
+/** What /api/v1/routes needs to manage routes in the store. */
+export interface RoutingApiDeps {
+  /** The source of each route in force (file, or API with its version). */
+  sources(): ReadonlyMap<string, RouteSource>;
+  /** Names of the config file's routes: read-only through the API. */
+  fileRoutes(): ReadonlySet<string>;
+  /** Apply the routes in the store now on this node (others follow at their next poll). */
+  refresh(): Promise<void>;
 }

@@ -20,14 +20,16 @@ export class ConfigError extends Error {
   }
 }
 
-function keyPath(p: readonly PropertyKey[]): string {
+/** A zod issue path as written in the config: `routes[0].deliver[0].spool.dir`. */
+export function keyPath(p: readonly PropertyKey[]): string {
   return p.reduce<string>(
     (acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
     '',
   );
 }
 
-function problemsOf(err: z.ZodError): string[] {
+/** Each issue of a failed validation as `key.path: message` (unknown keys one line each). */
+export function problemsOf(err: z.ZodError): string[] {
   return err.issues.map((i) => {
     const at = keyPath(i.path) || '(top level)';
     if (i.code === 'unrecognized_keys') {

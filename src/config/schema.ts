@@ -214,6 +214,11 @@ export const storeSchema = z.strictObject({
   statementTimeout: duration()
     .default(30_000)
     .describe('PostgreSQL: a statement running longer is cancelled, so a stuck lock fails one operation instead of holding a worker forever; 0: never'),
+  routesPollInterval: duration()
+    .default(5_000)
+    .describe(
+      'how often this node reads the one row that counts changes of routes made through the API (on any node sharing the store), and reloads them when it moved; 0: only at start and after changes made through this node',
+    ),
   sweep: z
     .strictObject({
       interval: duration().default(3_600_000).describe('how often leftovers of failed intakes are removed (also once at start; 0 = only at start)'),
@@ -337,6 +342,9 @@ export const configSchema = z.strictObject({
   });
   return { ...cfg, routes: [...cfg.routes, ...added] };
 });
+
+/** One route, as in `routes:` and as POST /api/v1/routes takes it: the same schema for both. */
+export const routeSchema = makeRouteSchema(targets);
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

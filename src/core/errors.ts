@@ -119,6 +119,10 @@ export const CATALOGUE = {
   UNSUPPORTED_MEDIA_TYPE: { status: '5.6.1', smtp: 554, text: 'Unsupported media type', http: 415 },
   // The request is well-formed but clashes with what is stored (a name taken, a thing still in use).
   CONFLICT: { status: '5.0.0', smtp: 550, text: 'Conflicts with the current state', http: 409 },
+  // A route sent to /api/v1/routes that the route schema refuses; the detail names each key path.
+  ROUTE_INVALID: { status: '5.5.4', smtp: 501, text: 'Route invalid', http: 422 },
+  // A config file a reload refused (each problem on its key path); the running config is kept.
+  CONFIG_INVALID: { status: '5.3.5', smtp: 554, text: 'Configuration invalid: the running configuration is kept', http: 422, exit: 'CONFIG' },
   // A condition the client set does not hold (WebDAV Overwrite: F onto an existing name, RFC 4918 §10.6).
   PRECONDITION_FAILED: { status: '5.0.0', smtp: 550, text: 'Precondition failed', http: 412 },
   // -- command line --

@@ -17,6 +17,13 @@ export interface Envelope {
   receivedAt: Date;
   /** Post time the ingress asked for: 'message' takes the Date: header (`postroom deliver -t message`). */
   timeSource?: 'server' | 'message';
+  /**
+   * The routing generation that answered this envelope's RCPT TO (an SMTP session keeps the
+   * one in force when it began): the message is planned by the same routes, so a reload in the
+   * middle of a session does not route its mail by rules it was never checked against. Not
+   * stored: after a restart the routes in force plan it.
+   */
+  routeGeneration?: number;
 }
 
 /** A message's statuses with a meaning of Postroom's (routing, delivery, sending). */

@@ -4,6 +4,7 @@ import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream,
 import { asMailError, mailError, toSmtpReply } from '../core/errors.js';
 import type { Envelope } from '../core/message.js';
 import type { SmtpConfig } from '../config/schema.js';
+import { smtpAuthOn } from '../config/reload.js';
 import type { Accept } from '../intake/accept.js';
 import type { FreeSpace } from '../intake/free-space.js';
 import type { RecipientCheck } from '../core/message.js';
@@ -22,6 +23,23 @@ import { ReceivedTrace } from './smtp-trace.js';
 export interface SmtpIngress {
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
+  /**
+   * New settings for sessions that start from now on; sessions in progress finish on the ones
+   * they began with. The caller has checked what cannot change without a restart (the
+   * listener, whether STARTTLS and AUTH are offered at all) and passes those unchanged.
+   */
+  update(next: SmtpSettings): void;
+}
+
+/** What a session runs on: the part of the config, the RCPT-time checks and the routes' clients. */
+export interface SmtpSettings {
+  config: SmtpConfig;
+  recipientCheck: RecipientCheck;
+  routeClients?: string[];
+  /** The routing generation recipientCheck belongs to, carried on each envelope (core/message.ts). */
+  routeGeneration?: number;
+  /** The certificate and key, read from config.tls's files; absent: read here. */
+  tls?: { key: Buffer; cert: Buffer };
 }
 
 export interface SmtpIngressDeps {
@@ -39,6 +57,8 @@ export interface SmtpIngressDeps {
   routeClients?: string[];
   /** Free space where messages are kept, asked at MAIL; unset: not checked before DATA. */
   freeSpace?: FreeSpace;
+  /** The routing generation recipientCheck belongs to (see SmtpSettings). */
+  routeGeneration?: number;
 }
 
 /** What we know of one connection beyond smtp-server's session. */
@@ -54,6 +74,8 @@ interface Conn {
   greetingDelay: number;
   /** What the client sent since the last line logged (smtp.logReceivedData). */
   trace?: ReceivedTrace;
+  /** The settings in force when the connection began: it keeps them to its end. */
+  s: Session;
   /** The open transaction (MAIL FROM accepted, no final reply yet). */
   tx?: { mailFrom: string; rcptTo: string[]; rejectedRcpts: number; lastStatus?: string; startedAt: number; requireMessageId?: boolean };
 }
@@ -75,19 +97,39 @@ async function* traced(bytes: AsyncIterable<Buffer>, trace: ReceivedTrace): Asyn
   }
 }
 
+/** One set of settings, compiled: what a connection keeps from its start to its end. */
+interface Session {
+  config: SmtpConfig;
+  recipientCheck: RecipientCheck;
+  routeGeneration?: number;
+  allow?: ReturnType<typeof clientList>;
+  routeAllow?: ReturnType<typeof clientList>;
+  spaceDotClients?: ReturnType<typeof clientList>;
+  users: Map<string, string>;
+}
+
+function compile(s: SmtpSettings): Session {
+  const { config } = s;
+  return {
+    config,
+    recipientCheck: s.recipientCheck,
+    routeGeneration: s.routeGeneration,
+    allow: config.clients ? clientList(config.clients) : undefined,
+    routeAllow: config.clients && s.routeClients?.length ? clientList(s.routeClients) : undefined,
+    spaceDotClients: config.nonstandardDataTerminator?.length ? clientList(config.nonstandardDataTerminator) : undefined,
+    users: new Map((config.auth?.users ?? []).map((u) => [u.username, u.password])),
+  };
+}
+
 /** The SMTP ingress: smtp-server in front of intake.accept, with our limits and checks. */
 export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
-  const { config, hostname, accept, recipientCheck, log, metrics, freeSpace } = deps;
-  const allow = config.clients ? clientList(config.clients) : undefined;
-  const routeAllow = config.clients && deps.routeClients?.length ? clientList(deps.routeClients) : undefined;
-  const spaceDotClients = config.nonstandardDataTerminator?.length ? clientList(config.nonstandardDataTerminator) : undefined;
-  const users = new Map((config.auth?.users ?? []).map((u) => [u.username, u.password]));
+  const { hostname, accept, log, metrics, freeSpace } = deps;
+  const config = deps.config;
+  let current = compile({ config, recipientCheck: deps.recipientCheck, routeClients: deps.routeClients, routeGeneration: deps.routeGeneration });
   const tls = config.tls ? { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) } : undefined;
   const insecureAuth = config.auth?.allowInsecure ?? false;
-  // smtp-server refuses cleartext AUTH only when STARTTLS is on offer: without a certificate it
-  // would take passwords in the clear. So no TLS and no allowInsecure means no AUTH at all.
-  const authOn = users.size > 0 && (!!tls || insecureAuth);
-  if (users.size > 0 && !authOn) log.warn('smtp.auth.users configured but no smtp.tls: AUTH is off (set auth.allowInsecure to allow it in cleartext)');
+  const authOn = smtpAuthOn(config);
+  if (current.users.size > 0 && !authOn) log.warn('smtp.auth.users configured but no smtp.tls: AUTH is off (set auth.allowInsecure to allow it in cleartext)');
   const conns = new Map<string, Conn>();
   // Nothing is gathered when no destination would write it.
   const traceOn = config.logReceivedData.enabled && log.isLevelEnabled('debug');
@@ -138,8 +180,10 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   async function onConnect(session: SMTPServerSession): Promise<number> {
     const ip = normaliseIp(session.remoteAddress);
-    const globally = allow ? await allow.matches(ip) : true;
-    const routeOnly = !globally && !!routeAllow && (await routeAllow.matches(ip));
+    const s = current;
+    const { config } = s;
+    const globally = s.allow ? await s.allow.matches(ip) : true;
+    const routeOnly = !globally && !!s.routeAllow && (await s.routeAllow.matches(ip));
     const listed = globally || routeOnly;
     if (!listed && !authOn) {
       log.info({ session: session.id, client: ip, outcome: 'refused', status: '5.7.1' }, 'smtp client refused');
@@ -152,23 +196,23 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       throw mailError('TOO_MANY_FROM_IP');
     }
     const greetingDelay = listed ? config.greetingDelay.allowlisted : config.greetingDelay.others;
-    const spaceDot = !!spaceDotClients && (await spaceDotClients.matches(ip));
-    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay, trace: traceOn ? new ReceivedTrace(config.logReceivedData.maxBytes) : undefined });
+    const spaceDot = !!s.spaceDotClients && (await s.spaceDotClients.matches(ip));
+    conns.set(session.id, { ip, listed, routeOnly, spaceDot, greetingDelay, s, trace: traceOn ? new ReceivedTrace(s.config.logReceivedData.maxBytes) : undefined });
     return greetingDelay;
   }
 
-  async function onAuth(auth: SMTPServerAuthentication): Promise<string> {
+  async function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
     const username = auth.username ?? '';
     // RFC 4616: acting as another identity (authzid) is not something we grant.
     const proxying = auth.method === 'PLAIN' && auth.authzid && auth.authzid !== username;
-    const stored = users.get(username);
+    const stored = (conns.get(session.id)?.s ?? current).users.get(username);
     const ok = await verifyPassword(auth.password ?? '', stored ?? DUMMY_HASH);
     if (!ok || !stored || proxying || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN')) throw mailError('AUTH_FAILED');
     return username;
   }
 
   /** A user named by an address may send as that address only (unless auth.senderIsUser is false). */
-  function senderNotOwned(user: string | undefined, mailFrom: string): boolean {
+  function senderNotOwned(config: SmtpConfig, user: string | undefined, mailFrom: string): boolean {
     if (!user || !user.includes('@') || config.auth?.senderIsUser === false) return false;
     return mailFrom.toLowerCase() !== user.toLowerCase();
   }
@@ -182,7 +226,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       ? mailError('UNKNOWN_PARAMETER', `MAIL FROM parameter ${unknown} not recognized or not implemented`)
       : !c.listed && !session.user
         ? mailError('AUTH_REQUIRED')
-        : senderNotOwned(session.user, address.address)
+        : senderNotOwned(c.s.config, session.user, address.address)
           ? mailError('SENDER_NOT_OWNED', `Sender <${address.address}> is not the address of user ${session.user}`)
           : undefined;
     if (refusal) {
@@ -203,9 +247,10 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const free = await freeSpace?.();
     if (free === undefined) return;
     const declared = Number((address.args || {}).SIZE) || 0;
-    if (free >= declared + config.minFreeSpace) return;
+    const { minFreeSpace } = c.s.config;
+    if (free >= declared + minFreeSpace) return;
     const e = mailError('STORE_FULL', 'Insufficient system storage; try again later');
-    log.error({ session: session.id, free, declared, minFreeSpace: config.minFreeSpace }, 'storage low: refusing MAIL with 452 4.3.1');
+    log.error({ session: session.id, free, declared, minFreeSpace }, 'storage low: refusing MAIL with 452 4.3.1');
     logTx(session, c, { mailFrom: address.address, outcome: 'deferred', status: e.status, code: e.code });
     throw e;
   }
@@ -216,8 +261,9 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     try {
       const unknown = unknownParameter('rcpt', address.args);
       if (unknown) throw mailError('UNKNOWN_PARAMETER', `RCPT TO parameter ${unknown} not recognized or not implemented`);
-      if (accepted.length >= config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
-      const verdict = await recipientCheck(address.address, {
+      const s = c?.s ?? current;
+      if (accepted.length >= s.config.maxRecipients) throw mailError('TOO_MANY_RECIPIENTS');
+      const verdict = await s.recipientCheck(address.address, {
         ingress: 'smtp',
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         accepted,
@@ -239,6 +285,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   function onData(stream: SMTPServerDataStream, session: SMTPServerSession, done: (err?: Error | null, msg?: string) => void) {
     const c = conns.get(session.id);
+    const s = c?.s ?? current;
+    const { config } = s;
     const env: Envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -250,6 +298,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
       authUser: session.user,
       tls: session.secure ? session.tlsOptions ? session.tlsOptions.version : 'TLS' : undefined,
       receivedAt: new Date(),
+      routeGeneration: s.routeGeneration,
     };
     const guard = new LineEndingGuard(config.bareLineEndings);
     // A recipient's target (a folder) may need a Message-ID even when the listener does not.
@@ -282,6 +331,26 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
 
   // The fast DATA reader, when the installed smtp-server is the one it was compared with.
   if (!applyDataScan()) log.info('smtp-server DATA reader is not the known version: using the library\'s own (correct, slower)');
+  const hooks = {
+    maxClients: config.maxClients,
+    greeting: `${hostname} ${config.banner}`,
+    authBeforeTls: insecureAuth,
+    opened() {
+      metrics.smtpSessions.inc();
+      return () => metrics.smtpSessions.dec();
+    },
+    refused(_code: number, status: string) {
+      metrics.rejections.inc({ ingress: 'smtp', status });
+    },
+    // Only where such clients are configured at start: the rewrite costs on every chunk of DATA
+    // (a reload that names them first needs a restart, see reload.ts).
+    spaceDotTerminator: config.nonstandardDataTerminator?.length ? (session: SMTPServerSession) => !!conns.get(session.id)?.spaceDot : undefined,
+    received: traceOn ? (session: SMTPServerSession, line: string, inSasl: boolean) => conns.get(session.id)?.trace?.command(line, inSasl) : undefined,
+    refuseEarlyTalker(session: SMTPServerSession) {
+      const c = conns.get(session.id);
+      return c ? c.greetingDelay > 0 : undefined;
+    },
+  };
   const server = new PostroomSmtpServer(
     {
       name: hostname,
@@ -305,8 +374,8 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
           (err) => cb(replyError(err)),
         );
       },
-      onAuth(auth, _session, cb) {
-        onAuth(auth).then(
+      onAuth(auth, session, cb) {
+        onAuth(auth, session).then(
           (user) => cb(null, { user }),
           (err) => cb(replyError(err)),
         );
@@ -325,24 +394,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         conns.delete(session.id);
       },
     },
-    {
-      maxClients: config.maxClients,
-      greeting: `${hostname} ${config.banner}`,
-      authBeforeTls: insecureAuth,
-      opened() {
-        metrics.smtpSessions.inc();
-        return () => metrics.smtpSessions.dec();
-      },
-      refused(_code, status) {
-        metrics.rejections.inc({ ingress: 'smtp', status });
-      },
-      received: traceOn ? (session, line, inSasl) => conns.get(session.id)?.trace?.command(line, inSasl) : undefined,
-      spaceDotTerminator: spaceDotClients ? (session) => !!conns.get(session.id)?.spaceDot : undefined,
-      refuseEarlyTalker(session) {
-        const c = conns.get(session.id);
-        return c ? c.greetingDelay > 0 : undefined;
-      },
-    },
+    hooks,
   );
   server.on('error', (err) => log.warn({ err }, 'smtp connection error'));
 
@@ -360,6 +412,22 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     },
     close() {
       return new Promise((resolve) => server.close(() => resolve()));
+    },
+    update(next) {
+      current = compile(next);
+      const c = next.config;
+      hooks.maxClients = c.maxClients;
+      hooks.greeting = `${hostname} ${c.banner}`;
+      // Read by smtp-server for each new connection (the EHLO SIZE, the idle timeout).
+      const options = server.options as { size?: number; socketTimeout?: number };
+      options.size = c.maxMessageSize;
+      options.socketTimeout = c.socketTimeout;
+      // A new certificate for TLS sessions from now on (RFC 3207 STARTTLS); a session already
+      // encrypted keeps the one it negotiated.
+      if (c.tls) {
+        const pair = next.tls ?? { key: readFileSync(c.tls.key), cert: readFileSync(c.tls.cert) };
+        server.updateSecureContext({ key: pair.key, cert: pair.cert });
+      }
     },
   };
 }

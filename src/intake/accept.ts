@@ -68,7 +68,7 @@ const MAX_BATCH = 256;
  * the blob store, and the row committed. Concurrent accepts share one directory fsync and one
  * database commit (group commit): while one batch commits, the next gathers.
  */
-export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | undefined] }> {
+export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | undefined, Envelope] }> {
   private queue: Pending[] = [];
   private running = false;
   private closed = false;
@@ -118,7 +118,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       if (!stored.duplicate) {
         this.deps.metrics.bytes.inc({ ingress }, stored.size);
         // With the bytes when they are in memory (small messages): the parser need not read them back.
-        this.emit('stored', stored, staged.data);
+        this.emit('stored', stored, staged.data, env);
       }
       return stored;
     } catch (err) {

@@ -34,7 +34,7 @@ function inlineTargets(json: string, targets: ReadonlyMap<string, Target<any>>):
  * option). Targets named inline by `postroom fetch project=…` take it the same way. Anything
  * else, or a route name no longer configured, is routed as usual.
  */
-export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; targets: ReadonlyMap<string, Target<any>>; log: Logger }) {
+export function forcedPlanner(deps: { db: Db; routes: () => readonly CompiledRoute[]; targets: ReadonlyMap<string, Target<any>>; log: Logger }) {
   return async (view: ParsedMessage): Promise<PlannedDelivery[] | undefined> => {
     const m = view.message;
     if (m.ingress !== 'imap' && m.ingress !== 'pop3') return undefined;
@@ -53,13 +53,14 @@ export function forcedPlanner(deps: { db: Db; routes: readonly CompiledRoute[]; 
     }
     const name = links.find((l) => l.route)?.route;
     if (!name) return undefined;
-    const route = deps.routes.find((r) => r.name === name);
+    const routes = deps.routes();
+    const route = routes.find((r) => r.name === name);
     if (!route) {
       deps.log.warn({ id: m.id, route: name }, 'fetched mail names a route that is not configured; routing it by recipient');
       return undefined;
     }
     // Each envelope recipient as if the route had matched it, with no captures.
-    const order = deps.routes.indexOf(route);
+    const order = routes.indexOf(route);
     return planDeliveries(
       m.rcptTo.map((recipient) => ({ route: { name: route.name, deliver: route.route.deliver }, recipient, captures: {}, order })),
       deps.targets,

@@ -36,6 +36,8 @@ export class Planner {
       db: Db;
       blobs: BlobStore;
       router: Planning;
+      /** The router of an earlier routing generation, for mail accepted under it (routing/live.ts); undefined: the current one. */
+      routerAt?: (generation: number) => Planning | undefined;
       log: Logger;
       /**
        * Whether a message was taken before routing (fetched into a folder that sends what
@@ -49,10 +51,12 @@ export class Planner {
 
   /**
    * The plan of one message, or undefined when it has none. `parsed`: what the parse step just
-   * saved, so the message need not be read back from the store. Throws when the store fails.
+   * saved, so the message need not be read back from the store; `generation`: the routing
+   * generation it was accepted under. Throws when the store fails.
    */
-  async plan(messageId: string, parsed?: ParsedNow): Promise<Plan | undefined> {
-    const { db, router, log } = this.deps;
+  async plan(messageId: string, parsed?: ParsedNow, generation?: number): Promise<Plan | undefined> {
+    const { db, log } = this.deps;
+    const router = (generation !== undefined && this.deps.routerAt?.(generation)) || this.deps.router;
     const view = parsed ? viewOfParse(this.deps.blobs, parsed.message, parsed.saved) : await buildParsedView(this.deps, messageId);
     if (view.message.status !== 'received') return undefined;
     if (await this.deps.taken?.(view)) return undefined;

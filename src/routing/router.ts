@@ -59,16 +59,26 @@ export interface Router {
 export function createRouter(
   routes: readonly Route[],
   targets: ReadonlyMap<string, Target<any>>,
-  opts: { resolve?: typeof lookup } = {},
+  opts: {
+    resolve?: typeof lookup;
+    /**
+     * Routes tried after all of `routes` (those managed through the API, behind the config
+     * file's), in their own priority order: the file stays what the operator deployed, and a
+     * route added through the API cannot take mail a file route takes.
+     */
+    after?: readonly Route[];
+  } = {},
 ): Router {
   // Stable sort: equal priorities keep file order.
-  const compiled = routes
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => a.r.priority - b.r.priority || a.i - b.i)
-    .map(({ r }) => compileRoute(r, opts.resolve));
+  const byPriority = (list: readonly Route[]) =>
+    list
+      .map((r, i) => ({ r, i }))
+      .sort((a, b) => a.r.priority - b.r.priority || a.i - b.i)
+      .map(({ r }) => r);
+  const compiled = [...byPriority(routes), ...byPriority(opts.after ?? [])].map((r) => compileRoute(r, opts.resolve));
   const normal = compiled.filter((c) => !c.route.catchAll);
   const catchAll = compiled.filter((c) => c.route.catchAll);
-  const byName = new Map(routes.map((r) => [r.name, r]));
+  const byName = new Map([...(opts.after ?? []), ...routes].map((r) => [r.name, r]));
 
   /** RCPT time only: the targets' own checks (a reject target refuses here). */
   async function targetRefusal(c: CompiledRoute, rcpt: string, captures: Record<string, string>, env: EnvelopeFacts) {

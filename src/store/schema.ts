@@ -447,6 +447,33 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+/** A route managed through the API (migration 0027). */
+export interface ApiRoutesTable {
+  name: string;
+  version: number;
+  /** JSON: the route as sent, in the config file's shape. */
+  definition: string;
+  updated_by: string;
+  updated_at: string;
+}
+
+/** Every version of an API route: create, update, delete. */
+export interface RouteVersionsTable {
+  name: string;
+  version: number;
+  op: 'create' | 'update' | 'delete';
+  /** JSON; null for a delete. */
+  definition: string | null;
+  actor: string;
+  at: string;
+}
+
+/** One row (id 1): raised by every change of an API route; nodes poll it. */
+export interface RoutesStateTable {
+  id: number;
+  version: number;
+}
+
 export interface Database {
   messages: MessagesTable;
   message_text: MessageTextTable;
@@ -479,6 +506,9 @@ export interface Database {
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+  api_routes: ApiRoutesTable;
+  route_versions: RouteVersionsTable;
+  routes_state: RoutesStateTable;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -7,6 +7,28 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'postroom_process_' });
   const m = {
     registry,
+    configReloads: new Counter({
+      name: 'postroom_config_reloads_total',
+      help: 'Config reloads (SIGHUP, postroom reload, POST /api/v1/system/reload), by result: applied, unchanged, invalid (the running config kept)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    configGeneration: new Gauge({
+      name: 'postroom_config_generation',
+      help: 'Generation of the config in force: 1 at start, raised by each applied reload',
+      registers: [registry],
+    }),
+    configInfo: new Gauge({
+      name: 'postroom_config_info',
+      help: 'Always 1; its hash label is a fingerprint of the config in force (compare nodes with it)',
+      labelNames: ['hash'] as const,
+      registers: [registry],
+    }),
+    routesVersion: new Gauge({
+      name: 'postroom_api_routes_version',
+      help: 'The counter of route changes made through the API that this node has applied (equal on every node once they have caught up)',
+      registers: [registry],
+    }),
     messages: new Counter({
       name: 'postroom_messages_total',
       help: 'Messages offered to intake, by ingress and outcome (accepted, duplicate, rejected, failed)',

@@ -4,6 +4,17 @@ import { systemStats } from '../../store/system-stats.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../deps.js';
 import { packageVersion } from '../version.js';
+import { mailError } from '../../core/errors.js';
+import { RELOADABLE } from '../../config/reload.js';
+
+const ReloadView = z.object({
+  result: z.enum(['applied', 'unchanged']).describe('applied: new sessions use the new settings; unchanged: the file asks for nothing new that can change while running'),
+  generation: z.number().int().describe('the config generation in force (1 at start)'),
+  hash: z.string().describe('fingerprint of the config in force (metric postroom_config_info)'),
+  applied: z.array(z.string()).describe('key paths now in force for new sessions'),
+  needsRestart: z.array(z.string()).describe('key paths changed in the file that take effect only after a restart (left as they run)'),
+  problems: z.array(z.string()),
+});
 
 const SystemView = z.object({
   version: z.string(),
@@ -38,6 +49,29 @@ export async function systemRoutes(app: FastifyInstance, deps: ApiDeps): Promise
         lastHour: stats.lastHour,
         rss: process.memoryUsage.rss(),
       };
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/system/reload',
+      summary: 'Read the config file again and apply what can change while running, as SIGHUP does',
+      description:
+        `The whole file is validated first; an invalid one is 422 (each problem with its key path) and the running config is kept. ` +
+        `New sessions take the new settings; sessions in progress finish on theirs. Reloadable: ${RELOADABLE.join(', ')}; ` +
+        'certificates are read again even when their paths did not change. Other changes are listed in needsRestart and left as they run.',
+      tags: ['operations'],
+      audit: 'system.reload',
+      responses: { 200: { description: 'the reload', schema: ReloadView } },
+    },
+    async ({ request }) => {
+      if (!deps.reload) throw mailError('CONFIG', 'This server cannot reload its config');
+      const r = await deps.reload();
+      if (r.result === 'invalid') throw mailError('CONFIG_INVALID', `the running configuration is kept: ${r.problems.join('; ')}`);
+      request.auditNote = { object: 'config', detail: { result: r.result, generation: r.generation, applied: r.applied, needsRestart: r.needsRestart } };
+      return { ...r, result: r.result };
     },
   );
 }

@@ -9,11 +9,12 @@ import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
 import { replayCmd } from './replay.js';
 import { reindexCmd } from './reindex.js';
+import { reloadCmd } from './reload.js';
 import { serve } from './serve.js';
 import { trackerCmd } from './tracker.js';
 import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, reloadCmd, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );

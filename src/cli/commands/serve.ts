@@ -13,6 +13,8 @@ SQLite and blobs under ./data, SMTP on 127.0.0.1:2525, HTTP on 127.0.0.1:8025.
 Environment variables win over the file: POSTROOM_DATA_DIR, POSTROOM_SMTP_LISTEN,
 POSTROOM_HTTP_LISTEN, POSTROOM_API_TOKEN, POSTROOM_DATABASE_URL, POSTROOM_SECRET_KEY, POSTROOM_CONFIG.
 Every option of the file: docs/config.md.
+SIGHUP (or 'postroom reload') reads the file again: routes, SMTP limits, allowlists and
+TLS certificates apply to new sessions; see docs/reload.md.
 Enabled folders of mail accounts are watched (IMAP IDLE or polling, POP3 polling): see
 docs/mail-accounts.md and 'postroom fetch --help'.`,
   async run(argv) {
@@ -34,7 +36,18 @@ docs/mail-accounts.md and 'postroom fetch --help'.`,
     let onSignal = (sig: string): void => process.exit(sig === 'SIGINT' ? 130 : 143);
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.once('SIGTERM', () => onSignal('SIGTERM'));
-    const app = await startPostroom(config);
+    // SIGHUP: read the config file again (its default action would end the process). One during
+    // start-up is remembered and done once the server runs.
+    let onHup = (): void => void (hupWaiting = true);
+    let hupWaiting = false;
+    process.on('SIGHUP', () => onHup());
+    const app = await startPostroom(config, { origin: { file: values.config ?? process.env.POSTROOM_CONFIG, env: process.env } });
+    onHup = () => {
+      app.log.info({ signal: 'SIGHUP' }, 'reloading the config');
+      // The outcome is logged by reload() itself (applied, unchanged, or refused with key paths).
+      app.reload().catch((err: unknown) => app.log.error({ err }, 'config reload failed: the running config is kept'));
+    };
+    if (hupWaiting) onHup();
     const { smtp, http } = app.addresses;
     const lines = [
       `Postroom is running (data in ${config.dataDir}, ${app.db.dialect} store)`,

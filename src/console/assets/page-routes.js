@@ -3,7 +3,12 @@ import { getJson } from './api.js';
 import { errorBox, render } from './app.js';
 
 function routeCard(r, i) {
-  return html`<li><h3>${i + 1}. <code>${r.name}</code> <span class="muted">priority ${r.priority}${r.catchAll ? ', catch-all' : ''}${r.continue ? ', continues' : ''}</span></h3>
+  // Where it comes from: the config file (change it there, then reload) or the API (versioned).
+  const source =
+    r.source === 'api'
+      ? html`<span class="source" data-source="api">API, version ${r.version} by ${r.updatedBy}, ${r.updatedAt}</span>`
+      : html`<span class="source" data-source="file">config file</span>`;
+  return html`<li><h3>${i + 1}. <code>${r.name}</code> <span class="muted">priority ${r.priority}${r.catchAll ? ', catch-all' : ''}${r.continue ? ', continues' : ''}</span> ${source}</h3>
     <p>Match: <code>${JSON.stringify(r.match)}</code></p>
     <p>Targets: ${r.deliver.map((d) => html`<code>${d.kind}</code> <code class="params">${JSON.stringify(d.params)}</code> `)}</p>
     <p>Retry: ${r.retry ? html`<code>${JSON.stringify(r.retry)}</code>` : 'the default (14 tries over about 3 days)'}</p></li>`;
@@ -35,7 +40,8 @@ export async function routesPage(el, params) {
       <label>Or a stored message (id) <input name="message" value="${params.get('message') ?? ''}" placeholder="message id"></label>
       <button type="submit">Test</button></form><div id="result" aria-live="polite"></div></section>
     <section><h2>Routes in the order they are tried</h2>
-    ${routes.items.length ? html`<ol class="routes">${routes.items.map(routeCard)}</ol>` : html`<p class="empty">No routes: mail is kept and routed nowhere. Add routes under <code>routes:</code> in the config file.</p>`}</section>`,
+    ${routes.items.length ? html`<ol class="routes">${routes.items.map(routeCard)}</ol>` : html`<p class="empty">No routes: mail is kept and routed nowhere. Add routes under <code>routes:</code> in the config file, or through the API (<code>POST /api/v1/routes</code>).</p>`}
+    <p class="hint">Routes of the config file come first, then those managed through the API; see docs/routes.md.</p></section>`,
   );
   el.querySelector('#route-test').addEventListener('submit', async (e) => {
     e.preventDefault();
