@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -180,7 +180,15 @@ export class S3BlobStore implements BlobStore {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.loc.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
-      return res.Body as Readable;
+      const body = res.Body as Readable;
+      if (!range) return body;
+      // HTTP lets a server ignore Range (200 and the whole object) or answer more than was asked
+      // (s3rver answers bytes=0-0 with everything): take exactly the bytes asked for.
+      const from = /^bytes (\d+)-(\d+)\//.exec(res.ContentRange ?? '');
+      const got = from ? { start: Number(from[1]), end: Number(from[2]) } : { start: 0, end: Infinity };
+      if (got.start === range.start && got.end === range.end) return body;
+      if (got.start > range.start || got.end < range.end) throw new Error(`asked for bytes ${range.start}-${range.end}, got ${res.ContentRange}`);
+      return Readable.from(sliceBytes(body, range.start - got.start, range.end - range.start + 1), { objectMode: false });
     } catch (err) {
       if (notFound(err)) throw mailError('NOT_FOUND', 'No such blob');
       throw this.failure(err, `reading ${Key}`);
@@ -260,6 +268,26 @@ export class S3BlobStore implements BlobStore {
     if (err instanceof MailError) return err;
     const what = err instanceof S3ServiceException ? `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})` : err instanceof Error ? err.message : String(err);
     return mailError('OBJECT_STORE_FAILED', undefined, { cause: new Error(`object storage ${this.describe()}: ${doing} failed: ${what}`, { cause: err }) });
+  }
+}
+
+/** `take` bytes of a stream after its first `skip`, then stop reading (the rest is not fetched). */
+async function* sliceBytes(src: Readable, skip: number, take: number): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of src) {
+      let buf = c as Buffer;
+      if (skip >= buf.length) {
+        skip -= buf.length;
+        continue;
+      }
+      buf = buf.subarray(skip, skip + take);
+      skip = 0;
+      take -= buf.length;
+      yield buf;
+      if (take <= 0) return;
+    }
+  } finally {
+    src.destroy();
   }
 }
 
