@@ -154,7 +154,8 @@ export class FsBlobStore implements BlobStore {
     return true;
   }
 
-  private async hasFile(sha256: string): Promise<boolean> {
+  /** Whether the file tree holds the blob (not looking in the database). */
+  async hasFile(sha256: string): Promise<boolean> {
     try {
       await stat(this.pathOf(sha256));
       return true;

@@ -29,7 +29,7 @@ export class DbBlobStore implements BlobStore {
 
   /** `stagingDir` holds bytes while a message streams in (not fsynced: the commit is what counts). */
   constructor(
-    private readonly db: Kysely<Database>,
+    readonly db: Kysely<Database>,
     readonly stagingDir: string,
   ) {}
 
@@ -148,6 +148,12 @@ export class DbBlobStore implements BlobStore {
       if (!range && pos !== size) throw new Error(`blob ${sha256} has ${pos} bytes, expected ${size}`);
     }
     return Readable.from(chunks(), { objectMode: false });
+  }
+
+  /** The blob's size, or undefined when the database does not hold it. */
+  async size(sha256: string): Promise<number | undefined> {
+    const r = await this.db.selectFrom('blobs').select('size').where('sha256', '=', sha256).executeTakeFirst();
+    return r ? Number(r.size) : undefined;
   }
 
   async has(sha256: string): Promise<boolean> {
