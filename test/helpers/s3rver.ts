@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, portAnswers, tempDir, waitFor } from './env.js';
 
@@ -29,14 +28,13 @@ export interface S3rver {
 }
 
 /**
- * Whether s3rver can run here (the dev dependency is installed). Missing: under CI=true the test
- * fails; elsewhere it is skipped with one line.
+ * For a suite that needs s3rver: `describe(name, { skip: s3rverSkip(name) }, …)`. A one-line
+ * skip reason when the dev dependency is missing; under CI=true the file fails on it.
  */
-export function requireS3rver(t: TestContext): boolean {
-  if (existsSync(BIN)) return true;
-  if (process.env.CI === 'true') throw new Error('s3rver (dev dependency) is missing under CI: npm ci installs it');
-  t.skip('s3rver not installed (npm ci installs the dev dependencies)');
-  return false;
+export function s3rverSkip(suite: string): string | false {
+  if (existsSync(BIN)) return false;
+  if (process.env.CI === 'true') throw new Error(`s3rver (dev dependency) is missing under CI: npm ci installs it (suite "${suite}")`);
+  return 's3rver not installed (npm ci installs the dev dependencies)';
 }
 
 /**

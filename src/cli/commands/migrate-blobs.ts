@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { mailError } from '../../core/errors.js';
+import { MailError, mailError } from '../../core/errors.js';
 import { migrateBlobs, type MigrateProgress } from '../../store/migrate-blobs.js';
 import { blobKind, openBlobStore, type BlobKind } from '../../store/open-blobs.js';
 import type { Command } from '../command.js';
@@ -50,10 +50,20 @@ export const migrateBlobsCmd: Command = {
           `${p.done.toLocaleString('en')} / ${p.total.toLocaleString('en')} blobs, ${p.copied.toLocaleString('en')} copied (${mib(p.bytes)} MiB), ` +
           `${p.present.toLocaleString('en')} there already, ${rate.toLocaleString('en')}/s`,
       );
-      const result = await migrateBlobs(db, from, target, {
-        cursorFile: path.join(config.dataDir, `migrate-blobs-to-${to}.cursor`),
-        onProgress: (p) => printer.update(p),
-      });
+      let result: MigrateProgress;
+      try {
+        result = await migrateBlobs(db, from, target, {
+          cursorFile: path.join(config.dataDir, `migrate-blobs-to-${to}.cursor`),
+          onProgress: (p) => printer.update(p),
+        });
+      } catch (err) {
+        // The catalogue's words are for a mail client; the operator here wants the cause (which
+        // bucket, which blob, what the server said). The exit code still comes from the error.
+        const cause = (err as Error).cause;
+        if (err instanceof MailError && cause instanceof Error) process.stderr.write(`\n${cause.message}\n`);
+        process.stderr.write('run it again to continue after the last blob done\n');
+        throw err;
+      }
       printer.end(result);
       process.stdout.write(`every blob is in ${to} now: set store.blobs: ${to} in the config and restart postroom serve\n`);
       return 0;
