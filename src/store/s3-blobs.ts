@@ -46,6 +46,10 @@ const PARALLEL_UPLOADS = 4;
  * each upload is confirmed by size before its row commits (the migration re-hashes what it copied).
  */
 export function s3Client(loc: S3Location): S3Client {
+  // The SDK warns on stderr, once per process, that its releases after January 2027 want Node 22.
+  // Postroom supports Node 20 (package.json engines), and stderr of `postroom deliver` is the
+  // text an MTA puts in its bounce (pipe(8)): an operator's own setting still wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const cfg: S3ClientConfig = {
     region: loc.region,
     forcePathStyle: loc.forcePathStyle,

@@ -106,7 +106,8 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
       summary: 'The message exactly as received (message/rfc822)',
       description:
         'By default our `Received:` trace header comes first (in the message\'s own line ending), then the bytes received, unchanged. ' +
-        'With `?trace=0` the body is exactly the bytes received: its sha256 is the message `sha256`.',
+        'With `?trace=0` the body is exactly the bytes received: its sha256 is the message `sha256`, and a `Range: bytes=FIRST-LAST` ' +
+        'is answered 206 with just those bytes, read from the blob store (a resumed download of a large message).',
       tags: ['content'],
       params: MessageParams,
       query: RawQuery,
@@ -116,6 +117,7 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
           contentType: 'message/rfc822',
           headers: { 'x-postroom-sha256': 'sha256 of the bytes received (without the trace header)' },
         },
+        206: { description: 'the bytes a Range asked for (`?trace=0`, or a message kept without our trace header)', contentType: 'message/rfc822' },
       },
     },
     async ({ params, query, request, reply }) => {
@@ -218,7 +220,10 @@ export async function messageContentRoutes(app: FastifyInstance, deps: ApiDeps):
       description: "`Content-Disposition: attachment` with an ASCII `filename` and RFC 8187 `filename*=UTF-8''…` for other names.",
       tags: ['content'],
       params: PartParams,
-      responses: { 200: { description: 'the part', contentType: 'application/octet-stream' } },
+      responses: {
+        200: { description: 'the part', contentType: 'application/octet-stream' },
+        206: { description: 'the bytes a Range asked for', contentType: 'application/octet-stream' },
+      },
     },
     async ({ params, request, reply }) => {
       const m = await requireMessage(deps, params.id);
