@@ -245,6 +245,7 @@ describe('blobs on object storage (s3rver)', { skip: s3rverSkip('blobs on object
       console.log(`# 200 MiB message to S3: heap + buffers rose ${(peak / MiB).toFixed(1)} MiB, RSS rose ${((rss - rss0) / MiB).toFixed(1)} MiB (peak RSS ${(rss / MiB).toFixed(0)} MiB)`);
       // Held whole it would add 200 MiB at least; streamed it holds two 8 MiB parts and chunks in flight.
       assert.ok(peak < 200 * MiB, `keeping raised memory by ${(peak / MiB).toFixed(1)} MiB`);
+      assert.ok(rss - rss0 < 200 * MiB, `keeping raised RSS by ${((rss - rss0) / MiB).toFixed(1)} MiB`);
       assert.equal(stored.size, size);
       assert.equal(stored.rawSha256, hash.digest('hex'));
       assert.equal(await store.hasObject(stored.rawSha256, size), true);
