@@ -38,32 +38,36 @@ it(
     }
     useS3rverCredentials();
     const tmp = tempDir();
-    t.after(tmp.cleanup);
     const s3 = await startS3rver();
-    t.after(() => s3.stop());
     const pgs = await pgTestSchema();
-    t.after(() => pgs.drop());
+    const servers: ServeChild[] = [];
+    let db: ReturnType<typeof openDb> | undefined;
+    // In this order: a node still running would hold the schema's locks, and DROP SCHEMA wait.
+    t.after(async () => {
+      await Promise.all(servers.map((s) => (s.child.kill('SIGKILL'), s.exited)));
+      await db?.close();
+      await pgs.drop();
+      await s3.stop();
+      tmp.cleanup();
+    });
     const configFile = path.join(tmp.dir, 'postroom.yaml');
     writeFileSync(configFile, JSON.stringify({ log: { level: 'warn' }, store: { blobs: 's3', s3: s3.storeConfig('nodes') } }));
     const ports = await Promise.all(Array.from({ length: NODES }, async () => ({ smtp: await freePort(), http: await freePort() })));
-    const servers: ServeChild[] = [];
-    t.after(() => servers.forEach((s) => s.child.kill('SIGKILL')));
-    await Promise.all(
-      Array.from({ length: NODES }, async (_, i) => {
-        servers[i] = await startServeChild(
-          ['--config', configFile],
-          {
-            ...S3RVER_CREDENTIALS,
-            POSTROOM_DATA_DIR: path.join(tmp.dir, `node${i}`),
-            POSTROOM_SMTP_LISTEN: `127.0.0.1:${ports[i].smtp}`,
-            POSTROOM_HTTP_LISTEN: `127.0.0.1:${ports[i].http}`,
-            POSTROOM_DATABASE_URL: pgs.url,
-            POSTROOM_API_TOKEN: 'three-nodes-token-0123456789',
-          },
-          tmp.dir,
-        );
-      }),
-    );
+    // One after another: the first migrates the schema, and a loaded machine starts them in time.
+    for (let i = 0; i < NODES; i++) {
+      servers[i] = await startServeChild(
+        ['--config', configFile],
+        {
+          ...S3RVER_CREDENTIALS,
+          POSTROOM_DATA_DIR: path.join(tmp.dir, `node${i}`),
+          POSTROOM_SMTP_LISTEN: `127.0.0.1:${ports[i].smtp}`,
+          POSTROOM_HTTP_LISTEN: `127.0.0.1:${ports[i].http}`,
+          POSTROOM_DATABASE_URL: pgs.url,
+          POSTROOM_API_TOKEN: 'three-nodes-token-0123456789',
+        },
+        tmp.dir,
+      );
+    }
 
     /** Acknowledged messages: tag → sha256 of the bytes sent. */
     const acked = new Map<string, string>();
@@ -112,12 +116,12 @@ it(
     assert.ok(acked.size > NODES * SESSIONS_PER_NODE * PER_SESSION * 0.5, `${acked.size} of ${attempted} acknowledged`);
 
     // Every 250: its row, and its bytes (object or database) read back through another node.
-    const db = openDb(pgs.url, tmp.dir, { poolSize: 2 });
-    t.after(() => db.close());
-    const store = new S3BlobStore(s3.storeConfig('nodes'), path.join(tmp.dir, 'staging'), { store: new DbBlobStore(db.kysely, ''), limit: INLINE_LIMIT });
+    const kept = openDb(pgs.url, tmp.dir, { poolSize: 2 });
+    db = kept;
+    const store = new S3BlobStore(s3.storeConfig('nodes'), path.join(tmp.dir, 'staging'), { store: new DbBlobStore(kept.kysely, ''), limit: INLINE_LIMIT });
     let objects = 0;
     for (const [tag, sha] of acked) {
-      const row = await db.kysely.selectFrom('messages').select(['id', 'raw_sha256', 'size']).where('subject', '=', tag).executeTakeFirst();
+      const row = await kept.kysely.selectFrom('messages').select(['id', 'raw_sha256', 'size']).where('subject', '=', tag).executeTakeFirst();
       assert.ok(row, `${tag} got a 250 and has no row`);
       assert.equal(row.raw_sha256, sha, tag);
       if (row.size > INLINE_LIMIT) {
