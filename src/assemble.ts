@@ -154,7 +154,7 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
   }
   // Bytes bound for the database wait in a directory of this run's own (not fsynced: the commit
   // is what keeps them), so on PostgreSQL the pipe's user needs the database URL, not DATA_DIR.
-  const staging = blobKind(config, db) === 'db' ? mkdtempSync(path.join(os.tmpdir(), 'postroom-deliver-')) : undefined;
+  const staging = blobKind(config, db) !== 'fs' ? mkdtempSync(path.join(os.tmpdir(), 'postroom-deliver-')) : undefined;
   const blobs = openBlobStore(config, db, { stagingDir: staging });
   // The server's key, read only: see installationId.
   // The routes managed through the API too: the RCPT-time checks must take what they take.

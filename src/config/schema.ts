@@ -199,9 +199,31 @@ export const storeSchema = z.strictObject({
     .optional()
     .describe('a SQLite file path, or postgres://user:pass@host:5432/db for PostgreSQL, where many nodes share one store (?schema=NAME keeps the tables in that schema); default: DATA_DIR/postroom.db'),
   blobs: z
-    .enum(['fs', 'db'])
+    .enum(['fs', 'db', 's3'])
     .optional()
-    .describe('where raw bytes live: fs, content-addressed files under DATA_DIR/blobs (default on SQLite), or db, in the database in 1 MiB chunks (default on PostgreSQL: every node sees every message without a shared file system)'),
+    .describe('where raw bytes live: fs, content-addressed files under DATA_DIR/blobs (default on SQLite), db, in the database in 1 MiB chunks (default on PostgreSQL: every node sees every message without a shared file system), or s3, objects in an S3-compatible bucket (store.s3); with fs and s3, blobs up to 128 KiB stay in the database'),
+  s3: z
+    .strictObject({
+      endpoint: z
+        .string()
+        .url()
+        .optional()
+        .describe('the S3 API URL: http://minio:9000, https://<account>.r2.cloudflarestorage.com, …; unset: AWS S3 in `region`. Credentials never go here: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or the AWS SDK\'s default chain (profile, instance role)'),
+      bucket: z.string().min(3).max(63).describe('the bucket (created beforehand; Postroom needs GetObject, PutObject, DeleteObject, ListBucket and the multipart calls)'),
+      region: z.string().default('us-east-1').describe('the region to sign for (R2: auto; MinIO, Ceph RGW, Garage: whatever they are configured with, often us-east-1 or garage)'),
+      prefix: z
+        .string()
+        .regex(/^[A-Za-z0-9._\-/]*$/, 'letters, digits, . _ - and /')
+        .default('postroom')
+        .transform((p) => p.replace(/^\/+|\/+$/g, ''))
+        .describe('key prefix: blobs are kept as PREFIX/ab/cd/<sha256>, so one bucket can hold other things (or several installations)'),
+      forcePathStyle: z
+        .boolean()
+        .default(false)
+        .describe('address the bucket in the path (http://host/bucket/key) instead of the host name: true for MinIO, Ceph RGW, Garage and most self-hosted servers'),
+    })
+    .optional()
+    .describe('the bucket for store.blobs: s3'),
   commitWindow: duration()
     .default(0)
     .describe('extra wait to gather more concurrent messages into one fsync + commit (group commit): more throughput under load for that much latency; 0: commit whatever waits as soon as the previous commit is done'),
@@ -334,6 +356,9 @@ export const configSchema = z.strictObject({
   mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
+  if (cfg.store.blobs === 's3' && !cfg.store.s3) {
+    ctx.addIssue({ code: 'custom', message: 'store.blobs: s3 needs store.s3 with at least a bucket', path: ['store', 's3'] });
+  }
   const added = objectRoutes(cfg.objects, makeRouteSchema(targets));
   cfg.routes.forEach((r, i) => {
     if (added.length && (OBJECT_ROUTE_NAMES as readonly string[]).includes(r.name)) {

@@ -43,6 +43,14 @@ export const CATALOGUE = {
   // -- keeping mail --
   STORE_FAILED: { status: '4.3.0', smtp: 451, text: 'Could not store the message; try again later' },
   STORE_FULL: { status: '4.3.1', smtp: 452, text: 'Insufficient storage; try again later', http: 507 },
+  // Blobs on object storage (store.blobs: s3): the bucket did not take or confirm the bytes, so
+  // nothing was kept and the sender retries. The operator's log line names endpoint and bucket.
+  OBJECT_STORE_FAILED: {
+    status: '4.3.0',
+    smtp: 451,
+    text: 'Could not store the message: the object storage is unreachable or refused the upload; try again later',
+    http: 503,
+  },
   INTERNAL: { status: '4.3.0', smtp: 451, text: 'Internal error; try again later' },
   // Transient: the mail waits (retried per backoff) while an operator fixes the configuration.
   CONFIG: { status: '4.3.5', smtp: 451, text: 'System configuration error' },
@@ -125,6 +133,8 @@ export const CATALOGUE = {
   CONFIG_INVALID: { status: '5.3.5', smtp: 554, text: 'Configuration invalid: the running configuration is kept', http: 422, exit: 'CONFIG' },
   // A condition the client set does not hold (WebDAV Overwrite: F onto an existing name, RFC 4918 §10.6).
   PRECONDITION_FAILED: { status: '5.0.0', smtp: 550, text: 'Precondition failed', http: 412 },
+  // A download's Range lies wholly past the end of the bytes (RFC 9110 §15.5.17).
+  RANGE_NOT_SATISFIABLE: { status: '5.5.4', smtp: 501, text: 'Requested range not satisfiable', http: 416 },
   // -- command line --
   USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error', exit: 'USAGE' },
   // `postroom deliver --sender` that is no address (a quoting mistake in master.cf): X.1.7 on

@@ -138,6 +138,8 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
     }
     this.deps.metrics.messages.inc({ ingress, outcome: e.transient ? 'failed' : 'rejected' });
     if (e.code === 'STORE_FULL') this.deps.log.error({ err, stage }, 'storage full: refusing mail with 452 4.3.1');
+    // The reply says only "object storage unreachable"; the cause names endpoint, bucket and the error.
+    if (e.code === 'OBJECT_STORE_FAILED') this.deps.log.error({ err: e.cause ?? err, stage }, 'object storage failed: refusing mail with 451 4.3.0');
     return e;
   }
 

@@ -3,7 +3,7 @@ import { link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
-import type { BlobStore, StagedBlob } from './ports.js';
+import type { BlobStore, ByteRange, StagedBlob } from './ports.js';
 import { MailError, mailError } from '../core/errors.js';
 import { makeDirs } from '../core/make-dirs.js';
 import type { Database } from './schema.js';
@@ -81,13 +81,13 @@ export class FsBlobStore implements BlobStore {
     if (staged.tempPath) await unlink(staged.tempPath).catch(() => {});
   }
 
-  async open(sha256: string): Promise<Readable> {
+  async open(sha256: string, range?: ByteRange): Promise<Readable> {
     const p = this.pathOf(sha256);
     // The database first: most blobs are small and live there, and a query costs less than a
     // stat() that fails (an fs round trip plus an ENOENT error object) for every one of them.
     if (this.inline) {
       try {
-        return await this.inline.store.open(sha256);
+        return await this.inline.store.open(sha256, range);
       } catch (err) {
         if (!(err instanceof MailError && err.code === 'NOT_FOUND')) throw err;
       }
@@ -95,7 +95,7 @@ export class FsBlobStore implements BlobStore {
     // 64 KiB reads (fs streams' default), not 256 KiB: the parser queues up to 16 chunks in
     // each of its object-mode streams, so the chunk size sets how much of a large message it
     // holds at once (a 200 MiB message parsed ~10 MiB higher with 256 KiB chunks).
-    if (await this.hasFile(sha256)) return createReadStream(p, { highWaterMark: 64 * 1024 });
+    if (await this.hasFile(sha256)) return createReadStream(p, { highWaterMark: 64 * 1024, ...(range ?? {}) });
     throw mailError('NOT_FOUND', 'No such blob');
   }
 
@@ -154,7 +154,8 @@ export class FsBlobStore implements BlobStore {
     return true;
   }
 
-  private async hasFile(sha256: string): Promise<boolean> {
+  /** Whether the file tree holds the blob (not looking in the database). */
+  async hasFile(sha256: string): Promise<boolean> {
     try {
       await stat(this.pathOf(sha256));
       return true;

@@ -2,7 +2,7 @@ import { open, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import { mailError } from '../core/errors.js';
-import type { BlobStore, StagedBlob } from './ports.js';
+import type { BlobStore, ByteRange, StagedBlob } from './ports.js';
 import { prepareStagingDir, stageStream, sweepStagingDir } from './stage.js';
 import { SWEEP_BATCH, unreferencedBlob } from './sweep.js';
 import type { Database } from './schema.js';
@@ -29,7 +29,7 @@ export class DbBlobStore implements BlobStore {
 
   /** `stagingDir` holds bytes while a message streams in (not fsynced: the commit is what counts). */
   constructor(
-    private readonly db: Kysely<Database>,
+    readonly db: Kysely<Database>,
     readonly stagingDir: string,
   ) {}
 
@@ -113,11 +113,13 @@ export class DbBlobStore implements BlobStore {
     if (staged.tempPath) await unlink(staged.tempPath).catch(() => {});
   }
 
-  async open(sha256: string): Promise<Readable> {
-    // The size and the first chunk in one round trip: most blobs are a single chunk.
+  async open(sha256: string, range?: ByteRange): Promise<Readable> {
+    // The size and the first chunk wanted in one round trip: most blobs are a single chunk.
+    // Every chunk but a blob's last holds CHUNK_SIZE bytes, so a range starts at a known chunk.
+    const firstSeq = range ? Math.floor(range.start / CHUNK_SIZE) : 0;
     const blob = await this.db
       .selectFrom('blobs')
-      .leftJoin('blob_chunks', (j) => j.onRef('blob_chunks.sha256', '=', 'blobs.sha256').on('blob_chunks.seq', '=', 0))
+      .leftJoin('blob_chunks', (j) => j.onRef('blob_chunks.sha256', '=', 'blobs.sha256').on('blob_chunks.seq', '=', firstSeq))
       .select(['blobs.size', 'blob_chunks.data'])
       .where('blobs.sha256', '=', sha256)
       .executeTakeFirst();
@@ -125,22 +127,33 @@ export class DbBlobStore implements BlobStore {
     const db = this.db;
     const size = Number(blob.size);
     const first = blob.data;
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? size - 1, size - 1);
     // One chunk per query, fetched as the reader asks: a large blob never sits whole in memory.
     async function* chunks(): AsyncGenerator<Buffer> {
-      let seen = 0;
-      for (let seq = 0; seen < size; seq++) {
+      let pos = firstSeq * CHUNK_SIZE;
+      for (let seq = firstSeq; pos <= end; seq++) {
         const data =
-          seq === 0
+          seq === firstSeq
             ? first
             : (await db.selectFrom('blob_chunks').select('data').where('sha256', '=', sha256).where('seq', '=', seq).executeTakeFirst())?.data;
         if (!data) throw new Error(`blob ${sha256} is missing chunk ${seq}`);
         const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-        seen += buf.length;
-        yield buf;
+        const from = Math.max(0, start - pos);
+        const to = Math.min(buf.length, end + 1 - pos);
+        pos += buf.length;
+        if (!buf.length) break;
+        yield from === 0 && to === buf.length ? buf : buf.subarray(from, to);
       }
-      if (seen !== size) throw new Error(`blob ${sha256} has ${seen} bytes, expected ${size}`);
+      if (!range && pos !== size) throw new Error(`blob ${sha256} has ${pos} bytes, expected ${size}`);
     }
     return Readable.from(chunks(), { objectMode: false });
+  }
+
+  /** The blob's size, or undefined when the database does not hold it. */
+  async size(sha256: string): Promise<number | undefined> {
+    const r = await this.db.selectFrom('blobs').select('size').where('sha256', '=', sha256).executeTakeFirst();
+    return r ? Number(r.size) : undefined;
   }
 
   async has(sha256: string): Promise<boolean> {

@@ -16,6 +16,12 @@ export interface StagedBlob {
   data?: Buffer;
 }
 
+/** Bytes `start` to `end` of a blob, both included (as HTTP Range and fs.createReadStream count). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 /** Content-addressed storage for raw messages and parts. */
 export interface BlobStore {
   /**
@@ -41,8 +47,12 @@ export interface BlobStore {
   settle(staged: StagedBlob[]): Promise<StagedBlob[]>;
   /** Drop a staged blob that will not be committed. */
   discard(staged: StagedBlob): Promise<void>;
-  /** Stream a blob's bytes; throws NOT_FOUND if missing. */
-  open(sha256: string): Promise<Readable>;
+  /**
+   * Stream a blob's bytes, or only `range` of them (a download's HTTP Range: the store reads just
+   * those, it does not skip through the rest); throws NOT_FOUND if missing. The range must lie
+   * within the blob (the caller knows the size from the row).
+   */
+  open(sha256: string, range?: ByteRange): Promise<Readable>;
   /** Whether the blob exists. */
   has(sha256: string): Promise<boolean>;
   /**

@@ -5,7 +5,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Database } from './schema.js';
 
 /** Every column that names a blob: a blob none of them names is an orphan. */
-const REFS = [
+export const REFS = [
   ['messages', 'raw_sha256'],
   ['parts', 'sha256'],
   ['documents', 'sha256'],

@@ -39,14 +39,22 @@ export async function startServeChild(args: string[], env: Record<string, string
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   let gone = false;
   void exited.then(() => (gone = true));
-  const token = (await waitFor(
-    () => {
-      if (gone) throw new Error(`postroom serve exited before it was ready:\n${stderr}`);
-      return /API token: (\S+)/.exec(stderr)?.[1];
-    },
-    'postroom serve to be ready',
-    20_000,
-  )) as string;
+  let token: string;
+  try {
+    token = (await waitFor(
+      () => {
+        if (gone) throw new Error(`postroom serve exited before it was ready:\n${stderr}`);
+        return /API token: (\S+)/.exec(stderr)?.[1];
+      },
+      'postroom serve to be ready',
+      20_000,
+    )) as string;
+  } catch (err) {
+    // Not handed to the caller, so no one else would stop it: a child left running holds its
+    // PostgreSQL connections, and the test's DROP SCHEMA then waits for ever.
+    child.kill('SIGKILL');
+    throw err;
+  }
   return { child, token, stderr: () => stderr, exited };
 }
 

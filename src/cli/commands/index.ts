@@ -6,6 +6,7 @@ import { fetchCmd } from './fetch.js';
 import { hashPasswordCmd } from './hash-password.js';
 import { messagesCmd } from './messages.js';
 import { migrateCmd } from './migrate.js';
+import { migrateBlobsCmd } from './migrate-blobs.js';
 import { objectsCmd } from './objects.js';
 import { replayCmd } from './replay.js';
 import { reindexCmd } from './reindex.js';
@@ -16,5 +17,5 @@ import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, reloadCmd, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );
