@@ -111,6 +111,10 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
   const file = database ?? path.join(dataDir, 'postroom.db');
   makeDirsSync(path.dirname(file));
   const sqlite = new SqliteDatabase(file);
+  // Before any table exists this makes the database give pages back (store/retention.ts runs
+  // incremental_vacuum after removing messages). On a database that already has tables SQLite
+  // only records the wish: it takes effect at the next VACUUM (`postroom purge --vacuum`).
+  sqlite.pragma('auto_vacuum = INCREMENTAL');
   sqlite.pragma('journal_mode = WAL');
   // FULL: in WAL mode NORMAL may lose the last commits on power loss. Every write is durable by
   // default; transact() commits NORMAL and syncs the WAL itself, off the event loop (WalSync).

@@ -8,6 +8,7 @@ import { messagesCmd } from './messages.js';
 import { migrateCmd } from './migrate.js';
 import { objectsCmd } from './objects.js';
 import { replayCmd } from './replay.js';
+import { purgeCmd } from './purge.js';
 import { reindexCmd } from './reindex.js';
 import { serve } from './serve.js';
 import { trackerCmd } from './tracker.js';
@@ -15,5 +16,5 @@ import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, checkConfig, migrateCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );
