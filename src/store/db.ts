@@ -22,6 +22,12 @@ export interface Db {
   checkpointer?: WalCheckpointer;
   /** SQLite with readThread: message lists and searches run there, off the event loop. */
   reader?: ReadThread;
+  /**
+   * SQLite: run a statement to its end on the connection, once Kysely's connection is free. A
+   * prepared statement's run() steps once, which for `PRAGMA incremental_vacuum` frees one page
+   * out of thousands; sqlite3_exec steps until done.
+   */
+  execToEnd?(text: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -152,6 +158,8 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
     wal,
     checkpointer,
     reader,
+    // Inside Kysely's connection: no transaction of ours is open on the handle meanwhile.
+    execToEnd: (text) => kysely.connection().execute(async () => void sqlite.exec(text)),
     async close() {
       await reader?.close();
       await checkpointer?.stop();

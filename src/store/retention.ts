@@ -299,12 +299,28 @@ export class Retention {
  * here; autovacuum makes the dead rows' space reusable, and VACUUM FULL is the operator's call.
  */
 export async function giveSpaceBack(db: Db): Promise<number> {
-  if (db.dialect !== 'sqlite') return 0;
+  if (db.dialect !== 'sqlite' || !db.execToEnd) return 0;
   const mode = await sql<{ auto_vacuum: number }>`PRAGMA auto_vacuum`.execute(db.kysely);
   if (Number(mode.rows[0]?.auto_vacuum) !== 2) return 0;
   const before = await pageCount(db);
-  await sql`PRAGMA incremental_vacuum`.execute(db.kysely);
+  // A bounded number of pages per statement: each holds the one connection (and the event
+  // loop: better-sqlite3 is synchronous) while it moves pages, so SMTP answers in between.
+  for (let free = await freelist(db); free > 0; ) {
+    await db.execToEnd(`PRAGMA incremental_vacuum(${VACUUM_PAGES})`);
+    await new Promise((r) => setImmediate(r));
+    const left = await freelist(db);
+    if (left >= free) break;
+    free = left;
+  }
   return Math.max(0, before - (await pageCount(db)));
+}
+
+/** Pages one incremental_vacuum statement gives back at most (4 KiB pages: 8 MiB). */
+const VACUUM_PAGES = 2048;
+
+async function freelist(db: Db): Promise<number> {
+  const r = await sql<{ freelist_count: number }>`PRAGMA freelist_count`.execute(db.kysely);
+  return Number(r.rows[0]?.freelist_count ?? 0);
 }
 
 /**
