@@ -35,6 +35,7 @@ import { countRawByStatus } from './store/messages.js';
 import { openBlobStore } from './store/open-blobs.js';
 import type { BlobStore } from './store/ports.js';
 import { Sweeper } from './store/sweep.js';
+import { Retention, type RetentionPolicy } from './store/retention.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 
@@ -59,6 +60,8 @@ export interface Postroom {
   box: SecretBox;
   /** Removes orphan blobs and staging leftovers (at start, then every store.sweep.interval). */
   sweeper: Sweeper;
+  /** Removes messages the retention limits let go (at start, then every retention.interval); undefined when no limit is set. */
+  retention?: Retention;
   /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
@@ -95,6 +98,26 @@ export function resolveApiToken(config: Config): string {
   }
 }
 
+/** The retention limits of a config: the top-level ones, and each route's own. */
+export function retentionPolicy(config: Config): RetentionPolicy {
+  const { maxAge, maxMessages, maxBytes } = config.retention;
+  return {
+    defaults: { maxAge, maxMessages, maxBytes },
+    routes: Object.fromEntries(config.routes.filter((r) => r.retention).map((r) => [r.name, { ...r.retention }])),
+  };
+}
+
+/** Retention for `serve` and `postroom purge`: its own leases (one node at a time on PostgreSQL). */
+export function openRetention(config: Config, deps: { db: Db; blobs: BlobStore; metrics?: Metrics; log?: Logger }): Retention {
+  return new Retention({
+    ...deps,
+    leases: openLeases(deps.db),
+    policy: retentionPolicy(config),
+    batchSize: config.retention.batchSize,
+    graceMs: config.store.sweep.grace,
+  });
+}
+
 /** One line at start when forward routes would bounce but no relay can carry the DSNs. */
 function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
   if (config.groups.relay) return;
@@ -122,6 +145,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
   // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
   sweeper.start();
+  const retention = openRetention(config, { db, blobs, metrics, log });
+  if (retention.enabled) retention.start(config.retention.interval);
   const hostname = config.smtp.hostname ?? os.hostname();
   // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
   // by the `outbound` target through their account's SMTP server. DSNs the forward target keeps
@@ -303,6 +328,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
     deliveryWorker,
     box,
     sweeper,
+    retention: retention.enabled ? retention : undefined,
     addresses: {},
     reload: () => oneAtATime(reload),
     refreshRoutes: () => oneAtATime(refreshRoutes),
@@ -315,6 +341,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
       await intake.close();
       await pipeline.stop();
       await sweeper.stop();
+      await retention.close();
       await db.close();
     },
   };

@@ -184,6 +184,10 @@ export const MessageDetail = z.object({
     .string()
     .nullable()
     .describe('the earlier copy of this message (the same one through another relay) whose deliveries it shares; null if none'),
+  pinnedAt: z
+    .string()
+    .nullable()
+    .describe('when an operator pinned it (POST /api/v1/messages/{id}/pin): retention never removes a pinned message; null if not pinned'),
 });
 
 export const AttachmentList = z.object({ items: z.array(Part) });

@@ -6,6 +6,7 @@ import { makeRouteSchema, makeRoutesSchema } from '../routing/schema.js';
 import { targets } from '../targets/index.js';
 import { checkClientEntries } from '../net/client-list.js';
 import { duration, listen, size } from './units.js';
+import { retentionSchema } from './retention.js';
 
 /**
  * The one config schema. Every key is documented here (the descriptions feed the config
@@ -354,6 +355,7 @@ export const configSchema = z.strictObject({
     .optional()
     .describe('encrypts mail-account passwords at rest (AES-256-GCM); default: generated once into DATA_DIR/secret-key. Nodes sharing a store must share it'),
   mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
+  retention: retentionSchema.prefault({}),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
   if (cfg.store.blobs === 's3' && !cfg.store.s3) {

@@ -75,6 +75,8 @@ export interface StoredMessage {
   contentSha256?: string | null;
   /** The earlier copy, through another relay, that took this message's deliveries; null if none. */
   duplicateOf?: string | null;
+  /** When an operator pinned it (retention never removes it); null when not pinned. */
+  pinnedAt?: string | null;
 }
 
 /** One part of a parsed message. */

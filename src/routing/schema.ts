@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { size } from '../config/units.js';
 import type { Target } from '../core/delivery.js';
 import { retrySchema } from '../config/retry.js';
+import { routeRetentionSchema } from '../config/retention.js';
 import { checkClientEntries } from '../net/client-list.js';
 import { MIME_DEFECTS } from '../core/mime-defects.js';
 import { compileRecipientPattern, compileRegex } from './address.js';
@@ -169,6 +170,7 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .default(false)
         .describe('true: later routes may deliver this recipient too (fan-out); false: stop here'),
       retry: retrySchema.optional().describe('retry policy of this route; default: 14 tries over about 3 days (docs/delivery.md)'),
+      retention: routeRetentionSchema.optional(),
       dedup: z
         .boolean()
         .default(true)

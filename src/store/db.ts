@@ -22,6 +22,12 @@ export interface Db {
   checkpointer?: WalCheckpointer;
   /** SQLite with readThread: message lists and searches run there, off the event loop. */
   reader?: ReadThread;
+  /**
+   * SQLite: run a statement to its end on the connection, once Kysely's connection is free. A
+   * prepared statement's run() steps once, which for `PRAGMA incremental_vacuum` frees one page
+   * out of thousands; sqlite3_exec steps until done.
+   */
+  execToEnd?(text: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -111,6 +117,10 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
   const file = database ?? path.join(dataDir, 'postroom.db');
   makeDirsSync(path.dirname(file));
   const sqlite = new SqliteDatabase(file);
+  // Before any table exists this makes the database give pages back (store/retention.ts runs
+  // incremental_vacuum after removing messages). On a database that already has tables SQLite
+  // only records the wish: it takes effect at the next VACUUM (`postroom purge --vacuum`).
+  sqlite.pragma('auto_vacuum = INCREMENTAL');
   sqlite.pragma('journal_mode = WAL');
   // FULL: in WAL mode NORMAL may lose the last commits on power loss. Every write is durable by
   // default; transact() commits NORMAL and syncs the WAL itself, off the event loop (WalSync).
@@ -148,6 +158,8 @@ export function openDb(database: string | undefined, dataDir: string, opts: DbOp
     wal,
     checkpointer,
     reader,
+    // Inside Kysely's connection: no transaction of ours is open on the handle meanwhile.
+    execToEnd: (text) => kysely.connection().execute(async () => void sqlite.exec(text)),
     async close() {
       await reader?.close();
       await checkpointer?.stop();

@@ -89,6 +89,7 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     error: r.error,
     contentSha256: r.content_sha256,
     duplicateOf: r.duplicate_of,
+    pinnedAt: r.pinned_at ?? null,
     parseStatus: r.parse_status as ParseStatus,
     parseError: r.parse_error,
     defects: r.defects ? (JSON.parse(r.defects) as MimeDefect[]) : [],
@@ -479,4 +480,19 @@ export async function setStatus(db: Q, id: string, status: MessageStatus, error:
     .set({ status, error, updated_at: new Date().toISOString() })
     .where('id', '=', id)
     .execute();
+}
+
+/**
+ * Pin (or unpin) a message: retention (store/retention.ts) never removes a pinned one. Returns
+ * the message as it is now, or undefined when there is no such message.
+ */
+export async function setPinned(db: Q, id: string, pinned: boolean): Promise<StoredMessage | undefined> {
+  const now = new Date().toISOString();
+  // Pinning again keeps the first pin's time: when it was pinned is what an operator looks for.
+  await db
+    .updateTable('messages')
+    .set({ pinned_at: pinned ? sql<string>`coalesce(pinned_at, ${now})` : null, updated_at: now })
+    .where('id', '=', id)
+    .execute();
+  return getMessage(db, id);
 }

@@ -46,6 +46,8 @@ export interface MessagesTable {
   content_sha256: string | null;
   /** The earlier copy of this message (the same one through another relay) that took its deliveries. */
   duplicate_of: string | null;
+  /** When an operator pinned it: retention never removes a pinned message. */
+  pinned_at?: string | null;
 }
 
 /** The text a search looks in, per parsed message, lower case (store/search-index.ts). */
@@ -375,6 +377,8 @@ export interface GroupPostsTable {
   /** held (moderation) | approved | relayed | rejected */
   status: string;
   posted_at: string;
+  /** The bytes the post was made of (the message's raw blob), kept by the post itself: the message may be removed by retention. */
+  raw_sha256?: string | null;
 }
 
 /** A Message-ID a post names: rank 0 is its first choice of parent (In-Reply-To, then References nearest first). */

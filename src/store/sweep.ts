@@ -11,6 +11,8 @@ export const REFS = [
   ['documents', 'sha256'],
   ['processes', 'input_sha256'],
   ['tracker_attachments', 'sha256'],
+  // A group post's own copy of the message it was made of (migration 0025): it outlives the message.
+  ['group_posts', 'raw_sha256'],
 ] as const;
 
 /** Hashes a sweep looks at per query (IN lists stay well under both databases' parameter limits). */

@@ -69,6 +69,22 @@ export function createMetrics() {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    retentionRemoved: new Counter({
+      name: 'postroom_retention_removed_total',
+      help: 'Removed by retention (retention: and each route\'s retention:): message (rows) or blob (bytes no row named any more, removed by the sweep after them)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    retentionFreedBytes: new Counter({
+      name: 'postroom_retention_freed_bytes_total',
+      help: 'Bytes of blobs (raw messages and parts) that no row named any more once retention removed their messages',
+      registers: [registry],
+    }),
+    retentionLastRun: new Gauge({
+      name: 'postroom_retention_last_run_timestamp_seconds',
+      help: 'When this node last finished a retention run (Unix time), whether or not it removed anything',
+      registers: [registry],
+    }),
     rawMessages: new Gauge({
       name: 'postroom_raw_messages',
       help: 'Kept messages that could not be parsed (parse status raw), by routing/delivery status',

@@ -51,19 +51,21 @@ describe('route roles and audit declarations', () => {
     for (const r of api.routes.filter((x) => SAFE_METHODS.has(x.method))) assert.ok(!cfg(r).audit, `${key(r)} reads and is not audited`);
   });
 
-  it('operators get exactly replay, resume, approve, reject and folder enable/disable; reads below admin need viewer; the rest is admin', () => {
+  it('operators get exactly replay, resume, approve, reject, folder enable/disable and message pin/unpin; reads below admin need viewer; the rest is admin', () => {
     const byRole = (role: string) =>
       api.routes
         .filter((r) => !cfg(r).public && requiredRole(r.method, cfg(r)) === role)
         .map(key)
         .sort();
     assert.deepEqual(byRole('operator'), [
+      'DELETE /api/v1/messages/:id/pin',
       'POST /api/v1/deliveries/:id/retry',
       'POST /api/v1/deliveries/replay',
       'POST /api/v1/email/folders/:id/disable',
       'POST /api/v1/email/folders/:id/enable',
       'POST /api/v1/groups/:id/posts/:post/approve',
       'POST /api/v1/groups/:id/posts/:post/reject',
+      'POST /api/v1/messages/:id/pin',
       'POST /api/v1/paused-targets/:route/:targetIndex/resume',
     ]);
     const changingForViewers = byRole('viewer').filter((k) => !SAFE_METHODS.has(k.split(' ')[0]!));

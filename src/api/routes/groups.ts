@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
@@ -17,6 +18,7 @@ import {
 } from '../../domain/groups/store.js';
 import type { Db } from '../../store/db.js';
 import { getDelivery, retryDelivery } from '../../store/deliveries.js';
+import { BYTES_CSP, contentDisposition } from '../content-headers.js';
 import { defineRoute } from '../route.js';
 import type { ApiDeps } from '../deps.js';
 import { ObjectId, ObjectName, ObjectParams } from './object-views.js';
@@ -64,8 +66,10 @@ const MemberView = z.object({
 const PostView = z.object({
   id: z.number().int(),
   group: z.number().int(),
-  message: z.string().describe('the kept message (GET /api/v1/messages/{id})'),
+  message: z.string().describe('the kept message (GET /api/v1/messages/{id}); retention may remove it, the post keeps its own copy (rawUrl)'),
   messageUrl: z.string(),
+  rawSha256: z.string().nullable().describe('sha256 of the bytes the post was made of, kept by the post itself'),
+  rawUrl: z.string().nullable().describe('the post as received (message/rfc822), readable after its message is removed'),
   delivery: z.string(),
   messageId: z.string().nullable(),
   subject: z.string().nullable(),
@@ -81,7 +85,11 @@ const PostParams = z.strictObject({ id: ObjectId, post: ObjectId });
 const ListQuery = z.strictObject({ after: ObjectId.optional(), limit: z.coerce.number().int().min(1).max(500).default(100) });
 const PostQuery = ListQuery.extend({ thread: ObjectId.optional().describe('only this thread'), status: z.enum(POST_STATUSES).optional() });
 
-const postOf = (p: Post) => ({ ...p, messageUrl: `/api/v1/messages/${p.message}` });
+const postOf = (p: Post) => ({
+  ...p,
+  messageUrl: `/api/v1/messages/${p.message}`,
+  rawUrl: p.rawSha256 ? `${GROUPS}/${p.group}/posts/${p.id}/raw` : null,
+});
 const page = <T extends { id: number }>(rows: T[], limit: number) => ({ items: rows.slice(0, limit), next: rows.length > limit ? rows[limit - 1].id : null });
 
 /** Groups, their members and posts; approving a held post replays its delivery. */
@@ -173,6 +181,30 @@ export async function groupRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   defineRoute(app, { method: 'GET', url: `${GROUPS}/:id/posts/:post`, summary: 'One post', tags, params: PostParams, responses: { 200: { description: 'the post', schema: PostView } } }, async ({ params }) =>
     postOf(await requirePost(db, params.id, params.post)),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: `${GROUPS}/:id/posts/:post/raw`,
+      summary: 'The post exactly as received (message/rfc822), from its own copy',
+      description: 'The post keeps the bytes it was made of: this reads them whether or not its message is still kept (retention may have removed it).',
+      tags,
+      params: PostParams,
+      responses: { 200: { description: 'the raw post', contentType: 'message/rfc822' } },
+    },
+    async ({ params, request, reply }) => {
+      const p = await requirePost(db, params.id, params.post);
+      if (!p.rawSha256) throw mailError('NOT_FOUND', `post ${p.id} keeps no copy of its bytes (its message was removed before posts kept one)`);
+      const body = request.method === 'HEAD' ? Readable.from([]) : await deps.blobs.open(p.rawSha256);
+      return reply
+        .header('content-type', 'message/rfc822')
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', BYTES_CSP)
+        .header('content-disposition', contentDisposition('attachment', `post-${p.id}.eml`))
+        .send(body);
+    },
   );
 
   defineRoute(

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { mailError } from '../../core/errors.js';
 import { parseSearch } from '../../core/message-search.js';
 import type { StoredMessage, StoredPart } from '../../core/message.js';
 import { parseReportFields, REPORT_TYPES } from '../../mime/delivery-status.js';
-import { getMessage, getParsedDetail, getParts, listMessagePage } from '../../store/messages.js';
+import { getMessage, getParsedDetail, getParts, listMessagePage, setPinned } from '../../store/messages.js';
 import { defineRoute } from '../route.js';
 import { MessageDetail, MessageList, MessageListQuery, MessageParams, type MessageSummary, type Part } from '../schemas.js';
 import type { ApiDeps } from '../deps.js';
@@ -163,10 +163,33 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         parts: parts.map((p) => partOf(m.id, p)),
         reports: await reportsOf(deps, parts),
         duplicateOf: m.duplicateOf ?? null,
+        pinnedAt: m.pinnedAt ?? null,
       };
       return body;
     },
   );
+
+  const Pinned = z.object({ id: z.string(), pinnedAt: z.string().nullable().describe('when it was pinned; null: not pinned') });
+  for (const [method, pinned] of [['POST', true], ['DELETE', false]] as const) {
+    defineRoute(
+      app,
+      {
+        method,
+        url: `${MESSAGES}/:id/pin`,
+        summary: pinned ? 'Pin a message: retention never removes it' : 'Unpin a message: retention may remove it again once its limits let it go',
+        tags: ['messages'],
+        role: 'operator',
+        audit: pinned ? 'message.pin' : 'message.unpin',
+        params: MessageParams,
+        responses: { 200: { description: 'the message\'s pin', schema: Pinned } },
+      },
+      async ({ params }) => {
+        const m = await setPinned(deps.db.kysely, params.id, pinned);
+        if (!m) throw mailError('NOT_FOUND', `No message ${params.id}`);
+        return { id: m.id, pinnedAt: m.pinnedAt ?? null };
+      },
+    );
+  }
 }
 
 /** The message's delivery-status and feedback-report parts, read as fields (a few KiB each). */

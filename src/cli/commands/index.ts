@@ -9,6 +9,7 @@ import { migrateCmd } from './migrate.js';
 import { migrateBlobsCmd } from './migrate-blobs.js';
 import { objectsCmd } from './objects.js';
 import { replayCmd } from './replay.js';
+import { purgeCmd } from './purge.js';
 import { reindexCmd } from './reindex.js';
 import { reloadCmd } from './reload.js';
 import { serve } from './serve.js';
@@ -17,5 +18,5 @@ import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );

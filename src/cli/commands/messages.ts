@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { StoredMessage } from '../../core/message.js';
-import { listMessages } from '../../store/messages.js';
+import { listMessages, setPinned } from '../../store/messages.js';
 import type { Command } from '../command.js';
 import { withStore } from '../with-store.js';
 
@@ -8,6 +8,12 @@ const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'draf
 const PARSE = ['pending', 'parsed', 'raw'];
 
 const USAGE = `usage: postroom messages list [--status STATUS] [--parse pending|parsed|raw] [--ingress NAME] [--limit N] [--json] [--config FILE]
+       postroom messages pin ID [--config FILE]
+       postroom messages unpin ID [--config FILE]
+
+pin: retention ('postroom purge', and 'serve' every retention.interval) never removes a pinned
+message, whatever its age; unpin lets the limits take it again. Each prints the id and when it
+was pinned ('-' when not pinned).
 
 Lists kept messages, newest first, from the configured store (SQLite or PostgreSQL), whether or
 not 'postroom serve' runs. Two things are told apart:
@@ -24,7 +30,7 @@ function line(m: StoredMessage): string {
 
 export const messagesCmd: Command = {
   name: 'messages',
-  summary: 'list kept messages by delivery status and parse outcome',
+  summary: 'list kept messages by delivery status and parse outcome; pin or unpin one (kept from retention)',
   usage: USAGE,
   async run(argv) {
     let parsed;
@@ -46,6 +52,15 @@ export const messagesCmd: Command = {
       return 64;
     }
     const { values, positionals } = parsed;
+    if ((positionals[0] === 'pin' || positionals[0] === 'unpin') && positionals.length === 2) {
+      const m = await withStore(values.config, (db) => setPinned(db.kysely, positionals[1], positionals[0] === 'pin'));
+      if (!m) {
+        process.stderr.write(`postroom messages: no message ${positionals[1]}\n`);
+        return 1;
+      }
+      process.stdout.write(`${m.id}\t${m.pinnedAt ?? '-'}\n`);
+      return 0;
+    }
     if (positionals.length !== 1 || positionals[0] !== 'list') {
       process.stderr.write(`${USAGE}\n`);
       return 64;

@@ -27,6 +27,8 @@ export interface Post {
   parent: number | null;
   status: PostStatus;
   postedAt: string;
+  /** The bytes the post was made of, kept by the post itself (the message may be removed by retention); null only if its message was gone before migration 0025. */
+  rawSha256: string | null;
 }
 
 function postOf(r: GroupPostsTable): Post {
@@ -42,6 +44,7 @@ function postOf(r: GroupPostsTable): Post {
     parent: r.parent === null ? null : Number(r.parent),
     status: r.status as PostStatus,
     postedAt: r.posted_at,
+    rawSha256: r.raw_sha256 ?? null,
   };
 }
 
@@ -177,6 +180,9 @@ export async function createPost(
     const below = await withReplies(trx, adopt);
     const parent = await findParent(trx, p.group, { refs, subject: p.subject }, below);
     const o = await createObject(trx, { kind: 'post', name: `post-${p.delivery}`, parent: p.group });
+    // The post names the message's bytes itself, so retention removing the message leaves the
+    // post readable and the orphan sweep leaves the blob (store/sweep.ts REFS).
+    const raw = await trx.selectFrom('messages').select('raw_sha256').where('id', '=', p.message).executeTakeFirst();
     const row: GroupPostsTable = {
       id: o.id,
       group_id: p.group,
@@ -190,6 +196,7 @@ export async function createPost(
       parent: parent ? Number(parent.id) : null,
       status: p.status,
       posted_at: p.postedAt,
+      raw_sha256: raw?.raw_sha256 ?? null,
     };
     await trx.insertInto('group_posts').values(row).execute();
     if (refs.length) {

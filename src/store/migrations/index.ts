@@ -17,6 +17,7 @@ import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
 import { m0024SearchIndex } from './0024-search-index.js';
+import { m0025Retention } from './0025-retention.js';
 import { m0027ApiRoutes } from './0027-api-routes.js';
 
 /**
@@ -43,5 +44,6 @@ export const migrations: Record<string, Migration> = {
   '0018-one-due-index': m0018OneDueIndex,
   '0023-fetch-deliver': m0023FetchDeliver,
   '0024-search-index': m0024SearchIndex,
+  '0025-retention': m0025Retention,
   '0027-api-routes': m0027ApiRoutes,
 };
