@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config/schema.js';
 import { makeDirsSync } from './core/make-dirs.js';
+import { createMetricsServer, type MetricsServer } from './api/metrics-server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { assembleDoor } from './assemble.js';
 import { DEFAULT_RETRY } from './config/retry.js';
@@ -26,6 +27,7 @@ import { createOutboundTarget } from './outbound/send.js';
 import { Pipeline } from './pipeline.js';
 import { migrate, openDb, type Db } from './store/db.js';
 import { openLeases } from './store/leases.js';
+import { queueGauges } from './store/health.js';
 import { countRawByStatus } from './store/messages.js';
 import { openBlobStore } from './store/open-blobs.js';
 import type { BlobStore } from './store/ports.js';
@@ -53,10 +55,14 @@ export interface Postroom {
   box: SecretBox;
   /** Removes orphan blobs and staging leftovers (at start, then every store.sweep.interval). */
   sweeper: Sweeper;
+  /** The listener of http.metrics.listen (absent without it). */
+  metricsServer?: MetricsServer;
+  /** True once stop() has begun (GET /readyz answers 503 from then on). */
+  stopping: boolean;
   /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
-  addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
+  addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number }; metrics?: { host: string; port: number } };
   stop(): Promise<void>;
 }
 
@@ -97,6 +103,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   });
   await migrate(db);
   metrics.countRawWith(() => countRawByStatus(db.kysely));
+  metrics.readQueueWith(() => queueGauges(db));
   const blobs = openBlobStore(config, db);
   // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
@@ -147,6 +154,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
   await pipeline.start();
 
   const apiToken = resolveApiToken(config);
+  let stopped: Promise<void> | undefined;
   const app: Postroom = {
     config,
     db,
@@ -162,14 +170,22 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     box,
     sweeper,
     addresses: {},
-    async stop() {
-      await app.fetcher?.stop();
-      await app.smtp?.close();
-      await app.apiServer?.close();
-      await intake.close();
-      await pipeline.stop();
-      await sweeper.stop();
-      await db.close();
+    stopping: false,
+    stop() {
+      // Once: a second call (a signal during a stop, a test's cleanup after it stopped the
+      // server itself) waits for the same stop instead of closing a closed store.
+      return (stopped ??= (async () => {
+        // First: /readyz answers 503 while the listeners drain, so a balancer sends no new work here.
+        app.stopping = true;
+        await app.fetcher?.stop();
+        await app.smtp?.close();
+        await app.apiServer?.close();
+        await app.metricsServer?.close();
+        await intake.close();
+        await pipeline.stop();
+        await sweeper.stop();
+        await db.close();
+      })());
     },
   };
   try {
@@ -193,6 +209,16 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         router,
         listeners: () =>
           Object.entries(app.addresses).map(([kind, a]) => ({ kind, address: `${a.host}:${a.port}` })),
+        readiness: {
+          node: `${hostname}:${config.http.listen.port}`,
+          stopping: () => app.stopping,
+          // Every listener the config asks for; one not (yet, or no longer) accepting is not ready.
+          listeners: () => [
+            ...(config.smtp.enabled ? [{ kind: 'smtp', up: !!app.smtp?.listening() }] : []),
+            { kind: 'http', up: !!app.apiServer?.listening() },
+            ...(config.http.metrics.listen ? [{ kind: 'metrics', up: !!app.metricsServer?.listening() }] : []),
+          ],
+        },
         onStored: (listener) => {
           const on = (m: { id: string }) => listener(m.id);
           intake.on('stored', on);
@@ -209,6 +235,10 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
         mail: { box, config: config.mail, hostname, refresh: () => void app.fetcher?.refresh(), wake: () => deliveryWorker.wake() },
       });
       app.addresses.http = await app.apiServer.listen();
+    }
+    if (config.http.metrics.listen) {
+      app.metricsServer = createMetricsServer({ listen: config.http.metrics.listen, metrics, log });
+      app.addresses.metrics = await app.metricsServer.listen();
     }
     if (config.mail.fetch) {
       // Each enabled folder under its lease: one node polls a mailbox at a time.

@@ -19,6 +19,8 @@ import { PostroomSmtpServer } from './smtp-greeting.js';
 /** The SMTP listener. */
 export interface SmtpIngress {
   listen(): Promise<{ host: string; port: number }>;
+  /** Accepting connections now (GET /readyz asks). */
+  listening(): boolean;
   close(): Promise<void>;
 }
 
@@ -323,6 +325,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         });
       });
     },
+    listening: () => server.server.listening,
     close() {
       return new Promise((resolve) => server.close(() => resolve()));
     },

@@ -13,6 +13,7 @@ import { m0012BlobRefs } from './0012-blob-refs.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0015Users } from './0015-users.js';
+import { m0016HealthProbes } from './0016-health-probes.js';
 import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
@@ -38,6 +39,7 @@ export const migrations: Record<string, Migration> = {
   '0013-relay-duplicates': m0013RelayDuplicates,
   '0014-delivery-recipients': m0014DeliveryRecipients,
   '0015-users': m0015Users,
+  '0016-health-probes': m0016HealthProbes,
   '0017-parse-defects': m0017ParseDefects,
   '0018-one-due-index': m0018OneDueIndex,
   '0023-fetch-deliver': m0023FetchDeliver,
