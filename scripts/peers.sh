@@ -29,6 +29,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # aiosmtpd the SMTP sink that records what it got.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3 python3-aiosmtpd)
 command -v chromium >/dev/null || need+=(chromium)
+[ -x /usr/bin/systemd-analyze ] || need+=(systemd)      # verifies deploy/postroom.service
 if [ ${#need[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get update -q
   "${as_root[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"

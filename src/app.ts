@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Config } from './config/schema.js';
 import { makeDirsSync } from './core/make-dirs.js';
+import { createMetricsServer, type MetricsServer } from './api/metrics-server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { assembleDoor, fileSources, loadApiRoutes, type ApiRoutes } from './assemble.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -31,6 +32,7 @@ import { createOutboundTarget } from './outbound/send.js';
 import { Pipeline } from './pipeline.js';
 import { migrate, openDb, type Db } from './store/db.js';
 import { openLeases } from './store/leases.js';
+import { queueGauges } from './store/health.js';
 import { countRawByStatus } from './store/messages.js';
 import { openBlobStore } from './store/open-blobs.js';
 import type { BlobStore } from './store/ports.js';
@@ -62,10 +64,14 @@ export interface Postroom {
   sweeper: Sweeper;
   /** Removes messages the retention limits let go (at start, then every retention.interval); undefined when no limit is set. */
   retention?: Retention;
+  /** The listener of http.metrics.listen (absent without it). */
+  metricsServer?: MetricsServer;
+  /** True once stop() has begun (GET /readyz answers 503 from then on). */
+  stopping: boolean;
   /** Watches enabled folders of mail accounts (absent with mail.fetch: false). */
   fetcher?: FetchScheduler;
   /** Where the listeners are bound (ports resolved when 0 was asked for). */
-  addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number } };
+  addresses: { smtp?: { host: string; port: number }; http?: { host: string; port: number }; metrics?: { host: string; port: number } };
   /**
    * Read the config file again and apply what may change while running (config/reload.ts) to
    * new sessions; an invalid file changes nothing. SIGHUP, `postroom reload` and POST
@@ -141,6 +147,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
   });
   await migrate(db);
   metrics.countRawWith(() => countRawByStatus(db.kysely));
+  metrics.readQueueWith(() => queueGauges(db));
   const blobs = openBlobStore(config, db);
   // Leftovers of faults (orphan blobs, staging files of dead processes): at start, then periodically.
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
@@ -314,6 +321,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
   }
 
   let routesPoll: NodeJS.Timeout | undefined;
+  let stopped: Promise<void> | undefined;
   const app: Postroom = {
     config,
     db,
@@ -332,17 +340,25 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
     addresses: {},
     reload: () => oneAtATime(reload),
     refreshRoutes: () => oneAtATime(refreshRoutes),
-    async stop() {
-      clearInterval(routesPoll);
-      await serial;
-      await app.fetcher?.stop();
-      await app.smtp?.close();
-      await app.apiServer?.close();
-      await intake.close();
-      await pipeline.stop();
-      await sweeper.stop();
-      await retention.close();
-      await db.close();
+    stopping: false,
+    stop() {
+      // Once: a second call (a signal during a stop, a test's cleanup after it stopped the
+      // server itself) waits for the same stop instead of closing a closed store.
+      return (stopped ??= (async () => {
+        // First: /readyz answers 503 while the listeners drain, so a balancer sends no new work here.
+        app.stopping = true;
+        clearInterval(routesPoll);
+        await serial;
+        await app.fetcher?.stop();
+        await app.smtp?.close();
+        await app.apiServer?.close();
+        await app.metricsServer?.close();
+        await intake.close();
+        await pipeline.stop();
+        await sweeper.stop();
+        await retention.close();
+        await db.close();
+      })());
     },
   };
   try {
@@ -383,6 +399,16 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
         reload: () => app.reload(),
         listeners: () =>
           Object.entries(app.addresses).map(([kind, a]) => ({ kind, address: `${a.host}:${a.port}` })),
+        readiness: {
+          node: `${hostname}:${config.http.listen.port}`,
+          stopping: () => app.stopping,
+          // Every listener the config asks for; one not (yet, or no longer) accepting is not ready.
+          listeners: () => [
+            ...(config.smtp.enabled ? [{ kind: 'smtp', up: !!app.smtp?.listening() }] : []),
+            { kind: 'http', up: !!app.apiServer?.listening() },
+            ...(config.http.metrics.listen ? [{ kind: 'metrics', up: !!app.metricsServer?.listening() }] : []),
+          ],
+        },
         onStored: (listener) => {
           const on = (m: { id: string }) => listener(m.id);
           intake.on('stored', on);
@@ -413,6 +439,10 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
         app.refreshRoutes().catch((err: unknown) => log.warn({ err }, 'could not read the routes managed through the API; trying again'));
       }, config.store.routesPollInterval);
       routesPoll.unref();
+    }
+    if (config.http.metrics.listen) {
+      app.metricsServer = createMetricsServer({ listen: config.http.metrics.listen, metrics, log });
+      app.addresses.metrics = await app.metricsServer.listen();
     }
     if (config.mail.fetch) {
       // Each enabled folder under its lease: one node polls a mailbox at a time.

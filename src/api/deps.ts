@@ -39,6 +39,18 @@ export interface ApiDeps {
   onStored?: (listener: (id: string) => void) => () => void;
   /** Where this process listens, for GET /api/v1/system (absent: the HTTP listener as configured). */
   listeners?: () => { kind: string; address: string }[];
+  /** What GET /readyz checks beyond the store (absent: the store only, this host's probe row). */
+  readiness?: Readiness;
+}
+
+/** The state GET /readyz reports, from the running Postroom. */
+export interface Readiness {
+  /** This node's name in `health_probes` (one row each). */
+  node: string;
+  /** Every listener this process should have, and whether it accepts connections now. */
+  listeners(): { kind: string; up: boolean }[];
+  /** True from the moment stop() begins: take this node out of rotation before its listeners close. */
+  stopping(): boolean;
 }
 
 /** What the HTTP intake (POST /api/v1/inbound) needs from a running Postroom. */

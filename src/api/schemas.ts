@@ -206,3 +206,17 @@ export const Problem = z.object({
   disposition: z.enum(['transient', 'permanent']),
   instance: z.string().optional(),
 });
+
+export const Live = z.object({ status: z.literal('ok') });
+
+const ReadyChecks = z
+  .object({
+    shutdown: z.string().describe("'ok', or 'stopping' once the process has begun to stop"),
+    store: z.string().describe("'ok' when a row was committed, else why not"),
+    listeners: z.string().describe("'ok' when every configured listener accepts connections, else which do not"),
+  })
+  .describe('each check: ok, or what is wrong');
+
+export const Ready = z.object({ status: z.literal('ready'), checks: ReadyChecks });
+
+export const ReadyProblem = Problem.extend({ checks: ReadyChecks });

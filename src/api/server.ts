@@ -40,6 +40,8 @@ export interface ApiServer {
   /** Every route as registered (method, url, config): what the role and audit checks read. */
   routes: readonly { method: string; url: string; config: Record<string, unknown> }[];
   listen(): Promise<{ host: string; port: number }>;
+  /** Accepting connections now (GET /readyz asks). */
+  listening(): boolean;
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function createApiServer(deps: ApiDeps, modules: readonly ApiRoutes
       const port = typeof addr === 'object' && addr ? addr.port : deps.config.listen.port;
       return { host: deps.config.listen.host, port };
     },
+    listening: () => fastify.server.listening,
     close: () => fastify.close(),
   };
 }

@@ -154,8 +154,8 @@ export const smtpSchema = z.strictObject({
 });
 
 export const httpSchema = z.strictObject({
-  enabled: z.boolean().default(true).describe('false: no HTTP listener (no API, WebDAV, health or metrics)'),
-  listen: listen().default({ host: '127.0.0.1', port: 8025 }).describe('address of the HTTP listener: the API, WebDAV (/dav), /healthz and /metrics'),
+  enabled: z.boolean().default(true).describe('false: no HTTP listener (no API, WebDAV or health checks; metrics only on http.metrics.listen)'),
+  listen: listen().default({ host: '127.0.0.1', port: 8025 }).describe('address of the HTTP listener: the API, WebDAV (/dav), /livez, /readyz, /healthz and /metrics'),
   apiToken: z
     .string()
     .min(16)
@@ -172,6 +172,18 @@ export const httpSchema = z.strictObject({
     })
     .optional()
     .describe('PEM files: serve the API and console over HTTPS (session cookies are then Secure)'),
+  metrics: z
+    .strictObject({
+      public: z
+        .boolean()
+        .default(false)
+        .describe('true: GET /metrics on the API listener answers without a token (for a Prometheus that cannot send one; the counts then show to anyone who reaches the port)'),
+      listen: listen()
+        .optional()
+        .describe('serve GET /metrics, without a token and nothing else, on a listener of its own (e.g. 127.0.0.1:9025 or a private interface), also when http.enabled is false'),
+    })
+    .prefault({})
+    .describe('Prometheus scraping: by default GET /metrics needs the API token like the rest of the API'),
   sessions: z
     .strictObject({
       idleTimeout: duration().default(30 * 60_000).describe('a console session unused this long is signed out'),

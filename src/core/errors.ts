@@ -65,6 +65,9 @@ export const CATALOGUE = {
     exit: 'CONFIG',
   },
   SHUTTING_DOWN: { status: '4.3.2', smtp: 421, text: 'Service shutting down; try again later' },
+  // GET /readyz: a listener this process should have is not accepting (X.3.0: the mail system
+  // as a whole; the detail names the listener).
+  NOT_READY: { status: '4.3.0', smtp: 421, text: 'Not ready to take mail; try again later' },
   // -- connection and session --
   TOO_MANY_CLIENTS: { status: '4.7.0', smtp: 421, text: 'Too many connections; try again later' },
   TOO_MANY_FROM_IP: { status: '4.7.0', smtp: 421, text: 'Too many connections from your address; try again later' },

@@ -22,6 +22,8 @@ import { ReceivedTrace } from './smtp-trace.js';
 /** The SMTP listener. */
 export interface SmtpIngress {
   listen(): Promise<{ host: string; port: number }>;
+  /** Accepting connections now (GET /readyz asks). */
+  listening(): boolean;
   close(): Promise<void>;
   /**
    * New settings for sessions that start from now on; sessions in progress finish on the ones
@@ -410,6 +412,7 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
         });
       });
     },
+    listening: () => server.server.listening,
     close() {
       return new Promise((resolve) => server.close(() => resolve()));
     },

@@ -159,6 +159,12 @@ export interface DeliveryAttemptsTable {
   next_attempt_at: string | null;
 }
 
+/** One row per node: the last write GET /readyz made to prove the store takes writes. */
+export interface HealthProbesTable {
+  node: string;
+  probed_at: string;
+}
+
 /** A route's target held back: its deliveries stay pending and are not leased until resumed. */
 export interface PausedTargetsTable {
   route: string;
@@ -489,6 +495,7 @@ export interface Database {
   delivery_recipients: DeliveryRecipientsTable;
   delivery_attempts: DeliveryAttemptsTable;
   paused_targets: PausedTargetsTable;
+  health_probes: HealthProbesTable;
   objects: ObjectsTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;

@@ -9,7 +9,9 @@ import type { DeliveryContext, ParsedMessage, Receipt, Target } from '../core/de
 import { mailError, MailError } from '../core/errors.js';
 import { httpStatusError } from '../net/remote-answer.js';
 import { guardedLookup, isPrivateAddress, privateAddressError } from '../net/address-guard.js';
+import { compileTemplate, type Template } from '../routing/template.js';
 import { multipartBody, webhookDocument } from './webhook-payload.js';
+import { payloadTemplateSchema, payloadVars, renderPayload } from './webhook-template.js';
 
 export const webhookParams = z
   .strictObject({
@@ -38,6 +40,11 @@ export const webhookParams = z
       .boolean()
       .default(false)
       .describe('allow hosts on loopback, link-local or private addresses (refused by default: SSRF)'),
+    payload: payloadTemplateSchema.optional(),
+  })
+  .superRefine((p, ctx) => {
+    // The template is the whole body: a second format beside it would be ignored in silence.
+    if (p.payload && p.format !== 'json') ctx.addIssue({ code: 'custom', message: `payload makes the body; leave format out (it is ${p.format})`, path: ['format'] });
   })
   .describe(
     'POST the message to an HTTP endpoint. 2xx: done; 408, 425, 429 and 5xx: retried (Retry-After honoured); 410: failed and this target paused; other 4xx: failed; redirects are not followed',
@@ -87,7 +94,19 @@ interface Body {
   buffer?: Buffer;
 }
 
+/** Payload templates compile once per distinct source, not per message. */
+const compiled = new Map<string, Template>();
+const tpl = (s: string) => {
+  let t = compiled.get(s);
+  if (!t) compiled.set(s, (t = compileTemplate(s)));
+  return t;
+};
+
 async function buildBody(msg: ParsedMessage, p: WebhookParams, ctx: DeliveryContext): Promise<Body> {
+  if (p.payload) {
+    const { body, contentType } = renderPayload(p.payload, { vars: await payloadVars(msg, ctx) }, tpl);
+    return { contentType, length: body.length, buffer: body, stream: async () => Readable.from([body]) };
+  }
   const o = { attachments: p.attachments, inlineLimit: p.inlineLimit };
   if (p.format === 'raw') {
     // The raw message can be large: stream it twice (once to sign, once to send) rather than hold it.

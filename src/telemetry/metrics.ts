@@ -1,9 +1,24 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the queue gauges show (store/health.ts reads it). */
+export interface QueueSnapshot {
+  deliveries: { pending: number; failed: number; dead: number };
+  oldestPendingSeconds: number;
+  parseBacklog: number;
+}
+
 /** Every Prometheus metric Postroom exports, on one registry (no global default registry). */
 export function createMetrics() {
   const registry = new Registry();
   let rawSource: (() => Promise<{ status: string; n: number }[]>) | undefined;
+  let queueSource: (() => Promise<QueueSnapshot>) | undefined;
+  // The four queue gauges are collected together (prom-client asks every metric at once): they
+  // share one read of the store per scrape instead of four.
+  let queueRead: Promise<QueueSnapshot | undefined> | undefined;
+  const queueSnapshot = () =>
+    (queueRead ??= (queueSource ? queueSource() : Promise.resolve(undefined)).finally(() => {
+      queueRead = undefined;
+    }));
   collectDefaultMetrics({ register: registry, prefix: 'postroom_process_' });
   const m = {
     registry,
@@ -99,6 +114,45 @@ export function createMetrics() {
         for (const r of rows) this.set({ status: r.status }, r.n);
       },
     }),
+    deliveryQueue: new Gauge({
+      name: 'postroom_delivery_queue',
+      help: 'Deliveries in the store by status: pending (waiting or between retries), failed (refused for good), dead (retries exhausted); done is not counted',
+      labelNames: ['status'] as const,
+      registers: [registry],
+      // Counted in the store when scraped (every node sees the whole queue), as one indexed range per status.
+      async collect() {
+        const s = await queueSnapshot();
+        if (!s) return;
+        for (const [status, n] of Object.entries(s.deliveries)) this.set({ status }, n);
+      },
+    }),
+    deadLetters: new Gauge({
+      name: 'postroom_dead_letters',
+      help: 'Deliveries whose retries are exhausted (status dead), waiting for `postroom replay` or a retry by hand',
+      registers: [registry],
+      async collect() {
+        const s = await queueSnapshot();
+        if (s) this.set(s.deliveries.dead);
+      },
+    }),
+    oldestPending: new Gauge({
+      name: 'postroom_delivery_oldest_pending_seconds',
+      help: 'Age of the oldest pending delivery (since it was planned); 0 when none is pending',
+      registers: [registry],
+      async collect() {
+        const s = await queueSnapshot();
+        if (s) this.set(s.oldestPendingSeconds);
+      },
+    }),
+    parseBacklog: new Gauge({
+      name: 'postroom_parse_backlog',
+      help: 'Kept messages not parsed yet (parse status pending)',
+      registers: [registry],
+      async collect() {
+        const s = await queueSnapshot();
+        if (s) this.set(s.parseBacklog);
+      },
+    }),
     commitBatch: new Histogram({
       name: 'postroom_intake_commit_batch_size',
       help: 'Messages made durable by one fsync + commit (group commit)',
@@ -156,6 +210,10 @@ export function createMetrics() {
     /** Where postroom_raw_messages is counted (the store, once it is open). */
     countRawWith(fn: () => Promise<{ status: string; n: number }[]>) {
       rawSource = fn;
+    },
+    /** Where the queue gauges are read (the store, once it is open). */
+    readQueueWith(fn: () => Promise<QueueSnapshot>) {
+      queueSource = fn;
     },
   };
   return m;

@@ -4,6 +4,7 @@ import { deliveriesCmd } from './deliveries.js';
 import { deliverCmd } from './deliver.js';
 import { fetchCmd } from './fetch.js';
 import { hashPasswordCmd } from './hash-password.js';
+import { initCmd } from './init.js';
 import { messagesCmd } from './messages.js';
 import { migrateCmd } from './migrate.js';
 import { migrateBlobsCmd } from './migrate-blobs.js';
@@ -18,5 +19,5 @@ import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, initCmd, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );

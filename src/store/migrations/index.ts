@@ -13,6 +13,7 @@ import { m0012BlobRefs } from './0012-blob-refs.js';
 import { m0013RelayDuplicates } from './0013-relay-duplicates.js';
 import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0015Users } from './0015-users.js';
+import { m0030HealthProbes } from './0030-health-probes.js';
 import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
@@ -23,7 +24,10 @@ import { m0027ApiRoutes } from './0027-api-routes.js';
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
  * Rules (docs/migrations.md): never edit a migration that has shipped; add a new one. Each
- * must run on SQLite and PostgreSQL alike: schema-builder types only, no dialect SQL.
+ * must run on SQLite and PostgreSQL alike: schema-builder types only, no dialect SQL. A new
+ * one takes a number above every existing one: Kysely refuses to start a store that has
+ * applied a migration sorting after one it has not (unordered migrations stay off, so a gap
+ * left by an old branch is never filled later).
  */
 export const migrations: Record<string, Migration> = {
   '0001-messages': m0001Messages,
@@ -46,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '0024-search-index': m0024SearchIndex,
   '0025-retention': m0025Retention,
   '0027-api-routes': m0027ApiRoutes,
+  '0030-health-probes': m0030HealthProbes,
 };
