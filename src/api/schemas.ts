@@ -8,7 +8,7 @@ import { MIME_DEFECTS } from '../core/mime-defects.js';
  */
 
 /** A message's way through routing and delivery (our own outbound mail: sending → sent | error). */
-const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
+const STATUSES = ['received', 'kept', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
 /** How parsing went; apart from the status, so delivering a message never hides that it could not be parsed. */
 const PARSE_STATUSES = ['pending', 'parsed', 'raw'] as const;
 /** What was wrong with a message that still parsed: names from src/core/mime-defects.ts. */

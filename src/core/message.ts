@@ -21,6 +21,8 @@ export interface Envelope {
 
 export type MessageStatus =
   | 'received'
+  /** Kept and never routed (`postroom import --no-route`): an archive moved in, not mail to act on. */
+  | 'kept'
   | 'routed'
   | 'delivered'
   | 'failed'

@@ -474,11 +474,32 @@ export interface Database {
   mail_folders: MailFoldersTable;
   mail_links: MailLinksTable;
   message_properties: MessagePropertiesTable;
+  message_flags: MessageFlagsTable;
+  import_progress: ImportProgressTable;
   pop3_seen: Pop3SeenTable;
   users: UsersTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+}
+
+/** Flags a message had where it was imported from (IMAP system flag names, JSON array). */
+export interface MessageFlagsTable {
+  message: string;
+  flags: string;
+}
+
+/** How far `postroom import` got in one file (see migrations/0026-import.ts). */
+export interface ImportProgressTable {
+  /** 'mbox:' and the file's real path. */
+  source: string;
+  /** Offset of the first message not yet known to be kept. */
+  position: number;
+  /** sha256 of the bytes just before `position` (up to 4 KiB): the same file, not another under that name. */
+  tail_sha256: string;
+  /** Messages read before `position`. */
+  messages: number;
+  updated_at: string;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -17,6 +17,7 @@ import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
 import { m0024SearchIndex } from './0024-search-index.js';
+import { m0026Import } from './0026-import.js';
 
 /**
  * Versioned migrations, applied in key order at start and by `postroom migrate`.
@@ -42,4 +43,5 @@ export const migrations: Record<string, Migration> = {
   '0018-one-due-index': m0018OneDueIndex,
   '0023-fetch-deliver': m0023FetchDeliver,
   '0024-search-index': m0024SearchIndex,
+  '0026-import': m0026Import,
 };
