@@ -497,7 +497,7 @@ export interface ImportProgressTable {
   position: number;
   /** sha256 of the bytes just before `position` (up to 4 KiB): the same file, not another under that name. */
   tail_sha256: string;
-  /** Messages read before `position`. */
+  /** Messages the run that saved it had read (all sources): for a person looking at the table. */
   messages: number;
   updated_at: string;
 }

@@ -241,7 +241,7 @@ export class MboxReader {
       this.blankBefore = this.buf[limit - 1] === NL;
       this.consume(limit);
       this.pendingNl = true;
-      const data = out.length === 1 ? out[0] : Buffer.concat(out);
+      const data = out.length === 1 ? detach(out[0]) : Buffer.concat(out);
       if (data.length) return data;
     }
   }
@@ -255,7 +255,7 @@ export class MboxReader {
         throw mailError('BAD_MAILBOX', `Content-Length runs past the end of the file (message before byte ${this.pos})`);
       }
       const n = Math.min(left, this.buf.length - 1);
-      const out = this.buf.subarray(1, 1 + n);
+      const out = detach(this.buf.subarray(1, 1 + n));
       this.left = left - n;
       // The last byte handed on stays as buf[0], the placeholder the body is read after.
       this.consume(n);
@@ -288,6 +288,14 @@ export class MboxReader {
     this.inBody = false;
     return null;
   }
+}
+
+/**
+ * A small piece copied out of the chunk it was cut from: a message waiting for its commit
+ * would otherwise keep the whole 1 MiB read chunk alive, and 64 of them in flight 64 MiB.
+ */
+function detach(b: Buffer): Buffer {
+  return b.length < 64 * 1024 && b.buffer.byteLength > 4 * b.length ? Buffer.from(b) : b;
 }
 
 /** Index of the blank line that ends the header block starting at `from` (its end: body start), or -1. */

@@ -222,7 +222,7 @@ export class Importer {
     const save = async () => {
       if (!key) return;
       const pos = position();
-      await saveImportProgress(this.deps.db.kysely, key, { position: pos, tailSha256: await tailHash(file, pos), messages: 0 });
+      await saveImportProgress(this.deps.db.kysely, key, { position: pos, tailSha256: await tailHash(file, pos), messages: this.counts.read });
       lastSave = Date.now();
     };
     try {
