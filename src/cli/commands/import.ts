@@ -151,14 +151,6 @@ export const importCmd: Command = {
       err(toStderrLine(e));
       return toSysexit(e);
     }
-    let local;
-    try {
-      local = await openLocalIntake(config);
-    } catch (e) {
-      const me = asMailError(e);
-      err(me.code === 'INTERNAL' ? `4.3.0 The store is unavailable: ${(e as Error).message}` : toStderrLine(me));
-      return SYSEXITS.TEMPFAIL;
-    }
     const ac = new AbortController();
     const stop = () => {
       if (ac.signal.aborted) process.exit(SYSEXITS.TEMPFAIL);
@@ -167,6 +159,16 @@ export const importCmd: Command = {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    let local;
+    try {
+      local = await openLocalIntake(config);
+    } catch (e) {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      const me = asMailError(e);
+      err(me.code === 'INTERNAL' ? `4.3.0 The store is unavailable: ${(e as Error).message}` : toStderrLine(me));
+      return SYSEXITS.TEMPFAIL;
+    }
     const progress = progressLine(process.stdout, 'import', await totalBytes(sources));
     let counts: ImportCounts;
     try {

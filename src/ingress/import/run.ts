@@ -253,7 +253,7 @@ export class Importer {
       if (this.stopped) await save();
       else await clearImportProgress(this.deps.db.kysely, key);
     }
-    this.baseBytes = base + (stdin ? reader.offset : size);
+    this.baseBytes = base + (stdin || this.stopped ? reader.offset : size);
     this.counts.bytes = this.baseBytes;
     this.opts.onProgress?.(this.counts);
   }
