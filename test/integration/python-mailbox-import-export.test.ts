@@ -310,6 +310,38 @@ describe('postroom import / export with Python mailbox as the peer', { skip: ski
     assert.deepEqual(readFileSync(path.join(out, `${m.id}.eml`)), evil);
   });
 
+  it('Ctrl-C: the messages in flight are kept, the place saved, exit 75; a rerun keeps the rest exactly once', { timeout: 600_000 }, async () => {
+    const st = await newStore();
+    const total = 6000;
+    const mbox = path.join(tmp.dir, 'ctrl-c.mbox');
+    let text = '';
+    for (let i = 0; i < total; i++) text += `From s@example.org Thu Jan  1 00:00:00 1970\nX-Original-To: r@example.net\nMessage-ID: <int${i}@example.org>\n\n${'y'.repeat(300)}\n\n`;
+    writeFileSync(mbox, text);
+    const child = st.spawn(['import', 'mbox', mbox]);
+    child.stdin!.end();
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const kept = async () => {
+      try {
+        return await st.count();
+      } catch {
+        return 0; // not migrated yet
+      }
+    };
+    await waitFor(async () => (await kept()) > 0, 'the first messages kept', 300_000);
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 75, out);
+    assert.match(out, /interrupted: run it again to continue/);
+    const first = await st.count();
+    const rerun = await st.cli(['import', 'mbox', mbox]);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const m = /kept (\d+), already kept (\d+), refused 0/.exec(rerun.stdout)!;
+    assert.equal(Number(m[1]), total - first, rerun.stdout);
+    assert.equal(await st.count(), total);
+  });
+
   it('resume: killed with SIGKILL mid-import, a rerun continues from the saved place and keeps every message exactly once', { timeout: 600_000 }, async () => {
     const st = await newStore();
     const total = 20_000;
