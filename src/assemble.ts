@@ -25,7 +25,7 @@ import { bindTargets } from './targets/index.js';
 import { createLogger, type Logger } from './telemetry/log.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 
-/** The door mail comes in by and the routing behind it, as `serve` and `postroom deliver` both use them. */
+/** The door mail comes in by and the routing behind it, as `serve`, `postroom deliver` and `postroom import` use them. */
 export interface Door {
   intake: Intake;
   /** Every target kind, bound to this store: what the router checks at RCPT time and the worker delivers with. */
@@ -174,6 +174,7 @@ export async function openLocalIntake(config: Config): Promise<LocalIntake> {
   return {
     intake: door.intake,
     config,
+    db,
     recipientCheck: door.recipientCheck,
     resolveList: door.resolveList,
     async close() {

@@ -139,6 +139,13 @@ export const CATALOGUE = {
   // A download's Range lies wholly past the end of the bytes (RFC 9110 §15.5.17).
   RANGE_NOT_SATISFIABLE: { status: '5.5.4', smtp: 501, text: 'Requested range not satisfiable', http: 416 },
   // -- command line --
+  // `postroom import`: a file that is not in the format asked for (no From_ line first, a
+  // Content-Length that does not end at one): nothing more of that file is read.
+  BAD_MAILBOX: { status: '5.6.0', smtp: 554, text: 'Not a mailbox in the format asked for', exit: 'DATAERR' },
+  // `postroom import` / `export`: a file or folder named on the command line cannot be read.
+  NO_INPUT: { status: '5.3.0', smtp: 554, text: 'Cannot read the input named on the command line', exit: 'NOINPUT' },
+  // `postroom export --out`: the output cannot be written.
+  CANT_CREATE: { status: '5.3.0', smtp: 554, text: 'Cannot create the output file', exit: 'CANTCREAT' },
   USAGE: { status: '5.5.4', smtp: 501, text: 'Command line usage error', exit: 'USAGE' },
   // `postroom deliver --sender` that is no address (a quoting mistake in master.cf): X.1.7 on
   // stderr says which address is bad, EX_USAGE makes the MTA bounce rather than keep it.

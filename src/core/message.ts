@@ -26,8 +26,11 @@ export interface Envelope {
   routeGeneration?: number;
 }
 
-/** A message's statuses with a meaning of Postroom's (routing, delivery, sending). */
-export const MESSAGE_STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
+/**
+ * A message's statuses with a meaning of Postroom's (routing, delivery, sending). `kept`: kept
+ * and never routed (`postroom import --no-route`), an archive moved in, not mail to act on.
+ */
+export const MESSAGE_STATUSES = ['received', 'kept', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
 
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 

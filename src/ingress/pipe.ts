@@ -6,6 +6,7 @@ import { intakeUrl, postMessage } from './pipe-http.js';
 import type { Config } from '../config/schema.js';
 import type { RecipientCheck } from '../core/message.js';
 import type { Intake } from '../intake/accept.js';
+import type { Db } from '../store/db.js';
 
 /**
  * `postroom deliver`: an MTA's pipe transport hands one message on stdin; we keep it (in the
@@ -38,6 +39,8 @@ export interface LocalIntake {
   /** A group id (`-l 12345`) as its address. */
   resolveList(list: string): Promise<string>;
   config: Config;
+  /** The store it keeps into (`postroom import` records flags and its place there). */
+  db: Db;
   close(): Promise<void>;
 }
 

@@ -28,6 +28,11 @@ export interface AcceptOptions {
    * row so that a running server's parse poll takes the message at once (ParseAndStore.poll).
    */
   handoff?: string;
+  /**
+   * false: keep the message and never route it (status `kept`; the planner routes only
+   * `received`). Set on the row it is committed with, so no parse poll can route it first.
+   */
+  route?: boolean;
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
@@ -110,6 +115,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
       const row = newMessageRow(id, env, staged, { ...head, contentSha256: fingerprint.digest() }, trace, opts.dedupScope);
       if (opts.handoff) row.handoff = opts.handoff;
+      if (opts.route === false) row.status = 'kept';
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
         this.queue.push({ staged, row, resolve, reject });
         if (!this.running) void this.drain();

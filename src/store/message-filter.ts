@@ -31,6 +31,8 @@ export interface MessageFilter {
   /** Return messages with id at or above this (the floor of a bounded search window). */
   atLeast?: string;
   limit: number;
+  /** Oldest first (page on with `after`): `postroom export` writes mail in the order it arrived. */
+  oldestFirst?: boolean;
   /**
    * Read at most this many rows (newest first) when the search index cannot name the matches
    * (every text term common, shorter than three characters, or negated); `floor` then says

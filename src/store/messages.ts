@@ -281,7 +281,7 @@ export async function listMessagePage(db: Q, f: MessageFilter): Promise<MessageP
   }
   const walked = perRow.length > 0 || (f.search ?? []).some((t) => !TERM_COLUMNS[t.field]);
   const floor = !ids && walked && f.window ? await messageIdAtDepth(db, f.before, f.window - 1) : undefined;
-  let q = db.selectFrom('messages').selectAll().orderBy('id', 'desc').limit(f.limit);
+  let q = db.selectFrom('messages').selectAll().orderBy('id', f.oldestFirst ? 'asc' : 'desc').limit(f.limit);
   if (ids) q = q.where('id', 'in', [...ids]);
   // Timestamps are stored as toISOString() text and compared as text: '…T00:00:00Z' sorts after
   // '…T00:00:00.000Z', so a bound must be written the same way before it is compared.

@@ -512,6 +512,8 @@ export interface Database {
   mail_folders: MailFoldersTable;
   mail_links: MailLinksTable;
   message_properties: MessagePropertiesTable;
+  message_flags: MessageFlagsTable;
+  import_progress: ImportProgressTable;
   pop3_seen: Pop3SeenTable;
   users: UsersTable;
   sessions: SessionsTable;
@@ -520,6 +522,25 @@ export interface Database {
   api_routes: ApiRoutesTable;
   route_versions: RouteVersionsTable;
   routes_state: RoutesStateTable;
+}
+
+/** Flags a message had where it was imported from (IMAP system flag names, JSON array). */
+export interface MessageFlagsTable {
+  message: string;
+  flags: string;
+}
+
+/** How far `postroom import` got in one file (see migrations/0026-import.ts). */
+export interface ImportProgressTable {
+  /** 'mbox:' and the file's real path. */
+  source: string;
+  /** Offset of the first message not yet known to be kept. */
+  position: number;
+  /** sha256 of the bytes just before `position` (up to 4 KiB): the same file, not another under that name. */
+  tail_sha256: string;
+  /** Messages the run that saved it had read (all sources): for a person looking at the table. */
+  messages: number;
+  updated_at: string;
 }
 
 export type Dialect = 'sqlite' | 'postgres';

@@ -4,6 +4,8 @@ import { deliveriesCmd } from './deliveries.js';
 import { deliverCmd } from './deliver.js';
 import { fetchCmd } from './fetch.js';
 import { hashPasswordCmd } from './hash-password.js';
+import { importCmd } from './import.js';
+import { exportCmd } from './export.js';
 import { initCmd } from './init.js';
 import { messagesCmd } from './messages.js';
 import { migrateCmd } from './migrate.js';
@@ -19,5 +21,5 @@ import { tokensCmd, usersCmd } from './users.js';
 
 /** Every command, by name. Add a command: one file here, one line below. */
 export const commands = new Map<string, Command>(
-  [serve, initCmd, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
+  [serve, initCmd, reloadCmd, checkConfig, migrateCmd, migrateBlobsCmd, hashPasswordCmd, deliveriesCmd, replayCmd, messagesCmd, deliverCmd, importCmd, exportCmd, fetchCmd, objectsCmd, purgeCmd, reindexCmd, trackerCmd, usersCmd, tokensCmd].map((c) => [c.name, c]),
 );

@@ -19,6 +19,7 @@ import { m0018OneDueIndex } from './0018-one-due-index.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
 import { m0024SearchIndex } from './0024-search-index.js';
 import { m0025Retention } from './0025-retention.js';
+import { m0026Import } from './0026-import.js';
 import { m0027ApiRoutes } from './0027-api-routes.js';
 
 /**
@@ -49,6 +50,7 @@ export const migrations: Record<string, Migration> = {
   '0023-fetch-deliver': m0023FetchDeliver,
   '0024-search-index': m0024SearchIndex,
   '0025-retention': m0025Retention,
+  '0026-import': m0026Import,
   '0027-api-routes': m0027ApiRoutes,
   '0030-health-probes': m0030HealthProbes,
 };
