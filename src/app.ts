@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js';
 import { makeDirsSync } from './core/make-dirs.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { assembleDoor } from './assemble.js';
+import type { DnsLookup } from './net/dns-cache.js';
 import { DEFAULT_RETRY } from './config/retry.js';
 import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
 import { FetchScheduler } from './ingress/fetch/scheduler.js';
@@ -84,7 +85,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 }
 
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
-export async function startPostroom(config: Config, opts: { log?: Logger } = {}): Promise<Postroom> {
+export async function startPostroom(config: Config, opts: { log?: Logger; /** DNS for sender authentication instead of the system's. */ dnsLookup?: DnsLookup } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level, { file: config.log.file });
   const metrics = createMetrics();
   makeDirsSync(config.dataDir);
@@ -114,6 +115,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger } = {})
     metrics,
     installation: installationId(config.secretKey, config.dataDir, resolveSecret),
     commitWindowMs: config.store.commitWindow,
+    dnsLookup: opts.dnsLookup,
     extraTargets: [
       ['outbound', createOutboundTarget({ db, box })],
       ['dsn', createDsnTarget({ relay: config.groups.relay })],

@@ -9,6 +9,8 @@ import type { LocalIntake } from './ingress/pipe.js';
 import { checkStoreWritable } from './ingress/store-access.js';
 import { Intake } from './intake/accept.js';
 import { installationId } from './intake/loop.js';
+import { intakeAuth } from './intake/auth-setup.js';
+import type { DnsLookup } from './net/dns-cache.js';
 import { acceptPostmaster, allChecks, domainCheck, postmasterOf } from './intake/recipients.js';
 import { createRouter, type Router } from './routing/router.js';
 import { migrate, openDb, type Db } from './store/db.js';
@@ -48,6 +50,8 @@ export function assembleDoor(
     /** Extra wait to gather messages into one commit; a one-message `postroom deliver` has no use for it. */
     commitWindowMs?: number;
     extraTargets?: Iterable<[string, Target<any>]>;
+    /** DNS for sender authentication instead of the system's (tests: a fixed zone). */
+    dnsLookup?: DnsLookup;
   },
 ): Door {
   const { db, blobs } = deps;
@@ -61,6 +65,7 @@ export function assembleDoor(
     commitWindowMs: deps.commitWindowMs,
     loop: { maxReceived: config.smtp.maxReceived, maxPasses: config.smtp.maxPasses, installationId: deps.installation },
     postmaster: config.smtp.postmaster ? { is: postmasterOf(config.smtp.domains), alias: config.smtp.postmaster } : undefined,
+    auth: intakeAuth(config.auth, config.smtp.hostname ?? os.hostname(), deps.dnsLookup),
   });
   // Folder, workflow and work-package targets reach the object store through their bound deps;
   // their RCPT-time checks (a folder exists, `network` may write to it) need it too.

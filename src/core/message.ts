@@ -1,4 +1,5 @@
 import type { MimeDefect } from './mime-defects.js';
+import type { AuthVerdict } from './auth.js';
 /** The shapes a message takes on its way through Postroom. */
 
 /** How the message reached us, as the ingress saw it. Rules route on this, never only on To:. */
@@ -74,6 +75,8 @@ export interface StoredMessage {
   contentSha256?: string | null;
   /** The earlier copy, through another relay, that took this message's deliveries; null if none. */
   duplicateOf?: string | null;
+  /** Sender authentication verdict (SPF, DKIM, DMARC, ARC); null when not verified. */
+  auth?: AuthVerdict | null;
 }
 
 /** One part of a parsed message. */

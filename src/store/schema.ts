@@ -46,6 +46,8 @@ export interface MessagesTable {
   content_sha256: string | null;
   /** The earlier copy of this message (the same one through another relay) that took its deliveries. */
   duplicate_of: string | null;
+  /** JSON AuthVerdict (core/auth.ts): SPF, DKIM, DMARC and ARC results; null when not verified. */
+  auth: string | null;
 }
 
 /** The text a search looks in, per parsed message, lower case (store/search-index.ts). */

@@ -163,6 +163,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         parts: parts.map((p) => partOf(m.id, p)),
         reports: await reportsOf(deps, parts),
         duplicateOf: m.duplicateOf ?? null,
+        auth: m.auth ?? null,
       };
       return body;
     },

@@ -15,6 +15,7 @@ import { m0014DeliveryRecipients } from './0014-delivery-recipients.js';
 import { m0015Users } from './0015-users.js';
 import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
+import { m0019AuthVerdicts } from './0019-auth-verdicts.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
 import { m0024SearchIndex } from './0024-search-index.js';
 
@@ -40,6 +41,7 @@ export const migrations: Record<string, Migration> = {
   '0015-users': m0015Users,
   '0017-parse-defects': m0017ParseDefects,
   '0018-one-due-index': m0018OneDueIndex,
+  '0019-auth-verdicts': m0019AuthVerdicts,
   '0023-fetch-deliver': m0023FetchDeliver,
   '0024-search-index': m0024SearchIndex,
 };
