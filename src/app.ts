@@ -108,7 +108,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; /** DN
   // leave through groups.relay, the one outbound relay configured.
   const box = secretBox(resolveSecret(config.secretKey, config.dataDir));
   warnIfDsnsCannotLeave(config, log);
-  const { intake, targets, router, recipientCheck, resolveList } = assembleDoor(config, {
+  const { intake, targets, router, recipientCheck, resolveList, authPolicy } = assembleDoor(config, {
     db,
     blobs,
     log,
@@ -179,7 +179,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; /** DN
       // Where bytes land: the data directory, file blobs and their temp dir, database blobs' staging.
       const freeSpace = freeSpaceProbe([config.dataDir, path.join(config.dataDir, 'blobs', 'tmp'), path.join(config.dataDir, 'staging')]);
       const routeClients = config.routes.flatMap((r) => r.match.clients ?? []);
-      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace, routeClients });
+      app.smtp = createSmtpIngress({ config: config.smtp, hostname, accept: intake.accept, recipientCheck, log, metrics, freeSpace, routeClients, authPolicy });
       app.addresses.smtp = await app.smtp.listen();
     }
     if (config.http.enabled) {

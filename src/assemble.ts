@@ -7,7 +7,7 @@ import type { RecipientCheck } from './core/message.js';
 import { resolveList } from './domain/groups/store.js';
 import type { LocalIntake } from './ingress/pipe.js';
 import { checkStoreWritable } from './ingress/store-access.js';
-import { Intake } from './intake/accept.js';
+import { Intake, type AcceptOptions } from './intake/accept.js';
 import { installationId } from './intake/loop.js';
 import { intakeAuth } from './intake/auth-setup.js';
 import type { DnsLookup } from './net/dns-cache.js';
@@ -31,6 +31,8 @@ export interface Door {
   recipientCheck: RecipientCheck;
   /** A group id (`-l 12345`) as its address. */
   resolveList(list: string): Promise<string>;
+  /** The end-of-DATA refusal of routes' `authFailure: refuse` for a verdict (SMTP). */
+  authPolicy: NonNullable<AcceptOptions['authPolicy']>;
 }
 
 /**
@@ -79,6 +81,7 @@ export function assembleDoor(
     router,
     recipientCheck: acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), router.recipientCheck())),
     resolveList: (list) => resolveList(db.kysely, list),
+    authPolicy: (verdict, env) => router.authRefusal(verdict, { mailFrom: env.mailFrom, clientIp: env.clientIp, authUser: env.authUser }, env.rcptTo),
   };
 }
 

@@ -9,7 +9,7 @@ import { AUTH_RESULTS } from '../core/auth.js';
  */
 
 /** A message's way through routing and delivery (our own outbound mail: sending → sent | error). */
-const STATUSES = ['received', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
+const STATUSES = ['received', 'routed', 'held', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
 /** How parsing went; apart from the status, so delivering a message never hides that it could not be parsed. */
 const PARSE_STATUSES = ['pending', 'parsed', 'raw'] as const;
 /** What was wrong with a message that still parsed: names from src/core/mime-defects.ts. */

@@ -23,6 +23,8 @@ export interface Envelope {
 export type MessageStatus =
   | 'received'
   | 'routed'
+  /** A delivery is quarantined (a route's authFailure) and waits to be released. */
+  | 'held'
   | 'delivered'
   | 'failed'
   | 'rejected'

@@ -35,7 +35,7 @@ export interface AcceptOptions {
   /** Verify SPF, DKIM, ARC and DMARC (the SMTP ingress, with what its session knew); unset: not verified. */
   authenticate?: SessionFacts;
   /** Refuse the message at the end of the data after its verdict (route options); unset: never. */
-  authPolicy?: (verdict: AuthVerdict, env: Envelope) => MailError | undefined;
+  authPolicy?: (verdict: AuthVerdict, env: Envelope) => Promise<MailError | undefined>;
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
@@ -129,7 +129,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       if (pm && env.rcptTo.some(pm.is)) env = { ...env, rcptTo: [...new Set(env.rcptTo.map((r) => (pm.is(r) ? pm.alias : r)))] };
       // Mail we did not take by SMTP ourselves: a trusted upstream's verdict, if it wrote one.
       const verdict = feed ? await feed.verdict : !opts.authenticate && this.deps.auth ? trustedResults(head.lines, this.deps.auth.trustedHosts) : undefined;
-      const refusal = verdict && opts.authPolicy?.(verdict, env);
+      const refusal = verdict && (await opts.authPolicy?.(verdict, env));
       if (refusal) throw refusal;
       const id = newId();
       const received = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
