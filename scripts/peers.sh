@@ -32,6 +32,7 @@ command -v chromium >/dev/null || need+=(chromium)
 # Independent DKIM and ARC signers for the sender authentication tests (python3-dkim), and
 # opendkim-tools (opendkim-genkey, opendkim-testkey) for the docs' key setup.
 command -v dkimsign >/dev/null || need+=(python3-dkim)
+/usr/bin/python3 -c 'import authres' 2>/dev/null || need+=(python3-authres)   # arcsign needs it
 command -v opendkim-genkey >/dev/null || need+=(opendkim-tools)
 if [ ${#need[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get update -q
