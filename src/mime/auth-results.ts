@@ -100,8 +100,9 @@ const unquote = (s: string) => s.replace(/\u0001/g, '').replace(/\u0002/g, ' ').
  */
 export function parseAuthResults(raw: string): ParsedAuthResults | undefined {
   const [head, ...rest] = pieces(raw.replace(/\r?\n/g, ' '));
-  const id = unquote(head.text.trim().split(/\s+/)[0] ?? '');
-  if (!id) return undefined;
+  // A quoted authserv-id may hold spaces (RFC 8601 §2.2 value): no host name does, so it names none.
+  const id = unquote(head.text.trim().split(/\s+/)[0] ?? '').trim();
+  if (!id || /\s/.test(id)) return undefined;
   const results: ResInfo[] = [];
   for (const p of rest) {
     const tokens = p.text.replace(/\s*=\s*/g, '=').trim().split(/\s+/).filter(Boolean);
