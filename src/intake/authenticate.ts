@@ -47,16 +47,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     // (a lookup begun before it is cut off by the race below).
     const bounded: DnsLookup = (name, rrtype) => (Number.isFinite(deadline) ? boundedLookup(opts.lookup, deadline)(name, rrtype) : opts.lookup(name, rrtype));
     const resolver = bounded as never;
-    const helo = facts.helo ?? facts.ip;
-    const spfRun = facts.ip
-      ? spf({
-          ip: facts.ip,
-          helo: helo && isIP(helo) ? `[${helo}]` : helo,
-          sender: facts.mailFrom || undefined,
-          mta: opts.hostname,
-          resolver,
-        } as never).catch(() => undefined)
-      : Promise.resolve(undefined);
+    const spfRun = checkSpf(facts, opts.hostname, resolver);
     let timer: NodeJS.Timeout | undefined;
     let ended: () => void = () => {};
     let cut: (v: 'cut') => void = () => {};
@@ -84,6 +75,23 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       clearTimeout(timer);
     }
   };
+}
+
+/**
+ * SPF for one session (RFC 7208 §4): mailauth's check_host() with our resolver. Resolves with
+ * mailauth's result (`status.result`, `domain`), undefined without a client IP; never throws.
+ */
+export function checkSpf(facts: SessionFacts, hostname: string, resolver: never): Promise<{ status?: { result?: string }; domain?: string } | undefined> {
+  if (!facts.ip) return Promise.resolve(undefined);
+  const helo = facts.helo ?? facts.ip;
+  return spf({
+    ip: facts.ip,
+    // An address literal as HELO is written in brackets (RFC 5321 §4.1.3), as mailauth expects.
+    helo: helo && isIP(helo) ? `[${helo}]` : helo,
+    sender: facts.mailFrom || undefined,
+    mta: hostname,
+    resolver,
+  } as never).catch(() => undefined) as Promise<{ status?: { result?: string }; domain?: string } | undefined>;
 }
 
 /** The verdict when verification did not finish: RFC 8601 temperror for each method. */
