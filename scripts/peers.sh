@@ -30,6 +30,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3 python3-aiosmtpd)
 command -v chromium >/dev/null || need+=(chromium)
 [ -x /usr/bin/systemd-analyze ] || need+=(systemd)      # verifies deploy/postroom.service
+# Independent DKIM and ARC signers for the sender authentication tests (python3-dkim), and
+# opendkim-tools (opendkim-genkey, opendkim-testkey) for the docs' key setup.
+command -v dkimsign >/dev/null || need+=(python3-dkim)
+/usr/bin/python3 -c 'import authres' 2>/dev/null || need+=(python3-authres)   # arcsign needs it
+command -v opendkim-genkey >/dev/null || need+=(opendkim-tools)
 if [ ${#need[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get update -q
   "${as_root[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"

@@ -11,6 +11,7 @@ import { assembleDoor, fileSources, loadApiRoutes, type ApiRoutes } from './asse
 import { ConfigError, loadConfig } from './config/load.js';
 import { configHash, planReload, type ReloadResult } from './config/reload.js';
 import { LiveRouter } from './routing/live.js';
+import type { DnsLookup } from './net/dns-cache.js';
 import { DEFAULT_RETRY } from './config/retry.js';
 import { resolveSecret, secretBox, type SecretBox } from './domain/accounts/secret-box.js';
 import { FetchScheduler } from './ingress/fetch/scheduler.js';
@@ -134,7 +135,7 @@ function warnIfDsnsCannotLeave(config: Config, log: Logger): void {
 }
 
 /** Build and start a Postroom: store, migrations, intake, parser, SMTP and HTTP listeners. */
-export async function startPostroom(config: Config, opts: { log?: Logger; origin?: ConfigOrigin } = {}): Promise<Postroom> {
+export async function startPostroom(config: Config, opts: { log?: Logger; origin?: ConfigOrigin; /** DNS for sender authentication instead of the system's. */ dnsLookup?: DnsLookup } = {}): Promise<Postroom> {
   const log = opts.log ?? createLogger(config.log.level, { file: config.log.file });
   const metrics = createMetrics();
   makeDirsSync(config.dataDir);
@@ -169,6 +170,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
     metrics,
     installation: installationId(config.secretKey, config.dataDir, resolveSecret),
     commitWindowMs: config.store.commitWindow,
+    dnsLookup: opts.dnsLookup,
     extraTargets: [
       ['outbound', createOutboundTarget({ db, box })],
       ['dsn', createDsnTarget({ relay: config.groups.relay })],
@@ -377,6 +379,8 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
         metrics,
         freeSpace,
         routeClients,
+        // Routes' authFailure: refuse, as the session's routing generation has them.
+        authPolicy: (verdict, env) => door.authPolicyFor((env.routeGeneration !== undefined && router.at(env.routeGeneration)?.router) || router.current().router)(verdict, env),
       });
       app.addresses.smtp = await app.smtp.listen();
     }

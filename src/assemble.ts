@@ -7,8 +7,10 @@ import type { RecipientCheck } from './core/message.js';
 import { resolveList } from './domain/groups/store.js';
 import type { LocalIntake } from './ingress/pipe.js';
 import { checkStoreWritable } from './ingress/store-access.js';
-import { Intake } from './intake/accept.js';
+import { Intake, type AcceptOptions } from './intake/accept.js';
 import { installationId } from './intake/loop.js';
+import { intakeAuth } from './intake/auth-setup.js';
+import type { DnsLookup } from './net/dns-cache.js';
 import { acceptPostmaster, allChecks, domainCheck, postmasterOf } from './intake/recipients.js';
 import { createRouter, type Router } from './routing/router.js';
 import type { RouteSource } from './routing/live.js';
@@ -39,6 +41,10 @@ export interface Door {
   routerOf(fileRoutes: readonly Route[], apiRoutes: readonly Route[]): Router;
   /** A group id (`-l 12345`) as its address. */
   resolveList(list: string): Promise<string>;
+  /** The end-of-DATA refusal of routes' `authFailure: refuse` for a verdict (SMTP). */
+  authPolicy: NonNullable<AcceptOptions['authPolicy']>;
+  /** The same refusal by another router (one routing generation, routing/live.ts). */
+  authPolicyFor(router: Router): NonNullable<AcceptOptions['authPolicy']>;
 }
 
 /**
@@ -60,6 +66,8 @@ export function assembleDoor(
     extraTargets?: Iterable<[string, Target<any>]>;
     /** Routes managed through the API (loadApiRoutes), tried after the file's. */
     apiRoutes?: readonly Route[];
+    /** DNS for sender authentication instead of the system's (tests: a fixed zone). */
+    dnsLookup?: DnsLookup;
   },
 ): Door {
   const { db, blobs } = deps;
@@ -73,6 +81,7 @@ export function assembleDoor(
     commitWindowMs: deps.commitWindowMs,
     loop: { maxReceived: config.smtp.maxReceived, maxPasses: config.smtp.maxPasses, installationId: deps.installation },
     postmaster: config.smtp.postmaster ? { is: postmasterOf(config.smtp.domains), alias: config.smtp.postmaster } : undefined,
+    auth: intakeAuth(config.auth, config.smtp.hostname ?? os.hostname(), deps.dnsLookup),
   });
   // Folder, workflow and work-package targets reach the object store through their bound deps;
   // their RCPT-time checks (a folder exists, `network` may write to it) need it too.
@@ -82,6 +91,10 @@ export function assembleDoor(
   const routerOf = (fileRoutes: readonly Route[], apiRoutes: readonly Route[]) => createRouter(fileRoutes, targets, { after: apiRoutes });
   const router = routerOf(config.routes, deps.apiRoutes ?? []);
   const checkFor = (r: Router) => acceptPostmaster(config.smtp.domains, allChecks(domainCheck(config.smtp.domains), r.recipientCheck()));
+  const authPolicyFor =
+    (r: Router): NonNullable<AcceptOptions['authPolicy']> =>
+    (verdict, env) =>
+      r.authRefusal(verdict, { mailFrom: env.mailFrom, clientIp: env.clientIp, authUser: env.authUser }, env.rcptTo);
   return {
     intake,
     targets,
@@ -90,6 +103,8 @@ export function assembleDoor(
     routerOf,
     recipientCheck: checkFor(router),
     resolveList: (list) => resolveList(db.kysely, list),
+    authPolicy: authPolicyFor(router),
+    authPolicyFor,
   };
 }
 

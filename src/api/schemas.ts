@@ -2,6 +2,7 @@ import { MESSAGE_STATUSES } from '../core/message.js';
 import { z } from 'zod';
 import { CATALOGUE, type ErrorCode } from '../core/errors.js';
 import { MIME_DEFECTS } from '../core/mime-defects.js';
+import { AUTH_RESULTS } from '../core/auth.js';
 
 /**
  * Request and response shapes of the HTTP API. These zod schemas validate requests (route.ts)
@@ -147,6 +148,38 @@ export const Part = z.object({
   url: z.string().describe('where to fetch the bytes'),
 });
 
+const AuthResultEnum = z.enum(AUTH_RESULTS);
+
+/** A message's sender authentication verdict (src/core/auth.ts). */
+export const AuthVerdictView = z
+  .object({
+    source: z.enum(['smtp', 'upstream']).describe("smtp: ours, verified at the end of DATA; upstream: a trusted host's Authentication-Results (auth.trustedHosts)"),
+    authservId: z.string().describe('the host the verdict is in the name of (RFC 8601 authserv-id)'),
+    spf: z.object({ result: AuthResultEnum, domain: z.string().nullable().describe('the MAIL FROM (or HELO) domain checked') }).optional(),
+    dkim: z
+      .array(
+        z.object({
+          domain: z.string().describe('d= of the signature'),
+          selector: z.string().describe('s= of the signature'),
+          result: AuthResultEnum,
+          aligned: z.boolean().optional().describe('d= aligns with the From: domain (RFC 7489 §3.1.1)'),
+          reason: z.string().optional(),
+        }),
+      )
+      .describe('one entry per DKIM-Signature; empty when unsigned'),
+    dmarc: z
+      .object({
+        result: AuthResultEnum,
+        domain: z.string().nullable().describe('the From: domain'),
+        policy: z.string().nullable().describe('the published policy (none, quarantine, reject); null when none was found'),
+        alignment: z.object({ spf: z.boolean(), dkim: z.boolean() }).describe('which identifier aligned with From:'),
+      })
+      .optional(),
+    arc: z.object({ result: AuthResultEnum, instance: z.number().int().optional().describe('i= of the last ARC set') }).optional(),
+    reason: z.string().optional().describe('why the verdict is incomplete (DNS over auth.dnsTimeout: temperror)'),
+  })
+  .describe('SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489) and ARC (RFC 8617) results, RFC 8601 words');
+
 export const MessageDetail = z.object({
   id: z.string(),
   ingress: z.string(),
@@ -188,6 +221,7 @@ export const MessageDetail = z.object({
     .string()
     .nullable()
     .describe('when an operator pinned it (POST /api/v1/messages/{id}/pin): retention never removes a pinned message; null if not pinned'),
+  auth: AuthVerdictView.nullable().describe('sender authentication verdict; null when not verified (auth.enabled off, not SMTP and no trusted upstream)'),
 });
 
 export const AttachmentList = z.object({ items: z.array(Part) });

@@ -344,6 +344,27 @@ export const deliverySchema = z.strictObject({
     .describe('circuit breaker per destination: while paused, its deliveries wait without spending attempts'),
 });
 
+export const authSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe('true: verify SPF, DKIM, ARC and DMARC of every message taken by SMTP at the end of DATA, keep the verdict with the message and add our Authentication-Results header to forwards and relays (docs/authentication.md)'),
+  dnsTimeout: duration()
+    .default(2_000)
+    .describe('the longest verification may hold the reply after DATA; DNS not answered by then gives temperror (kept with the message), never a refusal or a lost message'),
+  dnsServers: z
+    .array(z.string().min(1))
+    .optional()
+    .describe("name servers asked (IP or IP:port); default: the system's (/etc/resolv.conf)"),
+  cacheTtl: duration().default(300_000).describe('longest a DNS answer (or a definite no-such-record) is reused'),
+  cacheSize: z.number().int().positive().default(10_000).describe('most DNS answers cached; the oldest go first'),
+  minKeyBits: z.number().int().min(512).default(1024).describe('smallest RSA key a DKIM or ARC signature may use (RFC 8301 §3.2); a smaller one fails'),
+  trustedHosts: z
+    .array(z.string().min(1))
+    .default([])
+    .describe("authserv-ids (host names) whose Authentication-Results are believed for mail not taken by SMTP (fetched by IMAP/POP3, piped, posted): the topmost header by one of them is the message's verdict. Never list a name a sender could write: only hosts inside your boundary (RFC 8601 §5)"),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z
     .string()
@@ -368,6 +389,7 @@ export const configSchema = z.strictObject({
     .describe('encrypts mail-account passwords at rest (AES-256-GCM); default: generated once into DATA_DIR/secret-key. Nodes sharing a store must share it'),
   mail: mailSchema.prefault({}).describe('fetching from mail accounts (IMAP, POP3); the accounts themselves are kept in the store'),
   retention: retentionSchema.prefault({}),
+  auth: authSchema.prefault({}).describe('sender authentication verdicts: SPF (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489), ARC (RFC 8617)'),
 }).transform((cfg, ctx) => {
   // `objects:` adds its two routes after the configured ones; their names are then taken.
   if (cfg.store.blobs === 's3' && !cfg.store.s3) {
@@ -389,3 +411,4 @@ export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type SmtpConfig = Config['smtp'];
 export type HttpConfig = Config['http'];
+export type AuthConfig = Config['auth'];

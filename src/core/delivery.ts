@@ -33,6 +33,8 @@ export interface PlannedDelivery {
    * its own. Empty for targets that take several recipients at once.
    */
   destination?: string;
+  /** Quarantined (a route's authFailure): kept as `held` with this reason, delivered only once released. */
+  held?: string;
 }
 
 /** A message as targets see it: the stored row, its parts, headers, and a way to read bytes. */

@@ -97,6 +97,10 @@ export const CATALOGUE = {
   MESSAGE_ID_REQUIRED: { status: '5.6.0', smtp: 550, text: 'Message-ID header required' },
   BAD_CONTENT: { status: '5.6.0', smtp: 550, text: 'Message content not acceptable' },
   REJECTED: { status: '5.7.1', smtp: 550, text: 'Message rejected' },
+  /** RFC 7372 §3.1: the sender's domain publishes a DMARC policy this message fails. */
+  DMARC_FAILED: { status: '5.7.26', smtp: 550, text: "Message fails the sender domain's DMARC policy (RFC 7489)" },
+  /** A route asks for passing SPF/DKIM/ARC and the message does not pass; the text names which. */
+  SENDER_AUTH_FAILED: { status: '5.7.1', smtp: 550, text: 'Sender authentication failed' },
   // RFC 3463 X.4.6: the message came back to a place it already passed (Received: count, our
   // own trace, a group's List-Id). Never retried and never bounced: a DSN would feed the loop.
   MAIL_LOOP: { status: '5.4.6', smtp: 554, text: 'Routing loop detected' },

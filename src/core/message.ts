@@ -1,4 +1,5 @@
 import type { MimeDefect } from './mime-defects.js';
+import type { AuthVerdict } from './auth.js';
 /** The shapes a message takes on its way through Postroom. */
 
 /** How the message reached us, as the ingress saw it. Rules route on this, never only on To:. */
@@ -29,8 +30,9 @@ export interface Envelope {
 /**
  * A message's statuses with a meaning of Postroom's (routing, delivery, sending). `kept`: kept
  * and never routed (`postroom import --no-route`), an archive moved in, not mail to act on.
+ * `held`: a delivery is quarantined (a route's authFailure) and waits to be released.
  */
-export const MESSAGE_STATUSES = ['received', 'kept', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
+export const MESSAGE_STATUSES = ['received', 'kept', 'routed', 'held', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error'] as const;
 
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
@@ -80,6 +82,8 @@ export interface StoredMessage {
   duplicateOf?: string | null;
   /** When an operator pinned it (retention never removes it); null when not pinned. */
   pinnedAt?: string | null;
+  /** Sender authentication verdict (SPF, DKIM, DMARC, ARC); null when not verified. */
+  auth?: AuthVerdict | null;
 }
 
 /** One part of a parsed message. */

@@ -5,7 +5,7 @@ import { asMailError, mailError, toSmtpReply } from '../core/errors.js';
 import type { Envelope } from '../core/message.js';
 import type { SmtpConfig } from '../config/schema.js';
 import { smtpAuthOn } from '../config/reload.js';
-import type { Accept } from '../intake/accept.js';
+import type { Accept, AcceptOptions } from '../intake/accept.js';
 import type { FreeSpace } from '../intake/free-space.js';
 import type { RecipientCheck } from '../core/message.js';
 import type { Logger } from '../telemetry/log.js';
@@ -61,6 +61,8 @@ export interface SmtpIngressDeps {
   freeSpace?: FreeSpace;
   /** The routing generation recipientCheck belongs to (see SmtpSettings). */
   routeGeneration?: number;
+  /** Routes that refuse failing sender authentication at the end of DATA; unset: none do. */
+  authPolicy?: AcceptOptions['authPolicy'];
 }
 
 /** What we know of one connection beyond smtp-server's session. */
@@ -305,7 +307,14 @@ export function createSmtpIngress(deps: SmtpIngressDeps): SmtpIngress {
     const guard = new LineEndingGuard(config.bareLineEndings);
     // A recipient's target (a folder) may need a Message-ID even when the listener does not.
     const requireMessageId = config.requireMessageId || !!c?.tx?.requireMessageId;
-    const opts = { maxSize: config.maxMessageSize, requireMessageId, trace: config.traceHeader };
+    const opts = {
+      maxSize: config.maxMessageSize,
+      requireMessageId,
+      trace: config.traceHeader,
+      // SPF judges the client that connected to us, by its HELO and MAIL FROM (RFC 7208 §2).
+      authenticate: { ip: env.clientIp, helo: env.helo, mailFrom: env.mailFrom },
+      authPolicy: deps.authPolicy,
+    };
     const pace = { deadline: config.dataTimeout, minRate: config.minDataRate, grace: config.minDataRateGrace };
     let dropped = false;
     const stopWatch = watchDataPace(stream, pace, (err) => {

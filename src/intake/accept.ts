@@ -12,6 +12,10 @@ import type { MessagesTable } from '../store/schema.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { loopOf, type LoopLimits } from './loop.js';
 import { receivedHeader } from '../mime/trace.js';
+import type { AuthVerdict } from '../core/auth.js';
+import { authResultsHeader, trustedResults } from '../mime/auth-results.js';
+import type { Authenticator, SessionFacts } from './authenticate.js';
+import { feedVerifier } from './auth-feed.js';
 
 /** Per-call choices an ingress makes. */
 export interface AcceptOptions {
@@ -33,6 +37,10 @@ export interface AcceptOptions {
    * `received`). Set on the row it is committed with, so no parse poll can route it first.
    */
   route?: boolean;
+  /** Verify SPF, DKIM, ARC and DMARC (the SMTP ingress, with what its session knew); unset: not verified. */
+  authenticate?: SessionFacts;
+  /** Refuse the message at the end of the data after its verdict (route options); unset: never. */
+  authPolicy?: (verdict: AuthVerdict, env: Envelope) => Promise<MailError | undefined>;
 }
 
 /** The one door into Postroom: every ingress hands its envelope and raw stream here. */
@@ -64,6 +72,13 @@ export interface IntakeDeps {
   loop?: LoopLimits;
   /** Postmaster recipients (see postmasterOf) and the address their mail is kept for (smtp.postmaster); unset: kept as addressed. */
   postmaster?: { is(rcpt: string): boolean; alias: string };
+  /** Sender authentication (auth.enabled); unset: messages carry no verdict. */
+  auth?: {
+    /** auth.enabled: verify what SMTP takes; unset: SMTP mail carries no verdict. */
+    verify?: Authenticator;
+    /** authserv-ids whose Authentication-Results are believed for mail we did not take by SMTP (auth.trustedHosts). */
+    trustedHosts: readonly string[];
+  };
 }
 
 const MAX_BATCH = 256;
@@ -88,17 +103,23 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
     if (this.closed) throw mailError('SHUTTING_DOWN');
     const sniffer = new HeaderSniffer(this.deps.headerLimit);
     const fingerprint = new ContentFingerprint(this.deps.headerLimit);
+    // Verified while the bytes are kept: the verdict is ready (or nearly) when the last byte is.
+    const verify = this.deps.auth?.verify;
+    const feed = opts.authenticate && verify ? feedVerifier(verify, opts.authenticate, sniffer) : undefined;
     const tapped = (async function* () {
       for await (const chunk of raw) {
         sniffer.push(chunk);
         fingerprint.push(chunk);
+        if (feed) await feed.push(chunk);
         yield chunk;
       }
+      feed?.end();
     })();
     let staged: StagedBlob;
     try {
       staged = await this.deps.blobs.stage(tapped, { maxSize: opts.maxSize });
     } catch (err) {
+      feed?.abort();
       throw this.failed(ingress, err, 'stage');
     }
     try {
@@ -111,9 +132,16 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       // Postfix's virtual alias: the envelope recipient becomes the configured address, which
       // the routes then take (RFC 5321 §4.5.1 only asks that postmaster mail be accepted).
       if (pm && env.rcptTo.some(pm.is)) env = { ...env, rcptTo: [...new Set(env.rcptTo.map((r) => (pm.is(r) ? pm.alias : r)))] };
+      // Mail we did not take by SMTP ourselves: a trusted upstream's verdict, if it wrote one.
+      const verdict = feed ? await feed.verdict : !opts.authenticate && this.deps.auth ? trustedResults(head.lines, this.deps.auth.trustedHosts) : undefined;
+      const refusal = verdict && (await opts.authPolicy?.(verdict, env));
+      if (refusal) throw refusal;
       const id = newId();
-      const trace = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
+      const received = opts.trace === false ? null : receivedHeader(env, id, this.deps.hostname, this.deps.loop?.installationId);
+      // Our verdict travels with the trace: forwards and relays serve it above the Received: line (RFC 8601 §5).
+      const trace = received && verdict?.source === 'smtp' ? authResultsHeader(verdict) + received : received;
       const row = newMessageRow(id, env, staged, { ...head, contentSha256: fingerprint.digest() }, trace, opts.dedupScope);
+      if (verdict) row.auth = JSON.stringify(verdict);
       if (opts.handoff) row.handoff = opts.handoff;
       if (opts.route === false) row.status = 'kept';
       const stored = await new Promise<StoredMessage>((resolve, reject) => {
@@ -128,6 +156,7 @@ export class Intake extends EventEmitter<{ stored: [StoredMessage, Buffer | unde
       }
       return stored;
     } catch (err) {
+      feed?.abort();
       await this.deps.blobs.discard(staged);
       throw this.failed(ingress, err, 'commit');
     }

@@ -49,6 +49,11 @@ export class HeaderSniffer {
     }
   }
 
+  /** Still reading the header block, its end was found within the limit, or the limit passed without one. */
+  get state(): 'reading' | 'complete' | 'over' {
+    return !this.done ? 'reading' : this.complete ? 'complete' : 'over';
+  }
+
   /** Decoded fields found so far. */
   result(): SniffedHeaders {
     const block = this.chunks.length ? Buffer.concat(this.chunks) : Buffer.alloc(0);

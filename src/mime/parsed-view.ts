@@ -86,7 +86,8 @@ function parsedView(
     },
     parts,
     openRaw: () => blobs.open(message.rawSha256),
-    openRawWithTrace: async () => (await withTrace(message.trace, await blobs.open(message.rawSha256))).stream,
+    openRawWithTrace: async () =>
+      (await withTrace(message.trace, await blobs.open(message.rawSha256), { renameFor: message.auth?.source === 'smtp' ? message.auth.authservId : undefined })).stream,
     openPart: (part: StoredPart) => blobs.open(part.sha256),
     text: body('text'),
     html: body('html'),

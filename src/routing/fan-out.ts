@@ -2,7 +2,7 @@ import type { PlannedDelivery, Target } from '../core/delivery.js';
 
 /** One recipient taken by one route, with the captures its match produced. */
 export interface RoutedRecipient {
-  route: { name: string; deliver: readonly { kind: string; params: unknown }[] };
+  route: { name: string; deliver: readonly { kind: string; params: unknown }[]; /** Quarantined: why (the route's authFailure). */ held?: string };
   recipient: string;
   captures: Record<string, string>;
   /** Sort position of the route (priority order), so deliveries come out in route order. */
@@ -40,6 +40,7 @@ export function planDeliveries(routed: readonly RoutedRecipient[], targets: Read
         captures,
         recipientCaptures: { [recipient]: captures },
         destination,
+        ...(route.held ? { held: route.held } : {}),
         order: order * 1000 + targetIndex,
       });
     });

@@ -1,3 +1,4 @@
+import type { AuthVerdict } from '../core/auth.js';
 import type { ParsedMessage } from '../core/delivery.js';
 import type { RecipientCheck } from '../core/message.js';
 import type { EnvelopeFacts, ContentFacts } from './rules.js';
@@ -73,6 +74,10 @@ export class LiveRouter implements Router {
 
   plan(parsed: ParsedMessage) {
     return this.gen.router.plan(parsed);
+  }
+
+  authRefusal(verdict: AuthVerdict, env: EnvelopeFacts, rcptTo: readonly string[]) {
+    return this.gen.router.authRefusal(verdict, env, rcptTo);
   }
 
   /** The route's policy in the newest generation that has it: a route removed since still retries its deliveries as it said. */

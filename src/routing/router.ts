@@ -6,6 +6,7 @@ import { DEFAULT_RETRY, type RetryPolicy } from '../config/retry.js';
 import type { RecipientCheck } from '../core/message.js';
 import { compileRoute, type CompiledRoute, type ContentFacts, type EnvelopeFacts } from './rules.js';
 import type { Route } from './schema.js';
+import type { AuthVerdict } from '../core/auth.js';
 
 /**
  * Routes in priority order, evaluated per envelope recipient (never on To:, so Bcc and
@@ -53,6 +54,12 @@ export interface Router {
   plan(parsed: ParsedMessage): Promise<PlannedDelivery[]>;
   /** The retry policy of a route (its own, else the default). */
   retryPolicy(route: string): RetryPolicy;
+  /**
+   * The end-of-DATA refusal for a verdict: when every recipient's routes say `authFailure:
+   * refuse` and the verdict fails them. A transaction has one reply for all its recipients, so
+   * when only some would refuse, the message is kept and those routes' deliveries are held.
+   */
+  authRefusal(verdict: AuthVerdict, env: EnvelopeFacts, rcptTo: readonly string[]): Promise<MailError | undefined>;
 }
 
 /** Build the router from validated routes and the target registry (for RCPT-time target checks). */
@@ -154,6 +161,7 @@ export function createRouter(
       from: parsed.addresses.from ?? [],
       defects: msg.defects ?? [],
       unparsable: msg.parseStatus === 'raw',
+      auth: msg.auth ?? null,
     };
     const routed: RoutedRecipient[] = [];
     const unrouted: Unrouted[] = [];
@@ -169,7 +177,11 @@ export function createRouter(
         continue;
       }
       for (const { route, captures } of d.matches) {
-        routed.push({ route: { name: route.name, deliver: route.route.deliver }, recipient: rcpt, captures, order: compiled.indexOf(route) });
+        // A failing verdict keeps this route's deliveries held (quarantine; or refuse, when the
+        // transaction could not be refused because other recipients' routes took it).
+        const failing = route.authFailing(content.auth);
+        const held = failing ? `quarantined by route ${route.name}: ${failing.error.status} ${failing.error.message}` : undefined;
+        routed.push({ route: { name: route.name, deliver: route.route.deliver, held }, recipient: rcpt, captures, order: compiled.indexOf(route) });
       }
     }
     const deliveries = planDeliveries(routed, targets);
@@ -200,6 +212,20 @@ export function createRouter(
     },
     retryPolicy(name) {
       return byName.get(name)?.retry ?? DEFAULT_RETRY;
+    },
+    async authRefusal(verdict, env, rcptTo) {
+      if (!compiled.some((c) => c.route.authFailure?.action === 'refuse')) return undefined;
+      let first: MailError | undefined;
+      for (const rcpt of rcptTo) {
+        const d = await decide(rcpt, env);
+        if (!d.matches.length) return undefined;
+        for (const m of d.matches) {
+          const f = m.route.authFailing(verdict);
+          if (f?.action !== 'refuse') return undefined;
+          first ??= f.error;
+        }
+      }
+      return first;
     },
   };
 }

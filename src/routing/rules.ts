@@ -4,6 +4,7 @@ import { mailError, type MailError } from '../core/errors.js';
 import type { HeaderLine, StoredPart } from '../core/message.js';
 import { clientList } from '../net/client-list.js';
 import { decodeWords } from '../mime/header-sniff.js';
+import type { AuthVerdict } from '../core/auth.js';
 import { compileRecipientPattern, compileRegex, parseAddress, type RecipientPattern } from './address.js';
 
 export { compileRegex };
@@ -36,6 +37,8 @@ export interface ContentFacts {
   defects?: readonly string[];
   /** The message could not be parsed at all (kept as raw): malformed, whatever `defects` says. */
   unparsable?: boolean;
+  /** Sender authentication verdict; absent or null: not verified (no auth condition holds). */
+  auth?: AuthVerdict | null;
 }
 
 export interface CompiledRoute {
@@ -51,6 +54,49 @@ export interface CompiledRoute {
   checkEnvelope(f: EnvelopeFacts): Promise<MailError | null>;
   /** Null when the content satisfies the route; else why not (for logs). */
   checkContent(f: ContentFacts): string | null;
+  /** The route's authFailure action and why, when the verdict fails what it requires; else null. */
+  authFailing(v: AuthVerdict | null | undefined): { action: 'refuse' | 'quarantine'; error: MailError } | null;
+}
+
+const list = <T>(v: T | T[]): T[] => [v].flat() as T[];
+
+/** Why an auth match condition does not hold for a verdict, or null when it holds. */
+export function unmetAuth(m: NonNullable<Route['match']['auth']>, v: AuthVerdict | null | undefined): string | null {
+  if (!v) return 'no authentication verdict';
+  if (m.spf && !list(m.spf).includes(v.spf?.result ?? 'none')) return `spf=${v.spf?.result ?? 'none'}`;
+  if (m.dmarc && !list(m.dmarc).includes(v.dmarc?.result ?? 'none')) return `dmarc=${v.dmarc?.result ?? 'none'}`;
+  if (m.arc && !list(m.arc).includes(v.arc?.result ?? 'none')) return `arc=${v.arc?.result ?? 'none'}`;
+  if (m.dkim) {
+    const want = Array.isArray(m.dkim) || typeof m.dkim === 'string' ? { result: m.dkim, domain: undefined } : m.dkim;
+    const results = list(want.result);
+    const domain = want.domain?.toLowerCase().replace(/\.$/, '');
+    const sigs = domain ? v.dkim.filter((d) => d.domain.toLowerCase() === domain) : v.dkim;
+    // An unsigned message (or none from that domain) is dkim=none (RFC 8601 §2.7.1).
+    const hit = sigs.length ? sigs.some((d) => results.includes(d.result)) : results.includes('none');
+    if (!hit) return `no DKIM signature${domain ? ` from ${domain}` : ''} with ${results.join('|')}`;
+  }
+  return null;
+}
+
+/**
+ * The refusal for a verdict that fails what a route requires, or null. temperror and
+ * permerror of our own lookups are not failures of the sender: refusing them would turn a DNS
+ * outage into lost mail. DMARC fails only under a published p=quarantine or p=reject: p=none
+ * asks receivers to take no action (RFC 7489 §6.3).
+ */
+export function authRefusal(v: AuthVerdict | null | undefined, require: readonly string[]): MailError | null {
+  if (!v) return null;
+  if (require.includes('dmarc') && v.dmarc?.result === 'fail' && v.dmarc.policy && v.dmarc.policy !== 'none') {
+    return mailError('DMARC_FAILED', `Message rejected: ${v.dmarc.domain ?? 'the sender domain'} publishes DMARC p=${v.dmarc.policy} and the message fails it (no aligned SPF or DKIM pass)`);
+  }
+  if (require.includes('spf') && v.spf?.result === 'fail') {
+    return mailError('SENDER_AUTH_FAILED', `SPF fail: ${v.spf.domain ?? 'the sender domain'} does not permit this client to send its mail`);
+  }
+  if (require.includes('dkim') && v.dkim.length && !v.dkim.some((d) => d.result === 'pass')) {
+    return mailError('SENDER_AUTH_FAILED', `DKIM fail: no valid signature (${v.dkim.map((d) => `${d.domain || '?'}: ${d.result}`).join(', ')})`);
+  }
+  if (require.includes('arc') && v.arc?.result === 'fail') return mailError('SENDER_AUTH_FAILED', 'ARC fail: the ARC chain does not validate');
+  return null;
 }
 
 /** Kinds whose routes refuse the null sender by default: a delivery report has nobody to answer. */
@@ -83,7 +129,7 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
     route,
     name: route.name,
     ignoresNullSender: anonymous === 'ignore',
-    waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0 || m.defects !== undefined,
+    waitsForData: fromCheck || headers.length > 0 || m.size !== undefined || attachments.length > 0 || m.defects !== undefined || m.auth !== undefined,
     matchRecipient(rcpt) {
       if (!patterns.length) return {};
       for (const p of patterns) {
@@ -132,7 +178,16 @@ export function compileRoute(route: Route, resolve?: typeof lookup): CompiledRou
       if (m.defects === true && !malformed) return 'the message has no defects';
       if (m.defects === false && malformed) return `the message is malformed (${f.unparsable ? 'not parsable' : found.join(', ')})`;
       if (defectNames && !found.some((d) => (defectNames as readonly string[]).includes(d))) return `no defect ${defectNames.join(', ')}`;
+      if (m.auth) {
+        const unmet = unmetAuth(m.auth, f.auth);
+        if (unmet) return `auth: ${unmet}`;
+      }
       return null;
+    },
+    authFailing(v) {
+      if (!route.authFailure) return null;
+      const error = authRefusal(v, route.authFailure.require);
+      return error ? { action: route.authFailure.action, error } : null;
     },
   };
 }

@@ -5,6 +5,7 @@ import { retrySchema } from '../config/retry.js';
 import { routeRetentionSchema } from '../config/retention.js';
 import { checkClientEntries } from '../net/client-list.js';
 import { MIME_DEFECTS } from '../core/mime-defects.js';
+import { AUTH_RESULTS } from '../core/auth.js';
 import { compileRecipientPattern, compileRegex } from './address.js';
 import { compileTemplate, TemplateError } from './template.js';
 
@@ -42,6 +43,42 @@ const headerCondition = z.strictObject({
   name: z.string().regex(/^[!-9;-~]+$/, 'a header field name (RFC 5322 §2.2)').describe('header field name, any case'),
   match: regexString.describe('regex on the decoded value; any one field of that name matching is enough'),
 });
+
+const authResult = z.enum(AUTH_RESULTS);
+const authResults = oneOrMany(authResult);
+
+/** `dkim: pass`, `dkim: [pass, none]` or `dkim: { result: pass, domain: example.org }`. */
+const dkimCondition = z.union([
+  authResults,
+  z.strictObject({
+    result: authResults.default('pass').describe('result(s) of a signature'),
+    domain: z.string().min(1).describe("the signature's d= domain (any case; a subdomain does not count)"),
+  }),
+]);
+
+export const authMatchSchema = z
+  .strictObject({
+    spf: authResults.optional().describe('SPF result(s) (RFC 7208 §2.6): pass, fail, softfail, neutral, none, temperror, permerror'),
+    dkim: dkimCondition
+      .optional()
+      .describe('a DKIM signature with this result (optionally from this d= domain); `none`: unsigned'),
+    dmarc: authResults.optional().describe('DMARC result(s) (RFC 7489): pass, fail, none, temperror, permerror'),
+    arc: authResults.optional().describe('ARC chain result(s) (RFC 8617): pass, fail, none'),
+  })
+  .describe('sender authentication verdict (docs/authentication.md), checked after DATA; a message without a verdict matches no auth condition');
+
+export const authFailureSchema = z
+  .strictObject({
+    action: z
+      .enum(['refuse', 'quarantine'])
+      .describe('refuse: 550 at the end of DATA (5.7.26 for DMARC, RFC 7372; 5.7.1 otherwise), nothing kept, when every recipient is refused so; quarantine: kept, deliveries `held` until released (POST /api/v1/deliveries/{id}/retry, or `postroom replay --status held`)'),
+    require: z
+      .array(z.enum(['dmarc', 'spf', 'dkim', 'arc']))
+      .min(1)
+      .default(['dmarc'])
+      .describe('what must not fail: dmarc (fail under a published p=quarantine or p=reject), spf (fail), dkim (signed, and no signature passes), arc (fail)'),
+  })
+  .describe('what to do with mail for this route whose sender authentication fails; temperror never counts as a failure (refusing it would lose mail over a DNS outage)');
 
 export const matchSchema = z
   .strictObject({
@@ -83,6 +120,7 @@ export const matchSchema = z
       .describe(
         'true: the message is malformed (a parse defect, or it could not be parsed at all); false: it is clean; a defect name or list: it has one of them (checked after DATA)',
       ),
+    auth: authMatchSchema.optional(),
     anonymous: z
       .enum(['accept', 'reject', 'ignore'])
       .optional()
@@ -169,6 +207,7 @@ export function makeRouteSchema(targets: ReadonlyMap<string, Target<any>>) {
         .boolean()
         .default(false)
         .describe('true: later routes may deliver this recipient too (fan-out); false: stop here'),
+      authFailure: authFailureSchema.optional(),
       retry: retrySchema.optional().describe('retry policy of this route; default: 14 tries over about 3 days (docs/delivery.md)'),
       retention: routeRetentionSchema.optional(),
       dedup: z

@@ -8,7 +8,8 @@ import type { Dialect } from './schema.js';
 
 type Q = Kysely<Database> | Transaction<Database>;
 
-export type DeliveryStatus = 'pending' | 'done' | 'failed' | 'dead';
+/** held: quarantined by a route's authFailure; never leased until released (retry or replay). */
+export type DeliveryStatus = 'pending' | 'held' | 'done' | 'failed' | 'dead';
 
 /** A delivery as the API, the CLI and the worker see it. */
 export interface DeliveryRecord {
@@ -121,13 +122,13 @@ export function pendingDeliveryRow(messageId: string, p: PlannedDelivery, now: s
     captures: JSON.stringify(p.captures ?? {}),
     recipient_captures: p.recipientCaptures ? JSON.stringify(p.recipientCaptures) : null,
     destination: p.destination ?? '',
-    status: 'pending',
+    status: p.held ? 'held' : 'pending',
     attempts: 0,
     first_attempt_at: null,
     next_attempt_at: now,
     lease_owner: null,
     lease_until: null,
-    last_error: null,
+    last_error: p.held ?? null,
     receipt: null,
     created_at: now,
     updated_at: now,
@@ -172,7 +173,8 @@ export async function refreshMessageStatus(trx: Q, dialect: Dialect, messageId: 
     await trx.updateTable('messages').set({ status: out, error: why, updated_at: new Date().toISOString() }).where('id', '=', messageId).execute();
     return;
   }
-  const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : 'routed';
+  const held = rows.some((r) => r.status === 'held');
+  const status = bad ? 'failed' : rows.every((r) => r.status === 'done') ? 'delivered' : held ? 'held' : 'routed';
   // The error column says why a message failed; other errors (a parse failure of a message kept
   // as raw) stay, and a failure's text goes once a replay leaves nothing failed.
   // The failing delivery's reason is carried onto the message (a refused sender, a 5xx), so the

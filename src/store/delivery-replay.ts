@@ -2,7 +2,8 @@ import { transact, type Db } from './db.js';
 import { matchDeliveries, refreshMessageStatus, type DeliveryMatch } from './deliveries.js';
 
 /** What a bulk replay may pick: settled deliveries (a pending one is already queued). */
-export const REPLAYABLE = ['dead', 'failed', 'done'] as const;
+// held: quarantined deliveries (a route's authFailure); replaying them releases them.
+export const REPLAYABLE = ['dead', 'failed', 'done', 'held'] as const;
 export type ReplayableStatus = (typeof REPLAYABLE)[number];
 
 /** Which deliveries a bulk replay takes: a DeliveryMatch whose status is a settled one. */

@@ -1,3 +1,4 @@
+import type { AuthVerdict } from '../core/auth.js';
 import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { Envelope, HeaderLine, MessageStatus, ParseStatus, StoredMessage, StoredPart } from '../core/message.js';
@@ -64,6 +65,7 @@ export function newMessageRow(
     post_time: env.timeSource === 'message' ? head.date : null,
     content_sha256: head.contentSha256 ?? null,
     duplicate_of: null,
+    auth: null,
   };
 }
 
@@ -93,6 +95,7 @@ export function toStoredMessage(r: MessagesTable): StoredMessage {
     parseStatus: r.parse_status as ParseStatus,
     parseError: r.parse_error,
     defects: r.defects ? (JSON.parse(r.defects) as MimeDefect[]) : [],
+    auth: r.auth ? (JSON.parse(r.auth) as AuthVerdict) : null,
   };
 }
 

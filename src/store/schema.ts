@@ -48,6 +48,8 @@ export interface MessagesTable {
   duplicate_of: string | null;
   /** When an operator pinned it: retention never removes a pinned message. */
   pinned_at?: string | null;
+  /** JSON AuthVerdict (core/auth.ts): SPF, DKIM, DMARC and ARC results; null when not verified. */
+  auth: string | null;
 }
 
 /** The text a search looks in, per parsed message, lower case (store/search-index.ts). */

@@ -43,6 +43,10 @@ export const workpackageParams = z
       .boolean()
       .default(false)
       .describe('take mail from senders who are no tracker user (the author is Anonymous) or not a member of the project'),
+    require_dmarc: z
+      .boolean()
+      .default(false)
+      .describe("the From: address names a tracker user only when the message passed DMARC (RFC 7489) for its domain; else the delivery fails with 5.7.1 (needs auth.enabled or a trusted upstream's Authentication-Results)"),
     truncate: z
       .union([z.string().min(1), z.array(z.string().min(1))])
       .transform((v) => (Array.isArray(v) ? v : [v]))
@@ -82,6 +86,7 @@ export async function incomingMail(msg: ParsedMessage, maxFilename = 255): Promi
         size: p.size,
         sha256: p.sha256,
       })),
+    ...(msg.message.auth?.dmarc ? { dmarc: msg.message.auth.dmarc.result } : {}),
   };
 }
 
@@ -92,7 +97,7 @@ function rulesOf(p: WorkpackageParams, captures: Record<string, string>): Handle
     const v = renderParam(p[k], captures, []);
     if (v) defaults[k] = v;
   }
-  return { defaults, allowOverride: new Set(p.allow_override), noPermissionCheck: p.no_permission_check, truncate: p.truncate };
+  return { defaults, allowOverride: new Set(p.allow_override), noPermissionCheck: p.no_permission_check, requireDmarc: p.require_dmarc, truncate: p.truncate };
 }
 
 /**

@@ -153,6 +153,8 @@ const PEERS = {
       return false;
     }
   },
+  // python3-dkim's signers: DKIM and ARC signatures made outside Node (sender authentication tests).
+  dkimsign: () => hasCommand('dkimsign') && hasCommand('arcsign') && spawnSync(DEBIAN_PYTHON, ['-c', 'import dkim, authres'], { stdio: 'ignore' }).status === 0,
   rsync: () => hasCommand('rsync'),
   pg_dump: () => hasCommand('pg_dump'),
   curl: () => hasCommand('curl'),

@@ -4,6 +4,7 @@ import { startPostroom, type Postroom } from '../../src/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/telemetry/log.js';
+import type { DnsLookup } from '../../src/net/dns-cache.js';
 import { tempDir, testBackend } from './env.js';
 
 export interface TestPostroom extends Postroom {
@@ -43,7 +44,7 @@ async function pgSchema(): Promise<{ url: string; drop(): Promise<void> }> {
  * A whole Postroom in this process on a temporary data directory and free ports, on the
  * backend this run of the suite is for. `overrides` is config as a user would write it.
  */
-export async function startTestPostroom(overrides: ConfigInput = {}): Promise<TestPostroom> {
+export async function startTestPostroom(overrides: ConfigInput = {}, opts: { dnsLookup?: DnsLookup } = {}): Promise<TestPostroom> {
   const tmp = tempDir();
   const pgs = testBackend() === 'postgres' ? await pgSchema() : undefined;
   const config = validateConfig({
@@ -57,7 +58,7 @@ export async function startTestPostroom(overrides: ConfigInput = {}): Promise<Te
     store: { ...(pgs ? { database: pgs.url } : {}), ...(overrides.store ?? {}) },
   });
   const log = createLogger(config.log.level, { file: config.log.file });
-  const app = await startPostroom(config, { log });
+  const app = await startPostroom(config, { log, dnsLookup: opts.dnsLookup });
   const smtpPort = app.addresses.smtp?.port ?? 0;
   const httpPort = app.addresses.http?.port ?? 0;
   // A test that stops this Postroom and starts another on `pr.config` gets the same ports.

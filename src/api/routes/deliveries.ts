@@ -10,10 +10,10 @@ import type { ApiDeps } from '../deps.js';
 
 export const DELIVERIES = '/api/v1/deliveries';
 
-const DeliveryStatus = z.enum(['pending', 'done', 'failed', 'dead']);
+const DeliveryStatus = z.enum(['pending', 'held', 'done', 'failed', 'dead']);
 
 export const DeliveryListQuery = z.strictObject({
-  status: DeliveryStatus.optional().describe('pending, done, failed or dead'),
+  status: DeliveryStatus.optional().describe('pending, held (quarantined by a route\'s authFailure: POST .../retry releases it), done, failed or dead'),
   route: z.string().min(1).max(200).optional().describe('route name'),
   target: z.string().min(1).max(50).optional().describe('target kind: webhook, smtp, folder…'),
   error: z.string().min(1).max(500).optional().describe('a case-insensitive substring of the last error'),

@@ -164,6 +164,7 @@ export async function messageRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         reports: await reportsOf(deps, parts),
         duplicateOf: m.duplicateOf ?? null,
         pinnedAt: m.pinnedAt ?? null,
+        auth: m.auth ?? null,
       };
       return body;
     },

@@ -66,7 +66,7 @@ export const deliveriesCmd: Command = {
       return 0;
     }
     if (sub === 'list' && !id) {
-      if (values.status && !['pending', 'done', 'failed', 'dead'].includes(values.status)) {
+      if (values.status && !['pending', 'held', 'done', 'failed', 'dead'].includes(values.status)) {
         process.stderr.write(`postroom deliveries: --status must be pending, done, failed or dead\n`);
         return 64;
       }

@@ -1,3 +1,4 @@
+import { intakeAuth } from '../../intake/auth-setup.js';
 import os from 'node:os';
 import { ConfigError, loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
@@ -66,7 +67,7 @@ async function fetchOnce(o: FetchOpts, config: Config): Promise<{ res: PassResul
   try {
     await migrate(db);
     const blobs = openBlobStore(config, db);
-    const intake = new Intake({ db, blobs, log, metrics: createMetrics(), hostname: config.smtp.hostname ?? os.hostname(), headerLimit: config.parse.maxHeaderSize });
+    const intake = new Intake({ db, blobs, log, metrics: createMetrics(), hostname: config.smtp.hostname ?? os.hostname(), headerLimit: config.parse.maxHeaderSize, auth: intakeAuth({ ...config.auth, enabled: false }, config.smtp.hostname ?? os.hostname()) });
     // No parser runs here: a running `postroom serve` on this store parses and routes what is
     // kept, and the handoff mark has its parse poll take it at once rather than after a grace.
     const accept: Accept = (env, raw, opts) => intake.accept(env, raw, { ...opts, handoff: 'fetch' });

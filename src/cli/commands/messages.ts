@@ -4,7 +4,7 @@ import { listMessages, setPinned } from '../../store/messages.js';
 import type { Command } from '../command.js';
 import { withStore } from '../with-store.js';
 
-const STATUSES = ['received', 'kept', 'routed', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error', 'raw'];
+const STATUSES = ['received', 'kept', 'routed', 'held', 'delivered', 'failed', 'rejected', 'draft', 'sending', 'sent', 'error', 'raw'];
 const PARSE = ['pending', 'parsed', 'raw'];
 
 const USAGE = `usage: postroom messages list [--status STATUS] [--parse pending|parsed|raw] [--ingress NAME] [--limit N] [--json] [--config FILE]

@@ -5,7 +5,7 @@ import { REPLAYABLE, replayMatching, type ReplayableStatus } from '../../store/d
 import type { Command } from '../command.js';
 import { withStore } from '../with-store.js';
 
-const USAGE = `usage: postroom replay [--status dead|failed|done] [--route NAME] [--target KIND] [--destination D]
+const USAGE = `usage: postroom replay [--status dead|failed|done|held] [--route NAME] [--target KIND] [--destination D]
                       [--message ID] [--error TEXT] [--since TIME] [--until TIME] [--cap N] [--rate N]
                       [--dry-run] [--json] [--config FILE]
 
@@ -16,7 +16,7 @@ in id order); the rest stay as they are. --dry-run only counts. The filter and t
 written to the audit log. Works on the configured store (SQLite or PostgreSQL) whether or not
 'postroom serve' runs; a running server picks the deliveries up as they fall due.
 
-  --status S       dead (default), failed or done
+  --status S       dead (default), failed, done, or held (releases quarantined mail)
   --route NAME     deliveries of this route
   --target KIND    of this target kind (webhook, smtp, folder…)
   --destination D  landing where the target names D (a folder, a group, a recipient)

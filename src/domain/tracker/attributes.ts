@@ -21,6 +21,8 @@ export interface HandlerRules {
   /** Attribute names (type, status, …) or 'all'. */
   allowOverride: ReadonlySet<string>;
   noPermissionCheck: boolean;
+  /** The From: address names a user only when DMARC passed for its domain (else anyone could write it). */
+  requireDmarc?: boolean;
   /** Delimiter lines after which the body is ignored. */
   truncate: readonly string[];
 }

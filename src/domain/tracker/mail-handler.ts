@@ -41,6 +41,8 @@ export interface IncomingMail {
   /** In-Reply-To first, then References newest first: the mails this one answers. */
   answers: string[];
   attachments: { filename: string; contentType: string; size: number; sha256: string }[];
+  /** The message's DMARC result (RFC 7489) for the From: domain; undefined when not verified. */
+  dmarc?: string;
 }
 
 export interface HandlerResult {
@@ -59,8 +61,12 @@ export function subjectReference(subject: string): number | undefined {
 }
 
 /** The author under the rules: the sender's user (a member of every project named), or anonymous (null) with no_permission_check. */
-async function authorFor(q: TQ, rules: HandlerRules, sender: UserRecord | undefined, address: string | null, projects: ProjectRecord[]): Promise<string | null> {
+async function authorFor(q: TQ, rules: HandlerRules, sender: UserRecord | undefined, address: string | null, projects: ProjectRecord[], dmarc?: string): Promise<string | null> {
   if (rules.noPermissionCheck) return sender?.id ?? null;
+  // The From: lookup becomes authentication only when the domain vouched for it (DMARC pass).
+  if (rules.requireDmarc && dmarc !== 'pass') {
+    throw mailError('SENDER_AUTH_FAILED', `Sender <${address ?? ''}> not authenticated: DMARC ${dmarc ?? 'not verified'} (this route requires DMARC pass to take the From: address as a tracker user)`);
+  }
   if (!sender) {
     throw mailError('REJECTED', `Unknown sender <${address ?? ''}>: no tracker user has this address (a route with no_permission_check takes mail from anyone, as Anonymous)`);
   }
@@ -152,7 +158,7 @@ async function create(q: TQ, text: string, c: Ctx): Promise<HandlerResult> {
     if (!project) throw mailError('CONFIG', `the route's project '${c.rules.defaults.project}' does not exist in the tracker`);
   }
   if (!project) throw mailError('BAD_CONTENT', 'No project: the route names none, and the mail names none it may (allow_override: project)');
-  const author = await authorFor(q, c.rules, c.sender, c.mail.from, [project]);
+  const author = await authorFor(q, c.rules, c.sender, c.mail.from, [project], c.mail.dmarc);
   const r = await resolveLines(q, lines, { project: project.id, projectName: project.identifier, rules: c.rules, fields: c.fields });
   r.ignored.unshift(...ignored);
   checkDates(r, undefined);
@@ -202,7 +208,7 @@ async function update(q: TQ, id: number, text: string, c: Ctx): Promise<HandlerR
   const home = (await findProject(q, current.project))!;
   const moveTo = await projectFromLine(q, c.rules, lines.find((l) => l.attr === 'project'), ignored);
   const project = moveTo ?? home;
-  const author = await authorFor(q, c.rules, c.sender, c.mail.from, moveTo && moveTo.id !== home.id ? [home, moveTo] : [home]);
+  const author = await authorFor(q, c.rules, c.sender, c.mail.from, moveTo && moveTo.id !== home.id ? [home, moveTo] : [home], c.mail.dmarc);
   const r = await resolveLines(q, lines, { project: project.id, projectName: project.identifier, rules: c.rules, fields: c.fields });
   r.ignored.unshift(...ignored);
   checkDates(r, current);

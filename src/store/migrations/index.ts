@@ -16,6 +16,7 @@ import { m0015Users } from './0015-users.js';
 import { m0030HealthProbes } from './0030-health-probes.js';
 import { m0017ParseDefects } from './0017-parse-defects.js';
 import { m0018OneDueIndex } from './0018-one-due-index.js';
+import { m0031AuthVerdicts } from './0031-auth-verdicts.js';
 import { m0023FetchDeliver } from './0023-fetch-deliver.js';
 import { m0024SearchIndex } from './0024-search-index.js';
 import { m0025Retention } from './0025-retention.js';
@@ -53,4 +54,5 @@ export const migrations: Record<string, Migration> = {
   '0026-import': m0026Import,
   '0027-api-routes': m0027ApiRoutes,
   '0030-health-probes': m0030HealthProbes,
+  '0031-auth-verdicts': m0031AuthVerdicts,
 };
