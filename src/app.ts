@@ -8,6 +8,7 @@ import { makeDirsSync } from './core/make-dirs.js';
 import { createMetricsServer, type MetricsServer } from './api/metrics-server.js';
 import { createApiServer, type ApiServer } from './api/server.js';
 import { assembleDoor, fileSources, loadApiRoutes, type ApiRoutes } from './assemble.js';
+import type { Route } from './routing/schema.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { configHash, planReload, type ReloadResult } from './config/reload.js';
 import { LiveRouter } from './routing/live.js';
@@ -106,11 +107,11 @@ export function resolveApiToken(config: Config): string {
 }
 
 /** The retention limits of a config: the top-level ones, and each route's own. */
-export function retentionPolicy(config: Config): RetentionPolicy {
+export function retentionPolicy(config: Config, apiRoutes: readonly Route[] = []): RetentionPolicy {
   const { maxAge, maxMessages, maxBytes } = config.retention;
   return {
     defaults: { maxAge, maxMessages, maxBytes },
-    routes: Object.fromEntries(config.routes.filter((r) => r.retention).map((r) => [r.name, { ...r.retention }])),
+    routes: Object.fromEntries([...config.routes, ...apiRoutes].filter((r) => r.retention).map((r) => [r.name, { ...r.retention }])),
   };
 }
 
@@ -154,7 +155,6 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
   const sweeper = new Sweeper({ db: db.kysely, blobs, log, metrics, graceMs: config.store.sweep.grace, intervalMs: config.store.sweep.interval });
   sweeper.start();
   const retention = openRetention(config, { db, blobs, metrics, log });
-  if (retention.enabled) retention.start(config.retention.interval);
   const hostname = config.smtp.hostname ?? os.hostname();
   // Mail accounts: passwords sealed with secretKey; messages created through the API are sent
   // by the `outbound` target through their account's SMTP server. DSNs the forward target keeps
@@ -232,6 +232,7 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
   /** Build the routes of the running file and the last API routes read, and put them in force for new sessions. */
   function applyRouting(): void {
     const gen = router.swap(door.routerOf(running.routes, apiRoutes.routes), new Map([...fileSources(running.routes), ...apiRoutes.sources]));
+    applyRetention();
     app.smtp?.update({
       config: running.smtp,
       recipientCheck: door.checkFor(gen.router),
@@ -240,6 +241,20 @@ export async function startPostroom(config: Config, opts: { log?: Logger; origin
       tls: smtpTls,
     });
   }
+
+  /**
+   * Routes' own limits follow the routes in force (the file's after a reload, the API's); the
+   * top-level retention keys and the interval wait for a restart, as reload.ts reports.
+   */
+  let retentionStarted = false;
+  function applyRetention(): void {
+    retention.setPolicy(retentionPolicy({ ...config, routes: running.routes }, apiRoutes.routes));
+    if (retention.enabled && !retentionStarted) {
+      retentionStarted = true;
+      retention.start(config.retention.interval);
+    }
+  }
+  applyRetention();
 
   // One change at a time: a reload and a route poll racing would each build from half the state.
   let serial: Promise<unknown> = Promise.resolve();

@@ -98,12 +98,20 @@ export class Retention {
     },
   ) {
     this.now = deps.now ?? Date.now;
+    this.policy = deps.policy;
+  }
+
+  private policy: RetentionPolicy;
+
+  /** The limits from now on (routes changed by a reload or through the API). */
+  setPolicy(policy: RetentionPolicy): void {
+    this.policy = policy;
   }
 
   /** Whether any limit is set anywhere: without one nothing is ever removed. */
   get enabled(): boolean {
     const any = (l: RetentionLimits) => on(l.maxAge) || on(l.maxMessages) || on(l.maxBytes);
-    return any(this.deps.policy.defaults) || Object.values(this.deps.policy.routes).some((l) => any({ ...this.deps.policy.defaults, ...defined(l) }));
+    return any(this.policy.defaults) || Object.values(this.policy.routes).some((l) => any({ ...this.policy.defaults, ...defined(l) }));
   }
 
   /** Run now (in the background) and then every `intervalMs` (0: only now). */
@@ -165,7 +173,7 @@ export class Retention {
 
   /** The condition "this message may go now", on `messages`, from the limits as of now. */
   private async removable(): Promise<RawBuilder<SqlBool>> {
-    const { policy } = this.deps;
+    const { policy } = this;
     const own = Object.keys(policy.routes);
     const buckets: Bucket[] = [
       { limits: policy.defaults },

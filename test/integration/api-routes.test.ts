@@ -43,6 +43,15 @@ describe(`routes managed through /api/v1/routes [${testBackend()}]`, () => {
     await pr?.close();
   });
 
+  it('a route created through the API with its own retention limits starts retention', async () => {
+    const last = async () => Number(/^postroom_retention_last_run_timestamp_seconds (\S+)$/m.exec(await pr.metrics.registry.metrics())?.[1] ?? 0);
+    assert.equal(await last(), 0, 'no limit anywhere yet: retention never ran');
+    const res = await pr.api('/api/v1/routes', { method: 'POST', ...json({ name: 'api-kept', match: { recipient: 'kept@in.test' }, deliver: [{ discard: {} }], retention: { maxAge: '30d' } }) });
+    assert.equal(res.status, 201, await res.clone().text());
+    await waitFor(async () => (await last()) > 0, 'a retention run once the API route set a limit');
+    assert.equal((await pr.api('/api/v1/routes/api-kept', { method: 'DELETE' })).status, 204);
+  });
+
   it('create, update and delete change how the next message is routed', async () => {
     // Before: only the file route; api@ has no route (refused at the door).
     assert.equal((await send(pr, 'api@in.test', 1)).status, 422);
