@@ -113,7 +113,14 @@ describe('SMTP ingress outcomes, with swaks', () => {
     try {
       const r = await swaks(s.port, [...send, '--ehlo', 'client.example.org']);
       assert.ok(r.replies.includes('250 2.0.0 Ok: kept as msg-42'), r.out);
-      assert.deepEqual(seen.opts, { maxSize: 1024 * 1024, requireMessageId: true, trace: false });
+      // The session's facts go along for sender authentication (intake verifies when auth.enabled).
+      assert.deepEqual(seen.opts, {
+        maxSize: 1024 * 1024,
+        requireMessageId: true,
+        trace: false,
+        authenticate: { ip: '127.0.0.1', helo: 'client.example.org', mailFrom: 'a@example.org' },
+        authPolicy: undefined,
+      });
       assert.equal(seen.env?.helo, 'client.example.org');
       const tx = s.transactions();
       assert.equal(tx.length, 1);
