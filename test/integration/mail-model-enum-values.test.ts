@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
+import { MESSAGE_STATUSES } from '../../src/core/message.js';
 import { waitFor } from '../helpers/env.js';
 import { startTestPostroom, type TestPostroom } from '../helpers/postroom.js';
 
@@ -85,7 +86,7 @@ describe('mail model: extra values for built-in enumerations', () => {
     const doc = JSON.stringify((await call('GET', '/api/v1/openapi.json')).body);
     assert.match(doc, /"enum":\["imap","pop3","ews"\]/);
     assert.match(doc, /"enum":\["sending","archived","reviewed"\]/);
-    assert.match(doc, /"enum":\["received","routed","delivered","failed","rejected","draft","sending","sent","error","archived","reviewed"\]/);
+    assert.ok(doc.includes(`"enum":${JSON.stringify([...MESSAGE_STATUSES, 'archived', 'reviewed'])}`), 'the message statuses, then the extras');
   });
 
   it('the config refuses a field that is no enumeration, and a built-in value given again', () => {
