@@ -157,7 +157,7 @@ describe(`migration 0008 derives the parse status of kept rows (${testBackend()}
         ids[name] = id;
         const row = newMessageRow(id, { mailFrom: 'a@x.test', rcptTo: [`${name}@y.test`], ingress: 'smtp', receivedAt: new Date() }, { sha256: 'a'.repeat(64), size: 10 }, { messageId: null, subject: name, from: null, date: null }, null);
         // Without the columns later migrations add (0008 and on).
-        const { parse_status: _p, parse_error: _e, handoff: _h, content_sha256: _c, duplicate_of: _d, defects: _f, ...old } = row;
+        const { parse_status: _p, parse_error: _e, handoff: _h, content_sha256: _c, duplicate_of: _d, defects: _f, auth: _a, ...old } = row;
         await db.kysely.insertInto('messages').values({ ...old, status: r.status, error: r.error, parsed_at: r.parsed ? new Date().toISOString() : null } as never).execute();
         if (r.parsed) {
           await db.kysely.insertInto('parts').values({ id: newId(), message: id, idx: 0, kind: r.rawPart ? 'raw' : 'text', filename: null, original_filename: null, content_type: r.rawPart ? 'message/rfc822' : 'text/plain', content_id: null, size: 10, sha256: 'a'.repeat(64) }).execute();
