@@ -24,7 +24,7 @@ describe('postroom fetch options: the Redmine/OpenProject rake style and its def
     const o = fetchOptions(['imap', 'host=imap.example.org', 'username=u', 'password=p', 'port=993', 'ssl=true', 'allow_override=type,project', 'project=test_project']);
     assert.deepEqual([o.host, o.port, o.tls, o.folder, o.route, o.onSuccess], ['imap.example.org', 993, 'tls', 'INBOX', null, 'delete']);
     assert.deepEqual(deliverOf(['imap', 'username=u', 'password=p', 'allow_override=type,project', 'project=test_project']), [
-      { kind: 'workpackage', params: { project: 'test_project', allow_override: ['type', 'project'], no_permission_check: false, truncate: [] } },
+      { kind: 'workpackage', params: { project: 'test_project', allow_override: ['type', 'project'], no_permission_check: false, require_dmarc: false, truncate: [] } },
     ]);
   });
 
@@ -39,7 +39,7 @@ describe('postroom fetch options: the Redmine/OpenProject rake style and its def
 
   it('every work-package option: tracker is type, unknown_user=accept is no_permission_check, assigned_to is assignee', () => {
     const [t] = deliverOf(['pop3', 'username=u', 'password=p', 'project=p1', 'tracker=Bug', 'category=Docs', 'priority=High', 'status=New', 'allow_override=assigned_to,tracker', 'unknown_user=accept'])!;
-    assert.deepEqual(t.params, { project: 'p1', type: 'Bug', category: 'Docs', priority: 'High', status: 'New', allow_override: ['assignee', 'type'], no_permission_check: true, truncate: [] });
+    assert.deepEqual(t.params, { project: 'p1', type: 'Bug', category: 'Docs', priority: 'High', status: 'New', allow_override: ['assignee', 'type'], no_permission_check: true, require_dmarc: false, truncate: [] });
     assert.equal(deliverOf(['pop3', 'username=u', 'password=p', 'no_permission_check=1'])![0].params.no_permission_check, true);
     assert.throws(() => fetchOptions(['pop3', 'username=u', 'password=p', 'unknown_user=create']), /Postroom creates no users from mail/);
     assert.throws(() => fetchOptions(['pop3', 'username=u', 'password=p', 'allow_override=colour']), /'colour' is not an attribute/);
