@@ -1,8 +1,15 @@
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { arc, dkimVerify, dmarc, spf } from 'mailauth';
 import { AUTH_RESULTS, type AuthResult, type AuthVerdict, type DkimVerdict } from '../core/auth.js';
 import { boundedLookup, type DnsLookup } from '../net/dns-cache.js';
+
+/**
+ * mailauth, loaded when a message is first verified: loading it costs ~0.3 s and ~35 MiB, which
+ * every `postroom deliver` (one process per message from the MTA's pipe) and every server with
+ * `auth.enabled` off would pay for nothing.
+ */
+let mailauth: Promise<typeof import('mailauth')> | undefined;
+const loadMailauth = () => (mailauth ??= import('mailauth'));
 
 /** What the SMTP session knew when DATA began. */
 export interface SessionFacts {
@@ -41,6 +48,8 @@ interface MailauthDkimRow {
  * 200 MB message costs its header, not its size. BIMI is not asked (Postroom shows no logos).
  */
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
+  // Verification is on: load the library now, not while the first message waits on it.
+  void loadMailauth().catch(() => {});
   return async (raw, facts) => {
     let deadline = Number.POSITIVE_INFINITY;
     // Until the last byte the client is the slow one; the time bound starts at the end of DATA
@@ -84,14 +93,15 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 export function checkSpf(facts: SessionFacts, hostname: string, resolver: never): Promise<{ status?: { result?: string }; domain?: string } | undefined> {
   if (!facts.ip) return Promise.resolve(undefined);
   const helo = facts.helo ?? facts.ip;
-  return spf({
-    ip: facts.ip,
+  const ip = facts.ip;
+  return loadMailauth().then(({ spf }) => spf({
+    ip,
     // An address literal as HELO is written in brackets (RFC 5321 §4.1.3), as mailauth expects.
     helo: helo && isIP(helo) ? `[${helo}]` : helo,
     sender: facts.mailFrom || undefined,
     mta: hostname,
     resolver,
-  } as never).catch(() => undefined) as Promise<{ status?: { result?: string }; domain?: string } | undefined>;
+  } as never)).catch(() => undefined) as Promise<{ status?: { result?: string }; domain?: string } | undefined>;
 }
 
 /** The verdict when verification did not finish: RFC 8601 temperror for each method. */
@@ -108,6 +118,7 @@ export function unfinished(hostname: string, reason: string): AuthVerdict {
 }
 
 async function verifyAll(raw: Readable, spfRun: Promise<unknown>, resolver: never, opts: AuthenticatorOptions): Promise<AuthVerdict> {
+  const { arc, dkimVerify, dmarc } = await loadMailauth();
   const d = (await dkimVerify(raw, { resolver, minBitLength: opts.minBitLength } as never)) as unknown as {
     results?: MailauthDkimRow[];
     headerFrom?: string[];
