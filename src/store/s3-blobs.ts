@@ -1,16 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  S3ServiceException,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Kysely, Transaction } from 'kysely';
 import { MailError, mailError } from '../core/errors.js';
 import type { BlobStore, ByteRange, StagedBlob } from './ports.js';
@@ -40,16 +31,27 @@ const QUEUE_SIZE = 2;
 const PARALLEL_UPLOADS = 4;
 
 /**
+ * The AWS SDK, loaded when an S3 store is first used: loading it costs ~0.16 s and ~30 MiB,
+ * which every process (each `postroom deliver` from an MTA's pipe among them) would otherwise
+ * pay whatever store it uses.
+ */
+let sdk: Promise<{ s3: typeof import('@aws-sdk/client-s3'); Upload: typeof import('@aws-sdk/lib-storage').Upload }> | undefined;
+export function loadS3Sdk() {
+  // The SDK warns on stderr, once per process, that its releases after January 2027 want Node 22.
+  // Postroom supports Node 20 (package.json engines), and stderr of `postroom deliver` is the
+  // text an MTA puts in its bounce (pipe(8)): an operator's own setting still wins.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  return (sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({ s3, Upload: storage.Upload })));
+}
+
+/**
  * The S3 client for a location. Checksums only WHEN_REQUIRED: since 3.729 the SDK adds CRC32
  * trailers (aws-chunked bodies) to every upload by default, which MinIO before 2025, Ceph RGW,
  * Garage, s3rver and others reject or mis-store; the bytes are content-addressed already, and
  * each upload is confirmed by size before its row commits (the migration re-hashes what it copied).
  */
-export function s3Client(loc: S3Location): S3Client {
-  // The SDK warns on stderr, once per process, that its releases after January 2027 want Node 22.
-  // Postroom supports Node 20 (package.json engines), and stderr of `postroom deliver` is the
-  // text an MTA puts in its bounce (pipe(8)): an operator's own setting still wins.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+export async function s3Client(loc: S3Location): Promise<S3Client> {
+  const { s3 } = await loadS3Sdk();
   const cfg: S3ClientConfig = {
     region: loc.region,
     forcePathStyle: loc.forcePathStyle,
@@ -61,7 +63,7 @@ export function s3Client(loc: S3Location): S3Client {
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
   };
   if (loc.endpoint) cfg.endpoint = loc.endpoint;
-  return new S3Client(cfg);
+  return new s3.S3Client(cfg);
 }
 
 /**
@@ -81,7 +83,7 @@ export function s3Client(loc: S3Location): S3Client {
  */
 export class S3BlobStore implements BlobStore {
   private ready: Promise<void> | undefined;
-  readonly client: S3Client;
+  private readonly clientP: Promise<S3Client>;
 
   constructor(
     readonly loc: S3Location,
@@ -90,7 +92,14 @@ export class S3BlobStore implements BlobStore {
     private readonly inline: { store: BlobStore; limit: number },
     client?: S3Client,
   ) {
-    this.client = client ?? s3Client(loc);
+    this.clientP = client ? Promise.resolve(client) : s3Client(loc);
+    // Awaited by every use; a failed SDK load is reported there, not as an unhandled rejection here.
+    this.clientP.catch(() => {});
+  }
+
+  /** The SDK client (once the SDK is loaded). */
+  client(): Promise<S3Client> {
+    return this.clientP;
   }
 
   /** The object key of a blob. */
@@ -137,8 +146,9 @@ export class S3BlobStore implements BlobStore {
   async upload(s: StagedBlob): Promise<void> {
     const Key = this.keyOf(s.sha256);
     try {
+      const [{ s3, Upload }, client] = await Promise.all([loadS3Sdk(), this.client()]);
       const up = new Upload({
-        client: this.client,
+        client,
         params: { Bucket: this.loc.bucket, Key, Body: createReadStream(s.tempPath!, { highWaterMark: 1024 * 1024 }), ContentType: 'application/octet-stream' },
         partSize: PART_SIZE,
         queueSize: QUEUE_SIZE,
@@ -147,7 +157,7 @@ export class S3BlobStore implements BlobStore {
         leavePartsOnError: false,
       });
       await up.done();
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }));
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: this.loc.bucket, Key }));
       if (head.ContentLength !== s.size) {
         throw new Error(`object ${Key} has ${head.ContentLength} bytes after the upload, expected ${s.size}`);
       }
@@ -181,8 +191,9 @@ export class S3BlobStore implements BlobStore {
   async openObject(sha256: string, range?: ByteRange): Promise<Readable> {
     const Key = this.keyOf(sha256);
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.loc.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      const [{ s3 }, client] = await Promise.all([loadS3Sdk(), this.client()]);
+      const res = await client.send(
+        new s3.GetObjectCommand({ Bucket: this.loc.bucket, Key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
       const body = res.Body as Readable;
       if (!range) return body;
@@ -206,7 +217,8 @@ export class S3BlobStore implements BlobStore {
   /** Whether the bucket holds the blob (with `size` bytes, when given). */
   async hasObject(sha256: string, size?: number): Promise<boolean> {
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.keyOf(sha256) }));
+      const [{ s3 }, client] = await Promise.all([loadS3Sdk(), this.client()]);
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.keyOf(sha256) }));
       return size === undefined || head.ContentLength === size;
     } catch (err) {
       if (notFound(err)) return false;
@@ -231,8 +243,9 @@ export class S3BlobStore implements BlobStore {
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.loc.prefix ? `${this.loc.prefix}/` : undefined, ContinuationToken: token }),
+        const [{ s3 }, client] = await Promise.all([loadS3Sdk(), this.client()]);
+        page = await client.send(
+          new s3.ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.loc.prefix ? `${this.loc.prefix}/` : undefined, ContinuationToken: token }),
         );
       } catch (err) {
         throw this.failure(err, 'listing the bucket');
@@ -257,9 +270,10 @@ export class S3BlobStore implements BlobStore {
   private async removeOrphan(c: { sha256: string; modified: number }): Promise<boolean> {
     const Key = this.keyOf(c.sha256);
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key }));
+      const [{ s3 }, client] = await Promise.all([loadS3Sdk(), this.client()]);
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket: this.loc.bucket, Key }));
       if (head.LastModified?.getTime() !== c.modified) return false;
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key }));
+      await client.send(new s3.DeleteObjectCommand({ Bucket: this.loc.bucket, Key }));
       return true;
     } catch (err) {
       if (notFound(err)) return false;
@@ -270,7 +284,7 @@ export class S3BlobStore implements BlobStore {
   /** An SDK or network failure as the catalogue's OBJECT_STORE_FAILED, naming the bucket for the log. */
   private failure(err: unknown, doing: string): MailError {
     if (err instanceof MailError) return err;
-    const what = err instanceof S3ServiceException ? `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})` : err instanceof Error ? err.message : String(err);
+    const what = isServiceError(err) ? `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})` : err instanceof Error ? err.message : String(err);
     return mailError('OBJECT_STORE_FAILED', undefined, { cause: new Error(`object storage ${this.describe()}: ${doing} failed: ${what}`, { cause: err }) });
   }
 }
@@ -295,6 +309,11 @@ async function* sliceBytes(src: Readable, skip: number, take: number): AsyncGene
   }
 }
 
+/** An answer of the S3 server (the SDK's S3ServiceException, told by its $metadata without loading the SDK). */
+function isServiceError(err: unknown): err is Error & { $metadata: { httpStatusCode?: number } } {
+  return err instanceof Error && typeof (err as { $metadata?: unknown }).$metadata === 'object' && (err as { $metadata?: unknown }).$metadata !== null;
+}
+
 function notFound(err: unknown): boolean {
-  return err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404);
+  return isServiceError(err) && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404);
 }

@@ -77,7 +77,7 @@ describe('blobs on object storage (s3rver)', { skip: s3rverSkip('blobs on object
     const row = await rowOf('object storage big1');
     assert.equal(row.raw_sha256, sha(msg));
     // In the bucket under its content address, with its size (larger than the inline limit).
-    const head = await store.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `pr/${row.raw_sha256.slice(0, 2)}/${row.raw_sha256.slice(2, 4)}/${row.raw_sha256}` }));
+    const head = await (await store.client()).send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `pr/${row.raw_sha256.slice(0, 2)}/${row.raw_sha256.slice(2, 4)}/${row.raw_sha256}` }));
     assert.equal(head.ContentLength, msg.length);
 
     const whole = await app.api(`/api/v1/messages/${row.id}/raw?trace=0`);
@@ -152,8 +152,8 @@ describe('blobs on object storage (s3rver)', { skip: s3rverSkip('blobs on object
     const orphan = await store.stage([randomBytes(INLINE_LIMIT + 1)]);
     await store.settle([orphan]);
     // Not ours: other keys in the bucket, in and out of the prefix, are never touched.
-    await store.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'pr/notes.txt', Body: 'x' }));
-    await store.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `other/${orphan.sha256}`, Body: 'x' }));
+    await (await store.client()).send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'pr/notes.txt', Body: 'x' }));
+    await (await store.client()).send(new PutObjectCommand({ Bucket: s3.bucket, Key: `other/${orphan.sha256}`, Body: 'x' }));
 
     const young = await store.sweep({ graceMs: 3_600_000, db: app.db.kysely });
     assert.equal(young.blobs, 0);
@@ -164,7 +164,7 @@ describe('blobs on object storage (s3rver)', { skip: s3rverSkip('blobs on object
     assert.equal(await store.hasObject(orphan.sha256), false);
     assert.equal(await store.hasObject(kept.raw_sha256), true);
     for (const Key of ['pr/notes.txt', `other/${orphan.sha256}`]) {
-      await store.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key }));
+      await (await store.client()).send(new HeadObjectCommand({ Bucket: s3.bucket, Key }));
     }
     const res = await app.api(`/api/v1/messages/${kept.id}/raw?trace=0`);
     assert.equal(sha(Buffer.from(await res.arrayBuffer())), kept.raw_sha256);
